@@ -1,0 +1,398 @@
+// The page's half of the ipybridge protocol (docs/protocol.md), shared by the
+// Bridge, Player and legacy widgets. One BridgeClient per rendered view.
+// No DOM here: the client needs only an anywidget-like `model`
+// ({send, on, off}) so node tests can drive it with a fake model.
+
+import { decode, encode } from "./serialize.js";
+
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * @typedef {{send: (content: any, callbacks?: any, buffers?: ArrayBufferView[]) => void,
+ *            on: (name: string, cb: (...args: any[]) => void) => void,
+ *            off: (name: string, cb: (...args: any[]) => void) => void,
+ *            widget_manager?: any}} Model
+ * @typedef {{kwargs?: Record<string, unknown>, timeout?: number, signal?: AbortSignal,
+ *            onOutput?: (stream: string, text: string) => void}} CallOptions
+ * @typedef {{resolve: (v: any) => void, reject: (e: Error) => void, name: string,
+ *            onOutput?: (stream: string, text: string) => void, cleanup: () => void}} Pending
+ */
+
+/** @param {string} name @param {string} message @param {Record<string, any>} [extra] */
+export function makeError(name, message, extra = {}) {
+  const error = new Error(message);
+  error.name = name;
+  return Object.assign(error, extra);
+}
+
+/** A Python exception as a JavaScript Error. @param {{ename: string, evalue: string, traceback?: string[]}} e */
+export function pythonError(e) {
+  return makeError(e.ename, e.evalue, { ename: e.ename, evalue: e.evalue, traceback: e.traceback ?? [] });
+}
+
+let viewCounter = 0;
+function newViewId() {
+  const random = globalThis.crypto?.randomUUID?.() ?? `${Math.random()}`.slice(2);
+  return `v${++viewCounter}-${random}`;
+}
+
+/** Kernel statuses after which nothing pending will ever be answered. */
+const GONE_STATUSES = new Set(["restarting", "autorestarting", "dead", "terminating"]);
+
+export class BridgeClient {
+  /**
+   * @param {Model} model
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: any[]) => void}} [options]
+   */
+  constructor(model, options = {}) {
+    this.model = model;
+    this.viewId = newViewId();
+    this.closed = false;
+    /** @type {Error|null} */
+    this.closedError = null;
+    this._nextId = 1;
+    /** @type {Map<number, Pending>} */
+    this._pending = new Map();
+    /** @type {{item: Record<string, any>, fail?: (e: Error) => void}[]} */
+    this._outgoing = [];
+    this._flushQueued = false;
+    /** @type {Map<string, Set<(payload: any) => void>>} */
+    this._listeners = new Map();
+    /** @type {Map<string, (...args: any[]) => any>} */
+    this._handlers = new Map();
+    /** @type {Set<(error: Error) => void>} */
+    this._closeListeners = new Set();
+    this._customTypes = new Set(options.customTypes ?? []);
+    this._onCustom = options.onCustom;
+    /** Resolves when the view's own setup (e.g. the author's js) has run. */
+    this.setupDone = Promise.resolve();
+    this._onMessage = this._onMessage.bind(this);
+    this._onDestroy = () => this.closeAll("the widget was closed");
+    model.on("msg:custom", this._onMessage);
+    model.on("destroy", this._onDestroy);
+    this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
+    this._post({ type: "hello" });
+  }
+
+  // ------------------------------------------------------------ calls
+  /**
+   * Call an exposed Python function.
+   * @param {string} name @param {unknown[]} [args] @param {CallOptions} [options]
+   * @returns {Promise<any>}
+   */
+  call(name, args = [], options = {}) {
+    return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
+  }
+
+  /** @param {string} code @param {CallOptions} [options] */
+  execute(code, options = {}) {
+    return this.request({ type: "execute", code: String(code) }, options);
+  }
+
+  /** @param {string} name @param {unknown} value @param {CallOptions} [options] */
+  set(name, value, options = {}) {
+    return this.request({ type: "set", name, value }, options);
+  }
+
+  /** @param {string} name @param {CallOptions} [options] */
+  get(name, options = {}) {
+    return this.request({ type: "get", name }, options);
+  }
+
+  /**
+   * Send one request item and return the promise of its answer.
+   * @param {Record<string, any>} item @param {CallOptions} [options]
+   */
+  request(item, options = {}) {
+    if (this.closed) return Promise.reject(this.closedError);
+    const { timeout, signal, onOutput } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const id = this._nextId++;
+    const what = item.name ?? item.type;
+    return new Promise((resolve, reject) => {
+      /** @type {ReturnType<typeof setTimeout>|undefined} */
+      let timer;
+      const onAbort = () => this._giveUp(id, "abort", abortError(/** @type {AbortSignal} */ (signal)));
+      const cleanup = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup });
+      if (timeout !== undefined && timeout !== null) {
+        timer = setTimeout(
+          () => this._giveUp(id, "timeout", makeError("TimeoutError", `${what} did not answer within ${timeout} ms`)),
+          timeout,
+        );
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this._post({ ...item, id }, (error) => this._settle(id, error));
+    });
+  }
+
+  /** @param {number} id @param {"abort"|"timeout"} reason @param {Error} error */
+  _giveUp(id, reason, error) {
+    if (!this._pending.has(id)) return;
+    this._settle(id, error);
+    this._post({ type: "cancel", id, reason });
+  }
+
+  /** @param {number} id @param {Error|null} error @param {any} [value] */
+  _settle(id, error, value) {
+    const pending = this._pending.get(id);
+    if (!pending) return; // late answer after timeout/abort: dropped
+    this._pending.delete(id);
+    pending.cleanup();
+    if (error) pending.reject(error);
+    else pending.resolve(value);
+  }
+
+  // ----------------------------------------------------------- events
+  /** @param {string} name @param {(payload: any) => void} callback @returns {() => void} unsubscribe */
+  on(name, callback) {
+    let set = this._listeners.get(name);
+    if (!set) this._listeners.set(name, (set = new Set()));
+    set.add(callback);
+    return () => set?.delete(callback);
+  }
+
+  /** Register a handler Python can call with `call_js`. @param {string} name @param {(...args: any[]) => any} fn */
+  handle(name, fn) {
+    this._handlers.set(name, fn);
+    return () => {
+      if (this._handlers.get(name) === fn) this._handlers.delete(name);
+    };
+  }
+
+  /** @param {(error: Error) => void} callback called once if the link to the kernel is lost */
+  onClose(callback) {
+    this._closeListeners.add(callback);
+    return () => this._closeListeners.delete(callback);
+  }
+
+  // -------------------------------------------------------- transport
+  /**
+   * Queue an item; all items queued in one tick leave in one message.
+   * @param {Record<string, any>} item @param {(e: Error) => void} [fail] called if it cannot be encoded
+   */
+  _post(item, fail) {
+    this._outgoing.push({ item: { ...item, view: this.viewId }, fail });
+    if (!this._flushQueued) {
+      this._flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  flush() {
+    this._flushQueued = false;
+    if (this._outgoing.length === 0 || this.closed) return;
+    const queued = this._outgoing;
+    this._outgoing = [];
+    /** @type {Uint8Array[]} */
+    const buffers = [];
+    const msgs = [];
+    for (const { item, fail } of queued) {
+      const mark = buffers.length;
+      try {
+        msgs.push(encodeItem(item, buffers));
+      } catch (error) {
+        buffers.length = mark;
+        if (fail) fail(makeError("TypeError", /** @type {Error} */ (error).message));
+        else console.error("ipybridge: cannot send", item, error);
+      }
+    }
+    if (msgs.length === 0) return;
+    try {
+      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, undefined, buffers.map(exactBuffer));
+    } catch (error) {
+      this.closeAll(`the kernel cannot be reached: ${/** @type {Error} */ (error).message}`);
+    }
+  }
+
+  /** @param {any} content @param {ArrayLike<ArrayBuffer|ArrayBufferView>} [buffers] */
+  _onMessage(content, buffers = []) {
+    if (!content || content.ipb !== PROTOCOL_VERSION || !Array.isArray(content.msgs)) return;
+    for (const item of content.msgs) {
+      if (item.view != null && item.view !== this.viewId) continue;
+      try {
+        this._dispatch(item, buffers);
+      } catch (error) {
+        console.error("ipybridge: bad message from the kernel", item, error);
+      }
+    }
+  }
+
+  /** @param {any} item @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers */
+  _dispatch(item, buffers) {
+    const base = item.b0 ?? 0;
+    switch (item.type) {
+      case "result":
+        this._settle(item.id, null, decode(item.value, buffers, base));
+        return;
+      case "error":
+        this._settle(item.id, pythonError(item.error));
+        return;
+      case "output": {
+        const pending = this._pending.get(item.id);
+        if (!pending) return;
+        if (pending.onOutput) pending.onOutput(item.stream, item.text);
+        else (item.stream === "stderr" ? console.error : console.log)(`[python ${pending.name}]`, item.text);
+        return;
+      }
+      case "event":
+        for (const cb of [...(this._listeners.get(item.name) ?? [])]) {
+          try {
+            cb(decode(item.payload, buffers, base));
+          } catch (error) {
+            console.error(`ipybridge: listener for event ${JSON.stringify(item.name)} threw`, error);
+          }
+        }
+        return;
+      case "call":
+        this._answer(item, decode(item.args, buffers, base));
+        return;
+      case "welcome":
+      case "cancel":
+        return;
+      case "protocol_error":
+        console.error("ipybridge: the kernel refused a message:", item.error?.evalue);
+        return;
+      default:
+        if (this._customTypes.has(item.type) && this._onCustom) this._onCustom(item, buffers);
+    }
+  }
+
+  /** Run a JavaScript handler for Python's call_js and reply. @param {any} item @param {any[]} args */
+  async _answer(item, args) {
+    await this.setupDone.catch(() => {});
+    const fn = this._handlers.get(item.name);
+    if (!fn) {
+      const message = `no JavaScript handler named ${JSON.stringify(item.name)}: register one with bridge.handle(${JSON.stringify(item.name)}, fn)`;
+      this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
+      return;
+    }
+    try {
+      const value = await fn(...args);
+      this._post({ type: "reply", id: item.id, ok: true, value }, (error) =>
+        this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) }),
+      );
+    } catch (error) {
+      this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) });
+    }
+  }
+
+  // --------------------------------------------------------- lifetime
+  /** Reject everything pending with BridgeClosedError and refuse new calls. @param {string} why */
+  closeAll(why) {
+    if (this.closed) return;
+    this.closed = true;
+    this.closedError = makeError("BridgeClosedError", why);
+    for (const id of [...this._pending.keys()]) this._settle(id, this.closedError);
+    for (const cb of this._closeListeners) {
+      try {
+        cb(this.closedError);
+      } catch (error) {
+        console.error(error);
+      }
+    }
+  }
+
+  /** The view is going away: say bye, reject what is pending, stop listening. */
+  dispose() {
+    if (!this.closed) {
+      this._post({ type: "bye" });
+      this.flush();
+    }
+    this.closeAll("the view was removed from the page");
+    this.model.off("msg:custom", this._onMessage);
+    this.model.off("destroy", this._onDestroy);
+    this._unwatchKernel();
+  }
+
+  /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */
+  proxy() {
+    return new Proxy(
+      {},
+      {
+        get: (_target, prop) => {
+          // `then` must stay undefined or `await py` would treat the proxy as a promise.
+          if (typeof prop !== "string" || prop === "then") return undefined;
+          return (/** @type {unknown[]} */ ...args) => this.call(prop, args);
+        },
+      },
+    );
+  }
+}
+
+/** @param {Record<string, any>} item @param {Uint8Array[]} buffers */
+function encodeItem(item, buffers) {
+  const out = { ...item };
+  for (const key of ["args", "kwargs", "value"]) {
+    if (key in out) out[key] = encode(out[key], buffers);
+  }
+  return out;
+}
+
+/**
+ * The exact bytes of a view as its own ArrayBuffer when the view does not
+ * cover its whole buffer (some serializers send `view.buffer` whole).
+ * @param {Uint8Array} bytes
+ */
+function exactBuffer(bytes) {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  return bytes.slice();
+}
+
+/** @param {AbortSignal} signal */
+function abortError(signal) {
+  const reason = signal.reason;
+  if (reason instanceof Error && reason.name === "AbortError") return reason;
+  return makeError("AbortError", reason instanceof Error ? reason.message : "the call was aborted");
+}
+
+/** @param {unknown} error */
+function errorFields(error) {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack ?? "" };
+  return { name: "Error", message: String(error), stack: "" };
+}
+
+/**
+ * Call `onGone` when the model's kernel restarts, dies or shuts down.
+ * Works with JupyterLab/Notebook 7 widget managers; elsewhere it is a no-op
+ * and the model's "destroy" event still applies.
+ * @param {Model} model @param {(why: string) => void} onGone @returns {() => void}
+ */
+export function watchKernel(model, onGone) {
+  const manager = model.widget_manager;
+  /** @type {(() => void)[]} */
+  const undo = [];
+  /** @param {any} kernel */
+  const watch = (kernel) => {
+    if (!kernel || !kernel.statusChanged?.connect) return;
+    /** @param {any} _sender @param {string} status */
+    const onStatus = (_sender, status) => {
+      if (GONE_STATUSES.has(status)) onGone(`the kernel is ${status === "dead" ? "dead" : status === "terminating" ? "shutting down" : "restarting"}`);
+    };
+    const onDisposed = () => onGone("the kernel was shut down");
+    kernel.statusChanged.connect(onStatus);
+    kernel.disposed?.connect?.(onDisposed);
+    undo.push(() => {
+      kernel.statusChanged.disconnect(onStatus);
+      kernel.disposed?.disconnect?.(onDisposed);
+    });
+  };
+  try {
+    watch(manager?.kernel);
+    const session = manager?._context?.sessionContext;
+    if (session?.kernelChanged?.connect) {
+      /** @param {any} _sender @param {any} change */
+      const onChange = (_sender, change) => {
+        if (change.oldValue) onGone("the notebook's kernel was changed or shut down");
+      };
+      session.kernelChanged.connect(onChange);
+      undo.push(() => session.kernelChanged.disconnect(onChange));
+    }
+  } catch (error) {
+    console.warn("ipybridge: cannot watch the kernel's status", error);
+  }
+  return () => undo.forEach((fn) => fn());
+}

@@ -1,0 +1,15 @@
+"""ipybridge: JavaScript <-> Python calls, live animation and the classic
+``kernel.execute`` API for today's Jupyter, built on anywidget."""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .bridge import Bridge
+from .errors import BridgeClosedError, JavaScriptError
+
+__all__ = [
+    "Bridge",
+    "BridgeClosedError",
+    "JavaScriptError",
+    "__version__",
+]

@@ -1,0 +1,602 @@
+"""The kernel half of the protocol, free of widgets: dispatch, outbox, call_js.
+
+:class:`BridgeCore` is driven by two functions: ``receive(content, buffers)``
+for each comm message from the page, and the ``send(content, buffers)`` it was
+given to talk back. The widget (``bridge.py``) wires these to the comm; the
+unit tests wire them to a fake comm.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import concurrent.futures
+import inspect
+import itertools
+import keyword
+import linecache
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _runtime
+from ._capture import capture
+from ._protocol import (
+    BadItem,
+    Bye,
+    Call,
+    Cancel,
+    Custom,
+    Execute,
+    GetVar,
+    Hello,
+    Item,
+    ProtocolError,
+    Reply,
+    SetVar,
+    envelope,
+    parse_envelope,
+    simple_error,
+)
+from ._serialize import SerializationError, encode
+from .errors import BridgeClosedError, JavaScriptError
+
+log = logging.getLogger("ipybridge")
+
+Send = Callable[[dict[str, Any], list[memoryview]], None]
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: Replies waiting behind a running sync call are sent after at most this long.
+DEFERRED_FLUSH_S = 0.002
+#: A message bigger than this is flushed at once instead of waiting for company.
+FLUSH_BYTES = 4 << 20
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """``{ename, evalue, traceback}`` of an exception, without ipybridge's own frames."""
+    import traceback
+
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR + os.sep)
+    ]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)] if frames else []
+    lines += traceback.format_exception_only(type(exc), exc)
+    return {
+        "ename": type(exc).__name__,
+        "evalue": str(exc),
+        "traceback": [line.rstrip("\n") for line in lines],
+    }
+
+
+class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """Result of :meth:`Bridge.call_js`: await it, or block with ``.result(timeout)``."""
+
+    def __init__(self, core: BridgeCore) -> None:
+        super().__init__()
+        self._core = core
+
+    def __await__(self) -> Any:
+        return asyncio.wrap_future(self).__await__()
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self.done():
+            self._core.check_can_block()
+        return super().result(timeout)
+
+
+@dataclass
+class _JSCall:
+    future: JSFuture
+    name: str
+    item: dict[str, Any]
+    buffers: list[memoryview]
+    targets: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+
+
+class _Queued:
+    """A sync call waiting for (or running on) the worker; cancel drops its reply."""
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def _size(buffers: Sequence[memoryview]) -> int:
+    return sum(b.nbytes for b in buffers)
+
+
+class Outbox:
+    """Collects kernel->page items and sends them in as few messages as possible."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._items: list[tuple[dict[str, Any], list[memoryview]]] = []
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._scheduled: float | None = None  # delay of the pending flush
+
+    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
+        buffers = buffers or []
+        with self._lock:
+            last = self._items[-1][0] if self._items else None
+            if (
+                item.get("type") == "output"
+                and last is not None
+                and last.get("type") == "output"
+                and (last["view"], last["id"], last["stream"]) == (item["view"], item["id"], item["stream"])
+            ):
+                last["text"] += item["text"]
+                return
+            self._items.append((item, buffers))
+            self._bytes += _size(buffers)
+            big = self._bytes >= FLUSH_BYTES
+            schedule = not big and (self._scheduled is None or delay < self._scheduled)
+            if schedule:
+                self._scheduled = delay
+        if big:
+            self.flush()
+        elif schedule:
+            loop = _runtime.event_loop()
+            if delay <= 0:
+                loop.call_soon_threadsafe(self.flush)
+            else:
+                loop.call_soon_threadsafe(loop.call_later, delay, self.flush)
+
+    def flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                items, self._items = self._items, []
+                self._bytes = 0
+                self._scheduled = None
+            if not items:
+                return
+            wire: list[dict[str, Any]] = []
+            buffers: list[memoryview] = []
+            for item, item_buffers in items:
+                if item_buffers:
+                    item = {**item, "b0": len(buffers)}
+                    buffers.extend(item_buffers)
+                wire.append(item)
+            try:
+                self._send(envelope(wire), buffers)
+            except Exception:
+                log.exception("ipybridge could not send %d item(s) to the page", len(wire))
+
+
+class BridgeCore:
+    """Dispatch of page messages to exposed functions; events and calls to the page."""
+
+    #: Item types handled by :meth:`handle_custom` (the Player adds its own).
+    custom_types: frozenset[str] = frozenset()
+
+    def __init__(
+        self,
+        send: Send,
+        *,
+        allow_execute: bool = False,
+        namespace: MutableMapping[str, Any] | None = None,
+        name: str = "ipybridge",
+    ) -> None:
+        self.outbox = Outbox(send)
+        self.allow_execute = bool(allow_execute)
+        self._namespace = namespace
+        self.functions: dict[str, Callable[..., Any]] = {}
+        self.views: set[str] = set()
+        self._lock = threading.RLock()
+        self._before_view: list[tuple[dict[str, Any], list[memoryview]]] = []
+        self._js_calls: dict[int, _JSCall] = {}
+        self._js_ids = itertools.count(1)
+        self._running: dict[tuple[str, int], Any] = {}
+        self._worker = _runtime.SerialWorker(f"{name}-worker")
+        self._worker.on_idle = self.outbox.flush
+        self.closed = False
+        #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
+        self.delivered_on_main: bool | None = None
+        self._delivery_seen = threading.Event()
+
+    # ----------------------------------------------------------------- expose
+    def expose(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"expose() needs a callable, not {type(fn).__name__}")
+        name = name if name is not None else getattr(fn, "__name__", None)
+        if not isinstance(name, str) or not name or name == "<lambda>":
+            raise ValueError("give the function a name: expose(fn, name='...')")
+        self.functions[name] = fn
+
+    def expose_many(self, functions: Mapping[str, Callable[..., Any]] | Iterable[Callable[..., Any]]) -> None:
+        if isinstance(functions, Mapping):
+            for name, fn in functions.items():
+                self.expose(fn, name)
+        else:
+            for fn in functions:
+                self.expose(fn)
+
+    @property
+    def namespace(self) -> MutableMapping[str, Any]:
+        if self._namespace is None:
+            try:
+                from IPython import get_ipython
+
+                shell = get_ipython()
+            except ImportError:
+                shell = None
+            self._namespace = shell.user_ns if shell is not None else {}
+        return self._namespace
+
+    # --------------------------------------------------------------- receive
+    def receive(self, content: Any, buffers: Sequence[Any]) -> None:
+        """Handle one comm message from the page (any thread)."""
+        on_main = threading.current_thread() is threading.main_thread()
+        self.delivered_on_main = on_main
+        self._delivery_seen.set()
+        try:
+            items = parse_envelope(content, buffers, self.custom_types)
+        except ProtocolError as exc:
+            self.post({"type": "protocol_error", "view": None, "error": simple_error("ProtocolError", str(exc))})
+            return
+        except RecursionError:
+            self.post({"type": "protocol_error", "view": None, "error": simple_error("ProtocolError", "message nested too deeply")})
+            return
+        for item in items:
+            try:
+                self._handle(item)
+            except Exception as exc:  # never let one item break the others or the kernel
+                log.exception("ipybridge failed to handle %r", item)
+                self._reply_error_to(getattr(item, "view", None), getattr(item, "id", None), exc)
+
+    def _handle(self, item: Item) -> None:
+        if isinstance(item, Call):
+            self._handle_call(item)
+        elif isinstance(item, Reply):
+            self._handle_reply(item)
+        elif isinstance(item, Hello):
+            self._handle_hello(item.view)
+        elif isinstance(item, Bye):
+            self._handle_bye(item.view)
+        elif isinstance(item, Cancel):
+            handle = self._running.get((item.view, item.id))
+            if handle is not None:
+                _cancel_handle(handle)
+        elif isinstance(item, (Execute, SetVar, GetVar)):
+            if not self.allow_execute:
+                what = {Execute: "execute", SetVar: "set", GetVar: "get"}[type(item)]
+                self._reply_error_to(
+                    item.view,
+                    item.id,
+                    PermissionError(
+                        f"bridge.{what}() is disabled: create the Bridge with allow_execute=True "
+                        "to let this page run code and read or write variables"
+                    ),
+                )
+            else:
+                self._submit_sync(item.view, item.id, lambda: self._namespace_op(item))
+        elif isinstance(item, Custom):
+            self.handle_custom(item)
+        elif isinstance(item, BadItem):
+            if item.view is not None and item.id is not None:
+                self.post({"type": "error", "view": item.view, "id": item.id, "error": simple_error(item.ename, item.evalue)})
+            else:
+                self.post({"type": "protocol_error", "view": item.view, "error": simple_error(item.ename, item.evalue)})
+
+    def handle_custom(self, item: Custom) -> None:
+        """Subclasses handle their own item types here."""
+
+    def _handle_hello(self, view: str) -> None:
+        with self._lock:
+            self.views.add(view)
+            waiting, self._before_view = self._before_view, []
+            for call in self._js_calls.values():
+                if not call.targets:
+                    call.targets.add(view)
+        self.post({"type": "welcome", "view": view})
+        for queued_item, queued_buffers in waiting:
+            self.outbox.post(queued_item, queued_buffers)
+        self.on_view_ready(view)
+
+    def on_view_ready(self, view: str) -> None:
+        """Subclasses may send a view its initial state here."""
+
+    def _handle_bye(self, view: str) -> None:
+        with self._lock:
+            self.views.discard(view)
+            orphans = []
+            for call in self._js_calls.values():
+                call.targets.discard(view)
+                if not call.targets and not call.future.done():
+                    orphans.append(call)
+            for call in orphans:  # wait for the next view, as before the first one
+                self._before_view.append((call.item, call.buffers))
+        for key in [k for k in self._running if k[0] == view]:
+            _cancel_handle(self._running.get(key))
+
+    # ---------------------------------------------------------------- calls
+    def _handle_call(self, item: Call) -> None:
+        fn = self.functions.get(item.name)
+        if fn is None:
+            self._reply_error_to(
+                item.view, item.id, NameError(f"no Python function named {item.name!r} is exposed by this Bridge")
+            )
+            return
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+            self._spawn_async(item, fn)
+        else:
+            self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs))
+
+    def _output_sink(self, view: str, ident: int) -> Callable[[str, str], None]:
+        def sink(stream: str, text: str) -> None:
+            if text:
+                self.post({"type": "output", "view": view, "id": ident, "stream": stream, "text": text})
+
+        return sink
+
+    def _display_as_text(self, view: str, ident: int) -> Callable[[dict[str, Any]], None]:
+        sink = self._output_sink(view, ident)
+
+        def on_display(content: dict[str, Any]) -> None:
+            text = content.get("data", {}).get("text/plain")
+            if text:
+                sink("stdout", str(text) + "\n")
+
+        return on_display
+
+    def _submit_sync(self, view: str, ident: int, run: Callable[[], Any]) -> None:
+        key = (view, ident)
+        handle = _Queued()
+        self._running[key] = handle
+
+        def job() -> None:
+            try:
+                if handle.cancelled or self.closed:
+                    return
+                try:
+                    with capture(self._output_sink(view, ident), self._display_as_text(view, ident)):
+                        value = run()
+                except BaseException as exc:
+                    if not handle.cancelled:
+                        self._reply_error_to(view, ident, exc, delay=DEFERRED_FLUSH_S)
+                    return
+                if not handle.cancelled:
+                    self._reply_value(view, ident, value, delay=DEFERRED_FLUSH_S)
+            finally:
+                self._running.pop(key, None)
+
+        self._worker.submit(job)
+
+    def _spawn_async(self, item: Call, fn: Callable[..., Any]) -> None:
+        key = (item.view, item.id)
+
+        async def run() -> None:
+            try:
+                with capture(self._output_sink(item.view, item.id), self._display_as_text(item.view, item.id)):
+                    value = await fn(*item.args, **item.kwargs)
+            except asyncio.CancelledError:
+                return  # the page gave up (timeout/abort): a late result is dropped
+            except BaseException as exc:
+                self._reply_error_to(item.view, item.id, exc)
+            else:
+                self._reply_value(item.view, item.id, value)
+            finally:
+                self._running.pop(key, None)
+
+        with self._lock:
+            task = _runtime.spawn(run())
+            if not task.done():
+                self._running[key] = task
+
+    def _reply_value(self, view: str, ident: int, value: Any, delay: float = 0.0) -> None:
+        buffers: list[memoryview] = []
+        try:
+            tree = encode(value, buffers)
+        except SerializationError as exc:
+            self._reply_error_to(view, ident, TypeError(f"the result cannot be sent to JavaScript: {exc}"), delay)
+            return
+        except RecursionError:
+            self._reply_error_to(view, ident, TypeError("the result is nested too deeply to send"), delay)
+            return
+        self.post({"type": "result", "view": view, "id": ident, "value": tree}, buffers, delay)
+
+    def _reply_error_to(self, view: str | None, ident: int | None, exc: BaseException, delay: float = 0.0) -> None:
+        if view is None or ident is None:
+            self.post({"type": "protocol_error", "view": view, "error": error_payload(exc)}, delay=delay)
+        else:
+            self.post({"type": "error", "view": view, "id": ident, "error": error_payload(exc)}, delay=delay)
+
+    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
+        if not self.closed:
+            self.outbox.post(item, buffers, delay)
+
+    # ---------------------------------------------------------- namespace
+    def _namespace_op(self, item: Execute | SetVar | GetVar) -> Any:
+        ns = self.namespace
+        if isinstance(item, SetVar):
+            if not item.name.isidentifier() or keyword.iskeyword(item.name):
+                raise ValueError(f"{item.name!r} is not a valid Python variable name")
+            ns[item.name] = item.value
+            return None
+        if isinstance(item, GetVar):
+            try:
+                return ns[item.name]
+            except KeyError:
+                raise NameError(f"name {item.name!r} is not defined") from None
+        return self._execute(item)
+
+    def _execute(self, item: Execute) -> dict[str, Any]:
+        stdout: list[str] = []
+        stderr: list[str] = []
+        displays: list[dict[str, Any]] = []
+        stream_out = self._output_sink(item.view, item.id)
+
+        def on_stream(stream: str, text: str) -> None:
+            (stderr if stream == "stderr" else stdout).append(text)
+            stream_out(stream, text)
+
+        with capture(on_stream, lambda content: displays.append(content.get("data", {}))):
+            value = run_code(item.code, self.namespace)
+            result = format_result(value)
+        return {"result": result, "stdout": "".join(stdout), "stderr": "".join(stderr), "display": displays}
+
+    # ------------------------------------------------------------- to page
+    def emit(self, name: str, payload: Any = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError("event name must be a non-empty string")
+        buffers: list[memoryview] = []
+        item = {"type": "event", "name": name, "payload": encode(payload, buffers)}
+        self._send_or_queue(item, buffers)
+
+    def _send_or_queue(self, item: dict[str, Any], buffers: list[memoryview]) -> None:
+        with self._lock:
+            if not self.views:
+                self._before_view.append((item, buffers))
+                return
+        self.post(item, buffers)
+
+    def call_js(self, name: str, args: Sequence[Any], timeout: float | None) -> JSFuture:
+        if not isinstance(name, str) or not name:
+            raise TypeError("handler name must be a non-empty string")
+        future = JSFuture(self)
+        if self.closed:
+            future.set_exception(BridgeClosedError("the Bridge is closed"))
+            return future
+        buffers: list[memoryview] = []
+        ident = next(self._js_ids)
+        item = {"type": "call", "id": ident, "name": name, "args": encode(list(args), buffers)}
+        call = _JSCall(future, name, item, buffers)
+        with self._lock:
+            self._js_calls[ident] = call
+            call.targets.update(self.views)
+        future.add_done_callback(lambda _: self._js_calls.pop(ident, None))
+        if timeout is not None:
+            loop = _runtime.event_loop()
+            loop.call_soon_threadsafe(loop.call_later, timeout, self._expire, ident, timeout)
+        self._send_or_queue(item, buffers)
+        return future
+
+    def _expire(self, ident: int, timeout: float) -> None:
+        call = self._js_calls.get(ident)
+        if call is not None and _settle(call.future, exc=TimeoutError(f"JavaScript handler {call.name!r} did not answer within {timeout} s")):
+            with self._lock:
+                self._before_view = [(i, b) for i, b in self._before_view if i is not call.item]
+            self.post({"type": "cancel", "id": ident})
+
+    def _handle_reply(self, item: Reply) -> None:
+        call = self._js_calls.get(item.id)
+        if call is None:
+            return  # late, duplicate or unknown: the first answer already won
+        if item.ok:
+            _settle(call.future, value=item.value)
+            return
+        if item.missing:
+            with self._lock:
+                call.missing.add(item.view)
+                if not call.targets <= call.missing:
+                    return  # another view may still have the handler
+        _settle(call.future, exc=JavaScriptError(item.error.get("name", "Error"), item.error.get("message", ""), item.error.get("stack", "")))
+
+    def check_can_block(self) -> None:
+        """Raise instead of deadlocking when a cell blocks on an answer from the page."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if self.delivered_on_main is None and _kernel_has_subshells():
+            self._delivery_seen.wait(2.0)
+        if self.delivered_on_main is not False:
+            raise RuntimeError(
+                "cannot block this cell waiting for the page: this frontend delivers widget "
+                "messages on the kernel's main thread, which the waiting cell occupies "
+                "(kernel subshells need JupyterLab >= 4.4 or Notebook >= 7.4 with ipykernel >= 7). "
+                "Use `await bridge.call_js(...)` in the cell instead of .result()."
+            )
+
+    # ---------------------------------------------------------------- close
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        error = BridgeClosedError("the Bridge was closed")
+        for call in list(self._js_calls.values()):
+            _settle(call.future, exc=error)
+        for handle in list(self._running.values()):
+            _cancel_handle(handle)
+        self._worker.stop()
+
+
+def _settle(future: concurrent.futures.Future[Any], value: Any = None, exc: BaseException | None = None) -> bool:
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+        return True
+    except concurrent.futures.InvalidStateError:
+        return False
+
+
+def _cancel_handle(handle: Any) -> None:
+    if isinstance(handle, asyncio.Task):
+        handle.get_loop().call_soon_threadsafe(handle.cancel)
+    elif handle is not None:
+        handle.cancel()
+
+
+def _kernel_has_subshells() -> bool:
+    try:
+        from ipykernel.kernelbase import Kernel
+    except ImportError:
+        return False
+    return Kernel.initialized() and bool(getattr(Kernel.instance(), "_supports_kernel_subshells", False))
+
+
+_EXECUTE_FILENAME = "<bridge-execute>"
+
+
+def run_code(code: str, namespace: MutableMapping[str, Any]) -> Any:
+    """Run ``code`` like a notebook cell; return the value of its last expression."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None:
+        code = shell.transform_cell(code)
+    linecache.cache[_EXECUTE_FILENAME] = (len(code), None, code.splitlines(True), _EXECUTE_FILENAME)
+    tree = ast.parse(code, _EXECUTE_FILENAME, "exec")
+    last: ast.Expression | None = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    body = compile(tree, _EXECUTE_FILENAME, "exec", flags=flags)
+    _run(eval(body, namespace))  # noqa: S307 - allow_execute=True is the author's opt-in
+    if last is None:
+        return None
+    return _run(eval(compile(last, _EXECUTE_FILENAME, "eval", flags=flags), namespace))  # noqa: S307
+
+
+def _run(value: Any) -> Any:
+    if inspect.iscoroutine(value):  # top-level await: run it on ipybridge's loop
+        return asyncio.run_coroutine_threadsafe(value, _runtime.event_loop()).result()
+    return value
+
+
+def format_result(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None:
+        data, _metadata = shell.display_formatter.format(value)
+        return dict(data)
+    return {"text/plain": repr(value)}

@@ -1,0 +1,544 @@
+// js/serialize.js
+var TAG = "$ipb";
+var MAX_DEPTH = 100;
+var DTYPES = {
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  bool: Uint8Array
+};
+function dtypeOf(array) {
+  if (array instanceof Uint8ClampedArray) return "uint8";
+  for (const [name, ctor] of Object.entries(DTYPES)) {
+    if (name !== "bool" && array instanceof ctor) return name;
+  }
+  return null;
+}
+function isTypedArray(value) {
+  return ArrayBuffer.isView(value) && !(value instanceof DataView);
+}
+function bytesOf(view2) {
+  return new Uint8Array(view2.buffer, view2.byteOffset, view2.byteLength);
+}
+function encode(value, buffers) {
+  return enc(value, buffers, 0, "value");
+}
+function enc(value, buffers, depth, path) {
+  if (depth > MAX_DEPTH) throw new TypeError(`${path}: nesting deeper than ${MAX_DEPTH} levels (or a cycle)`);
+  if (value === null || value === void 0) return null;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (Number.isFinite(value)) return value;
+      return { [TAG]: "float", v: Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf" };
+    case "bigint":
+      return { [TAG]: "bigint", v: value.toString() };
+    case "function":
+    case "symbol":
+      throw new TypeError(`${path}: cannot send a ${typeof value} to Python`);
+  }
+  if (value instanceof ArrayBuffer) {
+    buffers.push(new Uint8Array(value));
+    return { [TAG]: "bytes", i: buffers.length - 1 };
+  }
+  if (value instanceof DataView || value instanceof Uint8Array) {
+    buffers.push(bytesOf(value));
+    return { [TAG]: "bytes", i: buffers.length - 1 };
+  }
+  if (isTypedArray(value)) {
+    buffers.push(bytesOf(value));
+    return { [TAG]: "ndarray", dtype: dtypeOf(value), shape: [value.length], i: buffers.length - 1 };
+  }
+  if (Array.isArray(value)) {
+    return value.map((item, i) => enc(item, buffers, depth + 1, `${path}[${i}]`));
+  }
+  const obj = (
+    /** @type {Record<string, unknown>} */
+    value
+  );
+  if (isNDArrayLike(obj)) return encodeND(obj, buffers, path);
+  if (typeof /** @type {any} */
+  obj.toJSON === "function") {
+    return enc(
+      /** @type {any} */
+      obj.toJSON(),
+      buffers,
+      depth + 1,
+      path
+    );
+  }
+  const proto = Object.getPrototypeOf(obj);
+  if (proto !== Object.prototype && proto !== null) {
+    const kind = obj.constructor?.name ?? "object";
+    throw new TypeError(`${path}: cannot send a ${kind} to Python (use plain objects, arrays, numbers, strings, TypedArrays)`);
+  }
+  const out = {};
+  for (const [key, item] of Object.entries(obj)) {
+    if (item === void 0) continue;
+    out[key] = enc(item, buffers, depth + 1, `${path}.${key}`);
+  }
+  return TAG in out ? { [TAG]: "dict", v: out } : out;
+}
+function isNDArrayLike(obj) {
+  return typeof obj.dtype === "string" && Array.isArray(obj.shape) && isTypedArray(obj.data);
+}
+function encodeND(nd, buffers, path) {
+  const ctor = DTYPES[
+    /** @type {keyof typeof DTYPES} */
+    nd.dtype
+  ];
+  if (!ctor) throw new TypeError(`${path}: unsupported dtype ${JSON.stringify(nd.dtype)}`);
+  const count = nd.shape.reduce((a, b) => a * b, 1);
+  if (nd.data.length !== count) {
+    throw new TypeError(`${path}: shape [${nd.shape}] needs ${count} elements, data has ${nd.data.length}`);
+  }
+  buffers.push(bytesOf(nd.data));
+  return { [TAG]: "ndarray", dtype: nd.dtype, shape: [...nd.shape], i: buffers.length - 1 };
+}
+function decode(tree, buffers, base = 0) {
+  return dec(tree, buffers, base, 0);
+}
+function dec(tree, buffers, base, depth) {
+  if (depth > MAX_DEPTH) throw new TypeError(`value nested deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(tree)) return tree.map((item) => dec(item, buffers, base, depth + 1));
+  if (tree === null || typeof tree !== "object") return tree;
+  const obj = (
+    /** @type {Record<string, any>} */
+    tree
+  );
+  if (!(TAG in obj)) {
+    const out = {};
+    for (const [key, item] of Object.entries(obj)) out[key] = dec(item, buffers, base, depth + 1);
+    return out;
+  }
+  switch (obj[TAG]) {
+    case "float":
+      return obj.v === "nan" ? NaN : obj.v === "inf" ? Infinity : -Infinity;
+    case "bigint":
+      return BigInt(obj.v);
+    case "bytes":
+      return toBytes(buffers[base + obj.i]);
+    case "ndarray": {
+      const ctor = DTYPES[
+        /** @type {keyof typeof DTYPES} */
+        obj.dtype
+      ];
+      if (!ctor) throw new TypeError(`unsupported dtype ${obj.dtype}`);
+      return { dtype: obj.dtype, shape: obj.shape, data: view(ctor, toBytes(buffers[base + obj.i])) };
+    }
+    case "dict": {
+      const out = {};
+      for (const [key, item] of Object.entries(obj.v)) out[key] = dec(item, buffers, base, depth + 1);
+      return out;
+    }
+    default:
+      throw new TypeError(`unknown tagged value ${JSON.stringify(obj[TAG])}`);
+  }
+}
+function toBytes(buf) {
+  if (buf === void 0) throw new TypeError("message refers to a missing buffer");
+  if (buf instanceof ArrayBuffer) return new Uint8Array(buf);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+function view(ctor, bytes) {
+  const size = ctor.BYTES_PER_ELEMENT;
+  if (bytes.byteLength % size !== 0) throw new TypeError(`buffer of ${bytes.byteLength} bytes is not a whole number of ${size}-byte items`);
+  if (bytes.byteOffset % size === 0) return new ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / size);
+  return new ctor(bytes.slice().buffer, 0, bytes.byteLength / size);
+}
+
+// js/protocol.js
+var PROTOCOL_VERSION = 1;
+function makeError(name, message, extra = {}) {
+  const error = new Error(message);
+  error.name = name;
+  return Object.assign(error, extra);
+}
+function pythonError(e) {
+  return makeError(e.ename, e.evalue, { ename: e.ename, evalue: e.evalue, traceback: e.traceback ?? [] });
+}
+var viewCounter = 0;
+function newViewId() {
+  const random = globalThis.crypto?.randomUUID?.() ?? `${Math.random()}`.slice(2);
+  return `v${++viewCounter}-${random}`;
+}
+var GONE_STATUSES = /* @__PURE__ */ new Set(["restarting", "autorestarting", "dead", "terminating"]);
+var BridgeClient = class {
+  /**
+   * @param {Model} model
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: any[]) => void}} [options]
+   */
+  constructor(model, options = {}) {
+    this.model = model;
+    this.viewId = newViewId();
+    this.closed = false;
+    this.closedError = null;
+    this._nextId = 1;
+    this._pending = /* @__PURE__ */ new Map();
+    this._outgoing = [];
+    this._flushQueued = false;
+    this._listeners = /* @__PURE__ */ new Map();
+    this._handlers = /* @__PURE__ */ new Map();
+    this._closeListeners = /* @__PURE__ */ new Set();
+    this._customTypes = new Set(options.customTypes ?? []);
+    this._onCustom = options.onCustom;
+    this.setupDone = Promise.resolve();
+    this._onMessage = this._onMessage.bind(this);
+    this._onDestroy = () => this.closeAll("the widget was closed");
+    model.on("msg:custom", this._onMessage);
+    model.on("destroy", this._onDestroy);
+    this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
+    this._post({ type: "hello" });
+  }
+  // ------------------------------------------------------------ calls
+  /**
+   * Call an exposed Python function.
+   * @param {string} name @param {unknown[]} [args] @param {CallOptions} [options]
+   * @returns {Promise<any>}
+   */
+  call(name, args = [], options = {}) {
+    return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
+  }
+  /** @param {string} code @param {CallOptions} [options] */
+  execute(code, options = {}) {
+    return this.request({ type: "execute", code: String(code) }, options);
+  }
+  /** @param {string} name @param {unknown} value @param {CallOptions} [options] */
+  set(name, value, options = {}) {
+    return this.request({ type: "set", name, value }, options);
+  }
+  /** @param {string} name @param {CallOptions} [options] */
+  get(name, options = {}) {
+    return this.request({ type: "get", name }, options);
+  }
+  /**
+   * Send one request item and return the promise of its answer.
+   * @param {Record<string, any>} item @param {CallOptions} [options]
+   */
+  request(item, options = {}) {
+    if (this.closed) return Promise.reject(this.closedError);
+    const { timeout, signal, onOutput } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const id = this._nextId++;
+    const what = item.name ?? item.type;
+    return new Promise((resolve, reject) => {
+      let timer;
+      const onAbort = () => this._giveUp(id, "abort", abortError(
+        /** @type {AbortSignal} */
+        signal
+      ));
+      const cleanup = () => {
+        if (timer !== void 0) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup });
+      if (timeout !== void 0 && timeout !== null) {
+        timer = setTimeout(
+          () => this._giveUp(id, "timeout", makeError("TimeoutError", `${what} did not answer within ${timeout} ms`)),
+          timeout
+        );
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this._post({ ...item, id }, (error) => this._settle(id, error));
+    });
+  }
+  /** @param {number} id @param {"abort"|"timeout"} reason @param {Error} error */
+  _giveUp(id, reason, error) {
+    if (!this._pending.has(id)) return;
+    this._settle(id, error);
+    this._post({ type: "cancel", id, reason });
+  }
+  /** @param {number} id @param {Error|null} error @param {any} [value] */
+  _settle(id, error, value) {
+    const pending = this._pending.get(id);
+    if (!pending) return;
+    this._pending.delete(id);
+    pending.cleanup();
+    if (error) pending.reject(error);
+    else pending.resolve(value);
+  }
+  // ----------------------------------------------------------- events
+  /** @param {string} name @param {(payload: any) => void} callback @returns {() => void} unsubscribe */
+  on(name, callback) {
+    let set = this._listeners.get(name);
+    if (!set) this._listeners.set(name, set = /* @__PURE__ */ new Set());
+    set.add(callback);
+    return () => set?.delete(callback);
+  }
+  /** Register a handler Python can call with `call_js`. @param {string} name @param {(...args: any[]) => any} fn */
+  handle(name, fn) {
+    this._handlers.set(name, fn);
+    return () => {
+      if (this._handlers.get(name) === fn) this._handlers.delete(name);
+    };
+  }
+  /** @param {(error: Error) => void} callback called once if the link to the kernel is lost */
+  onClose(callback) {
+    this._closeListeners.add(callback);
+    return () => this._closeListeners.delete(callback);
+  }
+  // -------------------------------------------------------- transport
+  /**
+   * Queue an item; all items queued in one tick leave in one message.
+   * @param {Record<string, any>} item @param {(e: Error) => void} [fail] called if it cannot be encoded
+   */
+  _post(item, fail) {
+    this._outgoing.push({ item: { ...item, view: this.viewId }, fail });
+    if (!this._flushQueued) {
+      this._flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+  flush() {
+    this._flushQueued = false;
+    if (this._outgoing.length === 0 || this.closed) return;
+    const queued = this._outgoing;
+    this._outgoing = [];
+    const buffers = [];
+    const msgs = [];
+    for (const { item, fail } of queued) {
+      const mark = buffers.length;
+      try {
+        msgs.push(encodeItem(item, buffers));
+      } catch (error) {
+        buffers.length = mark;
+        if (fail) fail(makeError(
+          "TypeError",
+          /** @type {Error} */
+          error.message
+        ));
+        else console.error("ipybridge: cannot send", item, error);
+      }
+    }
+    if (msgs.length === 0) return;
+    try {
+      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, void 0, buffers.map(exactBuffer));
+    } catch (error) {
+      this.closeAll(`the kernel cannot be reached: ${/** @type {Error} */
+      error.message}`);
+    }
+  }
+  /** @param {any} content @param {ArrayLike<ArrayBuffer|ArrayBufferView>} [buffers] */
+  _onMessage(content, buffers = []) {
+    if (!content || content.ipb !== PROTOCOL_VERSION || !Array.isArray(content.msgs)) return;
+    for (const item of content.msgs) {
+      if (item.view != null && item.view !== this.viewId) continue;
+      try {
+        this._dispatch(item, buffers);
+      } catch (error) {
+        console.error("ipybridge: bad message from the kernel", item, error);
+      }
+    }
+  }
+  /** @param {any} item @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers */
+  _dispatch(item, buffers) {
+    const base = item.b0 ?? 0;
+    switch (item.type) {
+      case "result":
+        this._settle(item.id, null, decode(item.value, buffers, base));
+        return;
+      case "error":
+        this._settle(item.id, pythonError(item.error));
+        return;
+      case "output": {
+        const pending = this._pending.get(item.id);
+        if (!pending) return;
+        if (pending.onOutput) pending.onOutput(item.stream, item.text);
+        else (item.stream === "stderr" ? console.error : console.log)(`[python ${pending.name}]`, item.text);
+        return;
+      }
+      case "event":
+        for (const cb of [...this._listeners.get(item.name) ?? []]) {
+          try {
+            cb(decode(item.payload, buffers, base));
+          } catch (error) {
+            console.error(`ipybridge: listener for event ${JSON.stringify(item.name)} threw`, error);
+          }
+        }
+        return;
+      case "call":
+        this._answer(item, decode(item.args, buffers, base));
+        return;
+      case "welcome":
+      case "cancel":
+        return;
+      case "protocol_error":
+        console.error("ipybridge: the kernel refused a message:", item.error?.evalue);
+        return;
+      default:
+        if (this._customTypes.has(item.type) && this._onCustom) this._onCustom(item, buffers);
+    }
+  }
+  /** Run a JavaScript handler for Python's call_js and reply. @param {any} item @param {any[]} args */
+  async _answer(item, args) {
+    await this.setupDone.catch(() => {
+    });
+    const fn = this._handlers.get(item.name);
+    if (!fn) {
+      const message = `no JavaScript handler named ${JSON.stringify(item.name)}: register one with bridge.handle(${JSON.stringify(item.name)}, fn)`;
+      this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
+      return;
+    }
+    try {
+      const value = await fn(...args);
+      this._post(
+        { type: "reply", id: item.id, ok: true, value },
+        (error) => this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) })
+      );
+    } catch (error) {
+      this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) });
+    }
+  }
+  // --------------------------------------------------------- lifetime
+  /** Reject everything pending with BridgeClosedError and refuse new calls. @param {string} why */
+  closeAll(why) {
+    if (this.closed) return;
+    this.closed = true;
+    this.closedError = makeError("BridgeClosedError", why);
+    for (const id of [...this._pending.keys()]) this._settle(id, this.closedError);
+    for (const cb of this._closeListeners) {
+      try {
+        cb(this.closedError);
+      } catch (error) {
+        console.error(error);
+      }
+    }
+  }
+  /** The view is going away: say bye, reject what is pending, stop listening. */
+  dispose() {
+    if (!this.closed) {
+      this._post({ type: "bye" });
+      this.flush();
+    }
+    this.closeAll("the view was removed from the page");
+    this.model.off("msg:custom", this._onMessage);
+    this.model.off("destroy", this._onDestroy);
+    this._unwatchKernel();
+  }
+  /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */
+  proxy() {
+    return new Proxy(
+      {},
+      {
+        get: (_target, prop) => {
+          if (typeof prop !== "string" || prop === "then") return void 0;
+          return (...args) => this.call(prop, args);
+        }
+      }
+    );
+  }
+};
+function encodeItem(item, buffers) {
+  const out = { ...item };
+  for (const key of ["args", "kwargs", "value"]) {
+    if (key in out) out[key] = encode(out[key], buffers);
+  }
+  return out;
+}
+function exactBuffer(bytes) {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  return bytes.slice();
+}
+function abortError(signal) {
+  const reason = signal.reason;
+  if (reason instanceof Error && reason.name === "AbortError") return reason;
+  return makeError("AbortError", reason instanceof Error ? reason.message : "the call was aborted");
+}
+function errorFields(error) {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack ?? "" };
+  return { name: "Error", message: String(error), stack: "" };
+}
+function watchKernel(model, onGone) {
+  const manager = model.widget_manager;
+  const undo = [];
+  const watch = (kernel) => {
+    if (!kernel || !kernel.statusChanged?.connect) return;
+    const onStatus = (_sender, status) => {
+      if (GONE_STATUSES.has(status)) onGone(`the kernel is ${status === "dead" ? "dead" : status === "terminating" ? "shutting down" : "restarting"}`);
+    };
+    const onDisposed = () => onGone("the kernel was shut down");
+    kernel.statusChanged.connect(onStatus);
+    kernel.disposed?.connect?.(onDisposed);
+    undo.push(() => {
+      kernel.statusChanged.disconnect(onStatus);
+      kernel.disposed?.disconnect?.(onDisposed);
+    });
+  };
+  try {
+    watch(manager?.kernel);
+    const session = manager?._context?.sessionContext;
+    if (session?.kernelChanged?.connect) {
+      const onChange = (_sender, change) => {
+        if (change.oldValue) onGone("the notebook's kernel was changed or shut down");
+      };
+      session.kernelChanged.connect(onChange);
+      undo.push(() => session.kernelChanged.disconnect(onChange));
+    }
+  } catch (error) {
+    console.warn("ipybridge: cannot watch the kernel's status", error);
+  }
+  return () => undo.forEach((fn) => fn());
+}
+
+// js/bridge.js
+var AsyncFunction = Object.getPrototypeOf(async function() {
+}).constructor;
+function publicApi(client) {
+  return Object.freeze({
+    call: client.call.bind(client),
+    execute: client.execute.bind(client),
+    set: client.set.bind(client),
+    get: client.get.bind(client),
+    on: client.on.bind(client),
+    handle: client.handle.bind(client),
+    onClose: client.onClose.bind(client),
+    get closed() {
+      return client.closed;
+    },
+    py: client.proxy()
+  });
+}
+function showError(el, error, where) {
+  console.error(`ipybridge: ${where}`, error);
+  const box = document.createElement("pre");
+  box.className = "ipybridge-error";
+  box.setAttribute("role", "alert");
+  const e = (
+    /** @type {any} */
+    error
+  );
+  box.textContent = `${where}: ${e?.name ?? "Error"}: ${e?.message ?? String(error)}`;
+  el.appendChild(box);
+}
+function render({ model, el }) {
+  el.classList.add("ipybridge-bridge");
+  const client = new BridgeClient(model);
+  const api = publicApi(client);
+  el.innerHTML = model.get("html") ?? "";
+  const source = model.get("js") ?? "";
+  if (source.trim()) {
+    client.setupDone = (async () => {
+      try {
+        await new AsyncFunction("el", "py", "bridge", source)(el, api.py, api);
+      } catch (error) {
+        showError(el, error, "error in the Bridge's js");
+      }
+    })();
+  }
+  return () => client.dispose();
+}
+var bridge_default = { render };
+export {
+  bridge_default as default,
+  publicApi,
+  showError
+};

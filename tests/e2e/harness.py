@@ -1,0 +1,268 @@
+"""A real Jupyter server, a real Chromium, notebooks written with nbformat.
+
+One ``jupyter lab`` server serves both UIs: JupyterLab 4 at ``/lab`` and
+Notebook 7 at ``/notebooks``. Tests write a notebook, open it, run its cells
+through the menus as a user would, click and read the page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from playwright.sync_api import Browser, Locator, Page, expect
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+#: Upper bound of any single wait in the e2e tests (ms); generous for 2 slow cores.
+WAIT_MS = 60_000
+UIS = ("lab", "notebook")
+
+
+def chromium_path() -> str:
+    """Chromium to drive: $IPYBRIDGE_CHROMIUM, else `chromium` on PATH. Never skips."""
+    path = os.environ.get("IPYBRIDGE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError(
+            "no Chromium found: install Debian's `chromium` package (the README's test command does) "
+            "or set IPYBRIDGE_CHROMIUM to a Chromium/Chrome binary"
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+SETTINGS = {
+    # Keep every cell in the DOM so tests can read any output.
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    # No news/update toasts over the page.
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
+
+
+@dataclass
+class JupyterServer:
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def shutdown_kernels(self) -> None:
+        for session in self.api("/api/sessions"):
+            with contextlib.suppress(Exception):
+                self.api(f"/api/sessions/{session['id']}", method="DELETE")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(root: Path, app: str = "lab", extra_args: list[str] | None = None) -> JupyterServer:
+    root.mkdir(parents=True, exist_ok=True)
+    settings_dir = root / ".settings"
+    for name, value in SETTINGS.items():
+        path = settings_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    port = free_port()
+    log_path = root / f"server-{port}.log"
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings_dir), "JUPYTER_PLATFORM_DIRS": "1"}
+    env.pop("JUPYTER_TOKEN", None)
+    args = [
+        sys.executable, "-m", "jupyter", app, "--no-browser",
+        f"--port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+        f"--ServerApp.root_dir={root}", "--ServerApp.allow_root=True",
+        *(extra_args or []),
+    ]  # fmt: skip
+    log = log_path.open("wb")
+    process = subprocess.Popen(args, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = JupyterServer(root, port, process, log_path, extra_args or [])
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jupyter {app} exited:\n{server.log_text()}")
+        try:
+            server.api("/api/status")
+            return server
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"jupyter {app} did not start in 90 s:\n{server.log_text()}")
+
+
+def stop_server(server: JupyterServer) -> None:
+    with contextlib.suppress(Exception):
+        server.shutdown_kernels()
+    server.process.terminate()
+    try:
+        server.process.wait(20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, path)
+
+
+class NotebookPage:
+    """A notebook open in JupyterLab ("lab") or Notebook 7 ("notebook")."""
+
+    def __init__(self, page: Page, server: JupyterServer, ui: str, path: Path) -> None:
+        self.page = page
+        self.server = server
+        self.ui = ui
+        self.path = path
+        self.console: list[str] = []
+        page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+
+    def open(self) -> NotebookPage:
+        rel = self.path.relative_to(self.server.root).as_posix()
+        url = f"{self.server.url}/lab/tree/{rel}?reset" if self.ui == "lab" else f"{self.server.url}/notebooks/{rel}"
+        self.page.goto(url)
+        self.cells.first.wait_for(timeout=WAIT_MS)
+        # The kernel is up when the status indicator says idle.
+        self.wait_kernel_idle()
+        return self
+
+    @property
+    def cells(self) -> Locator:
+        return self.page.locator(".jp-Notebook .jp-Cell")
+
+    def cell(self, index: int) -> Locator:
+        return self.cells.nth(index)
+
+    def output(self, index: int) -> Locator:
+        return self.cell(index).locator(".jp-OutputArea-output")
+
+    def wait_kernel_idle(self) -> None:
+        self.page.wait_for_function(
+            """() => {
+                const el = document.querySelector('.jp-Notebook-ExecutionIndicator, #jp-Notebook-ExecutionIndicator');
+                const status = el && (el.getAttribute('data-status') || '');
+                return status === 'idle';
+            }""",
+            timeout=WAIT_MS,
+        )
+
+    def menu(self, menu: str, item: str) -> None:
+        self.page.locator(".lm-MenuBar-itemLabel", has_text=menu).first.click()
+        self.page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
+
+    def run_all(self) -> None:
+        self.menu("Run", "Run All Cells")
+
+    def run_cell(self, index: int) -> None:
+        """Select cell ``index`` and run it with Shift+Enter, as a user would."""
+        self.cell(index).locator(".jp-InputPrompt").first.click()
+        self.page.keyboard.press("Escape")
+        self.page.keyboard.press("Shift+Enter")
+
+    def wait_cell_done(self, index: int, timeout: int = WAIT_MS) -> None:
+        """Wait until cell ``index`` shows an execution count (not '*' or blank)."""
+        prompt = self.cell(index).locator(".jp-InputPrompt").first
+        expect(prompt).to_have_text(_EXECUTED, timeout=timeout)
+
+    def restart_kernel(self) -> None:
+        self.menu("Kernel", "Restart Kernel")
+        self.page.locator(".jp-Dialog .jp-mod-accept").click()
+
+    def shutdown_kernel(self) -> None:
+        self.menu("Kernel", "Shut Down Kernel")
+        dialog = self.page.locator(".jp-Dialog .jp-mod-accept")
+        with contextlib.suppress(Exception):
+            dialog.click(timeout=3000)
+
+    def save(self) -> None:
+        self.page.keyboard.press("Control+s")
+
+
+_EXECUTED = __import__("re").compile(r"\[\d+\]")
+
+
+class Jupyter:
+    """Opens notebooks in one server from one browser; one page per notebook."""
+
+    def __init__(self, server: JupyterServer, browser: Browser, artifacts: Path) -> None:
+        self.server = server
+        self.browser = browser
+        self.artifacts = artifacts
+        self.pages: list[NotebookPage] = []
+
+    def open(self, ui: str, cells: list[str], name: str | None = None) -> NotebookPage:
+        path = self.server.root / f"{name or 'nb'}-{uuid.uuid4().hex[:8]}.ipynb"
+        write_notebook(path, cells)
+        context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        nb = NotebookPage(page, self.server, ui, path)
+        self.pages.append(nb)
+        return nb.open()
+
+    def close(self, failed_test: str | None) -> None:
+        for i, nb in enumerate(self.pages):
+            if failed_test:
+                self.artifacts.mkdir(parents=True, exist_ok=True)
+                stem = f"{failed_test}-{i}"
+                with contextlib.suppress(Exception):
+                    nb.page.screenshot(path=str(self.artifacts / f"{stem}.png"), full_page=True)
+                (self.artifacts / f"{stem}-console.txt").write_text("\n".join(nb.console))
+            with contextlib.suppress(Exception):
+                nb.page.context.close()
+        if failed_test:
+            (self.artifacts / f"{failed_test}-server.log").write_text(self.server.log_text())
+        self.server.shutdown_kernels()
+
+
+@contextlib.contextmanager
+def launched_chromium() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
