@@ -42,7 +42,7 @@ const GONE_STATUSES = new Set(["restarting", "autorestarting", "dead", "terminat
 export class BridgeClient {
   /**
    * @param {Model} model
-   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: any[]) => void}} [options]
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void}} [options]
    */
   constructor(model, options = {}) {
     this.model = model;

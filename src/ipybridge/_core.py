@@ -184,7 +184,7 @@ class BridgeCore:
         send: Send,
         *,
         allow_execute: bool = False,
-        namespace: MutableMapping[str, Any] | None = None,
+        namespace: dict[str, Any] | None = None,
         name: str = "ipybridge",
     ) -> None:
         self.outbox = Outbox(send)
@@ -222,7 +222,7 @@ class BridgeCore:
                 self.expose(fn)
 
     @property
-    def namespace(self) -> MutableMapping[str, Any]:
+    def namespace(self) -> dict[str, Any]:
         if self._namespace is None:
             try:
                 from IPython import get_ipython
@@ -245,12 +245,18 @@ class BridgeCore:
             self.post({"type": "protocol_error", "view": None, "error": simple_error("ProtocolError", str(exc))})
             return
         except RecursionError:
-            self.post({"type": "protocol_error", "view": None, "error": simple_error("ProtocolError", "message nested too deeply")})
+            self.post(
+                {
+                    "type": "protocol_error",
+                    "view": None,
+                    "error": simple_error("ProtocolError", "message nested too deeply"),
+                }
+            )
             return
         for item in items:
             try:
                 self._handle(item)
-            except Exception as exc:  # never let one item break the others or the kernel
+            except Exception as exc:  # noqa: PERF203 - one bad item must not break the others or the kernel
                 log.exception("ipybridge failed to handle %r", item)
                 self._reply_error_to(getattr(item, "view", None), getattr(item, "id", None), exc)
 
@@ -284,7 +290,9 @@ class BridgeCore:
             self.handle_custom(item)
         elif isinstance(item, BadItem):
             if item.view is not None and item.id is not None:
-                self.post({"type": "error", "view": item.view, "id": item.id, "error": simple_error(item.ename, item.evalue)})
+                self.post(
+                    {"type": "error", "view": item.view, "id": item.id, "error": simple_error(item.ename, item.evalue)}
+                )
             else:
                 self.post({"type": "protocol_error", "view": item.view, "error": simple_error(item.ename, item.evalue)})
 
@@ -327,7 +335,7 @@ class BridgeCore:
                 item.view, item.id, NameError(f"no Python function named {item.name!r} is exposed by this Bridge")
             )
             return
-        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
             self._spawn_async(item, fn)
         else:
             self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs))
@@ -361,7 +369,7 @@ class BridgeCore:
                 try:
                     with capture(self._output_sink(view, ident), self._display_as_text(view, ident)):
                         value = run()
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - SystemExit etc. become the call's error
                     if not handle.cancelled:
                         self._reply_error_to(view, ident, exc, delay=DEFERRED_FLUSH_S)
                     return
@@ -381,7 +389,7 @@ class BridgeCore:
                     value = await fn(*item.args, **item.kwargs)
             except asyncio.CancelledError:
                 return  # the page gave up (timeout/abort): a late result is dropped
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - any failure becomes the call's error
                 self._reply_error_to(item.view, item.id, exc)
             else:
                 self._reply_value(item.view, item.id, value)
@@ -483,7 +491,9 @@ class BridgeCore:
 
     def _expire(self, ident: int, timeout: float) -> None:
         call = self._js_calls.get(ident)
-        if call is not None and _settle(call.future, exc=TimeoutError(f"JavaScript handler {call.name!r} did not answer within {timeout} s")):
+        if call is not None and _settle(
+            call.future, exc=TimeoutError(f"JavaScript handler {call.name!r} did not answer within {timeout} s")
+        ):
             with self._lock:
                 self._before_view = [(i, b) for i, b in self._before_view if i is not call.item]
             self.post({"type": "cancel", "id": ident})
@@ -500,7 +510,12 @@ class BridgeCore:
                 call.missing.add(item.view)
                 if not call.targets <= call.missing:
                     return  # another view may still have the handler
-        _settle(call.future, exc=JavaScriptError(item.error.get("name", "Error"), item.error.get("message", ""), item.error.get("stack", "")))
+        _settle(
+            call.future,
+            exc=JavaScriptError(
+                item.error.get("name", "Error"), item.error.get("message", ""), item.error.get("stack", "")
+            ),
+        )
 
     def check_can_block(self) -> None:
         """Raise instead of deadlocking when a cell blocks on an answer from the page."""
@@ -558,7 +573,7 @@ def _kernel_has_subshells() -> bool:
 _EXECUTE_FILENAME = "<bridge-execute>"
 
 
-def run_code(code: str, namespace: MutableMapping[str, Any]) -> Any:
+def run_code(code: str, namespace: dict[str, Any]) -> Any:
     """Run ``code`` like a notebook cell; return the value of its last expression."""
     try:
         from IPython import get_ipython
@@ -572,7 +587,8 @@ def run_code(code: str, namespace: MutableMapping[str, Any]) -> Any:
     tree = ast.parse(code, _EXECUTE_FILENAME, "exec")
     last: ast.Expression | None = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+        last = ast.Expression(tree.body[-1].value)
+        del tree.body[-1]
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     body = compile(tree, _EXECUTE_FILENAME, "exec", flags=flags)
     _run(eval(body, namespace))  # noqa: S307 - allow_execute=True is the author's opt-in

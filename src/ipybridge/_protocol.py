@@ -128,9 +128,7 @@ def _name(raw: dict[str, Any], key: str = "name") -> str:
     return name
 
 
-def parse_envelope(
-    content: Any, buffers: Sequence[Any], custom_types: frozenset[str] = frozenset()
-) -> list[Item]:
+def parse_envelope(content: Any, buffers: Sequence[Any], custom_types: frozenset[str] = frozenset()) -> list[Item]:
     """Validate one comm message from the page; return its items.
 
     Raises :class:`ProtocolError` only when the envelope itself is unusable

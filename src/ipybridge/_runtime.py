@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import queue
 import threading
@@ -57,7 +56,7 @@ def in_loop_thread() -> bool:
         return False
 
 
-def spawn(coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     """Start ``coro`` as a task on ipybridge's loop from any thread; return the task.
 
     From another thread this blocks only until the task object exists (a few
@@ -65,12 +64,12 @@ def spawn(coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = 
     """
     loop = event_loop()
     if in_loop_thread():
-        return loop.create_task(coro, context=context)
+        return loop.create_task(coro)
     holder: list[asyncio.Task[Any]] = []
     made = threading.Event()
 
     def create() -> None:
-        holder.append(loop.create_task(coro, context=context))
+        holder.append(loop.create_task(coro))
         made.set()
 
     loop.call_soon_threadsafe(create)

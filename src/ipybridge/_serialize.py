@@ -99,18 +99,14 @@ def _encode(value: Any, buffers: list[memoryview], depth: int, path: str) -> Any
             elif isinstance(key, (int, float)) and not isinstance(key, bool):
                 skey = str(key)
             else:
-                raise SerializationError(
-                    f"{path}: dict keys must be str or numbers, not {type(key).__name__}"
-                )
+                raise SerializationError(f"{path}: dict keys must be str or numbers, not {type(key).__name__}")
             out[skey] = _encode(item, buffers, depth + 1, f"{path}[{skey!r}]")
         if TAG in out:
             return {TAG: "dict", "v": out}
         return out
     if isinstance(value, (list, tuple)):
         return [_encode(item, buffers, depth + 1, f"{path}[{i}]") for i, item in enumerate(value)]
-    raise SerializationError(
-        f"{path}: cannot send a value of type {type(value).__module__}.{type(value).__qualname__}"
-    )
+    raise SerializationError(f"{path}: cannot send a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
 def _encode_float(value: float) -> Any:
@@ -141,7 +137,7 @@ def _encode_ndarray(array: np.ndarray, buffers: list[memoryview], path: str) -> 
         dtype, data = wire_array(array)
     except SerializationError as exc:
         raise SerializationError(f"{path}: {exc}") from None
-    buffers.append(memoryview(data.reshape(-1)).cast("B") if data.size else memoryview(b""))
+    buffers.append(data.reshape(-1).data.cast("B") if data.size else memoryview(b""))
     return {TAG: "ndarray", "dtype": dtype, "shape": list(array.shape), "i": len(buffers) - 1}
 
 
@@ -203,9 +199,7 @@ def _decode_ndarray(tree: Mapping[str, Any], buffers: Sequence[Any]) -> np.ndarr
     if not isinstance(dtype_name, str) or dtype_name not in WIRE_DTYPES:
         raise DecodeError(f"unsupported dtype {dtype_name!r}")
     shape = tree.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
-    ):
+    if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
         raise DecodeError(f"shape must be a list of non-negative ints, not {shape!r}")
     if len(shape) > 32:
         raise DecodeError("arrays have at most 32 dimensions")

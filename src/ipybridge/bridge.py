@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
 import anywidget
@@ -24,7 +24,7 @@ class BridgeWidget(anywidget.AnyWidget):
         self,
         *,
         allow_execute: bool = False,
-        namespace: MutableMapping[str, Any] | None = None,
+        namespace: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,7 +91,7 @@ class Bridge(BridgeWidget):
         *,
         expose: Mapping[str, Callable[..., Any]] | Iterable[Callable[..., Any]] | None = None,
         allow_execute: bool = False,
-        namespace: MutableMapping[str, Any] | None = None,
+        namespace: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(html=html, js=js, allow_execute=allow_execute, namespace=namespace, **kwargs)
