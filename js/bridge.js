@@ -46,15 +46,15 @@ function render({ model, el }) {
   const api = publicApi(client);
   el.innerHTML = model.get("html") ?? "";
   const source = model.get("js") ?? "";
-  if (source.trim()) {
-    client.setupDone = (async () => {
+  client.setSetup(
+    (async () => {
       try {
-        await new AsyncFunction("el", "py", "bridge", source)(el, api.py, api);
+        if (source.trim()) await new AsyncFunction("el", "py", "bridge", source)(el, api.py, api);
       } catch (error) {
         showError(el, error, "error in the Bridge's js");
       }
-    })();
-  }
+    })(),
+  );
   return () => client.dispose();
 }
 

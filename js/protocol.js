@@ -64,7 +64,10 @@ export class BridgeClient {
     this._closeListeners = new Set();
     this._customTypes = new Set(options.customTypes ?? []);
     this._onCustom = options.onCustom;
-    /** Resolves when the view's own setup (e.g. the author's js) has run. */
+    /** Events that arrived before the view's setup registered a listener for them. */
+    /** @type {{name: string, payload: any}[] | null} */
+    this._early = null;
+    /** @type {Promise<unknown>} */
     this.setupDone = Promise.resolve();
     this._onMessage = this._onMessage.bind(this);
     this._onDestroy = () => this.closeAll("the widget was closed");
@@ -72,6 +75,38 @@ export class BridgeClient {
     model.on("destroy", this._onDestroy);
     this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
     this._post({ type: "hello" });
+  }
+
+  /**
+   * The view's own setup (e.g. the author's js). Until it settles, events with
+   * no listener yet are held, then delivered, so early events are not lost.
+   * @param {Promise<unknown>} promise
+   */
+  setSetup(promise) {
+    this.setupDone = promise;
+    this._early = [];
+    const release = () => {
+      const held = this._early ?? [];
+      this._early = null;
+      for (const { name, payload } of held) this._emitLocal(name, payload);
+    };
+    promise.then(release, release);
+  }
+
+  /** @param {string} name @param {any} payload */
+  _emitLocal(name, payload) {
+    const listeners = this._listeners.get(name);
+    if ((!listeners || listeners.size === 0) && this._early) {
+      this._early.push({ name, payload });
+      return;
+    }
+    for (const cb of [...(listeners ?? [])]) {
+      try {
+        cb(payload);
+      } catch (error) {
+        console.error(`ipybridge: listener for event ${JSON.stringify(name)} threw`, error);
+      }
+    }
   }
 
   // ------------------------------------------------------------ calls
@@ -239,13 +274,7 @@ export class BridgeClient {
         return;
       }
       case "event":
-        for (const cb of [...(this._listeners.get(item.name) ?? [])]) {
-          try {
-            cb(decode(item.payload, buffers, base));
-          } catch (error) {
-            console.error(`ipybridge: listener for event ${JSON.stringify(item.name)} threw`, error);
-          }
-        }
+        this._emitLocal(item.name, decode(item.payload, buffers, base));
         return;
       case "call":
         this._answer(item, decode(item.args, buffers, base));

@@ -62,8 +62,12 @@ function enc(value, buffers, depth, path) {
     case "boolean":
       return value;
     case "number":
-      if (Number.isFinite(value)) return value;
-      return { [TAG]: "float", v: Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf" };
+      if (Number.isNaN(value)) return { [TAG]: "float", v: "nan" };
+      if (!Number.isFinite(value)) return { [TAG]: "float", v: value > 0 ? "inf" : "-inf" };
+      if (Object.is(value, -0)) return { [TAG]: "float", v: "-0" };
+      // An integral double beyond 2**53 would reach Python as an int: keep it a float.
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) return { [TAG]: "float", v: String(value) };
+      return value;
     case "bigint":
       return { [TAG]: "bigint", v: value.toString() };
     case "function":
@@ -146,7 +150,7 @@ function dec(tree, buffers, base, depth) {
   }
   switch (obj[TAG]) {
     case "float":
-      return obj.v === "nan" ? NaN : obj.v === "inf" ? Infinity : -Infinity;
+      return obj.v === "nan" ? NaN : obj.v === "inf" ? Infinity : obj.v === "-inf" ? -Infinity : Number(obj.v);
     case "bigint":
       return BigInt(obj.v);
     case "bytes":

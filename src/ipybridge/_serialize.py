@@ -7,7 +7,8 @@ Plain JSON values travel as themselves; anything JSON cannot carry is a
 ========  ===============================================  ==================
 kind      fields                                           Python value
 ========  ===============================================  ==================
-float     ``v``: ``"nan"``, ``"inf"`` or ``"-inf"``        float
+float     ``v``: ``"nan"``, ``"inf"``, ``"-inf"``, ``"-0"``  float
+          or the digits of a double beyond 2**53
 bigint    ``v``: decimal string (beyond +/-(2**53 - 1))    int
 bytes     ``i``: buffer index                              bytes
 ndarray   ``i``, ``dtype``, ``shape``                      numpy.ndarray
@@ -110,6 +111,8 @@ def _encode(value: Any, buffers: list[memoryview], depth: int, path: str) -> Any
 
 
 def _encode_float(value: float) -> Any:
+    if value == 0 and math.copysign(1.0, value) < 0:
+        return {TAG: "float", "v": "-0"}  # JSON would drop the sign
     if math.isfinite(value):
         return value
     if math.isnan(value):
@@ -170,10 +173,13 @@ def _buffer(tree: Mapping[str, Any], buffers: Sequence[Any]) -> memoryview:
 def _decode_tagged(tree: Mapping[str, Any], buffers: Sequence[Any], depth: int) -> Any:
     kind = tree[TAG]
     if kind == "float":
-        special = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-        if tree.get("v") not in special:
-            raise DecodeError(f"bad special float {tree.get('v')!r}")
-        return special[tree["v"]]
+        text = tree.get("v")
+        if not isinstance(text, str) or len(text) > 40:
+            raise DecodeError("a tagged float carries its value as a short string")
+        try:
+            return float(text)  # "nan", "inf", "-inf", "-0", or an integral double beyond 2**53
+        except ValueError:
+            raise DecodeError(f"bad float {text!r}") from None
     if kind == "bigint":
         digits = tree.get("v")
         if not isinstance(digits, str) or len(digits) > MAX_BIGINT_DIGITS:

@@ -30,7 +30,7 @@ class BridgeWidget(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._core = self._make_core(allow_execute=allow_execute, namespace=namespace)
         self.on_msg(self._on_custom_msg)
-        _respect_frontend_subshell(self)
+        _route_off_main_thread(self)
 
     def _make_core(self, **kwargs: Any) -> BridgeCore:
         return self.core_class(self._send_to_page, name=type(self).__name__, **kwargs)
@@ -56,18 +56,46 @@ class BridgeWidget(anywidget.AnyWidget):
         super().close()
 
 
-def _respect_frontend_subshell(widget: anywidget.AnyWidget) -> None:
-    """Let page messages run on the subshell the frontend chose.
+def _route_off_main_thread(widget: anywidget.AnyWidget) -> None:
+    """Serve this widget's page messages on a kernel subshell, never behind a cell.
 
-    ipykernel 7.4 routes a comm's incoming messages to the subshell that last
-    *sent* on it; ipybridge sends from its own threads, whose parent is the
-    main shell, which would pull every later page message onto the main
-    thread, behind a running cell. Our replies are matched by id, not by
-    subshell, so keep the frontend's choice.
+    ipykernel 7.4 asks a comm which subshell its incoming messages go to
+    (``_reply_subshell_for``, called on the shell channel thread). Two cases
+    would put our messages on the main thread, queued behind a running cell:
+    JupyterLab sends a new comm's first messages before its own subshell exists,
+    and ipykernel by default routes to the subshell that last *sent* on the comm
+    (ipybridge sends from its own threads, whose parent is the main shell). So:
+    keep the frontend's subshell when it names one, else use ipybridge's own.
     """
     comm = getattr(widget, "comm", None)
-    if comm is not None and hasattr(comm, "_reply_subshell_for"):
-        comm._reply_subshell_for = lambda _data, default: default
+    if comm is None or not hasattr(comm, "_reply_subshell_for"):
+        return
+
+    def route(_data: Any, frontend_choice: str | None) -> str | None:
+        return frontend_choice if frontend_choice is not None else _own_subshell()
+
+    comm._reply_subshell_for = route
+
+
+_subshell_id: str | None = None
+_subshell_failed = False
+
+
+def _own_subshell() -> str | None:
+    """ipybridge's kernel subshell, created on first use (on the shell channel thread)."""
+    global _subshell_id, _subshell_failed
+    if _subshell_id is not None or _subshell_failed:
+        return _subshell_id
+    try:
+        from ipykernel.kernelbase import Kernel
+
+        kernel = Kernel.instance()
+        if not getattr(kernel, "_supports_kernel_subshells", False):
+            raise RuntimeError("kernel without subshells")
+        _subshell_id = kernel.shell_channel_thread.manager._create_subshell()
+    except Exception:  # noqa: BLE001 - any other ipykernel: messages stay where it puts them
+        _subshell_failed = True
+    return _subshell_id
 
 
 class Bridge(BridgeWidget):

@@ -5,8 +5,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
-from .harness import UIS, Jupyter, JupyterServer, launched_chromium, start_server, stop_server
+from .harness import UIS, WAIT_MS, Jupyter, JupyterServer, launched_chromium, start_server, stop_server
+
+# Every expect() waits up to WAIT_MS for its condition (never a fixed sleep).
+expect.set_options(timeout=WAIT_MS)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,14 @@ class NotebookPage:
         return self.cell(index).locator(".jp-OutputArea-output")
 
     def wait_kernel_idle(self) -> None:
+        """Wait until the server has this notebook's kernel up and the page shows it idle."""
+        rel = self.path.relative_to(self.server.root).as_posix()
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while time.monotonic() < deadline:
+            sessions = [s for s in self.server.api("/api/sessions") if s.get("path") == rel]
+            if sessions and sessions[0].get("kernel", {}).get("execution_state") == "idle":
+                break
+            self.page.wait_for_timeout(100)  # polling the server, bounded by the deadline
         self.page.wait_for_function(
             """() => {
                 const el = document.querySelector('.jp-Notebook-ExecutionIndicator, #jp-Notebook-ExecutionIndicator');
@@ -192,13 +201,35 @@ class NotebookPage:
         self.page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
 
     def run_all(self) -> None:
-        self.menu("Run", "Run All Cells")
+        self._until_started(0, lambda: self.menu("Run", "Run All Cells"))
 
     def run_cell(self, index: int) -> None:
         """Select cell ``index`` and run it with Shift+Enter, as a user would."""
-        self.cell(index).locator(".jp-InputPrompt").first.click()
-        self.page.keyboard.press("Escape")
-        self.page.keyboard.press("Shift+Enter")
+
+        def press() -> None:
+            self.cell(index).locator(".jp-InputPrompt").first.click()
+            self.page.keyboard.press("Escape")
+            self.page.keyboard.press("Shift+Enter")
+
+        self._until_started(index, press)
+
+    def _until_started(self, index: int, action: Callable[[], None]) -> None:
+        """Do ``action`` until cell ``index`` shows it started ([*] or [n]).
+
+        While the page is still connecting to a new kernel, JupyterLab drops a
+        run request without a word; a user would press again, so do we.
+        """
+        prompt = self.cell(index).locator(".jp-InputPrompt").first
+        before = prompt.inner_text().strip()
+        for _attempt in range(4):
+            action()
+            try:
+                expect(prompt).not_to_have_text(before, timeout=15_000)
+                expect(prompt).to_have_text(_STARTED, timeout=15_000)
+                return
+            except AssertionError:
+                self.wait_kernel_idle()
+        raise AssertionError(f"cell {index} never started running")
 
     def wait_cell_done(self, index: int, timeout: int = WAIT_MS) -> None:
         """Wait until cell ``index`` shows an execution count (not '*' or blank)."""
@@ -219,7 +250,8 @@ class NotebookPage:
         self.page.keyboard.press("Control+s")
 
 
-_EXECUTED = __import__("re").compile(r"\[\d+\]")
+_EXECUTED = re.compile(r"\[\d+\]")
+_STARTED = re.compile(r"\[(\*|\d+)\]")
 
 
 class Jupyter:

@@ -38,8 +38,11 @@ function enc(value, buffers, depth, path) {
     case "boolean":
       return value;
     case "number":
-      if (Number.isFinite(value)) return value;
-      return { [TAG]: "float", v: Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf" };
+      if (Number.isNaN(value)) return { [TAG]: "float", v: "nan" };
+      if (!Number.isFinite(value)) return { [TAG]: "float", v: value > 0 ? "inf" : "-inf" };
+      if (Object.is(value, -0)) return { [TAG]: "float", v: "-0" };
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) return { [TAG]: "float", v: String(value) };
+      return value;
     case "bigint":
       return { [TAG]: "bigint", v: value.toString() };
     case "function":
@@ -122,7 +125,7 @@ function dec(tree, buffers, base, depth) {
   }
   switch (obj[TAG]) {
     case "float":
-      return obj.v === "nan" ? NaN : obj.v === "inf" ? Infinity : -Infinity;
+      return obj.v === "nan" ? NaN : obj.v === "inf" ? Infinity : obj.v === "-inf" ? -Infinity : Number(obj.v);
     case "bigint":
       return BigInt(obj.v);
     case "bytes":
@@ -175,7 +178,7 @@ var GONE_STATUSES = /* @__PURE__ */ new Set(["restarting", "autorestarting", "de
 var BridgeClient = class {
   /**
    * @param {Model} model
-   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: any[]) => void}} [options]
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void}} [options]
    */
   constructor(model, options = {}) {
     this.model = model;
@@ -191,6 +194,7 @@ var BridgeClient = class {
     this._closeListeners = /* @__PURE__ */ new Set();
     this._customTypes = new Set(options.customTypes ?? []);
     this._onCustom = options.onCustom;
+    this._early = null;
     this.setupDone = Promise.resolve();
     this._onMessage = this._onMessage.bind(this);
     this._onDestroy = () => this.closeAll("the widget was closed");
@@ -198,6 +202,36 @@ var BridgeClient = class {
     model.on("destroy", this._onDestroy);
     this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
     this._post({ type: "hello" });
+  }
+  /**
+   * The view's own setup (e.g. the author's js). Until it settles, events with
+   * no listener yet are held, then delivered, so early events are not lost.
+   * @param {Promise<unknown>} promise
+   */
+  setSetup(promise) {
+    this.setupDone = promise;
+    this._early = [];
+    const release = () => {
+      const held = this._early ?? [];
+      this._early = null;
+      for (const { name, payload } of held) this._emitLocal(name, payload);
+    };
+    promise.then(release, release);
+  }
+  /** @param {string} name @param {any} payload */
+  _emitLocal(name, payload) {
+    const listeners = this._listeners.get(name);
+    if ((!listeners || listeners.size === 0) && this._early) {
+      this._early.push({ name, payload });
+      return;
+    }
+    for (const cb of [...listeners ?? []]) {
+      try {
+        cb(payload);
+      } catch (error) {
+        console.error(`ipybridge: listener for event ${JSON.stringify(name)} threw`, error);
+      }
+    }
   }
   // ------------------------------------------------------------ calls
   /**
@@ -357,13 +391,7 @@ var BridgeClient = class {
         return;
       }
       case "event":
-        for (const cb of [...this._listeners.get(item.name) ?? []]) {
-          try {
-            cb(decode(item.payload, buffers, base));
-          } catch (error) {
-            console.error(`ipybridge: listener for event ${JSON.stringify(item.name)} threw`, error);
-          }
-        }
+        this._emitLocal(item.name, decode(item.payload, buffers, base));
         return;
       case "call":
         this._answer(item, decode(item.args, buffers, base));
@@ -525,15 +553,15 @@ function render({ model, el }) {
   const api = publicApi(client);
   el.innerHTML = model.get("html") ?? "";
   const source = model.get("js") ?? "";
-  if (source.trim()) {
-    client.setupDone = (async () => {
+  client.setSetup(
+    (async () => {
       try {
-        await new AsyncFunction("el", "py", "bridge", source)(el, api.py, api);
+        if (source.trim()) await new AsyncFunction("el", "py", "bridge", source)(el, api.py, api);
       } catch (error) {
         showError(el, error, "error in the Bridge's js");
       }
-    })();
-  }
+    })()
+  );
   return () => client.dispose();
 }
 var bridge_default = { render };
