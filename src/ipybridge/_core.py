@@ -519,8 +519,8 @@ class BridgeCore:
 
     def check_can_block(self) -> None:
         """Raise instead of deadlocking when a cell blocks on an answer from the page."""
-        if threading.current_thread() is not threading.main_thread():
-            return
+        if threading.current_thread() is not threading.main_thread() or _kernel() is None:
+            return  # off the kernel's main thread (or no kernel): the answer can arrive
         if self.delivered_on_main is None and _kernel_has_subshells():
             self._delivery_seen.wait(2.0)
         if self.delivered_on_main is not False:
@@ -562,12 +562,17 @@ def _cancel_handle(handle: Any) -> None:
         handle.cancel()
 
 
-def _kernel_has_subshells() -> bool:
+def _kernel() -> Any:
+    """The running ipykernel, or None outside a kernel."""
     try:
         from ipykernel.kernelbase import Kernel
     except ImportError:
-        return False
-    return Kernel.initialized() and bool(getattr(Kernel.instance(), "_supports_kernel_subshells", False))
+        return None
+    return Kernel.instance() if Kernel.initialized() else None
+
+
+def _kernel_has_subshells() -> bool:
+    return bool(getattr(_kernel(), "_supports_kernel_subshells", False))
 
 
 _EXECUTE_FILENAME = "<bridge-execute>"

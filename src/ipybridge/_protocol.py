@@ -134,7 +134,7 @@ def parse_envelope(content: Any, buffers: Sequence[Any], custom_types: frozenset
     Raises :class:`ProtocolError` only when the envelope itself is unusable
     (then no item can be answered individually).
     """
-    if not isinstance(content, dict) or content.get("ipb") != PROTOCOL_VERSION:
+    if not isinstance(content, dict) or type(content.get("ipb")) is not int or content["ipb"] != PROTOCOL_VERSION:
         version = content.get("ipb") if isinstance(content, dict) else None
         raise ProtocolError(
             f"not an ipybridge v{PROTOCOL_VERSION} message (ipb={version!r}); "

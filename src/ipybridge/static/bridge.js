@@ -1,6 +1,7 @@
 // js/serialize.js
 var TAG = "$ipb";
 var MAX_DEPTH = 100;
+var FLOAT_TEXT = /^(nan|-?inf|-?\d{1,400}(\.\d{1,400})?(e[+-]?\d{1,3})?)$/;
 var DTYPES = {
   int8: Int8Array,
   uint8: Uint8Array,
@@ -125,8 +126,10 @@ function dec(tree, buffers, base, depth) {
   }
   switch (obj[TAG]) {
     case "float":
+      if (typeof obj.v !== "string" || !FLOAT_TEXT.test(obj.v)) throw new TypeError(`bad tagged float ${JSON.stringify(obj.v)}`);
       return obj.v === "nan" ? NaN : obj.v === "inf" ? Infinity : obj.v === "-inf" ? -Infinity : Number(obj.v);
     case "bigint":
+      if (typeof obj.v !== "string" || !/^-?\d{1,4000}$/.test(obj.v)) throw new TypeError("bigint must be a decimal string");
       return BigInt(obj.v);
     case "bytes":
       return toBytes(buffers[base + obj.i]);
@@ -135,8 +138,13 @@ function dec(tree, buffers, base, depth) {
         /** @type {keyof typeof DTYPES} */
         obj.dtype
       ];
-      if (!ctor) throw new TypeError(`unsupported dtype ${obj.dtype}`);
-      return { dtype: obj.dtype, shape: obj.shape, data: view(ctor, toBytes(buffers[base + obj.i])) };
+      if (!ctor || !Object.hasOwn(DTYPES, obj.dtype)) throw new TypeError(`unsupported dtype ${obj.dtype}`);
+      const bytes = toBytes(buffers[base + obj.i]);
+      const count = obj.shape.reduce((a, b) => a * b, 1);
+      if (count * ctor.BYTES_PER_ELEMENT !== bytes.byteLength) {
+        throw new TypeError(`ndarray of shape [${obj.shape}] needs ${count * ctor.BYTES_PER_ELEMENT} bytes, buffer has ${bytes.byteLength}`);
+      }
+      return { dtype: obj.dtype, shape: obj.shape, data: view(ctor, bytes) };
     }
     case "dict": {
       const out = {};

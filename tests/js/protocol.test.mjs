@@ -1,0 +1,186 @@
+// BridgeClient against a fake anywidget model: batching, answers, errors,
+// timeouts, aborts, events, handlers and closing.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { BridgeClient } from "../../js/protocol.js";
+import { encode } from "../../js/serialize.js";
+
+class FakeModel {
+  constructor() {
+    this.sent = [];
+    this.listeners = new Map();
+  }
+  send(content, _callbacks, buffers) {
+    this.sent.push({ content, buffers });
+  }
+  on(name, cb) {
+    (this.listeners.get(name) ?? this.listeners.set(name, new Set()).get(name)).add(cb);
+  }
+  off(name, cb) {
+    this.listeners.get(name)?.delete(cb);
+  }
+  fromKernel(msgs, buffers = []) {
+    for (const cb of this.listeners.get("msg:custom") ?? []) cb({ ipb: 1, msgs }, buffers);
+  }
+  trigger(name) {
+    for (const cb of this.listeners.get(name) ?? []) cb();
+  }
+  items() {
+    return this.sent.flatMap((m) => m.content.msgs);
+  }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+test("a new view says hello, and calls made in one tick leave in one message", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const calls = [client.call("a", [1]), client.call("b", [2]), client.call("c", [new Float64Array([1])])];
+  await tick();
+  assert.equal(model.sent.length, 1);
+  const [hello, ...rest] = model.sent[0].content.msgs;
+  assert.equal(hello.type, "hello");
+  assert.deepEqual(rest.map((i) => [i.type, i.name, i.view]), [["call", "a", client.viewId], ["call", "b", client.viewId], ["call", "c", client.viewId]]);
+  assert.equal(model.sent[0].buffers.length, 1);
+  model.fromKernel(rest.map((i) => ({ type: "result", view: client.viewId, id: i.id, value: i.name })));
+  assert.deepEqual(await Promise.all(calls), ["a", "b", "c"]);
+});
+
+test("answers addressed to another view are ignored", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  let settled = false;
+  const p = client.call("x").then(() => (settled = true));
+  await tick();
+  const id = model.items().find((i) => i.type === "call").id;
+  model.fromKernel([{ type: "result", view: "someone-else", id, value: 1 }]);
+  await tick();
+  assert.equal(settled, false);
+  model.fromKernel([{ type: "result", view: client.viewId, id, value: 2 }]);
+  await p;
+});
+
+test("Python errors reject with name, message, ename, evalue, traceback", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const p = client.call("boom");
+  await tick();
+  const id = model.items().find((i) => i.type === "call").id;
+  model.fromKernel([{ type: "error", view: client.viewId, id, error: { ename: "ZeroDivisionError", evalue: "division by zero", traceback: ["t"] } }]);
+  await assert.rejects(p, (e) => e.name === "ZeroDivisionError" && e.message === "division by zero" && e.ename === "ZeroDivisionError" && e.evalue === "division by zero" && e.traceback[0] === "t");
+});
+
+test("output reaches onOutput while the call runs; results decode with the item's buffers", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const seen = [];
+  const p = client.call("noisy", [], { onOutput: (s, t) => seen.push(`${s}:${t}`) });
+  await tick();
+  const id = model.items().find((i) => i.type === "call").id;
+  const buffers = [];
+  const value = encode({ data: new Uint8Array([9]) }, buffers);
+  model.fromKernel([{ type: "output", view: client.viewId, id, stream: "stdout", text: "hi\n" }], []);
+  assert.deepEqual(seen, ["stdout:hi\n"]);
+  model.fromKernel([{ type: "result", view: client.viewId, id, value, b0: 1 }], [new Uint8Array([0]), ...buffers]);
+  assert.deepEqual(Array.from((await p).data), [9]);
+});
+
+test("timeout and abort reject, tell the kernel to cancel, and drop a late answer", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const timed = client.call("slow", [], { timeout: 10 });
+  const controller = new AbortController();
+  const aborted = client.call("slow", [], { signal: controller.signal });
+  controller.abort();
+  await assert.rejects(aborted, { name: "AbortError" });
+  await assert.rejects(timed, { name: "TimeoutError" });
+  await tick();
+  const cancels = model.items().filter((i) => i.type === "cancel");
+  assert.deepEqual(cancels.map((c) => c.reason).sort(), ["abort", "timeout"]);
+  const id = model.items().find((i) => i.type === "call").id;
+  model.fromKernel([{ type: "result", view: client.viewId, id, value: "late" }]); // no throw, no effect
+  await assert.rejects(client.call("x", [], { signal: AbortSignal.abort() }), { name: "AbortError" });
+});
+
+test("an argument that cannot be encoded rejects only its own call", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const bad = client.call("f", [() => 1]);
+  const good = client.call("g", [1]);
+  await assert.rejects(bad, { name: "TypeError" });
+  const id = model.items().find((i) => i.name === "g").id;
+  model.fromKernel([{ type: "result", view: client.viewId, id, value: "ok" }]);
+  assert.equal(await good, "ok");
+});
+
+test("events reach listeners; unsubscribe works; early events wait for setup", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  let release;
+  client.setSetup(new Promise((r) => (release = r)));
+  model.fromKernel([{ type: "event", name: "early", payload: 1 }]);
+  const got = [];
+  const off = client.on("early", (p) => got.push(p));
+  release();
+  await tick();
+  assert.deepEqual(got, [1]);
+  model.fromKernel([{ type: "event", name: "early", payload: 2 }]);
+  off();
+  model.fromKernel([{ type: "event", name: "early", payload: 3 }]);
+  assert.deepEqual(got, [1, 2]);
+});
+
+test("calls from Python run the handler and reply; missing handlers say so", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  client.handle("double", (x) => x * 2);
+  client.handle("fail", () => {
+    throw new RangeError("nope");
+  });
+  model.fromKernel([
+    { type: "call", id: 1, name: "double", args: [21] },
+    { type: "call", id: 2, name: "fail", args: [] },
+    { type: "call", id: 3, name: "absent", args: [] },
+  ]);
+  for (let i = 0; i < 5; i++) await tick();
+  const replies = Object.fromEntries(model.items().filter((i) => i.type === "reply").map((r) => [r.id, r]));
+  assert.equal(replies[1].ok, true);
+  assert.equal(replies[1].value, 42);
+  assert.equal(replies[2].error.name, "RangeError");
+  assert.equal(replies[3].missing, true);
+});
+
+test("closing rejects everything pending with BridgeClosedError, and later calls too", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const pending = client.call("hang");
+  let closedWith = null;
+  client.onClose((e) => (closedWith = e.name));
+  model.trigger("destroy");
+  await assert.rejects(pending, { name: "BridgeClosedError" });
+  await assert.rejects(client.call("again"), { name: "BridgeClosedError" });
+  assert.equal(closedWith, "BridgeClosedError");
+});
+
+test("a kernel restart seen through the widget manager closes the client at once", async () => {
+  const slots = [];
+  const kernel = { statusChanged: { connect: (fn) => slots.push(fn), disconnect: () => {} } };
+  const model = Object.assign(new FakeModel(), { widget_manager: { kernel } });
+  const client = new BridgeClient(model);
+  const pending = client.call("slow");
+  slots.forEach((fn) => fn(kernel, "restarting"));
+  await assert.rejects(pending, { name: "BridgeClosedError" });
+});
+
+test("the py proxy calls by property name and is not a thenable", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const py = client.proxy();
+  assert.equal(py.then, undefined);
+  const p = py.add(1, 2);
+  await tick();
+  const call = model.items().find((i) => i.type === "call");
+  assert.deepEqual([call.name, call.args], ["add", [1, 2]]);
+  model.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: 3 }]);
+  assert.equal(await p, 3);
+});

@@ -1,0 +1,240 @@
+"""BridgeCore over a fake comm: dispatch, batching, errors, cancellation, call_js."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ipybridge import BridgeClosedError, JavaScriptError
+from ipybridge._core import BridgeCore
+
+from .fakepage import FakePage, envelope
+
+
+@pytest.fixture
+def page() -> FakePage:
+    return FakePage()
+
+
+@pytest.fixture
+def core(page: FakePage) -> BridgeCore:
+    core = BridgeCore(page.send)
+    core.receive(*envelope({"type": "hello"}))
+    yield core
+    core.close()
+
+
+def call(core: BridgeCore, ident: int, name: str, *args: Any, **kwargs: Any) -> None:
+    core.receive(*envelope({"type": "call", "id": ident, "name": name, "args": list(args), "kwargs": kwargs}))
+
+
+def test_calls_return_values_and_arrays(core: BridgeCore, page: FakePage) -> None:
+    core.expose(lambda a, b=0: a + b, "add")
+    core.expose(lambda x: x * 2, "double")
+    call(core, 1, "add", 1, b=2)
+    call(core, 2, "double", np.arange(3.0))
+    assert page.value_of(page.answer("v1", 1)) == 3
+    np.testing.assert_array_equal(page.value_of(page.answer("v1", 2)), [0.0, 2.0, 4.0])
+
+
+def test_errors_name_the_python_exception_without_ipybridge_frames(core: BridgeCore, page: FakePage) -> None:
+    def boom() -> float:
+        return 1 / 0
+
+    core.expose(boom)
+    call(core, 1, "boom")
+    error = page.answer("v1", 1)["error"]
+    assert (error["ename"], error["evalue"]) == ("ZeroDivisionError", "division by zero")
+    assert any("return 1 / 0" in line for line in error["traceback"])
+    assert not any("ipybridge" in line and "_core.py" in line for line in error["traceback"])
+
+
+def test_only_exposed_names_are_callable(core: BridgeCore, page: FakePage) -> None:
+    core.expose(lambda: 1, "ok")
+    for ident, name in enumerate(["__class__", "__init__", "_core", "os.system", "eval", "ok.__globals__"], 1):
+        call(core, ident, name)
+        error = page.answer("v1", ident)["error"]
+        assert error["ename"] == "NameError"
+        assert repr(name) in error["evalue"]
+
+
+def test_wrong_arguments_are_a_type_error(core: BridgeCore, page: FakePage) -> None:
+    core.expose(lambda a: a, "one")
+    call(core, 1, "one", 1, 2)
+    assert page.answer("v1", 1)["error"]["ename"] == "TypeError"
+
+
+def test_unserializable_result_is_an_error_not_a_hang(core: BridgeCore, page: FakePage) -> None:
+    core.expose(lambda: {"x": object()}, "bad")
+    call(core, 1, "bad")
+    error = page.answer("v1", 1)["error"]
+    assert error["ename"] == "TypeError"
+    assert "object" in error["evalue"]
+
+
+def test_output_is_captured_per_call_and_precedes_the_result(
+    core: BridgeCore, page: FakePage, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def noisy() -> int:
+        print("hello from the call")
+        return 1
+
+    core.expose(noisy)
+    print("before")
+    call(core, 1, "noisy")
+    page.answer("v1", 1)
+    print("after")
+    items = [item for item, _ in page.items() if item.get("id") == 1]
+    assert items[-1]["type"] == "result"
+    assert "".join(i["text"] for i in items[:-1] if i["type"] == "output") == "hello from the call\n"
+    assert capsys.readouterr().out == "before\nafter\n"
+
+
+def test_many_calls_are_batched_into_few_messages(core: BridgeCore, page: FakePage) -> None:
+    core.expose(lambda i: i, "echo")
+    items = [{"type": "call", "id": i, "name": "echo", "args": [i]} for i in range(1, 201)]
+    before = len(page.sent)
+    core.receive(*envelope(*items))
+    for i in range(1, 201):
+        assert page.value_of(page.answer("v1", i)) == i
+    assert len(page.sent) - before <= 20  # 200 answers, far fewer messages
+
+
+def test_sync_calls_run_in_order_on_one_worker_thread(core: BridgeCore, page: FakePage) -> None:
+    seen: list[tuple[int, str]] = []
+    core.expose(lambda i: seen.append((i, threading.current_thread().name)), "note")
+    core.receive(*envelope(*[{"type": "call", "id": i, "name": "note", "args": [i]} for i in range(1, 51)]))
+    page.answer("v1", 50)
+    assert [i for i, _ in seen] == list(range(1, 51))
+    assert {name for _, name in seen} == {"ipybridge-worker"}
+
+
+def test_async_calls_run_concurrently_and_cancel(core: BridgeCore, page: FakePage) -> None:
+    state = {"cancelled": False, "running": 0, "max": 0}
+
+    async def slow(seconds: float) -> str:
+        state["running"] += 1
+        state["max"] = max(state["max"], state["running"])
+        try:
+            await asyncio.sleep(seconds)
+            return "done"
+        except asyncio.CancelledError:
+            state["cancelled"] = True
+            raise
+        finally:
+            state["running"] -= 1
+
+    core.expose(slow)
+    core.receive(*envelope(*[{"type": "call", "id": i, "name": "slow", "args": [0.2]} for i in range(1, 6)]))
+    call(core, 9, "slow", 30)
+    for i in range(1, 6):
+        assert page.value_of(page.answer("v1", i)) == "done"
+    assert state["max"] >= 5
+    core.receive(*envelope({"type": "cancel", "id": 9, "reason": "timeout"}))
+    deadline = time.monotonic() + 5
+    while not state["cancelled"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert state["cancelled"]
+    assert not [item for item, _ in page.items() if item.get("id") == 9]  # a late result is dropped
+
+
+def test_execute_set_get_need_permission(page: FakePage) -> None:
+    core = BridgeCore(page.send, namespace={})
+    core.receive(*envelope({"type": "execute", "id": 1, "code": "1"}, {"type": "get", "id": 2, "name": "x"}))
+    for ident in (1, 2):
+        assert page.answer("v1", ident)["error"]["ename"] == "PermissionError"
+    core.close()
+
+
+def test_execute_runs_like_a_cell(page: FakePage) -> None:
+    ns: dict[str, Any] = {}
+    core = BridgeCore(page.send, allow_execute=True, namespace=ns)
+    core.receive(*envelope({"type": "execute", "id": 1, "code": "x = 20\nprint('hi')\nx * 2 + 2"}))
+    value = page.value_of(page.answer("v1", 1))
+    assert value == {"result": {"text/plain": "42"}, "stdout": "hi\n", "stderr": "", "display": []}
+    core.receive(
+        *envelope({"type": "set", "id": 2, "name": "y", "value": [1, 2]}, {"type": "get", "id": 3, "name": "y"})
+    )
+    assert page.value_of(page.answer("v1", 3)) == [1, 2]
+    assert ns["y"] == [1, 2]
+    core.receive(
+        *envelope({"type": "get", "id": 4, "name": "nope"}, {"type": "set", "id": 5, "name": "a b", "value": 1})
+    )
+    assert page.answer("v1", 4)["error"]["ename"] == "NameError"
+    assert page.answer("v1", 5)["error"]["ename"] == "ValueError"
+    core.close()
+
+
+def test_emit_before_any_view_is_queued_then_delivered(page: FakePage) -> None:
+    core = BridgeCore(page.send)
+    core.emit("early", {"n": 1})
+    time.sleep(0.05)  # give a wrongly eager flush the chance to send (it must not)
+    assert not any(item["type"] == "event" for item, _ in page.items())
+    core.receive(*envelope({"type": "hello"}))
+    event = page.wait_for(lambda i: i["type"] == "event")
+    assert event["name"] == "early"
+    core.close()
+
+
+def test_call_js_resolves_with_the_first_answer(core: BridgeCore, page: FakePage) -> None:
+    future = core.call_js("double", [21], timeout=None)
+    sent = page.wait_for(lambda i: i["type"] == "call")
+    core.receive(*envelope({"type": "reply", "id": sent["id"], "ok": True, "value": 42}))
+    core.receive(*envelope({"type": "reply", "id": sent["id"], "ok": True, "value": 0}, view="v2"))
+    assert future.result(timeout=5) == 42
+
+
+def test_call_js_errors_timeouts_and_close(core: BridgeCore, page: FakePage) -> None:
+    failing = core.call_js("fail", [], timeout=None)
+    sent = page.wait_for(lambda i: i["type"] == "call" and i["name"] == "fail")
+    core.receive(
+        *envelope({"type": "reply", "id": sent["id"], "ok": False, "error": {"name": "RangeError", "message": "nope"}})
+    )
+    with pytest.raises(JavaScriptError) as info:
+        failing.result(timeout=5)
+    assert (info.value.name, info.value.message) == ("RangeError", "nope")
+    with pytest.raises(TimeoutError):
+        core.call_js("never", [], timeout=0.1).result(timeout=5)
+    pending = core.call_js("pending", [], timeout=None)
+    core.close()
+    with pytest.raises(BridgeClosedError):
+        pending.result(timeout=5)
+
+
+def test_call_js_missing_handler_waits_for_all_views(core: BridgeCore, page: FakePage) -> None:
+    core.receive(*envelope({"type": "hello"}, view="v2"))
+    future = core.call_js("only_in_v2", [], timeout=None)
+    sent = page.wait_for(lambda i: i["type"] == "call")
+    missing = {
+        "type": "reply",
+        "id": sent["id"],
+        "ok": False,
+        "missing": True,
+        "error": {"name": "ReferenceError", "message": "no"},
+    }
+    core.receive(*envelope(missing))
+    assert not future.done()
+    core.receive(*envelope({"type": "reply", "id": sent["id"], "ok": True, "value": "from v2"}, view="v2"))
+    assert future.result(timeout=5) == "from v2"
+
+
+def test_call_js_future_is_awaitable(core: BridgeCore, page: FakePage) -> None:
+    async def main() -> Any:
+        future = core.call_js("x", [], timeout=None)
+        sent = page.wait_for(lambda i: i["type"] == "call")
+        core.receive(*envelope({"type": "reply", "id": sent["id"], "ok": True, "value": 7}))
+        return await future
+
+    assert asyncio.run(main()) == 7
+
+
+def test_closed_core_answers_nothing_and_refuses_js_calls(page: FakePage) -> None:
+    core = BridgeCore(page.send)
+    core.close()
+    with pytest.raises(BridgeClosedError):
+        core.call_js("x", [], timeout=None).result(timeout=1)
