@@ -1,0 +1,607 @@
+"""RPC benchmark: ipybridge vs a plain widget echo (the floor) vs anywidget invoke.
+
+One run, real JupyterLab 4 + headless Chromium, one notebook and one kernel
+with all three contenders displayed in it:
+
+* ``floor``: a plain anywidget; its JS sends a custom message, its Python
+  ``on_msg`` answers with ``self.send(content, buffers)``: one comm message
+  each way per call, the least any widget-based RPC can do.
+* ``invoke``: anywidget's ``experimental.invoke`` (the ``experimental``
+  argument anywidget 0.11 passes to ``render``) with ``@anywidget.experimental.command``
+  methods on the Python side.
+* ``ipybridge``: ``py.echo(x)`` etc. on an ``ipybridge.Bridge``.
+
+Measured in the page with ``performance.now()``, driven by Playwright:
+round-trip latency (p50/p99, sequential), calls/s with 1, 8 and 64 calls in
+flight, MB/s moving 8 MB and 64 MB float64 arrays page->kernel ("up") and
+kernel->page ("down") as binary buffers and as base64 text in JSON.
+Each figure is the median over ``--repeats`` repeats, contenders interleaved.
+
+Then the same notebook on a second server that loads ``benchmarks/nodelay_ext.py``
+(TCP_NODELAY on kernel websockets): latency and calls/s again.
+
+Both servers raise tornado's ``websocket_max_message_size`` (10 MiB by default)
+to 256 MiB: a bigger page->kernel message would close the kernel websocket.
+
+    .venv/bin/python benchmarks/bench_rpc.py [--repeats 3] [--window 2] [--no-nodelay]
+
+Prints a table, writes benchmarks/results/rpc.json and benchmarks/results/rpc.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.harness import Jupyter, launched_chromium, start_server, stop_server  # noqa: E402
+
+RESULTS = HERE / "results"
+CONTENDERS = ("floor", "invoke", "ipybridge")
+INFLIGHT = (1, 8, 64)
+SIZES_MB = (8, 64)  # decimal MB: 1e6 and 8e6 float64 values
+MAX_WS_MESSAGE = 256 << 20
+TARGETS = {
+    "latency_ratio_max": 1.3,
+    "calls_per_s_64_min": 2000,
+    "binary_vs_floor_min": 0.8,
+    "binary_vs_base64_min": 2.0,
+}
+
+FLOOR_ESM = r"""
+function f64(view) {  // zero-copy when aligned, like ipybridge
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  if (bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+  return new Float64Array(bytes.slice().buffer);
+}
+export default {
+  render({ model, el }) {
+    el.textContent = "floor: plain widget custom-message echo";
+    const pending = new Map();
+    let next = 1;
+    model.on("msg:custom", (msg, buffers) => {
+      const resolve = pending.get(msg.id);
+      if (resolve) { pending.delete(msg.id); resolve([msg, buffers]); }
+    });
+    const request = (content, buffers) => new Promise((resolve) => {
+      const id = next++;
+      pending.set(id, resolve);
+      model.send({ ...content, id }, undefined, buffers);
+    });
+    (window.__ipbBench ??= {}).floor = {
+      echo: (x) => request({ op: "echo", x }).then(([m]) => m.x),
+      sink: (a) => request({ op: "sink" }, [a]).then(([m]) => m.n),
+      source: (n) => request({ op: "source", n }).then(([, b]) => f64(b[0])),
+      sinkB64: (s) => request({ op: "sink_b64", data: s }).then(([m]) => m.n),
+      sourceB64: (n) => request({ op: "source_b64", n }).then(([m]) => m.data),
+    };
+  },
+};
+"""
+
+INVOKE_ESM = r"""
+function f64(view) {
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  if (bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+  return new Float64Array(bytes.slice().buffer);
+}
+export default {
+  render({ model, el, experimental }) {
+    el.textContent = "anywidget experimental.invoke";
+    const invoke = experimental.invoke;
+    // invoke's default signal is AbortSignal.timeout(3000): too short for 64 MB.
+    const long = (buffers = []) => ({ buffers, signal: AbortSignal.timeout(600000) });
+    (window.__ipbBench ??= {}).invoke = {
+      echo: (x) => invoke("echo", x).then(([r]) => r),
+      sink: (a) => invoke("sink", {}, long([a])).then(([r]) => r.n),
+      source: (n) => invoke("source", { n }, long()).then(([, b]) => f64(b[0])),
+      sinkB64: (s) => invoke("sink_b64", { data: s }, long()).then(([r]) => r.n),
+      sourceB64: (n) => invoke("source_b64", { n }, long()).then(([r]) => r.data),
+    };
+  },
+};
+"""
+
+BRIDGE_JS = r"""
+el.querySelector("span").textContent = "ipybridge Bridge";
+(window.__ipbBench ??= {}).ipybridge = {
+  echo: (x) => py.echo(x),
+  sink: (a) => py.sink(a),
+  source: (n) => py.source(n).then((r) => r.data),
+  sinkB64: (s) => py.sink_b64(s),
+  sourceB64: (n) => py.source_b64(n),
+};
+"""
+
+SETUP_CELL = (
+    textwrap.dedent(
+        """
+        import base64
+        import anywidget, ipybridge, numpy as np
+        from anywidget.experimental import command
+        from IPython.display import display
+
+        _ARRAYS = {}
+
+        def array(n):
+            if n not in _ARRAYS:
+                _ARRAYS[n] = np.random.default_rng(0).random(n)
+            return _ARRAYS[n]
+
+        def b64_to_array(text):
+            return np.frombuffer(base64.b64decode(text), dtype="<f8")
+
+        def array_to_b64(n):
+            return base64.b64encode(array(n)).decode("ascii")
+
+        class Floor(anywidget.AnyWidget):
+            _esm = FLOOR_ESM
+
+            def __init__(self):
+                super().__init__()
+                self.on_msg(self._answer)
+
+            def _answer(self, _widget, content, buffers):
+                op, ident = content.get("op"), content.get("id")
+                if op == "echo":
+                    self.send(content, buffers)
+                elif op == "sink":
+                    self.send({"id": ident, "n": int(np.frombuffer(buffers[0], dtype="<f8").size)})
+                elif op == "source":
+                    self.send({"id": ident}, [array(content["n"])])
+                elif op == "sink_b64":
+                    self.send({"id": ident, "n": int(b64_to_array(content["data"]).size)})
+                elif op == "source_b64":
+                    self.send({"id": ident, "data": array_to_b64(content["n"])})
+
+        class Invoke(anywidget.AnyWidget):
+            _esm = INVOKE_ESM
+
+            @command
+            def echo(self, msg, buffers):
+                return msg, buffers
+
+            @command
+            def sink(self, msg, buffers):
+                return {"n": int(np.frombuffer(buffers[0], dtype="<f8").size)}, []
+
+            @command
+            def source(self, msg, buffers):
+                return {}, [array(msg["n"])]
+
+            @command
+            def sink_b64(self, msg, buffers):
+                return {"n": int(b64_to_array(msg["data"]).size)}, []
+
+            @command
+            def source_b64(self, msg, buffers):
+                return {"data": array_to_b64(msg["n"])}, []
+
+        bridge = ipybridge.Bridge(
+            html="<span></span>",
+            js=BRIDGE_JS,
+            expose={
+                "echo": lambda x: x,
+                "sink": lambda a: int(a.size),
+                "source": array,
+                "sink_b64": lambda text: int(b64_to_array(text).size),
+                "source_b64": array_to_b64,
+            },
+        )
+        display(Floor(), Invoke(), bridge)
+        """
+    )
+    .replace("FLOOR_ESM", repr(FLOOR_ESM))
+    .replace("INVOKE_ESM", repr(INVOKE_ESM))
+    .replace("BRIDGE_JS", repr(BRIDGE_JS))
+)
+
+# Timing loops, run in the page. Every contender offers the same five calls.
+PAGE_BENCH = r"""
+() => {
+  const C = window.__ipbBench;
+  const hasB64 = typeof Uint8Array.prototype.toBase64 === "function" && typeof Uint8Array.fromBase64 === "function";
+  const toB64 = (u8) => {
+    if (hasB64) return u8.toBase64();
+    let s = "";
+    for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000));
+    return btoa(s);
+  };
+  const fromB64 = (s) => {
+    if (hasB64) return Uint8Array.fromBase64(s);
+    const bin = atob(s); const u8 = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+    return u8;
+  };
+  const arrays = new Map();
+  const arrayOf = (n) => {
+    if (!arrays.has(n)) {
+      const a = new Float64Array(n);
+      for (let i = 0; i < n; i++) a[i] = Math.random();
+      arrays.set(n, a);
+    }
+    return arrays.get(n);
+  };
+  const tiny = { a: 1, b: "x" };
+  const check = (ok, what) => { if (!ok) throw new Error(`wrong answer: ${what}`); };
+  window.__bench = {
+    hasB64,
+    async latency(name, count, warm) {
+      const c = C[name];
+      for (let i = 0; i < warm; i++) await c.echo(tiny);
+      const times = [];
+      for (let i = 0; i < count; i++) {
+        const t = performance.now();
+        const r = await c.echo(tiny);
+        times.push(performance.now() - t);
+        check(r && r.a === 1, "echo");
+      }
+      return times;
+    },
+    async throughput(name, inflight, ms) {
+      const c = C[name];
+      let done = 0;
+      const t0 = performance.now();
+      const end = t0 + ms;
+      const worker = async () => {
+        while (performance.now() < end) { await c.echo(tiny); done++; }
+      };
+      await Promise.all(Array.from({ length: inflight }, worker));
+      return { calls: done, seconds: (performance.now() - t0) / 1000 };
+    },
+    async transfer(name, dir, enc, n) {
+      const c = C[name];
+      const a = arrayOf(n);
+      const t = performance.now();
+      if (dir === "up" && enc === "binary") check((await c.sink(a)) === n, "sink");
+      else if (dir === "up") check((await c.sinkB64(toB64(new Uint8Array(a.buffer)))) === n, "sink_b64");
+      else if (enc === "binary") check((await c.source(n)).length === n, "source");
+      else check(new Float64Array(fromB64(await c.sourceB64(n)).buffer).length === n, "source_b64");
+      return performance.now() - t;
+    },
+  };
+  return hasB64;
+}
+"""
+
+
+TRANSFER = "([c, d, e, n]) => window.__bench.transfer(c, d, e, n)"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def open_bench_page(jupyter: Jupyter) -> Any:
+    nb = jupyter.open("lab", [SETUP_CELL], name="bench-rpc")
+    nb.run_all()
+    page = nb.page
+    page.wait_for_function(
+        "() => window.__ipbBench && ['floor', 'invoke', 'ipybridge'].every((k) => window.__ipbBench[k])",
+        timeout=120_000,
+    )
+    page.evaluate(PAGE_BENCH)
+    return page
+
+
+def measure_calls(page: Any, repeats: int, window_s: float, latency_calls: int, log: Any) -> dict[str, Any]:
+    """Latency and calls/s for every contender; contenders interleaved per repeat."""
+    runs: dict[str, dict[str, list[float]]] = {c: {} for c in CONTENDERS}
+    for c in CONTENDERS:  # warm-up: every path once
+        page.evaluate("([c]) => window.__bench.latency(c, 0, 5)", [c])
+    for rep in range(repeats):
+        for c in CONTENDERS:
+            times = page.evaluate("([c, n]) => window.__bench.latency(c, n, 2)", [c, latency_calls])
+            runs[c].setdefault("latency_p50_ms", []).append(percentile(times, 0.50))
+            runs[c].setdefault("latency_p99_ms", []).append(percentile(times, 0.99))
+            for k in INFLIGHT:
+                r = page.evaluate("([c, k, ms]) => window.__bench.throughput(c, k, ms)", [c, k, window_s * 1000])
+                runs[c].setdefault(f"calls_per_s_{k}", []).append(r["calls"] / r["seconds"])
+            log(
+                f"  repeat {rep + 1}/{repeats} {c}: p50 {runs[c]['latency_p50_ms'][-1]:.1f} ms, "
+                + ", ".join(f"{k} in flight {runs[c][f'calls_per_s_{k}'][-1]:.0f}/s" for k in INFLIGHT)
+            )
+    return runs
+
+
+def measure_transfers(page: Any, repeats: int, sizes: tuple[int, ...], log: Any) -> dict[str, Any]:
+    runs: dict[str, dict[str, list[float]]] = {c: {} for c in CONTENDERS}
+    for c in CONTENDERS:  # warm-up: one 8 MB each way, both encodings
+        for direction in ("up", "down"):
+            for enc in ("binary", "base64"):
+                page.evaluate(TRANSFER, [c, direction, enc, 1_000_000])
+    for rep in range(repeats):
+        for c in CONTENDERS:
+            for mb in sizes:
+                n = mb * 1_000_000 // 8
+                for direction in ("up", "down"):
+                    for enc in ("binary", "base64"):
+                        ms = page.evaluate(TRANSFER, [c, direction, enc, n])
+                        runs[c].setdefault(f"mbps_{mb}mb_{direction}_{enc}", []).append(mb / (ms / 1000))
+            log(
+                f"  repeat {rep + 1}/{repeats} {c}: "
+                + ", ".join(f"{k.removeprefix('mbps_')} {v[-1]:.0f}" for k, v in runs[c].items())
+                + " MB/s"
+            )
+    return runs
+
+
+def summarize(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
+    return {c: {m: {"median": median(v), "runs": v} for m, v in metrics.items()} for c, metrics in runs.items()}
+
+
+def run_server(variant: str, browser: Any, args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    extra = [f"--ServerApp.tornado_settings={json.dumps({'websocket_max_message_size': MAX_WS_MESSAGE})}"]
+    env_backup = os.environ.get("PYTHONPATH")
+    if variant == "nodelay":
+        extra.append("--ServerApp.jpserver_extensions=nodelay_ext=True")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env_backup) if p)
+    with tempfile.TemporaryDirectory(prefix=f"bench-rpc-{variant}-") as tmp:
+        server = start_server(Path(tmp) / "root", extra_args=extra)
+        if env_backup is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_backup
+        jupyter = Jupyter(server, browser, Path(tmp) / "artifacts")
+        try:
+            t0 = time.monotonic()
+            page = open_bench_page(jupyter)
+            log(f"[{variant}] notebook up in {time.monotonic() - t0:.0f} s (server pid {server.process.pid})")
+            if variant == "nodelay" and "nodelay_ext: TCP_NODELAY" not in server.log_text():
+                raise RuntimeError("nodelay_ext did not load:\n" + server.log_text()[-3000:])
+            result: dict[str, Any] = {"has_native_base64": page.evaluate("() => window.__bench.hasB64")}
+            calls = measure_calls(page, args.repeats, args.window, args.latency_calls, log)
+            transfers = measure_transfers(page, args.repeats, args.sizes, log) if variant == "stock" else None
+            merged = {c: {**calls[c], **(transfers[c] if transfers else {})} for c in CONTENDERS}
+            result["contenders"] = summarize(merged)
+            return result
+        except Exception:
+            with contextlib.suppress(Exception):
+                jupyter.close("bench-rpc-failure")
+                print(server.log_text()[-4000:], file=sys.stderr)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                jupyter.close(None)
+            stop_server(server)
+
+
+# --------------------------------------------------------------- reporting
+def metric_rows(sizes: tuple[int, ...]) -> list[tuple[str, str, bool]]:
+    """(metric key, label, higher is better)."""
+    rows = [("latency_p50_ms", "latency p50 (ms)", False), ("latency_p99_ms", "latency p99 (ms)", False)]
+    rows += [(f"calls_per_s_{k}", f"calls/s, {k} in flight", True) for k in INFLIGHT]
+    for mb in sizes:
+        for direction, arrow in (("up", "page->kernel"), ("down", "kernel->page")):
+            for enc in ("binary", "base64"):
+                rows.append((f"mbps_{mb}mb_{direction}_{enc}", f"MB/s {mb} MB {arrow} {enc}", True))
+    return rows
+
+
+def table(variant: dict[str, Any], sizes: tuple[int, ...]) -> str:
+    cs = variant["contenders"]
+    lines = [f"{'metric':34} {'floor':>9} {'invoke':>9} {'ipybridge':>10} {'ipyb/floor':>11} {'ipyb/invoke':>12}"]
+    lines.append("-" * len(lines[0]))
+    for key, label, _ in metric_rows(sizes):
+        if key not in cs["ipybridge"]:
+            continue
+        f, i, b = (cs[c][key]["median"] for c in CONTENDERS)
+        lines.append(f"{label:34} {f:9.1f} {i:9.1f} {b:10.1f} {b / f:11.2f} {b / i:12.2f}")
+    return "\n".join(lines)
+
+
+def check_targets(stock: dict[str, Any], sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    cs = stock["contenders"]
+
+    def med(c: str, key: str) -> float:
+        return float(cs[c][key]["median"])
+
+    out = []
+    ratio = med("ipybridge", "latency_p50_ms") / med("floor", "latency_p50_ms")
+    out.append(
+        {
+            "target": f"ipybridge p50 latency <= {TARGETS['latency_ratio_max']}x floor",
+            "value": f"{ratio:.2f}x",
+            "pass": ratio <= TARGETS["latency_ratio_max"],
+        }
+    )
+    cps = med("ipybridge", "calls_per_s_64")
+    out.append(
+        {
+            "target": f">= {TARGETS['calls_per_s_64_min']} calls/s with 64 in flight",
+            "value": f"{cps:.0f}/s",
+            "pass": cps >= TARGETS["calls_per_s_64_min"],
+        }
+    )
+    for mb in sizes:
+        for direction in ("up", "down"):
+            binary = med("ipybridge", f"mbps_{mb}mb_{direction}_binary")
+            vs_floor = binary / med("floor", f"mbps_{mb}mb_{direction}_binary")
+            vs_b64 = binary / med("ipybridge", f"mbps_{mb}mb_{direction}_base64")
+            lo_floor, lo_b64 = TARGETS["binary_vs_floor_min"], TARGETS["binary_vs_base64_min"]
+            out.append(
+                {
+                    "target": f"{mb} MB {direction} binary >= {lo_floor}x floor",
+                    "value": f"{vs_floor:.2f}x",
+                    "pass": vs_floor >= lo_floor,
+                }
+            )
+            out.append(
+                {
+                    "target": f"{mb} MB {direction} binary >= {lo_b64}x base64",
+                    "value": f"{vs_b64:.2f}x",
+                    "pass": vs_b64 >= lo_b64,
+                }
+            )
+    return out
+
+
+def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colors = {"floor": "#888888", "invoke": "#e69f00", "ipybridge": "#0072b2"}
+    variants = results["variants"]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+    width = 0.26
+
+    ax = axes[0]
+    groups = [(v, p) for v in variants for p in ("p50", "p99")]
+    x = np.arange(len(groups))
+    for j, c in enumerate(CONTENDERS):
+        vals = [variants[v]["contenders"][c][f"latency_{p}_ms"]["median"] for v, p in groups]
+        ax.bar(x + (j - 1) * width, vals, width, label=c, color=colors[c])
+    ax.set_xticks(x, [f"{p}\n{v}" for v, p in groups])
+    ax.set_ylabel("ms (lower is better)")
+    ax.set_title("tiny call round trip, sequential")
+    ax.legend()
+
+    ax = axes[1]
+    groups2 = [(v, k) for v in variants for k in INFLIGHT]
+    x = np.arange(len(groups2))
+    for j, c in enumerate(CONTENDERS):
+        vals = [variants[v]["contenders"][c][f"calls_per_s_{k}"]["median"] for v, k in groups2]
+        ax.bar(x + (j - 1) * width, vals, width, label=c, color=colors[c])
+    ax.set_yscale("log")
+    ax.axhline(TARGETS["calls_per_s_64_min"], color="red", lw=0.8, ls="--")
+    ax.set_xticks(x, [f"{k} in flight\n{v}" for v, k in groups2], fontsize=8)
+    ax.set_ylabel("calls/s (log, higher is better)")
+    ax.set_title("throughput of tiny calls")
+
+    ax = axes[2]
+    stock = variants["stock"]["contenders"]
+    keys = [(mb, d, e) for mb in sizes for d in ("up", "down") for e in ("binary", "base64")]
+    x = np.arange(len(keys))
+    for j, c in enumerate(CONTENDERS):
+        vals = [stock[c][f"mbps_{mb}mb_{d}_{e}"]["median"] for mb, d, e in keys]
+        ax.bar(x + (j - 1) * width, vals, width, label=c, color=colors[c])
+    ax.set_xticks(x, [f"{mb}MB {d}\n{'bin' if e == 'binary' else 'b64'}" for mb, d, e in keys], fontsize=8)
+    ax.set_ylabel("MB/s (higher is better)")
+    ax.set_title("float64 array transfer (stock server)")
+
+    m = results["machine"]
+    fig.suptitle(
+        f"ipybridge RPC benchmark: JupyterLab {m['jupyterlab']}, ipykernel {m['ipykernel']}, "
+        f"anywidget {m['anywidget']}, Chromium {m['chromium']}, {m['cpu_count']} CPUs (shared, loaded)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--window", type=float, default=2.0, help="seconds per calls/s window")
+    parser.add_argument("--latency-calls", type=int, default=100, help="sequential calls per latency repeat")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES_MB), help="array sizes in MB")
+    parser.add_argument("--no-nodelay", action="store_true", help="skip the TCP_NODELAY server")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    args.sizes = tuple(args.sizes)
+    started = time.monotonic()
+
+    def log(msg: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {msg}", flush=True)
+
+    results: dict[str, Any] = {"variants": {}}
+    with launched_chromium() as browser:
+        results["machine"] = {
+            "cpu_count": os.cpu_count(),
+            "loadavg_start": os.getloadavg(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "chromium": browser.version,
+            **{
+                d: version(d)
+                for d in (
+                    "jupyterlab",
+                    "jupyter_server",
+                    "ipykernel",
+                    "ipywidgets",
+                    "anywidget",
+                    "ipybridge",
+                    "tornado",
+                    "numpy",
+                )
+            },
+        }
+        variants = ["stock"] if args.no_nodelay else ["stock", "nodelay"]
+        for variant in variants:
+            log(f"server: {variant}")
+            results["variants"][variant] = run_server(variant, browser, args, log)
+    results["machine"]["loadavg_end"] = os.getloadavg()
+    results["config"] = {
+        "repeats": args.repeats,
+        "window_s": args.window,
+        "latency_calls": args.latency_calls,
+        "sizes_mb": list(args.sizes),
+        "max_ws_message_bytes": MAX_WS_MESSAGE,
+        "mb": "1e6 bytes",
+    }
+    results["targets"] = check_targets(results["variants"]["stock"], args.sizes)
+    results["elapsed_s"] = time.monotonic() - started
+
+    m = results["machine"]
+    print()
+    print(
+        f"Machine: {m['cpu_count']} CPUs, load {m['loadavg_start'][0]:.1f} -> {m['loadavg_end'][0]:.1f}, "
+        f"Python {m['python']}, JupyterLab {m['jupyterlab']}, ipykernel {m['ipykernel']}, "
+        f"anywidget {m['anywidget']}, Chromium {m['chromium']}"
+    )
+    print(f"Medians of {args.repeats} repeats; MB = 1e6 bytes; ratios are ipybridge / other (latency: lower is better)")
+    for name, variant in results["variants"].items():
+        title = {"stock": "stock server", "nodelay": "server with TCP_NODELAY on kernel websockets (nodelay_ext)"}
+        print(f"\n== {title[name]} ==")
+        print(table(variant, args.sizes))
+    if "nodelay" in results["variants"]:
+        print("\n== TCP_NODELAY effect (stock / nodelay, p50 latency) ==")
+        for c in CONTENDERS:
+            s = results["variants"]["stock"]["contenders"][c]["latency_p50_ms"]["median"]
+            n = results["variants"]["nodelay"]["contenders"][c]["latency_p50_ms"]["median"]
+            print(f"{c:10} {s:7.1f} ms -> {n:6.1f} ms  ({s / n:.1f}x faster)")
+    print("\n== targets (stock server) ==")
+    for t in results["targets"]:
+        print(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']:40} {t['value']}")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "rpc.json").write_text(json.dumps(results, indent=2))
+    chart(results, args.sizes, args.out / "rpc.png")
+    print(f"\nwrote {args.out / 'rpc.json'} and {args.out / 'rpc.png'} in {results['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
