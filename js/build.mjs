@@ -26,3 +26,19 @@ await build({
   logLevel: "warning",
 });
 console.log(`built ${existing.join(", ")} into src/ipybridge/static/`);
+
+// Classic scripts (no module syntax) that an output's application/javascript
+// runs as is: the legacy API's shim.
+for (const name of ["legacy_shim"]) {
+  const source = join(root, "js", `${name}.js`);
+  if (!(await import("node:fs")).existsSync(source)) continue;
+  await build({
+    entryPoints: [source],
+    outfile: join(root, "src", "ipybridge", "static", `${name}.js`),
+    bundle: true,
+    format: "iife",
+    target: "es2022",
+    legalComments: "none",
+    logLevel: "warning",
+  });
+}

@@ -6,10 +6,13 @@ from __future__ import annotations
 from ._version import __version__
 from .bridge import Bridge
 from .errors import BridgeClosedError, JavaScriptError
+from .legacy import enable_legacy_api, load_ipython_extension
 
 __all__ = [
     "Bridge",
     "BridgeClosedError",
     "JavaScriptError",
     "__version__",
+    "enable_legacy_api",
+    "load_ipython_extension",
 ]

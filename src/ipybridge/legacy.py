@@ -1,0 +1,325 @@
+"""``%load_ext ipybridge``: the classic notebook's ``IPython.notebook.kernel.execute``.
+
+Classic-notebook JavaScript (IPython 1.x-5.x) calls
+``IPython.notebook.kernel.execute(code, callbacks, options)``; JupyterLab 4 and
+Notebook 7 have no ``IPython`` object in the page. :func:`enable_legacy_api`
+(also run by ``%load_ext ipybridge``) displays two outputs:
+
+1. an ``application/javascript`` output, the shim (``static/legacy_shim.js``):
+   it installs ``IPython.notebook.kernel`` / ``Jupyter.notebook.kernel`` the
+   moment it is rendered, queues calls, and routes each to the notebook the
+   user last interacted with;
+2. a small widget view (:class:`LegacyWidget`) per notebook: the transport.
+   It registers with the shim and carries the calls over ipybridge's protocol.
+
+Kernel side, one ``legacy_execute`` item per call::
+
+    page -> kernel  {type: "legacy_execute", view, id, msg_id, code,
+                     silent, store_history, user_expressions}
+    kernel -> page  {type: "output", view, id, stream, text}          (prints)
+                    {type: "legacy_output", view, id, msg_id, msg_type, content}
+                        msg_type: "display_data" | "execute_result" | "error"
+                    {type: "result", view, id, value: <execute_reply content>}
+
+The code runs like a cell (last expression is the result) on the widget's
+serial worker, so calls run one at a time, in order, and never behind a running
+cell; what it prints or displays is captured per call (by context, never by
+swapping ``sys.stdout``), so a cell running meanwhile keeps its own output.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import tokenize
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._capture import capture
+from ._core import BridgeCore, error_payload, format_result, run_code
+from ._protocol import MAX_NAME_LENGTH, Custom, ProtocolError, is_valid_id, simple_error
+from .bridge import STATIC, BridgeWidget
+
+__all__ = ["LegacyWidget", "enable_legacy_api", "load_ipython_extension"]
+
+SHIM_PATH = STATIC / "legacy_shim.js"
+MAX_USER_EXPRESSIONS = 1000
+_history_lock = threading.Lock()
+
+
+# ------------------------------------------------------------------ pure parts
+@dataclass(frozen=True)
+class LegacyRequest:
+    """One ``kernel.execute(code, callbacks, options)`` call, validated."""
+
+    msg_id: str
+    code: str
+    silent: bool = True
+    store_history: bool = False
+    user_expressions: dict[str, str] = field(default_factory=dict)
+
+
+def parse_request(raw: Mapping[str, Any]) -> LegacyRequest:
+    """Validate a ``legacy_execute`` item; raise :class:`ProtocolError` if it is unusable.
+
+    Defaults are the classic notebook's (``silent: true, store_history: false``);
+    as in IPython, a silent execution never stores history.
+    """
+    msg_id = raw.get("msg_id")
+    if msg_id is None:
+        msg_id = uuid.uuid4().hex
+    if not isinstance(msg_id, str) or not msg_id or len(msg_id) > MAX_NAME_LENGTH:
+        raise ProtocolError("'msg_id' must be a non-empty string of at most 256 characters")
+    code = raw.get("code")
+    if not isinstance(code, str):
+        raise ProtocolError("'code' must be a string")
+    silent = raw.get("silent", True)
+    store_history = raw.get("store_history", False)
+    if not isinstance(silent, bool) or not isinstance(store_history, bool):
+        raise ProtocolError("'silent' and 'store_history' must be booleans")
+    expressions = raw.get("user_expressions") or {}
+    if not isinstance(expressions, dict) or len(expressions) > MAX_USER_EXPRESSIONS:
+        raise ProtocolError("'user_expressions' must be an object of at most 1000 expressions")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in expressions.items()):
+        raise ProtocolError("'user_expressions' must map names to Python expressions (strings)")
+    return LegacyRequest(msg_id, code, silent, store_history and not silent, dict(expressions))
+
+
+def jsonable(value: Any) -> Any:
+    """A mimebundle (or metadata) as plain JSON: bytes become base64 text, as on the wire."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+def display_content(content: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``display_data`` message's content, JSON-clean, without kernel-only fields."""
+    return {
+        "data": jsonable(content.get("data") or {}),
+        "metadata": jsonable(content.get("metadata") or {}),
+        "transient": jsonable(content.get("transient") or {}),
+    }
+
+
+def ends_with_semicolon(code: str) -> bool:
+    """Whether a trailing ``;`` hides the result, as it does for a cell."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return code.rstrip().endswith(";")
+    skip = {tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER, tokenize.DEDENT, tokenize.INDENT}
+    meaningful = [t for t in tokens if t.type not in skip]
+    return bool(meaningful) and meaningful[-1].string == ";"
+
+
+def evaluate_user_expressions(expressions: Mapping[str, str], namespace: dict[str, Any]) -> dict[str, Any]:
+    """``user_expressions`` of an execute_reply: each value's mimebundle, or its error."""
+    out: dict[str, Any] = {}
+    for key, expression in expressions.items():
+        out[key] = _user_expression(expression, namespace)
+    return out
+
+
+def _user_expression(expression: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    try:
+        value = eval(expression, namespace)  # noqa: S307 - the classic API evaluates the page's expressions
+    except BaseException as exc:  # noqa: BLE001 - each expression reports its own failure
+        return {"status": "error", **error_payload(exc)}
+    return {"status": "ok", "data": jsonable(format_result(value) or {"text/plain": "None"}), "metadata": {}}
+
+
+def ok_reply(execution_count: int, user_expressions: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "execution_count": execution_count,
+        "user_expressions": user_expressions or {},
+        "payload": [],
+    }
+
+
+def error_reply(execution_count: int, error: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "execution_count": execution_count,
+        "ename": error["ename"],
+        "evalue": error["evalue"],
+        "traceback": list(error["traceback"]),
+        "user_expressions": {},
+        "payload": [],
+    }
+
+
+# --------------------------------------------------------------- kernel side
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def _reserve_execution_count(shell: Any, code: str) -> int:
+    """Take the next execution count and record ``code`` as that input (``In``).
+
+    IPython increments the count when a cell *starts*, so a cell running at the
+    same time already holds its own number and this one takes the next.
+    """
+    with _history_lock:
+        count = int(shell.execution_count)
+        shell.execution_count = count + 1
+    history = getattr(shell, "history_manager", None)
+    if history is not None:
+        history.store_inputs(count, shell.transform_cell(code), code)
+    return count
+
+
+def _record_output(shell: Any, count: int, value: Any) -> None:
+    """``Out[count]``, ``_count`` and ``_``/``__``/``___``, as the displayhook would."""
+    hook = shell.displayhook
+    previous, before = getattr(hook, "_", ""), getattr(hook, "__", "")
+    hook.___, hook.__, hook._ = before, previous, value
+    shell.push({"_": value, "__": previous, "___": before, f"_{count}": value}, interactive=False)
+    history = getattr(shell, "history_manager", None)
+    if history is not None:
+        history.output_hist[count] = value
+
+
+class LegacyCore(BridgeCore):
+    """BridgeCore plus the ``legacy_execute`` item of the classic ``kernel.execute``."""
+
+    custom_types = frozenset({"legacy_execute"})
+
+    def handle_custom(self, item: Custom) -> None:
+        ident: Any = item.data.get("id")
+        if not is_valid_id(ident):
+            error = simple_error("ProtocolError", f"'id' must be an integer in [0, 2**53), not {ident!r}")
+            self.post({"type": "protocol_error", "view": item.view, "error": error})
+            return
+        if not self.allow_execute:
+            error = simple_error("PermissionError", "this widget may not run code")
+            self.post({"type": "error", "view": item.view, "id": ident, "error": error})
+            return
+        try:
+            request = parse_request(item.data)
+        except ProtocolError as exc:
+            error = simple_error("ProtocolError", str(exc))
+            self.post({"type": "error", "view": item.view, "id": ident, "error": error})
+            return
+        self._submit_sync(item.view, ident, lambda: self.run_request(item.view, ident, request))
+
+    def run_request(self, view: str, ident: int, request: LegacyRequest) -> dict[str, Any]:
+        """Run one call like a cell; send its outputs; return its ``execute_reply`` content."""
+
+        def emit(msg_type: str, content: dict[str, Any]) -> None:
+            item = {"type": "legacy_output", "view": view, "id": ident, "msg_id": request.msg_id}
+            self.post({**item, "msg_type": msg_type, "content": content})
+
+        shell = _shell()
+        namespace = self.namespace
+        if request.store_history and shell is not None:
+            count = _reserve_execution_count(shell, request.code)
+        else:
+            count = int(getattr(shell, "execution_count", 0))
+        shown: dict[str, Any] | None = None
+
+        def on_display(content: dict[str, Any]) -> None:
+            emit("display_data", display_content(content))
+
+        try:
+            with capture(self._output_sink(view, ident), on_display):
+                value = run_code(request.code, namespace)
+                if not request.silent and value is not None and not ends_with_semicolon(request.code):
+                    shown = format_result(value)
+        except BaseException as exc:  # noqa: BLE001 - as in a cell, any failure is reported, never raised
+            error = error_payload(exc)
+            emit("error", error)
+            return error_reply(count, error)
+        if shown is not None:
+            emit("execute_result", {"execution_count": count, "data": jsonable(shown), "metadata": {}})
+        if request.store_history and shell is not None and shown is not None:
+            _record_output(shell, count, value)
+        return ok_reply(count, evaluate_user_expressions(request.user_expressions, namespace))
+
+
+class LegacyWidget(BridgeWidget):
+    """The per-notebook transport of the classic ``kernel.execute`` API (one per kernel)."""
+
+    _esm = STATIC / "legacy.js"
+    core_class = LegacyCore
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Running the page's code is the point of the legacy API: %load_ext is the opt-in.
+        super().__init__(allow_execute=True, **kwargs)
+
+
+_widget: LegacyWidget | None = None
+_widget_lock = threading.Lock()
+
+
+def _legacy_widget() -> LegacyWidget:
+    global _widget
+    with _widget_lock:
+        if _widget is None or _widget._core.closed or getattr(_widget, "comm", None) is None:
+            _widget = LegacyWidget()
+        return _widget
+
+
+def shim_source() -> str:
+    """The page script that installs ``IPython.notebook.kernel`` (synchronously)."""
+    return SHIM_PATH.read_text(encoding="utf-8")
+
+
+def enable_legacy_api() -> None:
+    """Make ``IPython.notebook.kernel.execute`` (and ``Jupyter.notebook.kernel``) work
+    in this notebook's page, bound to this kernel. ``%load_ext ipybridge`` calls it.
+
+    Call it again (or re-run ``%load_ext ipybridge``) after reloading the page.
+    """
+    from IPython.display import display
+
+    display_: Any = display
+    # Installs the shim as soon as it is rendered, so a script displayed after it finds it.
+    # The empty text/plain keeps an untrusted (reopened) notebook from offering to run it.
+    display_({"application/javascript": shim_source(), "text/plain": ""}, raw=True)
+    display_(_legacy_widget())
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext ipybridge``: enable the classic ``kernel.execute`` API in this notebook."""
+    enable_legacy_api()
+    _allow_reload(ip)
+
+
+def _allow_reload(ip: Any) -> None:
+    """Let ``%load_ext ipybridge`` run again (after a page reload the page needs the shim again).
+
+    IPython skips ``load_ipython_extension`` for an extension it has loaded once;
+    forget that once the cell is done, so re-running the cell re-installs the shim.
+    """
+    manager = getattr(ip, "extension_manager", None)
+    events = getattr(ip, "events", None)
+    if manager is None or events is None:
+        return
+
+    def forget(*_args: Any) -> None:
+        manager.loaded.discard(__package__ or "ipybridge")
+        events.unregister("post_run_cell", forget)
+
+    events.register("post_run_cell", forget)
+

@@ -1,0 +1,854 @@
+// js/legacy_shim.js
+(function(win) {
+  "use strict";
+  const HUB_KEY2 = "__ipybridgeLegacy";
+  const VERSION = 1;
+  const NOTEBOOK_SELECTOR = ".jp-Notebook";
+  const existing = win[HUB_KEY2];
+  if (existing && existing.version === VERSION) {
+    existing.installGlobals();
+    return;
+  }
+  const doc = win.document;
+  let counter = 0;
+  function notebookOf(node) {
+    const element = node && node.nodeType === 1 ? node : node && node.parentElement;
+    return element && typeof element.closest === "function" && element.closest(NOTEBOOK_SELECTOR) || null;
+  }
+  function newMsgId() {
+    const random = win.crypto && win.crypto.randomUUID ? win.crypto.randomUUID() : `${Math.random()}`.slice(2);
+    return `ipybridge-${++counter}-${random}`;
+  }
+  const hub = {
+    version: VERSION,
+    /** @type {Transport[]} in registration order */
+    transports: [],
+    /** @type {LegacyCall[]} calls not handed to a transport yet, in call order */
+    queue: [],
+    /** the notebook the user last clicked, typed or focused in */
+    lastNotebook: (
+      /** @type {any} */
+      null
+    ),
+    /** @type {Set<any>} notebooks already warned about (calls waiting for %load_ext) */
+    warned: /* @__PURE__ */ new Set(),
+    notebookOf,
+    /** the classic kernel object (below) */
+    kernel: (
+      /** @type {any} */
+      null
+    ),
+    /** @param {Transport} transport @returns {() => void} unregister */
+    register(transport) {
+      hub.transports.push(transport);
+      hub.drain();
+      return () => {
+        const index = hub.transports.indexOf(transport);
+        if (index >= 0) hub.transports.splice(index, 1);
+      };
+    },
+    /** The notebook a call made now belongs to, or null when the page gives no clue. */
+    pickTarget() {
+      const fromScript = notebookOf(doc && doc.currentScript);
+      if (fromScript) return fromScript;
+      if (hub.lastNotebook && hub.lastNotebook.isConnected !== false) return hub.lastNotebook;
+      return notebookOf(doc && doc.activeElement);
+    },
+    /** @param {any} target @returns {Transport|null} */
+    transportFor(target) {
+      const live = hub.transports.filter((t) => t.alive);
+      if (target) {
+        for (let i = live.length - 1; i >= 0; i--) if (live[i].notebook() === target) return live[i];
+        return null;
+      }
+      if (live.length === 0) return null;
+      const visible = live.filter((t) => isVisible(t.notebook()));
+      return (visible.length > 0 ? visible : live)[(visible.length > 0 ? visible : live).length - 1];
+    },
+    /** Hand every queued call whose transport is up to it, in call order. */
+    drain() {
+      const waiting = hub.queue;
+      hub.queue = [];
+      for (const call of waiting) {
+        const transport = hub.transportFor(call.target);
+        if (!transport) {
+          hub.queue.push(call);
+          continue;
+        }
+        try {
+          transport.run(call);
+        } catch (error) {
+          console.error("ipybridge: kernel.execute failed", error);
+        }
+      }
+    },
+    /**
+     * The classic `kernel.execute(code, callbacks, options)`: returns a msg id at once.
+     * @param {unknown} code @param {any} [callbacks] @param {any} [options]
+     */
+    execute(code, callbacks, options) {
+      const call = {
+        msgId: newMsgId(),
+        code: String(code),
+        callbacks: callbacks || {},
+        options: options || {},
+        target: hub.pickTarget()
+      };
+      hub.queue.push(call);
+      hub.drain();
+      if (hub.queue.includes(call) && call.target && hub.transports.length > 0 && !hub.warned.has(call.target)) {
+        hub.warned.add(call.target);
+        console.warn("ipybridge: kernel.execute is waiting for `%load_ext ipybridge` to run in this notebook");
+      }
+      return call.msgId;
+    },
+    /** Install `IPython.notebook.kernel` / `Jupyter.notebook.kernel` unless a real one exists. */
+    installGlobals() {
+      const current = win.IPython;
+      const ns = current && typeof current === "object" ? current : {};
+      const kernel = ns.notebook && ns.notebook.kernel;
+      if (kernel && !kernel.__ipybridge) return;
+      ns.notebook = ns.notebook || {};
+      ns.notebook.kernel = hub.kernel;
+      ns.keyboard_manager = ns.keyboard_manager || { enable() {
+      }, disable() {
+      }, register_events() {
+      } };
+      win.IPython = ns;
+      const other = win.Jupyter && win.Jupyter.notebook && win.Jupyter.notebook.kernel;
+      if (!other || other.__ipybridge) win.Jupyter = ns;
+    }
+  };
+  hub.kernel = Object.freeze({
+    __ipybridge: true,
+    /** @param {unknown} code @param {any} [callbacks] @param {any} [options] */
+    execute: (code, callbacks, options) => hub.execute(code, callbacks, options),
+    is_connected: () => hub.transports.some((t) => t.alive),
+    is_fully_disconnected: () => !hub.transports.some((t) => t.alive)
+  });
+  function isVisible(node) {
+    if (!node || node.isConnected === false) return false;
+    if (typeof node.checkVisibility === "function") return node.checkVisibility();
+    return !(node.closest && node.closest(".lm-mod-hidden"));
+  }
+  function onInteraction(event) {
+    const notebook = notebookOf(event.target);
+    if (notebook) hub.lastNotebook = notebook;
+  }
+  if (doc && typeof doc.addEventListener === "function") {
+    for (const type of ["pointerdown", "keydown", "focusin"]) doc.addEventListener(type, onInteraction, true);
+  }
+  win[HUB_KEY2] = hub;
+  hub.installGlobals();
+})(
+  /** @type {any} */
+  typeof window !== "undefined" ? window : globalThis
+);
+
+// js/serialize.js
+var TAG = "$ipb";
+var MAX_DEPTH = 100;
+var FLOAT_TEXT = /^(nan|-?inf|-?\d{1,400}(\.\d{1,400})?(e[+-]?\d{1,3})?)$/;
+var DTYPES = {
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  bool: Uint8Array
+};
+function dtypeOf(array) {
+  if (array instanceof Uint8ClampedArray) return "uint8";
+  for (const [name, ctor] of Object.entries(DTYPES)) {
+    if (name !== "bool" && array instanceof ctor) return name;
+  }
+  return null;
+}
+function isTypedArray(value) {
+  return ArrayBuffer.isView(value) && !(value instanceof DataView);
+}
+function bytesOf(view2) {
+  return new Uint8Array(view2.buffer, view2.byteOffset, view2.byteLength);
+}
+function encode(value, buffers) {
+  return enc(value, buffers, 0, "value");
+}
+function enc(value, buffers, depth, path) {
+  if (depth > MAX_DEPTH) throw new TypeError(`${path}: nesting deeper than ${MAX_DEPTH} levels (or a cycle)`);
+  if (value === null || value === void 0) return null;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (Number.isNaN(value)) return { [TAG]: "float", v: "nan" };
+      if (!Number.isFinite(value)) return { [TAG]: "float", v: value > 0 ? "inf" : "-inf" };
+      if (Object.is(value, -0)) return { [TAG]: "float", v: "-0" };
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) return { [TAG]: "float", v: String(value) };
+      return value;
+    case "bigint":
+      return { [TAG]: "bigint", v: value.toString() };
+    case "function":
+    case "symbol":
+      throw new TypeError(`${path}: cannot send a ${typeof value} to Python`);
+  }
+  if (value instanceof ArrayBuffer) {
+    buffers.push(new Uint8Array(value));
+    return { [TAG]: "bytes", i: buffers.length - 1 };
+  }
+  if (value instanceof DataView || value instanceof Uint8Array) {
+    buffers.push(bytesOf(value));
+    return { [TAG]: "bytes", i: buffers.length - 1 };
+  }
+  if (isTypedArray(value)) {
+    buffers.push(bytesOf(value));
+    return { [TAG]: "ndarray", dtype: dtypeOf(value), shape: [value.length], i: buffers.length - 1 };
+  }
+  if (Array.isArray(value)) {
+    return value.map((item, i) => enc(item, buffers, depth + 1, `${path}[${i}]`));
+  }
+  const obj = (
+    /** @type {Record<string, unknown>} */
+    value
+  );
+  if (isNDArrayLike(obj)) return encodeND(obj, buffers, path);
+  if (typeof /** @type {any} */
+  obj.toJSON === "function") {
+    return enc(
+      /** @type {any} */
+      obj.toJSON(),
+      buffers,
+      depth + 1,
+      path
+    );
+  }
+  const proto = Object.getPrototypeOf(obj);
+  if (proto !== Object.prototype && proto !== null) {
+    const kind = obj.constructor?.name ?? "object";
+    throw new TypeError(`${path}: cannot send a ${kind} to Python (use plain objects, arrays, numbers, strings, TypedArrays)`);
+  }
+  const out = {};
+  for (const [key, item] of Object.entries(obj)) {
+    if (item === void 0) continue;
+    out[key] = enc(item, buffers, depth + 1, `${path}.${key}`);
+  }
+  return TAG in out ? { [TAG]: "dict", v: out } : out;
+}
+function isNDArrayLike(obj) {
+  return typeof obj.dtype === "string" && Array.isArray(obj.shape) && isTypedArray(obj.data);
+}
+function encodeND(nd, buffers, path) {
+  const ctor = DTYPES[
+    /** @type {keyof typeof DTYPES} */
+    nd.dtype
+  ];
+  if (!ctor) throw new TypeError(`${path}: unsupported dtype ${JSON.stringify(nd.dtype)}`);
+  const count = nd.shape.reduce((a, b) => a * b, 1);
+  if (nd.data.length !== count) {
+    throw new TypeError(`${path}: shape [${nd.shape}] needs ${count} elements, data has ${nd.data.length}`);
+  }
+  buffers.push(bytesOf(nd.data));
+  return { [TAG]: "ndarray", dtype: nd.dtype, shape: [...nd.shape], i: buffers.length - 1 };
+}
+function decode(tree, buffers, base = 0) {
+  return dec(tree, buffers, base, 0);
+}
+function dec(tree, buffers, base, depth) {
+  if (depth > MAX_DEPTH) throw new TypeError(`value nested deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(tree)) return tree.map((item) => dec(item, buffers, base, depth + 1));
+  if (tree === null || typeof tree !== "object") return tree;
+  const obj = (
+    /** @type {Record<string, any>} */
+    tree
+  );
+  if (!(TAG in obj)) {
+    const out = {};
+    for (const [key, item] of Object.entries(obj)) out[key] = dec(item, buffers, base, depth + 1);
+    return out;
+  }
+  switch (obj[TAG]) {
+    case "float":
+      if (typeof obj.v !== "string" || !FLOAT_TEXT.test(obj.v)) throw new TypeError(`bad tagged float ${JSON.stringify(obj.v)}`);
+      return obj.v === "nan" ? NaN : obj.v === "inf" ? Infinity : obj.v === "-inf" ? -Infinity : Number(obj.v);
+    case "bigint":
+      if (typeof obj.v !== "string" || !/^-?\d{1,4000}$/.test(obj.v)) throw new TypeError("bigint must be a decimal string");
+      return BigInt(obj.v);
+    case "bytes":
+      return toBytes(buffers[base + obj.i]);
+    case "ndarray": {
+      const ctor = DTYPES[
+        /** @type {keyof typeof DTYPES} */
+        obj.dtype
+      ];
+      if (!ctor || !Object.hasOwn(DTYPES, obj.dtype)) throw new TypeError(`unsupported dtype ${obj.dtype}`);
+      const bytes = toBytes(buffers[base + obj.i]);
+      const count = obj.shape.reduce((a, b) => a * b, 1);
+      if (count * ctor.BYTES_PER_ELEMENT !== bytes.byteLength) {
+        throw new TypeError(`ndarray of shape [${obj.shape}] needs ${count * ctor.BYTES_PER_ELEMENT} bytes, buffer has ${bytes.byteLength}`);
+      }
+      return { dtype: obj.dtype, shape: obj.shape, data: view(ctor, bytes) };
+    }
+    case "dict": {
+      const out = {};
+      for (const [key, item] of Object.entries(obj.v)) out[key] = dec(item, buffers, base, depth + 1);
+      return out;
+    }
+    default:
+      throw new TypeError(`unknown tagged value ${JSON.stringify(obj[TAG])}`);
+  }
+}
+function toBytes(buf) {
+  if (buf === void 0) throw new TypeError("message refers to a missing buffer");
+  if (buf instanceof ArrayBuffer) return new Uint8Array(buf);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+function view(ctor, bytes) {
+  const size = ctor.BYTES_PER_ELEMENT;
+  if (bytes.byteLength % size !== 0) throw new TypeError(`buffer of ${bytes.byteLength} bytes is not a whole number of ${size}-byte items`);
+  if (bytes.byteOffset % size === 0) return new ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / size);
+  return new ctor(bytes.slice().buffer, 0, bytes.byteLength / size);
+}
+
+// js/protocol.js
+var PROTOCOL_VERSION = 1;
+function makeError(name, message, extra = {}) {
+  const error = new Error(message);
+  error.name = name;
+  return Object.assign(error, extra);
+}
+function pythonError(e) {
+  return makeError(e.ename, e.evalue, { ename: e.ename, evalue: e.evalue, traceback: e.traceback ?? [] });
+}
+var viewCounter = 0;
+function newViewId() {
+  const random = globalThis.crypto?.randomUUID?.() ?? `${Math.random()}`.slice(2);
+  return `v${++viewCounter}-${random}`;
+}
+var GONE_STATUSES = /* @__PURE__ */ new Set(["restarting", "autorestarting", "dead", "terminating"]);
+var BridgeClient = class {
+  /**
+   * @param {Model} model
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void}} [options]
+   */
+  constructor(model, options = {}) {
+    this.model = model;
+    this.viewId = newViewId();
+    this.closed = false;
+    this.closedError = null;
+    this._nextId = 1;
+    this._pending = /* @__PURE__ */ new Map();
+    this._outgoing = [];
+    this._flushQueued = false;
+    this._listeners = /* @__PURE__ */ new Map();
+    this._handlers = /* @__PURE__ */ new Map();
+    this._closeListeners = /* @__PURE__ */ new Set();
+    this._customTypes = new Set(options.customTypes ?? []);
+    this._onCustom = options.onCustom;
+    this._early = null;
+    this.setupDone = Promise.resolve();
+    this._onMessage = this._onMessage.bind(this);
+    this._onDestroy = () => this.closeAll("the widget was closed");
+    model.on("msg:custom", this._onMessage);
+    model.on("destroy", this._onDestroy);
+    this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
+    this._post({ type: "hello" });
+  }
+  /**
+   * The view's own setup (e.g. the author's js). Until it settles, events with
+   * no listener yet are held, then delivered, so early events are not lost.
+   * @param {Promise<unknown>} promise
+   */
+  setSetup(promise) {
+    this.setupDone = promise;
+    this._early = [];
+    const release = () => {
+      const held = this._early ?? [];
+      this._early = null;
+      for (const { name, payload } of held) this._emitLocal(name, payload);
+    };
+    promise.then(release, release);
+  }
+  /** @param {string} name @param {any} payload */
+  _emitLocal(name, payload) {
+    const listeners = this._listeners.get(name);
+    if ((!listeners || listeners.size === 0) && this._early) {
+      this._early.push({ name, payload });
+      return;
+    }
+    for (const cb of [...listeners ?? []]) {
+      try {
+        cb(payload);
+      } catch (error) {
+        console.error(`ipybridge: listener for event ${JSON.stringify(name)} threw`, error);
+      }
+    }
+  }
+  // ------------------------------------------------------------ calls
+  /**
+   * Call an exposed Python function.
+   * @param {string} name @param {unknown[]} [args] @param {CallOptions} [options]
+   * @returns {Promise<any>}
+   */
+  call(name, args = [], options = {}) {
+    return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
+  }
+  /** @param {string} code @param {CallOptions} [options] */
+  execute(code, options = {}) {
+    return this.request({ type: "execute", code: String(code) }, options);
+  }
+  /** @param {string} name @param {unknown} value @param {CallOptions} [options] */
+  set(name, value, options = {}) {
+    return this.request({ type: "set", name, value }, options);
+  }
+  /** @param {string} name @param {CallOptions} [options] */
+  get(name, options = {}) {
+    return this.request({ type: "get", name }, options);
+  }
+  /**
+   * Send one request item and return the promise of its answer.
+   * @param {Record<string, any>} item @param {CallOptions} [options]
+   */
+  request(item, options = {}) {
+    if (this.closed) return Promise.reject(this.closedError);
+    const { timeout, signal, onOutput } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const id = this._nextId++;
+    const what = item.name ?? item.type;
+    return new Promise((resolve, reject) => {
+      let timer;
+      const onAbort = () => this._giveUp(id, "abort", abortError(
+        /** @type {AbortSignal} */
+        signal
+      ));
+      const cleanup = () => {
+        if (timer !== void 0) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup });
+      if (timeout !== void 0 && timeout !== null) {
+        timer = setTimeout(
+          () => this._giveUp(id, "timeout", makeError("TimeoutError", `${what} did not answer within ${timeout} ms`)),
+          timeout
+        );
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this._post({ ...item, id }, (error) => this._settle(id, error));
+    });
+  }
+  /** @param {number} id @param {"abort"|"timeout"} reason @param {Error} error */
+  _giveUp(id, reason, error) {
+    if (!this._pending.has(id)) return;
+    this._settle(id, error);
+    this._post({ type: "cancel", id, reason });
+  }
+  /** @param {number} id @param {Error|null} error @param {any} [value] */
+  _settle(id, error, value) {
+    const pending = this._pending.get(id);
+    if (!pending) return;
+    this._pending.delete(id);
+    pending.cleanup();
+    if (error) pending.reject(error);
+    else pending.resolve(value);
+  }
+  // ----------------------------------------------------------- events
+  /** @param {string} name @param {(payload: any) => void} callback @returns {() => void} unsubscribe */
+  on(name, callback) {
+    let set = this._listeners.get(name);
+    if (!set) this._listeners.set(name, set = /* @__PURE__ */ new Set());
+    set.add(callback);
+    return () => set?.delete(callback);
+  }
+  /** Register a handler Python can call with `call_js`. @param {string} name @param {(...args: any[]) => any} fn */
+  handle(name, fn) {
+    this._handlers.set(name, fn);
+    return () => {
+      if (this._handlers.get(name) === fn) this._handlers.delete(name);
+    };
+  }
+  /** @param {(error: Error) => void} callback called once if the link to the kernel is lost */
+  onClose(callback) {
+    this._closeListeners.add(callback);
+    return () => this._closeListeners.delete(callback);
+  }
+  // -------------------------------------------------------- transport
+  /**
+   * Queue an item; all items queued in one tick leave in one message.
+   * @param {Record<string, any>} item @param {(e: Error) => void} [fail] called if it cannot be encoded
+   */
+  _post(item, fail) {
+    this._outgoing.push({ item: { ...item, view: this.viewId }, fail });
+    if (!this._flushQueued) {
+      this._flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+  flush() {
+    this._flushQueued = false;
+    if (this._outgoing.length === 0 || this.closed) return;
+    const queued = this._outgoing;
+    this._outgoing = [];
+    const buffers = [];
+    const msgs = [];
+    for (const { item, fail } of queued) {
+      const mark = buffers.length;
+      try {
+        msgs.push(encodeItem(item, buffers));
+      } catch (error) {
+        buffers.length = mark;
+        if (fail) fail(makeError(
+          "TypeError",
+          /** @type {Error} */
+          error.message
+        ));
+        else console.error("ipybridge: cannot send", item, error);
+      }
+    }
+    if (msgs.length === 0) return;
+    try {
+      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, void 0, buffers.map(exactBuffer));
+    } catch (error) {
+      this.closeAll(`the kernel cannot be reached: ${/** @type {Error} */
+      error.message}`);
+    }
+  }
+  /** @param {any} content @param {ArrayLike<ArrayBuffer|ArrayBufferView>} [buffers] */
+  _onMessage(content, buffers = []) {
+    if (!content || content.ipb !== PROTOCOL_VERSION || !Array.isArray(content.msgs)) return;
+    for (const item of content.msgs) {
+      if (item.view != null && item.view !== this.viewId) continue;
+      try {
+        this._dispatch(item, buffers);
+      } catch (error) {
+        console.error("ipybridge: bad message from the kernel", item, error);
+      }
+    }
+  }
+  /** @param {any} item @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers */
+  _dispatch(item, buffers) {
+    const base = item.b0 ?? 0;
+    switch (item.type) {
+      case "result":
+        this._settle(item.id, null, decode(item.value, buffers, base));
+        return;
+      case "error":
+        this._settle(item.id, pythonError(item.error));
+        return;
+      case "output": {
+        const pending = this._pending.get(item.id);
+        if (!pending) return;
+        if (pending.onOutput) pending.onOutput(item.stream, item.text);
+        else (item.stream === "stderr" ? console.error : console.log)(`[python ${pending.name}]`, item.text);
+        return;
+      }
+      case "event":
+        this._emitLocal(item.name, decode(item.payload, buffers, base));
+        return;
+      case "call":
+        this._answer(item, decode(item.args, buffers, base));
+        return;
+      case "welcome":
+      case "cancel":
+        return;
+      case "protocol_error":
+        console.error("ipybridge: the kernel refused a message:", item.error?.evalue);
+        return;
+      default:
+        if (this._customTypes.has(item.type) && this._onCustom) this._onCustom(item, buffers);
+    }
+  }
+  /** Run a JavaScript handler for Python's call_js and reply. @param {any} item @param {any[]} args */
+  async _answer(item, args) {
+    await this.setupDone.catch(() => {
+    });
+    const fn = this._handlers.get(item.name);
+    if (!fn) {
+      const message = `no JavaScript handler named ${JSON.stringify(item.name)}: register one with bridge.handle(${JSON.stringify(item.name)}, fn)`;
+      this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
+      return;
+    }
+    try {
+      const value = await fn(...args);
+      this._post(
+        { type: "reply", id: item.id, ok: true, value },
+        (error) => this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) })
+      );
+    } catch (error) {
+      this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) });
+    }
+  }
+  // --------------------------------------------------------- lifetime
+  /** Reject everything pending with BridgeClosedError and refuse new calls. @param {string} why */
+  closeAll(why) {
+    if (this.closed) return;
+    this.closed = true;
+    this.closedError = makeError("BridgeClosedError", why);
+    for (const id of [...this._pending.keys()]) this._settle(id, this.closedError);
+    for (const cb of this._closeListeners) {
+      try {
+        cb(this.closedError);
+      } catch (error) {
+        console.error(error);
+      }
+    }
+  }
+  /** The view is going away: say bye, reject what is pending, stop listening. */
+  dispose() {
+    if (!this.closed) {
+      this._post({ type: "bye" });
+      this.flush();
+    }
+    this.closeAll("the view was removed from the page");
+    this.model.off("msg:custom", this._onMessage);
+    this.model.off("destroy", this._onDestroy);
+    this._unwatchKernel();
+  }
+  /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */
+  proxy() {
+    return new Proxy(
+      {},
+      {
+        get: (_target, prop) => {
+          if (typeof prop !== "string" || prop === "then") return void 0;
+          return (...args) => this.call(prop, args);
+        }
+      }
+    );
+  }
+};
+function encodeItem(item, buffers) {
+  const out = { ...item };
+  for (const key of ["args", "kwargs", "value"]) {
+    if (key in out) out[key] = encode(out[key], buffers);
+  }
+  return out;
+}
+function exactBuffer(bytes) {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  return bytes.slice();
+}
+function abortError(signal) {
+  const reason = signal.reason;
+  if (reason instanceof Error && reason.name === "AbortError") return reason;
+  return makeError("AbortError", reason instanceof Error ? reason.message : "the call was aborted");
+}
+function errorFields(error) {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack ?? "" };
+  return { name: "Error", message: String(error), stack: "" };
+}
+function watchKernel(model, onGone) {
+  const manager = model.widget_manager;
+  const undo = [];
+  const watch = (kernel) => {
+    if (!kernel || !kernel.statusChanged?.connect) return;
+    const onStatus = (_sender, status) => {
+      if (GONE_STATUSES.has(status)) onGone(`the kernel is ${status === "dead" ? "dead" : status === "terminating" ? "shutting down" : "restarting"}`);
+    };
+    const onDisposed = () => onGone("the kernel was shut down");
+    kernel.statusChanged.connect(onStatus);
+    kernel.disposed?.connect?.(onDisposed);
+    undo.push(() => {
+      kernel.statusChanged.disconnect(onStatus);
+      kernel.disposed?.disconnect?.(onDisposed);
+    });
+  };
+  try {
+    watch(manager?.kernel);
+    const session = manager?._context?.sessionContext;
+    if (session?.kernelChanged?.connect) {
+      const onChange = (_sender, change) => {
+        if (change.oldValue) onGone("the notebook's kernel was changed or shut down");
+      };
+      session.kernelChanged.connect(onChange);
+      undo.push(() => session.kernelChanged.disconnect(onChange));
+    }
+  } catch (error) {
+    console.warn("ipybridge: cannot watch the kernel's status", error);
+  }
+  return () => undo.forEach((fn) => fn());
+}
+
+// js/legacy_messages.js
+var OUT_TYPE_1X = Object.freeze({
+  stream: "stream",
+  display_data: "display_data",
+  execute_result: "pyout",
+  error: "pyerr"
+});
+function requestFields(options) {
+  const o = options && typeof options === "object" ? options : {};
+  const silent = o.silent === void 0 ? true : Boolean(o.silent);
+  const store_history = o.store_history === void 0 ? false : Boolean(o.store_history);
+  const user_expressions = {};
+  if (o.user_expressions && typeof o.user_expressions === "object") {
+    for (const [key, value] of Object.entries(o.user_expressions)) user_expressions[key] = String(value);
+  }
+  return { silent, store_history: store_history && !silent, user_expressions };
+}
+var sequence = 0;
+function makeMessage(msgType, content, parentId, channel, session) {
+  const msgId = `${session}-${++sequence}`;
+  const date = (/* @__PURE__ */ new Date()).toISOString();
+  const header = { msg_id: msgId, msg_type: msgType, username: "ipybridge", session, date, version: "5.3" };
+  return {
+    header,
+    msg_id: msgId,
+    msg_type: msgType,
+    parent_header: { msg_id: parentId, msg_type: "execute_request", username: "ipybridge", session, version: "5.3" },
+    metadata: {},
+    content,
+    buffers: [],
+    channel
+  };
+}
+function outputContent(msgType, content) {
+  if (msgType === "stream") return { name: content.name, text: content.text, data: content.text };
+  return content;
+}
+function content1x(msgType, content) {
+  switch (msgType) {
+    case "stream":
+      return { name: content.name, data: content.text, text: content.text };
+    case "execute_result":
+      return { execution_count: content.execution_count, data: content.data, metadata: content.metadata ?? {} };
+    case "error":
+      return { ename: content.ename, evalue: content.evalue, traceback: content.traceback ?? [] };
+    case "display_data":
+      return { source: "", data: content.data, metadata: content.metadata ?? {} };
+    default:
+      return content;
+  }
+}
+function invoke(fn, what, ...args) {
+  if (typeof fn !== "function") return;
+  try {
+    fn(...args);
+  } catch (error) {
+    console.error(`ipybridge: the ${what} callback of kernel.execute threw`, error);
+  }
+}
+function deliverOutput(callbacks, msg) {
+  if (!callbacks) return;
+  invoke(callbacks.iopub?.output, "iopub.output", msg);
+  if (typeof callbacks.output === "function") {
+    const outType = (
+      /** @type {Record<string, string>} */
+      OUT_TYPE_1X[msg.msg_type] ?? msg.msg_type
+    );
+    invoke(callbacks.output, "output", outType, content1x(msg.msg_type, msg.content), msg.metadata);
+  }
+}
+function deliverReply(callbacks, msg) {
+  if (!callbacks) return;
+  invoke(callbacks.shell?.reply, "shell.reply", msg);
+  invoke(callbacks.execute_reply, "execute_reply", msg.content);
+}
+function deliverStatus(callbacks, msg) {
+  if (!callbacks) return;
+  invoke(callbacks.iopub?.status, "iopub.status", msg);
+}
+var LegacyCalls = class {
+  /**
+   * @param {(item: Record<string, any>, onStream: (stream: string, text: string) => void) => Promise<any>} request
+   * @param {string} session
+   */
+  constructor(request, session) {
+    this._request = request;
+    this.session = session;
+    this.inFlight = /* @__PURE__ */ new Map();
+  }
+  /** @param {{msgId: string, code: string, callbacks: any, options: any}} call @returns {Promise<void>} */
+  run(call) {
+    const { msgId, callbacks } = call;
+    const fields = requestFields(call.options);
+    this.inFlight.set(msgId, callbacks);
+    deliverStatus(callbacks, this._message("status", { execution_state: "busy" }, msgId, "iopub"));
+    const onStream = (stream, text) => this.output(msgId, "stream", { name: stream, text });
+    return this._request({ type: "legacy_execute", msg_id: msgId, code: call.code, ...fields }, onStream).then(
+      (reply) => reply,
+      (error) => {
+        const content = {
+          ename: error?.ename ?? error?.name ?? "Error",
+          evalue: error?.evalue ?? error?.message ?? String(error),
+          traceback: error?.traceback ?? [`${error?.name ?? "Error"}: ${error?.message ?? error}`]
+        };
+        this.output(msgId, "error", content);
+        return { status: "error", execution_count: null, ...content, user_expressions: {}, payload: [] };
+      }
+    ).then((reply) => {
+      deliverReply(callbacks, this._message("execute_reply", reply, msgId, "shell"));
+      deliverStatus(callbacks, this._message("status", { execution_state: "idle" }, msgId, "iopub"));
+      this.inFlight.delete(msgId);
+    });
+  }
+  /**
+   * An output of the call `msgId` (from a legacy_output item or a stream).
+   * @param {string} msgId @param {string} msgType @param {Record<string, any>} content
+   */
+  output(msgId, msgType, content) {
+    const callbacks = this.inFlight.get(msgId);
+    if (callbacks === void 0) return;
+    deliverOutput(callbacks, this._message(msgType, outputContent(msgType, content), msgId, "iopub"));
+  }
+  /** @param {string} type @param {Record<string, any>} content @param {string} parentId @param {string} channel */
+  _message(type, content, parentId, channel) {
+    return makeMessage(type, content, parentId, channel, this.session);
+  }
+};
+
+// js/legacy.js
+var HUB_KEY = "__ipybridgeLegacy";
+var ATTACH_POLL_MS = 50;
+function render({ model, el }) {
+  const hub = (
+    /** @type {any} */
+    window[HUB_KEY]
+  );
+  el.classList.add("ipybridge-legacy");
+  el.style.cssText = "font: 11px var(--jp-ui-font-family, sans-serif); color: var(--jp-ui-font-color2, #777);";
+  el.textContent = "ipybridge: classic IPython.notebook.kernel.execute API enabled";
+  const client = new BridgeClient(model, {
+    customTypes: ["legacy_output"],
+    onCustom: (item) => calls.output(item.msg_id, item.msg_type, item.content)
+  });
+  const session = client.viewId;
+  const calls = new LegacyCalls((item, onStream) => client.request(item, { onOutput: onStream }), session);
+  const transport = {
+    alive: true,
+    notebook: () => el.closest(".jp-Notebook"),
+    /** @param {{msgId: string, code: string, callbacks: any, options: any}} call */
+    run: (call) => {
+      calls.run(call).catch((error) => console.error("ipybridge: kernel.execute failed", error));
+    }
+  };
+  const unregister = hub.register(transport);
+  let timer;
+  const waitForPage = () => {
+    timer = void 0;
+    if (!transport.alive) return;
+    if (el.isConnected) hub.drain();
+    else timer = setTimeout(waitForPage, ATTACH_POLL_MS);
+  };
+  waitForPage();
+  const stop = () => {
+    transport.alive = false;
+    unregister();
+    if (timer !== void 0) clearTimeout(timer);
+  };
+  client.onClose(() => {
+    stop();
+    el.textContent = "ipybridge: the link to the kernel is gone; run %load_ext ipybridge again";
+  });
+  return () => {
+    stop();
+    client.dispose();
+  };
+}
+var legacy_default = { render };
+export {
+  legacy_default as default
+};

@@ -1,0 +1,217 @@
+"""The kernel side of the legacy kernel.execute API: request parsing, result
+shaping and LegacyCore over a fake page (no browser, no kernel)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from ipybridge._protocol import ProtocolError
+from ipybridge.legacy import (
+    LegacyCore,
+    display_content,
+    ends_with_semicolon,
+    evaluate_user_expressions,
+    jsonable,
+    parse_request,
+    shim_source,
+)
+
+from .fakepage import FakePage, envelope
+
+
+# ------------------------------------------------------------------ pure parts
+def test_requests_default_like_the_classic_notebook() -> None:
+    request = parse_request({"msg_id": "m1", "code": "x = 1"})
+    assert (request.msg_id, request.code, request.silent, request.store_history) == ("m1", "x = 1", True, False)
+    assert request.user_expressions == {}
+
+
+def test_silent_never_stores_history_and_options_are_honoured() -> None:
+    assert parse_request({"code": "", "silent": True, "store_history": True}).store_history is False
+    loud = parse_request({"code": "", "silent": False, "store_history": True, "user_expressions": {"a": "1+1"}})
+    assert (loud.silent, loud.store_history, loud.user_expressions) == (False, True, {"a": "1+1"})
+    assert parse_request({"code": ""}).msg_id  # one is made up when the page sent none
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"code": 1},
+        {},
+        {"code": "", "silent": "yes"},
+        {"code": "", "store_history": 1},
+        {"code": "", "msg_id": 5},
+        {"code": "", "msg_id": "x" * 300},
+        {"code": "", "user_expressions": ["a"]},
+        {"code": "", "user_expressions": {"a": 1}},
+    ],
+)
+def test_bad_requests_are_refused(raw: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError):
+        parse_request(raw)
+
+
+def test_jsonable_turns_bytes_into_base64_like_the_wire() -> None:
+    bundle = {"image/png": b"\x89PNG", "text/plain": "<Figure>", "application/json": {"a": [1, 2.5, None]}}
+    assert jsonable(bundle) == {
+        "image/png": base64.b64encode(b"\x89PNG").decode(),
+        "text/plain": "<Figure>",
+        "application/json": {"a": [1, 2.5, None]},
+    }
+    assert jsonable({"nan": float("nan"), "t": (1, 2), "obj": object}) == {
+        "nan": "nan",
+        "t": [1, 2],
+        "obj": str(object),
+    }
+
+
+def test_display_content_keeps_data_metadata_and_transient() -> None:
+    content = {"data": {"text/html": "<b>x</b>"}, "metadata": {}, "transient": {"display_id": "d1"}}
+    assert display_content(content) == content
+    assert display_content({"data": {"text/plain": "x"}}) == {"data": {"text/plain": "x"}, "metadata": {}, "transient": {}}
+
+
+@pytest.mark.parametrize(
+    ("code", "hidden"),
+    [
+        ("1 + 1", False),
+        ("1 + 1;", True),
+        ("1 + 1;  # quiet", True),
+        ("x = 'a;'\nx", False),
+        ("s = 'ends with ;'", False),
+        ("f(\n 1);\n\n", True),
+        ("", False),
+        ("'unterminated", False),
+    ],
+)
+def test_a_trailing_semicolon_hides_the_result(code: str, hidden: bool) -> None:
+    assert ends_with_semicolon(code) is hidden
+
+
+def test_user_expressions_give_mimebundles_or_errors() -> None:
+    out = evaluate_user_expressions({"x": "x * 2", "bad": "1/0", "none": "None"}, {"x": 21})
+    assert out["x"] == {"status": "ok", "data": {"text/plain": "42"}, "metadata": {}}
+    assert out["none"]["data"] == {"text/plain": "None"}
+    assert (out["bad"]["status"], out["bad"]["ename"], out["bad"]["evalue"]) == (
+        "error",
+        "ZeroDivisionError",
+        "division by zero",
+    )
+
+
+def test_the_shim_is_built_and_installs_the_classic_names() -> None:
+    source = shim_source()
+    assert "__ipybridgeLegacy" in source
+    assert "installGlobals" in source
+    assert "export " not in source  # a classic script: application/javascript outputs are not modules
+
+
+# ----------------------------------------------------------- LegacyCore
+@pytest.fixture
+def page() -> FakePage:
+    return FakePage()
+
+
+@pytest.fixture
+def core(page: FakePage):  # type: ignore[no-untyped-def]
+    core = LegacyCore(page.send, allow_execute=True, namespace={})
+    core.receive(*envelope({"type": "hello"}))
+    yield core
+    core.close()
+
+
+def execute(core: LegacyCore, ident: int, code: str, **options: Any) -> None:
+    core.receive(*envelope({"type": "legacy_execute", "id": ident, "msg_id": f"m{ident}", "code": code, **options}))
+
+
+def outputs_of(page: FakePage, ident: int) -> list[tuple[str, Any]]:
+    """The outputs of call ``ident`` in the order the page receives them."""
+    seen: list[tuple[str, Any]] = []
+    for item, _ in page.items():
+        if item.get("id") != ident:
+            continue
+        if item["type"] == "output":
+            if seen and seen[-1][0] == item["stream"]:  # one stream, split across messages
+                seen[-1] = (item["stream"], seen[-1][1] + item["text"])
+            else:
+                seen.append((item["stream"], item["text"]))
+        elif item["type"] == "legacy_output":
+            assert item["msg_id"] == f"m{ident}"
+            seen.append((item["msg_type"], item["content"]))
+    return seen
+
+
+def test_prints_result_and_reply_in_order(core: LegacyCore, page: FakePage) -> None:
+    execute(core, 1, "print('a')\nx = 6\nprint('b')\nx * 7", silent=False)
+    reply = page.value_of(page.answer("v1", 1))
+    assert reply["status"] == "ok"
+    assert reply["payload"] == []
+    seen = outputs_of(page, 1)
+    assert seen[0] == ("stdout", "a\nb\n")
+    assert seen[1][0] == "execute_result"
+    assert seen[1][1]["data"] == {"text/plain": "42"}
+    assert core.namespace["x"] == 6
+
+
+def test_silent_has_no_result_but_keeps_prints(core: LegacyCore, page: FakePage) -> None:
+    execute(core, 1, "print('hi')\n40 + 2")
+    page.value_of(page.answer("v1", 1))
+    assert outputs_of(page, 1) == [("stdout", "hi\n")]
+    execute(core, 2, "40 + 2;", silent=False)
+    page.value_of(page.answer("v1", 2))
+    assert outputs_of(page, 2) == []
+
+
+def test_errors_become_error_outputs_and_error_replies(core: LegacyCore, page: FakePage) -> None:
+    execute(core, 1, "print('before')\n1/0")
+    answer = page.answer("v1", 1)
+    assert answer["type"] == "result"  # the call itself worked: the error is the code's
+    reply = page.value_of(answer)
+    assert (reply["status"], reply["ename"], reply["evalue"]) == ("error", "ZeroDivisionError", "division by zero")
+    seen = outputs_of(page, 1)
+    assert seen[0] == ("stdout", "before\n")
+    assert seen[1][0] == "error"
+    assert (seen[1][1]["ename"], seen[1][1]["evalue"]) == ("ZeroDivisionError", "division by zero")
+    assert seen[1][1]["traceback"][-1] == "ZeroDivisionError: division by zero"
+    assert not any("_core.py" in line or "legacy.py" in line for line in seen[1][1]["traceback"])
+
+
+def test_syntax_errors_are_reported_too(core: LegacyCore, page: FakePage) -> None:
+    execute(core, 1, "1 +")
+    reply = page.value_of(page.answer("v1", 1))
+    assert reply["ename"] == "SyntaxError"
+
+
+def test_user_expressions_are_evaluated_after_the_code(core: LegacyCore, page: FakePage) -> None:
+    execute(core, 1, "y = 5", user_expressions={"double": "y * 2"})
+    reply = page.value_of(page.answer("v1", 1))
+    assert reply["user_expressions"]["double"]["data"] == {"text/plain": "10"}
+
+
+def test_calls_run_in_the_order_they_were_made(core: LegacyCore, page: FakePage) -> None:
+    for ident in range(1, 21):
+        execute(core, ident, f"order = globals().get('order', []) + [{ident}]")
+    page.answer("v1", 20)
+    assert core.namespace["order"] == list(range(1, 21))
+
+
+def test_bad_items_get_structured_errors_and_nothing_runs(core: LegacyCore, page: FakePage) -> None:
+    core.receive(*envelope({"type": "legacy_execute", "id": 1, "code": 5}))
+    assert page.answer("v1", 1)["error"]["ename"] == "ProtocolError"
+    core.receive(*envelope({"type": "legacy_execute", "id": "x", "code": "ran = True"}))
+    page.wait_for(lambda i: i["type"] == "protocol_error")
+    assert "ran" not in core.namespace
+
+
+def test_without_allow_execute_nothing_runs(page: FakePage) -> None:
+    core = LegacyCore(page.send, allow_execute=False, namespace={})
+    try:
+        core.receive(*envelope({"type": "hello"}))
+        execute(core, 1, "ran = True")
+        assert page.answer("v1", 1)["error"]["ename"] == "PermissionError"
+        assert "ran" not in core.namespace
+    finally:
+        core.close()
