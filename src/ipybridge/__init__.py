@@ -6,12 +6,14 @@ from __future__ import annotations
 from ._version import __version__
 from .bridge import Bridge
 from .errors import BridgeClosedError, JavaScriptError
+from .player import Player
 from .legacy import enable_legacy_api, load_ipython_extension
 
 __all__ = [
     "Bridge",
     "BridgeClosedError",
     "JavaScriptError",
+    "Player",
     "__version__",
     "enable_legacy_api",
     "load_ipython_extension",

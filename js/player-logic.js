@@ -1,0 +1,219 @@
+// The Player's pure logic: frame order under the loop modes, which frames to
+// fetch next, the byte-bounded frame cache and the displayed-fps meter.
+// No DOM, no kernel: node tests drive these directly (tests/js/player.test.mjs).
+
+/** @typedef {"loop"|"once"|"reflect"} LoopMode */
+
+/**
+ * The frame after `index` when playing in `direction`, or null when playback
+ * stops there ("once" at an end, index 0 going back, or no frames).
+ * In "reflect" mode the direction flips at the ends.
+ * @param {number} index @param {number} direction 1 or -1
+ * @param {number|null} frames null: endless @param {LoopMode} loop
+ * @returns {{index: number, direction: number} | null}
+ */
+export function nextFrame(index, direction, frames, loop) {
+  const next = index + direction;
+  if (frames === null || frames === undefined) return next < 0 ? null : { index: next, direction };
+  if (frames <= 0) return null;
+  if (next >= 0 && next < frames) return { index: next, direction };
+  if (loop === "loop") return { index: ((next % frames) + frames) % frames, direction };
+  if (loop === "reflect") {
+    if (frames === 1) return null;
+    const back = -direction;
+    return { index: index + back, direction: back };
+  }
+  return null;
+}
+
+/**
+ * The frames playback will need, in order: `start` itself, then up to
+ * `count - 1` more following the loop mode. No index twice.
+ * @param {number} start @param {number} direction @param {number|null} frames
+ * @param {LoopMode} loop @param {number} count
+ * @returns {number[]}
+ */
+export function upcomingFrames(start, direction, frames, loop, count) {
+  /** @type {number[]} */
+  const out = [];
+  if (start < 0 || (frames !== null && frames !== undefined && start >= frames)) return [start];
+  const states = new Set();
+  const listed = new Set();
+  let position = { index: start, direction };
+  // A state is (index, direction): reflect mode revisits indexes the other way.
+  while (out.length < count && !states.has(`${position.index},${position.direction}`)) {
+    states.add(`${position.index},${position.direction}`);
+    if (!listed.has(position.index)) {
+      listed.add(position.index);
+      out.push(position.index);
+    }
+    const next = nextFrame(position.index, position.direction, frames, loop);
+    if (!next) break;
+    position = next;
+  }
+  return out;
+}
+
+/**
+ * Where a step of `n` frames from `index` lands: wraps in "loop" mode, stops
+ * at the ends otherwise (and at 0 for endless animations).
+ * @param {number} index @param {number} n @param {number|null} frames @param {LoopMode} loop
+ */
+export function stepTarget(index, n, frames, loop) {
+  const target = index + n;
+  if (frames === null || frames === undefined) return Math.max(0, target);
+  if (frames <= 0) return 0;
+  if (loop === "loop") return ((target % frames) + frames) % frames;
+  return Math.min(Math.max(target, 0), frames - 1);
+}
+
+/**
+ * @template V
+ * A least-recently-used map bounded by the total size of its values.
+ */
+export class FrameCache {
+  /** @param {number} maxBytes @param {(value: V) => number} sizeOf @param {(value: V) => void} [onEvict] */
+  constructor(maxBytes, sizeOf, onEvict) {
+    this.maxBytes = maxBytes;
+    this.sizeOf = sizeOf;
+    this.onEvict = onEvict;
+    /** @type {Map<number, V>} */
+    this._map = new Map();
+    this.bytes = 0;
+    this.hits = 0;
+    this.misses = 0;
+  }
+
+  get size() {
+    return this._map.size;
+  }
+
+  /** @param {number} key */
+  has(key) {
+    return this._map.has(key);
+  }
+
+  /** @param {number} key @returns {V | undefined} */
+  get(key) {
+    const value = this._map.get(key);
+    if (value === undefined) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    this._map.delete(key); // re-insert: most recently used last
+    this._map.set(key, value);
+    return value;
+  }
+
+  /** @param {number} key @param {V} value */
+  set(key, value) {
+    this.delete(key);
+    this._map.set(key, value);
+    this.bytes += this.sizeOf(value);
+    this._trim(key);
+  }
+
+  /** @param {number} key */
+  delete(key) {
+    const old = this._map.get(key);
+    if (old === undefined) return false;
+    this._map.delete(key);
+    this.bytes -= this.sizeOf(old);
+    this.onEvict?.(old);
+    return true;
+  }
+
+  /** @param {number} maxBytes */
+  resize(maxBytes) {
+    this.maxBytes = maxBytes;
+    this._trim(null);
+  }
+
+  clear() {
+    for (const key of [...this._map.keys()]) this.delete(key);
+  }
+
+  /** Evict least recently used entries until within bounds; `keep` stays. @param {number|null} keep */
+  _trim(keep) {
+    for (const key of this._map.keys()) {
+      if (this.bytes <= this.maxBytes) return;
+      if (key === keep) continue;
+      this.delete(key);
+    }
+  }
+
+  /** @returns {IterableIterator<number>} */
+  keys() {
+    return this._map.keys();
+  }
+}
+
+/** Frames painted per second over the last `windowMs`. */
+export class FpsMeter {
+  /** @param {number} [windowMs] */
+  constructor(windowMs = 1000) {
+    this.windowMs = windowMs;
+    /** @type {number[]} */
+    this._times = [];
+    this.count = 0;
+  }
+
+  /** @param {number} now ms */
+  tick(now) {
+    this._times.push(now);
+    this.count++;
+    this._drop(now);
+  }
+
+  /** @param {number} now */
+  _drop(now) {
+    let i = 0;
+    while (i < this._times.length && this._times[i] <= now - this.windowMs) i++;
+    if (i) this._times.splice(0, i);
+  }
+
+  /** @param {number} now @returns {number} */
+  rate(now) {
+    this._drop(now);
+    const times = this._times;
+    if (times.length < 2) return 0;
+    return ((times.length - 1) * 1000) / Math.max(times[times.length - 1] - times[0], 1);
+  }
+
+  reset() {
+    this._times = [];
+  }
+}
+
+/**
+ * Playback clock at `fps`: `due(now)` says whether the next frame should be
+ * painted now; after painting call `advance(now)`. Late frames do not make
+ * the clock burst to catch up.
+ */
+export class FrameClock {
+  /** @param {number} fps */
+  constructor(fps) {
+    this.fps = fps;
+    this.next = 0;
+  }
+
+  get interval() {
+    return this.fps > 0 ? 1000 / this.fps : 0;
+  }
+
+  /** @param {number} now */
+  start(now) {
+    this.next = now + this.interval;
+  }
+
+  /** Paint when within a quarter interval of the deadline (rAF ticks jitter). @param {number} now */
+  due(now) {
+    return this.fps <= 0 || now >= this.next - Math.min(4, this.interval * 0.25);
+  }
+
+  /** @param {number} now */
+  advance(now) {
+    this.next = Math.max(this.next + this.interval, now + this.interval * 0.5);
+  }
+}

@@ -1,0 +1,610 @@
+// The Player's view: a canvas, controls, and the frame pipeline.
+//
+// The page is the clock. It asks the kernel for the frames playback will need
+// (at most MAX_INFLIGHT requests out, so the kernel draws frame i+1 while the
+// page decodes frame i), keeps what arrives in a byte-bounded cache of
+// encoded frames (revisits cost the kernel nothing), decodes a few frames
+// ahead, and paints on requestAnimationFrame at the target fps. See
+// docs/player.md.
+
+import { BridgeClient } from "./protocol.js";
+import { FpsMeter, FrameCache, FrameClock, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
+
+/** Requests out at once: enough to cover a round trip of a few frame times. */
+const MAX_INFLIGHT = 8;
+/** Frames decoded at once. */
+const MAX_DECODING = 4;
+/** Bytes of decoded frames kept ready to paint. */
+const DECODED_BYTES = 48 << 20;
+/** A frame this late (ms) shows the buffering indicator. */
+const BUFFERING_AFTER_MS = 150;
+/** While playing, the `frame` trait follows at most this often (ms). */
+const SYNC_EVERY_MS = 250;
+
+/**
+ * @typedef {{codec: string, width: number, height: number, bytes: Uint8Array}} EncodedFrame
+ * @typedef {ImageData | ImageBitmap} DecodedFrame
+ */
+
+const SVG = (/** @type {string} */ body) =>
+  `<svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" focusable="false">${body}</svg>`;
+const ICONS = {
+  first: SVG('<rect x="2" y="3" width="2" height="10"/><path d="M14 3v10L5 8z"/>'),
+  prev: SVG('<rect x="3" y="3" width="2" height="10"/><path d="M13 3v10L6 8z"/>'),
+  reverse: SVG('<path d="M12 3v10L4 8z"/>'),
+  pause: SVG('<rect x="4" y="3" width="3" height="10"/><rect x="9" y="3" width="3" height="10"/>'),
+  play: SVG('<path d="M4 3v10l8-5z"/>'),
+  next: SVG('<path d="M3 3v10l7-5z"/><rect x="11" y="3" width="2" height="10"/>'),
+  last: SVG('<path d="M2 3v10l9-5z"/><rect x="12" y="3" width="2" height="10"/>'),
+};
+const SPEEDS = [0.25, 0.5, 1, 2, 4];
+
+/**
+ * @param {string} tag @param {Record<string, string>} [attrs] @param {string} [html]
+ * @returns {HTMLElement}
+ */
+function make(tag, attrs = {}, html = "") {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  if (html) node.innerHTML = html;
+  return node;
+}
+
+/** @param {string} label @param {string} icon */
+function button(label, icon) {
+  return /** @type {HTMLButtonElement} */ (
+    make("button", { type: "button", "aria-label": label, title: label, class: "ipb-button" }, icon)
+  );
+}
+
+/** @param {any} view */
+function bytesOf(view) {
+  if (view instanceof Uint8Array) return view;
+  if (ArrayBuffer.isView(view)) return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return new Uint8Array(view);
+}
+
+/** @param {EncodedFrame} frame @returns {Promise<DecodedFrame>} */
+async function decodeFrame(frame) {
+  if (frame.codec === "raw") {
+    const stream = new Blob([/** @type {BlobPart} */ (frame.bytes)]).stream().pipeThrough(new DecompressionStream("deflate"));
+    const pixels = new Uint8ClampedArray(await new Response(stream).arrayBuffer());
+    return new ImageData(pixels, frame.width, frame.height);
+  }
+  const type = frame.codec === "png" ? "image/png" : "image/jpeg";
+  return createImageBitmap(new Blob([/** @type {BlobPart} */ (frame.bytes)], { type }));
+}
+
+/** @param {DecodedFrame} frame */
+function decodedBytes(frame) {
+  return frame.width * frame.height * 4;
+}
+
+/** @param {string} text */
+const stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
+
+/** @param {{model: any, el: HTMLElement}} ctx */
+function render({ model, el }) {
+  el.classList.add("ipybridge-player");
+  el.tabIndex = 0;
+
+  // ------------------------------------------------------------------ DOM
+  const stage = make("div", { class: "ipb-stage" });
+  const canvas = /** @type {HTMLCanvasElement} */ (make("canvas", { "data-frame": "-1", class: "ipb-canvas" }));
+  canvas.width = 0;
+  canvas.height = 0;
+  const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+  const buffering = make("div", { class: "ipb-buffering", role: "status", "aria-label": "Buffering", title: "Buffering" }, "<span></span>");
+  buffering.hidden = true;
+  const errorBox = make("div", { class: "ipb-error", role: "alert" });
+  const errorText = make("pre", { class: "ipb-error-text" });
+  const dismiss = button("Dismiss error", "&times;");
+  errorBox.append(dismiss, errorText);
+  errorBox.hidden = true;
+  stage.append(canvas, buffering, errorBox);
+
+  const controls = make("div", { class: "ipb-controls" });
+  const first = button("First", ICONS.first);
+  const prev = button("Prev Frame", ICONS.prev);
+  const reverse = button("Reverse", ICONS.reverse);
+  const pause = button("Pause", ICONS.pause);
+  const play = button("Play", ICONS.play);
+  const next = button("Next Frame", ICONS.next);
+  const last = button("Last", ICONS.last);
+  const slider = /** @type {HTMLInputElement} */ (
+    make("input", { type: "range", min: "0", step: "1", "aria-label": "Frame", title: "Frame", class: "ipb-slider" })
+  );
+  const counter = make("span", { "aria-label": "Frame counter", title: "Frame counter", class: "ipb-counter", role: "status" });
+  const speed = /** @type {HTMLSelectElement} */ (make("select", { "aria-label": "Speed", title: "Speed", class: "ipb-select" }));
+  const loopMode = /** @type {HTMLSelectElement} */ (make("select", { "aria-label": "Loop mode", title: "Loop mode", class: "ipb-select" }));
+  for (const mode of ["loop", "once", "reflect"]) loopMode.append(new Option(mode, mode));
+  const fpsReadout = make("span", { "aria-label": "Displayed fps", title: "Displayed fps", class: "ipb-fps" }, "0.0 fps");
+  controls.append(first, prev, reverse, pause, play, next, last, slider, counter, speed, loopMode, fpsReadout);
+  el.replaceChildren(stage, controls);
+
+  // ---------------------------------------------------------------- state
+  const client = new BridgeClient(model, { customTypes: ["frame", "frame_error"], onCustom });
+  /** @type {FrameCache<EncodedFrame>} */
+  const cache = new FrameCache(cacheBytes(), (f) => f.bytes.byteLength);
+  /** @type {FrameCache<DecodedFrame>} */
+  const decoded = new FrameCache(DECODED_BYTES, decodedBytes, (f) => {
+    if ("close" in f) f.close();
+  });
+  /** @type {Map<number, number>} request id -> frame index */
+  const inflight = new Map();
+  /** @type {Map<number, number>} frame index -> request id */
+  const inflightByIndex = new Map();
+  /** @type {Set<number>} */
+  const decoding = new Set();
+  /** @type {Map<number, any>} frames whose drawing failed -> the Python error */
+  const failed = new Map();
+  const meter = new FpsMeter();
+  const clock = new FrameClock(model.get("fps"));
+  let nextRequestId = 1;
+  let generation = model.get("_generation") ?? 0;
+  let shown = -1; // index painted on the canvas
+  let target = model.get("frame") ?? 0; // paused: the frame to show; playing: the next frame to paint
+  let direction = model.get("direction") === -1 ? -1 : 1;
+  let playing = false;
+  let lateSince = 0;
+  let lastSync = 0;
+  let lastStats = 0;
+  let painted = 0;
+  let pumpQueued = false;
+  let rafId = 0;
+  let disposed = false;
+  let ownChange = false; // model changes made by this view, not to be handled as Python's
+
+  const frames = () => /** @type {number|null} */ (model.get("frames") ?? null);
+  const loop = () => /** @type {import("./player-logic.js").LoopMode} */ (model.get("loop") ?? "loop");
+  const fps = () => Number(model.get("fps") ?? 30);
+
+  function cacheBytes() {
+    return Math.max(1, Number(model.get("cache_mb") ?? 128)) * (1 << 20);
+  }
+
+  function wireCodec() {
+    const codec = model.get("codec") ?? "auto";
+    // Without DecompressionStream (old browsers) raw frames cannot be decoded: ask for PNG.
+    if ((codec === "auto" || codec === "raw") && typeof DecompressionStream === "undefined") return "png";
+    return codec;
+  }
+
+  /** @param {Record<string, any>} changes */
+  function setModel(changes) {
+    ownChange = true;
+    try {
+      for (const [key, value] of Object.entries(changes)) model.set(key, value);
+      model.save_changes();
+    } finally {
+      ownChange = false;
+    }
+  }
+
+  // -------------------------------------------------------------- network
+  /** @param {number} index */
+  function request(index) {
+    const id = nextRequestId++;
+    inflight.set(id, index);
+    inflightByIndex.set(index, id);
+    client._post({ type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 });
+  }
+
+  /** @param {Set<number>} keep indexes still wanted */
+  function cancelUnwanted(keep) {
+    const ids = [];
+    for (const [id, index] of inflight) {
+      if (!keep.has(index)) {
+        ids.push(id);
+        inflight.delete(id);
+        inflightByIndex.delete(index);
+      }
+    }
+    if (ids.length) client._post({ type: "frame_cancel", ids });
+  }
+
+  /** @param {any} item @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers */
+  function onCustom(item, buffers) {
+    if (disposed) return;
+    const index = item.index;
+    if (inflight.get(item.id) === index) {
+      inflight.delete(item.id);
+      inflightByIndex.delete(index);
+    }
+    if (item.gen !== generation) return; // drawn before the cache was invalidated
+    if (item.type === "frame") {
+      cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf(buffers[item.b0 ?? 0]) });
+      failed.delete(index);
+    } else if (item.type === "frame_error") {
+      failed.set(index, item.error);
+      if (index === target) fail(index, item.error);
+    }
+    schedule();
+  }
+
+  // -------------------------------------------------------------- pipeline
+  function schedule() {
+    if (pumpQueued || disposed) return;
+    pumpQueued = true;
+    queueMicrotask(pump);
+  }
+
+  /** The frames to have ready, most urgent first. */
+  function wanted() {
+    const count = playing ? 2 * MAX_INFLIGHT : 3;
+    return upcomingFrames(target, direction, frames(), loop(), count);
+  }
+
+  function pump() {
+    pumpQueued = false;
+    if (disposed) return;
+    const want = wanted();
+    cancelUnwanted(new Set(want));
+    for (const index of want) {
+      if (failed.has(index)) break; // nothing past a broken frame
+      if (decoded.has(index) || decoding.has(index)) continue;
+      const encoded = cache.get(index);
+      if (encoded) {
+        if (decoding.size < MAX_DECODING) startDecode(index, encoded);
+      } else if (!inflightByIndex.has(index) && inflight.size < MAX_INFLIGHT && !client.closed) {
+        request(index);
+      }
+    }
+    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (playing && fps() <= 0) drain();
+  }
+
+  /** @param {number} index @param {EncodedFrame} encoded */
+  function startDecode(index, encoded) {
+    decoding.add(index);
+    const gen = generation;
+    decodeFrame(encoded).then(
+      (image) => {
+        decoding.delete(index);
+        if (disposed || gen !== generation) return;
+        decoded.set(index, image);
+        schedule();
+      },
+      (error) => {
+        decoding.delete(index);
+        cache.delete(index);
+        if (gen !== generation) return;
+        const info = { ename: error?.name ?? "Error", evalue: `the page could not decode frame ${index}: ${error?.message ?? error}`, traceback: [] };
+        failed.set(index, info);
+        if (index === target) fail(index, info);
+        schedule();
+      },
+    );
+  }
+
+  /** @param {number} index */
+  function paint(index) {
+    const image = decoded.get(index);
+    if (!image) return false;
+    if (canvas.width !== image.width || canvas.height !== image.height) {
+      canvas.width = image.width;
+      canvas.height = image.height;
+    }
+    if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
+    else ctx.drawImage(image, 0, 0);
+    shown = index;
+    canvas.dataset.frame = String(index);
+    painted++;
+    const now = performance.now();
+    meter.tick(now);
+    lateSince = 0;
+    buffering.hidden = true;
+    updateReadouts(now);
+    if (!playing || now - lastSync >= SYNC_EVERY_MS) {
+      lastSync = now;
+      if (model.get("frame") !== index) setModel({ frame: index });
+    }
+    if (playing && now - lastStats >= 1000) sendStats(now);
+    return true;
+  }
+
+  /** Advance `target` past the frame just painted; false when playback ends. */
+  function advance() {
+    const after = nextFrame(shown, direction, frames(), loop());
+    if (!after) {
+      stop();
+      return false;
+    }
+    if (after.direction !== direction) {
+      direction = after.direction; // reflect mode turns at the ends
+      setModel({ direction });
+    }
+    target = after.index;
+    return true;
+  }
+
+  /** Unthrottled playback (fps 0): paint every frame as soon as it is decoded. */
+  function drain() {
+    while (playing && decoded.has(target)) {
+      paint(target);
+      if (!advance()) return;
+    }
+  }
+
+  /** @param {number} now */
+  function tick(now) {
+    rafId = 0;
+    if (!playing || disposed) return;
+    clock.fps = fps();
+    if (clock.fps > 0 && clock.due(now)) {
+      if (decoded.has(target)) {
+        paint(target);
+        clock.advance(now);
+        if (advance()) schedule();
+      } else {
+        if (!lateSince) lateSince = now;
+        if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;
+        schedule();
+      }
+    } else if (clock.fps <= 0) {
+      drain();
+      schedule();
+    }
+    if (playing) rafId = requestAnimationFrame(tick);
+  }
+
+  // ------------------------------------------------------------- playback
+  /** @param {number} dir */
+  function start(dir) {
+    hideError();
+    failed.clear();
+    direction = dir;
+    const total = frames();
+    if (shown >= 0) {
+      const after = nextFrame(shown, dir, total, loop());
+      if (after) {
+        target = after.index;
+        direction = after.direction;
+      } else if (total !== null && total > 0) {
+        target = dir === 1 ? 0 : total - 1; // played to the end: start over
+      } else {
+        stop();
+        return;
+      }
+    }
+    playing = true;
+    clock.fps = fps();
+    clock.start(performance.now());
+    lateSince = 0;
+    meter.reset();
+    updateButtons();
+    if (!rafId) rafId = requestAnimationFrame(tick);
+    schedule();
+  }
+
+  function stop() {
+    playing = false;
+    if (rafId) cancelAnimationFrame(rafId);
+    rafId = 0;
+    buffering.hidden = true;
+    if (shown >= 0) target = shown;
+    const changes = /** @type {Record<string, any>} */ ({});
+    if (model.get("playing")) changes.playing = false;
+    if (shown >= 0 && model.get("frame") !== shown) changes.frame = shown;
+    if (Object.keys(changes).length) setModel(changes);
+    updateButtons();
+    sendStats(performance.now());
+    schedule();
+  }
+
+  /** @param {number} index */
+  function seek(index) {
+    hideError();
+    failed.delete(index);
+    target = index;
+    if (playing) {
+      clock.start(performance.now() - clock.interval);
+    } else if (model.get("frame") !== index) {
+      setModel({ frame: index });
+    }
+    updateReadouts(performance.now(), index);
+    schedule();
+  }
+
+  /** @param {number} n */
+  function step(n) {
+    const from = shown >= 0 ? shown : target;
+    if (playing) stop();
+    seek(stepTarget(from, n, frames(), loop()));
+  }
+
+  /** @param {number} index @param {any} error */
+  function fail(index, error) {
+    if (playing) stop();
+    const header = `Frame ${index}: ${error?.ename ?? "Error"}: ${error?.evalue ?? ""}`;
+    const trace = (error?.traceback ?? []).map((/** @type {string} */ line) => stripAnsi(String(line))).join("\n");
+    errorText.textContent = trace ? `${header}\n\n${trace}` : header;
+    errorBox.hidden = false;
+    buffering.hidden = true;
+  }
+
+  function hideError() {
+    errorBox.hidden = true;
+  }
+
+  // ------------------------------------------------------------- readouts
+  /** @param {number} now @param {number} [index] */
+  function updateReadouts(now, index = shown) {
+    const total = frames();
+    const max = total !== null ? Math.max(total - 1, 0) : Math.max(99, Math.ceil((Math.max(index, 0) + 1) * 1.5));
+    slider.max = String(max);
+    if (document.activeElement !== slider || playing) slider.value = String(Math.max(index, 0));
+    counter.textContent = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "∞"}`;
+    fpsReadout.textContent = `${meter.rate(now).toFixed(1)} fps`;
+  }
+
+  function updateButtons() {
+    pause.setAttribute("aria-pressed", String(!playing));
+    play.setAttribute("aria-pressed", String(playing && direction === 1));
+    reverse.setAttribute("aria-pressed", String(playing && direction === -1));
+    el.classList.toggle("ipb-playing", playing);
+    const endless = frames() === null;
+    last.disabled = endless;
+  }
+
+  function updateSpeed() {
+    const base = Number(model.get("_base_fps") || 30);
+    const current = fps();
+    speed.replaceChildren();
+    let matched = false;
+    for (const factor of SPEEDS) {
+      const option = new Option(`${factor}×`, String(base * factor));
+      if (Math.abs(base * factor - current) < 1e-9) (option.selected = true), (matched = true);
+      speed.append(option);
+    }
+    const max = new Option("max", "0");
+    if (current <= 0) (max.selected = true), (matched = true);
+    speed.append(max);
+    if (!matched) {
+      const custom = new Option(`${+current.toFixed(2)} fps`, String(current));
+      custom.selected = true;
+      speed.append(custom);
+    }
+  }
+
+  /** @param {number} now */
+  function sendStats(now) {
+    lastStats = now;
+    if (client.closed) return;
+    const stats = {
+      displayed_fps: Math.round(meter.rate(now) * 100) / 100,
+      painted,
+      cache_frames: cache.size,
+      cache_bytes: cache.bytes,
+      cache_hits: cache.hits,
+      decoded_frames: decoded.size,
+    };
+    client._post({ type: "player_stats", stats });
+  }
+
+  // -------------------------------------------------------------- wiring
+  first.onclick = () => {
+    if (playing) stop();
+    seek(0);
+  };
+  last.onclick = () => {
+    const total = frames();
+    if (total === null) return;
+    if (playing) stop();
+    seek(Math.max(total - 1, 0));
+  };
+  prev.onclick = () => step(-1);
+  next.onclick = () => step(1);
+  play.onclick = () => {
+    setModel({ direction: 1, playing: true });
+    start(1);
+  };
+  reverse.onclick = () => {
+    setModel({ direction: -1, playing: true });
+    start(-1);
+  };
+  pause.onclick = () => {
+    if (playing) stop();
+  };
+  dismiss.onclick = hideError;
+  slider.oninput = () => seek(Number(slider.value));
+  speed.onchange = () => setModel({ fps: Number(speed.value) });
+  loopMode.onchange = () => setModel({ loop: loopMode.value });
+
+  el.addEventListener("keydown", (event) => {
+    const onControl = event.target instanceof HTMLSelectElement || event.target === slider;
+    const onButton = event.target instanceof HTMLButtonElement;
+    let handled = true;
+    if (event.key === " " && !onControl && !onButton) {
+      if (playing) stop();
+      else play.click();
+    } else if (event.key === "ArrowLeft" && !onControl) step(-1);
+    else if (event.key === "ArrowRight" && !onControl) step(1);
+    else if (event.key === "Home" && !onControl) first.click();
+    else if (event.key === "End" && !onControl) last.click();
+    else handled = false;
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation(); // keep Jupyter's notebook shortcuts out of it
+    }
+  });
+  // A click on the picture gives the player the keyboard.
+  stage.addEventListener("mousedown", () => el.focus());
+
+  /** @param {string} name @param {() => void} fn */
+  const onModel = (name, fn) => {
+    const handler = () => {
+      if (!ownChange) fn();
+    };
+    model.on(`change:${name}`, handler);
+    return () => model.off(`change:${name}`, handler);
+  };
+  const unsubscribe = [
+    onModel("frame", () => {
+      const index = model.get("frame");
+      if (index !== shown || !playing) seek(index);
+    }),
+    onModel("playing", () => {
+      if (model.get("playing") && !playing) start(model.get("direction") === -1 ? -1 : 1);
+      else if (!model.get("playing") && playing) stop();
+    }),
+    onModel("direction", () => {
+      const dir = model.get("direction") === -1 ? -1 : 1;
+      if (dir !== direction) {
+        if (playing) start(dir);
+        else direction = dir;
+        updateButtons();
+      }
+    }),
+    onModel("fps", () => {
+      clock.fps = fps();
+      updateSpeed();
+      schedule();
+    }),
+    onModel("_base_fps", updateSpeed),
+    onModel("loop", () => {
+      loopMode.value = loop();
+      schedule();
+    }),
+    onModel("frames", () => {
+      updateReadouts(performance.now());
+      updateButtons();
+      schedule();
+    }),
+    onModel("cache_mb", () => cache.resize(cacheBytes())),
+    ...["codec", "quality", "_generation"].map((name) =>
+      onModel(name, () => {
+        generation = model.get("_generation") ?? 0;
+        cancelUnwanted(new Set());
+        cache.clear();
+        decoded.clear();
+        failed.clear();
+        if (!playing) shown = -1; // repaint the current frame in the new encoding
+        schedule();
+      }),
+    ),
+  ];
+  client.onClose(() => {
+    // Cached frames still play; frames never fetched show the buffering indicator.
+    inflight.clear();
+    inflightByIndex.clear();
+  });
+
+  loopMode.value = loop();
+  updateSpeed();
+  updateButtons();
+  updateReadouts(performance.now(), target);
+  if (model.get("playing")) start(direction);
+  else schedule();
+
+  return () => {
+    disposed = true;
+    if (rafId) cancelAnimationFrame(rafId);
+    for (const off of unsubscribe) off();
+    cache.clear();
+    decoded.clear();
+    client.dispose();
+  };
+}
+
+export default { render };

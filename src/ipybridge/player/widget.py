@@ -1,0 +1,380 @@
+"""The Player widget: the page asks for frames, the kernel draws them.
+
+Threads (see docs/player.md):
+
+* the page's ``frame`` requests arrive on a kernel subshell thread (or the
+  main thread where the frontend has no subshells) and are only queued;
+* the Player's render thread (the core's serial worker) draws one frame at a
+  time under the figure's lock and copies the pixels out;
+* its encode thread compresses them (zlib/PIL release the GIL, so encoding
+  frame i overlaps drawing frame i+1) and posts the frame to the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import traitlets
+
+from .. import _runtime
+from .._core import BridgeCore, Send, error_payload
+from .._protocol import Custom, simple_error
+from ..bridge import STATIC, BridgeWidget
+from . import codecs
+from .sources import FigureSource, FrameOutOfRange, FrameSource, VideoSource, from_animation
+
+LOOP_MODES = ("loop", "once", "reflect")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class PlayerCore(BridgeCore):
+    """The bridge core plus the frame pipeline (``frame``, ``frame_cancel``, ``player_stats`` items)."""
+
+    custom_types = frozenset({"frame", "frame_cancel", "player_stats"})
+
+    def __init__(self, send: Send, *, name: str = "Player", **kwargs: Any) -> None:
+        super().__init__(send, name=name, **kwargs)
+        self.source: FrameSource | None = None
+        self.on_length: Callable[[int], None] | None = None
+        self._encoder = _runtime.SerialWorker(f"{name}-encoder")
+        self._encoder.on_idle = self.outbox.flush
+        self._pending: set[tuple[str, int]] = set()
+        self._pending_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self.frames_rendered = 0
+        self.frames_requested = 0
+        self.errors = 0
+        self._render_s = 0.0
+        self._encode_s = 0.0
+        self._bytes = 0
+        self.page_stats: dict[str, Any] = {}
+
+    # --------------------------------------------------------------- page
+    def handle_custom(self, item: Custom) -> None:
+        data = item.data
+        if item.type == "frame":
+            self._request(item.view, data)
+        elif item.type == "frame_cancel":
+            ids = data.get("ids")
+            if isinstance(ids, list):
+                with self._pending_lock:
+                    for ident in ids:
+                        if _int(ident) is not None:
+                            self._pending.discard((item.view, ident))
+        elif item.type == "player_stats":
+            stats = data.get("stats")
+            if isinstance(stats, dict):
+                self.page_stats = {
+                    k: v for k, v in stats.items() if isinstance(k, str) and isinstance(v, (int, float, str))
+                }
+
+    def _request(self, view: str, data: dict[str, Any]) -> None:
+        ident, index, gen = _int(data.get("id")), _int(data.get("index")), _int(data.get("gen", 0))
+        codec, quality = data.get("codec", "auto"), _int(data.get("quality", 85))
+        if ident is None or index is None or gen is None or quality is None or codec not in codecs.CODECS:
+            self.post(
+                {
+                    "type": "protocol_error",
+                    "view": view,
+                    "error": simple_error("ProtocolError", "a frame request needs integer id, index, gen, quality "
+                                          f"and a codec in {codecs.CODECS}"),
+                }
+            )
+            return
+        key = (view, ident)
+        with self._pending_lock:
+            self._pending.add(key)
+        with self._stats_lock:
+            self.frames_requested += 1
+        self._worker.submit(lambda: self._render(view, ident, index, gen, codec, quality))
+
+    def _wanted(self, key: tuple[str, int]) -> bool:
+        with self._pending_lock:
+            return key in self._pending and key[0] in self.views and not self.closed
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        with self._pending_lock:
+            self._pending.discard(key)
+
+    # ------------------------------------------------------------ pipeline
+    def _render(self, view: str, ident: int, index: int, gen: int, codec: str, quality: int) -> None:
+        key = (view, ident)
+        if not self._wanted(key) or self.source is None:
+            self._drop(key)
+            return
+        length_before = self.source.length
+        start = time.perf_counter()
+        try:
+            rgba = self.source.render(index)
+        except BaseException as exc:  # noqa: BLE001 - the page shows it; the kernel goes on
+            self._drop(key)
+            with self._stats_lock:
+                self.errors += 1
+            self.post(
+                {"type": "frame_error", "view": view, "id": ident, "index": index, "gen": gen,
+                 "error": error_payload(exc)}
+            )  # fmt: skip
+            length = self.source.length
+            if isinstance(exc, FrameOutOfRange) and length is not None and length != length_before and self.on_length:
+                self.on_length(length)
+            return
+        rendered = time.perf_counter()
+        self._encoder.submit(lambda: self._encode(key, index, gen, codec, quality, rgba, rendered - start))
+
+    def _encode(
+        self, key: tuple[str, int], index: int, gen: int, codec: str, quality: int, rgba: np.ndarray, render_s: float
+    ) -> None:
+        if not self._wanted(key):
+            return
+        start = time.perf_counter()
+        try:
+            encoded = codecs.encode(rgba, codec, quality)
+        except Exception as exc:  # noqa: BLE001 - e.g. Pillow missing for png/jpeg
+            self._drop(key)
+            self.post({"type": "frame_error", "view": key[0], "id": key[1], "index": index, "gen": gen,
+                       "error": error_payload(exc)})  # fmt: skip
+            return
+        encode_s = time.perf_counter() - start
+        self._drop(key)
+        with self._stats_lock:
+            self.frames_rendered += 1
+            self._render_s += render_s
+            self._encode_s += encode_s
+            self._bytes += len(encoded.data)
+        self.post(
+            {
+                "type": "frame",
+                "view": key[0],
+                "id": key[1],
+                "index": index,
+                "gen": gen,
+                "codec": encoded.codec,
+                "width": encoded.width,
+                "height": encoded.height,
+                "length": self.source.length if self.source is not None else None,
+            },
+            [memoryview(encoded.data)],
+        )
+
+    def stats(self) -> dict[str, Any]:
+        with self._stats_lock:
+            n = self.frames_rendered
+            out: dict[str, Any] = {
+                "frames_rendered": n,
+                "frames_requested": self.frames_requested,
+                "errors": self.errors,
+                "render_ms": 1000 * self._render_s / n if n else 0.0,
+                "encode_ms": 1000 * self._encode_s / n if n else 0.0,
+                "bytes_per_frame": self._bytes / n if n else 0.0,
+            }
+        page = dict(self.page_stats)
+        out["displayed_fps"] = float(page.pop("displayed_fps", 0.0))
+        out.update({f"page_{k}": v for k, v in page.items()})
+        return out
+
+    def close(self) -> None:
+        super().close()
+        self._encoder.stop()
+
+
+class Player(BridgeWidget):
+    """Live, on-demand animation: the kernel draws frame i only when the page asks.
+
+    ::
+
+        Player(anim, fps=None)            # a matplotlib FuncAnimation; fps None = 1000 / its interval
+        Player(fig, func, frames=100, init_func=None, fargs=None, fps=30, blit=False)
+        Player(video)                     # numpy (N, H, W) or (N, H, W, 3|4), uint8 or float in [0, 1]
+
+    The figure is closed in pyplot (so it is not shown again as a static
+    image) and drawn through the Player's own Agg canvas, under
+    :func:`ipybridge.player.figure_lock`. ``fps=0`` plays as fast as frames
+    arrive. The displayed output also carries an ``image/png`` of the current
+    frame for viewers without a kernel.
+    """
+
+    core_class = PlayerCore
+    _esm = STATIC / "player.js"
+    _css = STATIC / "player.css"
+
+    frame = traitlets.Int(0, help="index of the current frame").tag(sync=True)
+    frames = traitlets.Int(None, allow_none=True, help="number of frames; None = endless or unknown").tag(sync=True)
+    playing = traitlets.Bool(False).tag(sync=True)
+    direction = traitlets.Int(1, help="1 forwards, -1 backwards").tag(sync=True)
+    fps = traitlets.Float(30.0, help="target frames per second; 0 = as fast as frames arrive").tag(sync=True)
+    loop = traitlets.Enum(LOOP_MODES, "loop").tag(sync=True)
+    codec = traitlets.Enum(codecs.CODECS, "auto").tag(sync=True)
+    quality = traitlets.Int(85, help="JPEG quality, 1-100").tag(sync=True)
+    cache_mb = traitlets.Float(128.0, help="bound of the page's frame cache, in MB").tag(sync=True)
+    _base_fps = traitlets.Float(30.0).tag(sync=True)
+    _generation = traitlets.Int(0).tag(sync=True)
+
+    def __init__(
+        self,
+        source: Any,
+        func: Callable[..., Any] | None = None,
+        frames: Any = None,
+        init_func: Callable[[], Any] | None = None,
+        fargs: Sequence[Any] | None = None,
+        fps: float | None = None,
+        *,
+        blit: bool = False,
+        loop: str | None = None,
+        codec: str = "auto",
+        quality: int = 85,
+        autoplay: bool = False,
+        cache_mb: float = 128.0,
+        **kwargs: Any,
+    ) -> None:
+        frame_source, default_fps, default_loop = _make_source(source, func, frames, init_func, fargs, blit)
+        chosen_fps = float(default_fps if fps is None else fps)
+        super().__init__(
+            fps=chosen_fps,
+            _base_fps=chosen_fps if chosen_fps > 0 else 30.0,
+            loop=loop or default_loop,
+            codec=codec,
+            quality=quality,
+            cache_mb=cache_mb,
+            **kwargs,
+        )
+        self.frames = frame_source.length
+        core = self._player_core
+        core.source = frame_source
+        core.on_length = self._set_length
+        self._source = frame_source
+        if autoplay:
+            self.play()
+
+    @property
+    def _player_core(self) -> PlayerCore:
+        core = self._core
+        assert isinstance(core, PlayerCore)
+        return core
+
+    @property
+    def source(self) -> FrameSource:
+        """Where frames come from (a :class:`~ipybridge.player.sources.FigureSource` or ``VideoSource``)."""
+        return self._source
+
+    def _set_length(self, length: int) -> None:
+        self.frames = length
+
+    @traitlets.validate("direction")
+    def _valid_direction(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value not in (1, -1):
+            raise traitlets.TraitError(f"direction must be 1 or -1, not {value}")
+        return value
+
+    @traitlets.validate("fps")
+    def _valid_fps(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not value >= 0 or value == float("inf"):
+            raise traitlets.TraitError(f"fps must be a finite number >= 0 (0 = as fast as possible), not {value}")
+        return value
+
+    @traitlets.validate("quality")
+    def _valid_quality(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if not 1 <= value <= 100:
+            raise traitlets.TraitError(f"quality must be in 1..100, not {value}")
+        return value
+
+    # ------------------------------------------------------------ methods
+    def play(self) -> None:
+        """Play forwards from the current frame."""
+        with self.hold_sync():
+            self.direction = 1
+            self.playing = True
+
+    def pause(self) -> None:
+        self.playing = False
+
+    def reverse(self) -> None:
+        """Play backwards from the current frame."""
+        with self.hold_sync():
+            self.direction = -1
+            self.playing = True
+
+    def step(self, n: int = 1) -> None:
+        """Pause and move ``n`` frames (negative: back); wraps in loop mode, else stops at the ends."""
+        target = self.frame + int(n)
+        if self.frames is not None and self.frames > 0:
+            if self.loop == "loop":
+                target %= self.frames
+            else:
+                target = min(max(target, 0), self.frames - 1)
+        else:
+            target = max(target, 0)
+        with self.hold_sync():
+            self.playing = False
+            self.frame = target
+
+    def seek(self, i: int) -> None:
+        """Show frame ``i``; an index out of range shows an error in the player and pauses."""
+        self.frame = int(i)
+
+    def invalidate(self) -> None:
+        """Forget every frame the page has cached (after changing what the frames depend on)."""
+        self._generation += 1
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """``frames_rendered``, ``render_ms``, ``encode_ms`` (averages), ``bytes_per_frame``,
+        ``displayed_fps`` (from the page) and a few more counters."""
+        return self._player_core.stats()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        index = self.frame
+        if self.frames is not None:
+            index = min(max(index, 0), max(self.frames - 1, 0))
+        try:
+            rgba = self._source.render(index)
+            bundle[0]["image/png"] = base64.b64encode(codecs.png_bytes(rgba)).decode("ascii")
+        except Exception:  # noqa: BLE001, S110 - no static picture is better than no widget
+            pass
+        return bundle
+
+
+def _make_source(
+    source: Any,
+    func: Callable[..., Any] | None,
+    frames: Any,
+    init_func: Callable[[], Any] | None,
+    fargs: Sequence[Any] | None,
+    blit: bool,
+) -> tuple[FrameSource, float, str]:
+    import sys
+
+    # matplotlib is imported only if the caller has it loaded: a numpy video needs none.
+    animation = sys.modules.get("matplotlib.animation")
+    figure = sys.modules.get("matplotlib.figure")
+    if animation is not None and isinstance(source, animation.FuncAnimation):
+        if func is not None:
+            raise TypeError("Player(anim) takes no frame function: the FuncAnimation has one")
+        anim_source, fps = from_animation(source)
+        return anim_source, fps, "loop" if getattr(source, "_repeat", True) else "once"
+    if figure is not None and isinstance(source, figure.Figure):
+        if func is None:
+            raise TypeError("Player(fig, func, frames=...) needs a frame function func(frame, *fargs)")
+        fig_source: FrameSource = FigureSource(source, func, frames, init_func, fargs, blit=blit)
+        return fig_source, 30.0, "loop"
+    if isinstance(source, np.ndarray) or (hasattr(source, "__array__") and func is None):
+        if func is not None:
+            raise TypeError("Player(video) takes no frame function")
+        return VideoSource(source), 30.0, "loop"
+    raise TypeError(
+        "Player plays a matplotlib FuncAnimation, Player(fig, func, frames=...), "
+        f"or a numpy video (N, H, W[, 3|4]); not {type(source).__name__}"
+    )

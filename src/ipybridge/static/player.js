@@ -1,0 +1,1219 @@
+// js/serialize.js
+var TAG = "$ipb";
+var MAX_DEPTH = 100;
+var FLOAT_TEXT = /^(nan|-?inf|-?\d{1,400}(\.\d{1,400})?(e[+-]?\d{1,3})?)$/;
+var DTYPES = {
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  bool: Uint8Array
+};
+function dtypeOf(array) {
+  if (array instanceof Uint8ClampedArray) return "uint8";
+  for (const [name, ctor] of Object.entries(DTYPES)) {
+    if (name !== "bool" && array instanceof ctor) return name;
+  }
+  return null;
+}
+function isTypedArray(value) {
+  return ArrayBuffer.isView(value) && !(value instanceof DataView);
+}
+function bytesOf(view2) {
+  return new Uint8Array(view2.buffer, view2.byteOffset, view2.byteLength);
+}
+function encode(value, buffers) {
+  return enc(value, buffers, 0, "value");
+}
+function enc(value, buffers, depth, path) {
+  if (depth > MAX_DEPTH) throw new TypeError(`${path}: nesting deeper than ${MAX_DEPTH} levels (or a cycle)`);
+  if (value === null || value === void 0) return null;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (Number.isNaN(value)) return { [TAG]: "float", v: "nan" };
+      if (!Number.isFinite(value)) return { [TAG]: "float", v: value > 0 ? "inf" : "-inf" };
+      if (Object.is(value, -0)) return { [TAG]: "float", v: "-0" };
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) return { [TAG]: "float", v: String(value) };
+      return value;
+    case "bigint":
+      return { [TAG]: "bigint", v: value.toString() };
+    case "function":
+    case "symbol":
+      throw new TypeError(`${path}: cannot send a ${typeof value} to Python`);
+  }
+  if (value instanceof ArrayBuffer) {
+    buffers.push(new Uint8Array(value));
+    return { [TAG]: "bytes", i: buffers.length - 1 };
+  }
+  if (value instanceof DataView || value instanceof Uint8Array) {
+    buffers.push(bytesOf(value));
+    return { [TAG]: "bytes", i: buffers.length - 1 };
+  }
+  if (isTypedArray(value)) {
+    buffers.push(bytesOf(value));
+    return { [TAG]: "ndarray", dtype: dtypeOf(value), shape: [value.length], i: buffers.length - 1 };
+  }
+  if (Array.isArray(value)) {
+    return value.map((item, i) => enc(item, buffers, depth + 1, `${path}[${i}]`));
+  }
+  const obj = (
+    /** @type {Record<string, unknown>} */
+    value
+  );
+  if (isNDArrayLike(obj)) return encodeND(obj, buffers, path);
+  if (typeof /** @type {any} */
+  obj.toJSON === "function") {
+    return enc(
+      /** @type {any} */
+      obj.toJSON(),
+      buffers,
+      depth + 1,
+      path
+    );
+  }
+  const proto = Object.getPrototypeOf(obj);
+  if (proto !== Object.prototype && proto !== null) {
+    const kind = obj.constructor?.name ?? "object";
+    throw new TypeError(`${path}: cannot send a ${kind} to Python (use plain objects, arrays, numbers, strings, TypedArrays)`);
+  }
+  const out = {};
+  for (const [key, item] of Object.entries(obj)) {
+    if (item === void 0) continue;
+    out[key] = enc(item, buffers, depth + 1, `${path}.${key}`);
+  }
+  return TAG in out ? { [TAG]: "dict", v: out } : out;
+}
+function isNDArrayLike(obj) {
+  return typeof obj.dtype === "string" && Array.isArray(obj.shape) && isTypedArray(obj.data);
+}
+function encodeND(nd, buffers, path) {
+  const ctor = DTYPES[
+    /** @type {keyof typeof DTYPES} */
+    nd.dtype
+  ];
+  if (!ctor) throw new TypeError(`${path}: unsupported dtype ${JSON.stringify(nd.dtype)}`);
+  const count = nd.shape.reduce((a, b) => a * b, 1);
+  if (nd.data.length !== count) {
+    throw new TypeError(`${path}: shape [${nd.shape}] needs ${count} elements, data has ${nd.data.length}`);
+  }
+  buffers.push(bytesOf(nd.data));
+  return { [TAG]: "ndarray", dtype: nd.dtype, shape: [...nd.shape], i: buffers.length - 1 };
+}
+function decode(tree, buffers, base = 0) {
+  return dec(tree, buffers, base, 0);
+}
+function dec(tree, buffers, base, depth) {
+  if (depth > MAX_DEPTH) throw new TypeError(`value nested deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(tree)) return tree.map((item) => dec(item, buffers, base, depth + 1));
+  if (tree === null || typeof tree !== "object") return tree;
+  const obj = (
+    /** @type {Record<string, any>} */
+    tree
+  );
+  if (!(TAG in obj)) {
+    const out = {};
+    for (const [key, item] of Object.entries(obj)) out[key] = dec(item, buffers, base, depth + 1);
+    return out;
+  }
+  switch (obj[TAG]) {
+    case "float":
+      if (typeof obj.v !== "string" || !FLOAT_TEXT.test(obj.v)) throw new TypeError(`bad tagged float ${JSON.stringify(obj.v)}`);
+      return obj.v === "nan" ? NaN : obj.v === "inf" ? Infinity : obj.v === "-inf" ? -Infinity : Number(obj.v);
+    case "bigint":
+      if (typeof obj.v !== "string" || !/^-?\d{1,4000}$/.test(obj.v)) throw new TypeError("bigint must be a decimal string");
+      return BigInt(obj.v);
+    case "bytes":
+      return toBytes(buffers[base + obj.i]);
+    case "ndarray": {
+      const ctor = DTYPES[
+        /** @type {keyof typeof DTYPES} */
+        obj.dtype
+      ];
+      if (!ctor || !Object.hasOwn(DTYPES, obj.dtype)) throw new TypeError(`unsupported dtype ${obj.dtype}`);
+      const bytes = toBytes(buffers[base + obj.i]);
+      const count = obj.shape.reduce((a, b) => a * b, 1);
+      if (count * ctor.BYTES_PER_ELEMENT !== bytes.byteLength) {
+        throw new TypeError(`ndarray of shape [${obj.shape}] needs ${count * ctor.BYTES_PER_ELEMENT} bytes, buffer has ${bytes.byteLength}`);
+      }
+      return { dtype: obj.dtype, shape: obj.shape, data: view(ctor, bytes) };
+    }
+    case "dict": {
+      const out = {};
+      for (const [key, item] of Object.entries(obj.v)) out[key] = dec(item, buffers, base, depth + 1);
+      return out;
+    }
+    default:
+      throw new TypeError(`unknown tagged value ${JSON.stringify(obj[TAG])}`);
+  }
+}
+function toBytes(buf) {
+  if (buf === void 0) throw new TypeError("message refers to a missing buffer");
+  if (buf instanceof ArrayBuffer) return new Uint8Array(buf);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+function view(ctor, bytes) {
+  const size = ctor.BYTES_PER_ELEMENT;
+  if (bytes.byteLength % size !== 0) throw new TypeError(`buffer of ${bytes.byteLength} bytes is not a whole number of ${size}-byte items`);
+  if (bytes.byteOffset % size === 0) return new ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / size);
+  return new ctor(bytes.slice().buffer, 0, bytes.byteLength / size);
+}
+
+// js/protocol.js
+var PROTOCOL_VERSION = 1;
+function makeError(name, message, extra = {}) {
+  const error = new Error(message);
+  error.name = name;
+  return Object.assign(error, extra);
+}
+function pythonError(e) {
+  return makeError(e.ename, e.evalue, { ename: e.ename, evalue: e.evalue, traceback: e.traceback ?? [] });
+}
+var viewCounter = 0;
+function newViewId() {
+  const random = globalThis.crypto?.randomUUID?.() ?? `${Math.random()}`.slice(2);
+  return `v${++viewCounter}-${random}`;
+}
+var GONE_STATUSES = /* @__PURE__ */ new Set(["restarting", "autorestarting", "dead", "terminating"]);
+var BridgeClient = class {
+  /**
+   * @param {Model} model
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void}} [options]
+   */
+  constructor(model, options = {}) {
+    this.model = model;
+    this.viewId = newViewId();
+    this.closed = false;
+    this.closedError = null;
+    this._nextId = 1;
+    this._pending = /* @__PURE__ */ new Map();
+    this._outgoing = [];
+    this._flushQueued = false;
+    this._listeners = /* @__PURE__ */ new Map();
+    this._handlers = /* @__PURE__ */ new Map();
+    this._closeListeners = /* @__PURE__ */ new Set();
+    this._customTypes = new Set(options.customTypes ?? []);
+    this._onCustom = options.onCustom;
+    this._early = null;
+    this.setupDone = Promise.resolve();
+    this._onMessage = this._onMessage.bind(this);
+    this._onDestroy = () => this.closeAll("the widget was closed");
+    model.on("msg:custom", this._onMessage);
+    model.on("destroy", this._onDestroy);
+    this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
+    this._post({ type: "hello" });
+  }
+  /**
+   * The view's own setup (e.g. the author's js). Until it settles, events with
+   * no listener yet are held, then delivered, so early events are not lost.
+   * @param {Promise<unknown>} promise
+   */
+  setSetup(promise) {
+    this.setupDone = promise;
+    this._early = [];
+    const release = () => {
+      const held = this._early ?? [];
+      this._early = null;
+      for (const { name, payload } of held) this._emitLocal(name, payload);
+    };
+    promise.then(release, release);
+  }
+  /** @param {string} name @param {any} payload */
+  _emitLocal(name, payload) {
+    const listeners = this._listeners.get(name);
+    if ((!listeners || listeners.size === 0) && this._early) {
+      this._early.push({ name, payload });
+      return;
+    }
+    for (const cb of [...listeners ?? []]) {
+      try {
+        cb(payload);
+      } catch (error) {
+        console.error(`ipybridge: listener for event ${JSON.stringify(name)} threw`, error);
+      }
+    }
+  }
+  // ------------------------------------------------------------ calls
+  /**
+   * Call an exposed Python function.
+   * @param {string} name @param {unknown[]} [args] @param {CallOptions} [options]
+   * @returns {Promise<any>}
+   */
+  call(name, args = [], options = {}) {
+    return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
+  }
+  /** @param {string} code @param {CallOptions} [options] */
+  execute(code, options = {}) {
+    return this.request({ type: "execute", code: String(code) }, options);
+  }
+  /** @param {string} name @param {unknown} value @param {CallOptions} [options] */
+  set(name, value, options = {}) {
+    return this.request({ type: "set", name, value }, options);
+  }
+  /** @param {string} name @param {CallOptions} [options] */
+  get(name, options = {}) {
+    return this.request({ type: "get", name }, options);
+  }
+  /**
+   * Send one request item and return the promise of its answer.
+   * @param {Record<string, any>} item @param {CallOptions} [options]
+   */
+  request(item, options = {}) {
+    if (this.closed) return Promise.reject(this.closedError);
+    const { timeout, signal, onOutput } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const id = this._nextId++;
+    const what = item.name ?? item.type;
+    return new Promise((resolve, reject) => {
+      let timer;
+      const onAbort = () => this._giveUp(id, "abort", abortError(
+        /** @type {AbortSignal} */
+        signal
+      ));
+      const cleanup = () => {
+        if (timer !== void 0) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup });
+      if (timeout !== void 0 && timeout !== null) {
+        timer = setTimeout(
+          () => this._giveUp(id, "timeout", makeError("TimeoutError", `${what} did not answer within ${timeout} ms`)),
+          timeout
+        );
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this._post({ ...item, id }, (error) => this._settle(id, error));
+    });
+  }
+  /** @param {number} id @param {"abort"|"timeout"} reason @param {Error} error */
+  _giveUp(id, reason, error) {
+    if (!this._pending.has(id)) return;
+    this._settle(id, error);
+    this._post({ type: "cancel", id, reason });
+  }
+  /** @param {number} id @param {Error|null} error @param {any} [value] */
+  _settle(id, error, value) {
+    const pending = this._pending.get(id);
+    if (!pending) return;
+    this._pending.delete(id);
+    pending.cleanup();
+    if (error) pending.reject(error);
+    else pending.resolve(value);
+  }
+  // ----------------------------------------------------------- events
+  /** @param {string} name @param {(payload: any) => void} callback @returns {() => void} unsubscribe */
+  on(name, callback) {
+    let set = this._listeners.get(name);
+    if (!set) this._listeners.set(name, set = /* @__PURE__ */ new Set());
+    set.add(callback);
+    return () => set?.delete(callback);
+  }
+  /** Register a handler Python can call with `call_js`. @param {string} name @param {(...args: any[]) => any} fn */
+  handle(name, fn) {
+    this._handlers.set(name, fn);
+    return () => {
+      if (this._handlers.get(name) === fn) this._handlers.delete(name);
+    };
+  }
+  /** @param {(error: Error) => void} callback called once if the link to the kernel is lost */
+  onClose(callback) {
+    this._closeListeners.add(callback);
+    return () => this._closeListeners.delete(callback);
+  }
+  // -------------------------------------------------------- transport
+  /**
+   * Queue an item; all items queued in one tick leave in one message.
+   * @param {Record<string, any>} item @param {(e: Error) => void} [fail] called if it cannot be encoded
+   */
+  _post(item, fail) {
+    this._outgoing.push({ item: { ...item, view: this.viewId }, fail });
+    if (!this._flushQueued) {
+      this._flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+  flush() {
+    this._flushQueued = false;
+    if (this._outgoing.length === 0 || this.closed) return;
+    const queued = this._outgoing;
+    this._outgoing = [];
+    const buffers = [];
+    const msgs = [];
+    for (const { item, fail } of queued) {
+      const mark = buffers.length;
+      try {
+        msgs.push(encodeItem(item, buffers));
+      } catch (error) {
+        buffers.length = mark;
+        if (fail) fail(makeError(
+          "TypeError",
+          /** @type {Error} */
+          error.message
+        ));
+        else console.error("ipybridge: cannot send", item, error);
+      }
+    }
+    if (msgs.length === 0) return;
+    try {
+      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, void 0, buffers.map(exactBuffer));
+    } catch (error) {
+      this.closeAll(`the kernel cannot be reached: ${/** @type {Error} */
+      error.message}`);
+    }
+  }
+  /** @param {any} content @param {ArrayLike<ArrayBuffer|ArrayBufferView>} [buffers] */
+  _onMessage(content, buffers = []) {
+    if (!content || content.ipb !== PROTOCOL_VERSION || !Array.isArray(content.msgs)) return;
+    for (const item of content.msgs) {
+      if (item.view != null && item.view !== this.viewId) continue;
+      try {
+        this._dispatch(item, buffers);
+      } catch (error) {
+        console.error("ipybridge: bad message from the kernel", item, error);
+      }
+    }
+  }
+  /** @param {any} item @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers */
+  _dispatch(item, buffers) {
+    const base = item.b0 ?? 0;
+    switch (item.type) {
+      case "result":
+        this._settle(item.id, null, decode(item.value, buffers, base));
+        return;
+      case "error":
+        this._settle(item.id, pythonError(item.error));
+        return;
+      case "output": {
+        const pending = this._pending.get(item.id);
+        if (!pending) return;
+        if (pending.onOutput) pending.onOutput(item.stream, item.text);
+        else (item.stream === "stderr" ? console.error : console.log)(`[python ${pending.name}]`, item.text);
+        return;
+      }
+      case "event":
+        this._emitLocal(item.name, decode(item.payload, buffers, base));
+        return;
+      case "call":
+        this._answer(item, decode(item.args, buffers, base));
+        return;
+      case "welcome":
+      case "cancel":
+        return;
+      case "protocol_error":
+        console.error("ipybridge: the kernel refused a message:", item.error?.evalue);
+        return;
+      default:
+        if (this._customTypes.has(item.type) && this._onCustom) this._onCustom(item, buffers);
+    }
+  }
+  /** Run a JavaScript handler for Python's call_js and reply. @param {any} item @param {any[]} args */
+  async _answer(item, args) {
+    await this.setupDone.catch(() => {
+    });
+    const fn = this._handlers.get(item.name);
+    if (!fn) {
+      const message = `no JavaScript handler named ${JSON.stringify(item.name)}: register one with bridge.handle(${JSON.stringify(item.name)}, fn)`;
+      this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
+      return;
+    }
+    try {
+      const value = await fn(...args);
+      this._post(
+        { type: "reply", id: item.id, ok: true, value },
+        (error) => this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) })
+      );
+    } catch (error) {
+      this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) });
+    }
+  }
+  // --------------------------------------------------------- lifetime
+  /** Reject everything pending with BridgeClosedError and refuse new calls. @param {string} why */
+  closeAll(why) {
+    if (this.closed) return;
+    this.closed = true;
+    this.closedError = makeError("BridgeClosedError", why);
+    for (const id of [...this._pending.keys()]) this._settle(id, this.closedError);
+    for (const cb of this._closeListeners) {
+      try {
+        cb(this.closedError);
+      } catch (error) {
+        console.error(error);
+      }
+    }
+  }
+  /** The view is going away: say bye, reject what is pending, stop listening. */
+  dispose() {
+    if (!this.closed) {
+      this._post({ type: "bye" });
+      this.flush();
+    }
+    this.closeAll("the view was removed from the page");
+    this.model.off("msg:custom", this._onMessage);
+    this.model.off("destroy", this._onDestroy);
+    this._unwatchKernel();
+  }
+  /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */
+  proxy() {
+    return new Proxy(
+      {},
+      {
+        get: (_target, prop) => {
+          if (typeof prop !== "string" || prop === "then") return void 0;
+          return (...args) => this.call(prop, args);
+        }
+      }
+    );
+  }
+};
+function encodeItem(item, buffers) {
+  const out = { ...item };
+  for (const key of ["args", "kwargs", "value"]) {
+    if (key in out) out[key] = encode(out[key], buffers);
+  }
+  return out;
+}
+function exactBuffer(bytes) {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  return bytes.slice();
+}
+function abortError(signal) {
+  const reason = signal.reason;
+  if (reason instanceof Error && reason.name === "AbortError") return reason;
+  return makeError("AbortError", reason instanceof Error ? reason.message : "the call was aborted");
+}
+function errorFields(error) {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack ?? "" };
+  return { name: "Error", message: String(error), stack: "" };
+}
+function watchKernel(model, onGone) {
+  const manager = model.widget_manager;
+  const undo = [];
+  const watch = (kernel) => {
+    if (!kernel || !kernel.statusChanged?.connect) return;
+    const onStatus = (_sender, status) => {
+      if (GONE_STATUSES.has(status)) onGone(`the kernel is ${status === "dead" ? "dead" : status === "terminating" ? "shutting down" : "restarting"}`);
+    };
+    const onDisposed = () => onGone("the kernel was shut down");
+    kernel.statusChanged.connect(onStatus);
+    kernel.disposed?.connect?.(onDisposed);
+    undo.push(() => {
+      kernel.statusChanged.disconnect(onStatus);
+      kernel.disposed?.disconnect?.(onDisposed);
+    });
+  };
+  try {
+    watch(manager?.kernel);
+    const session = manager?._context?.sessionContext;
+    if (session?.kernelChanged?.connect) {
+      const onChange = (_sender, change) => {
+        if (change.oldValue) onGone("the notebook's kernel was changed or shut down");
+      };
+      session.kernelChanged.connect(onChange);
+      undo.push(() => session.kernelChanged.disconnect(onChange));
+    }
+  } catch (error) {
+    console.warn("ipybridge: cannot watch the kernel's status", error);
+  }
+  return () => undo.forEach((fn) => fn());
+}
+
+// js/player-logic.js
+function nextFrame(index, direction, frames, loop) {
+  const next = index + direction;
+  if (frames === null || frames === void 0) return next < 0 ? null : { index: next, direction };
+  if (frames <= 0) return null;
+  if (next >= 0 && next < frames) return { index: next, direction };
+  if (loop === "loop") return { index: (next % frames + frames) % frames, direction };
+  if (loop === "reflect") {
+    if (frames === 1) return null;
+    const back = -direction;
+    return { index: index + back, direction: back };
+  }
+  return null;
+}
+function upcomingFrames(start, direction, frames, loop, count) {
+  const out = [];
+  if (start < 0 || frames !== null && frames !== void 0 && start >= frames) return [start];
+  const seen = /* @__PURE__ */ new Set();
+  let position = { index: start, direction };
+  while (out.length < count && !seen.has(position.index)) {
+    seen.add(position.index);
+    out.push(position.index);
+    const next = nextFrame(position.index, position.direction, frames, loop);
+    if (!next) break;
+    position = next;
+  }
+  return out;
+}
+function stepTarget(index, n, frames, loop) {
+  const target = index + n;
+  if (frames === null || frames === void 0) return Math.max(0, target);
+  if (frames <= 0) return 0;
+  if (loop === "loop") return (target % frames + frames) % frames;
+  return Math.min(Math.max(target, 0), frames - 1);
+}
+var FrameCache = class {
+  /** @param {number} maxBytes @param {(value: V) => number} sizeOf @param {(value: V) => void} [onEvict] */
+  constructor(maxBytes, sizeOf, onEvict) {
+    this.maxBytes = maxBytes;
+    this.sizeOf = sizeOf;
+    this.onEvict = onEvict;
+    this._map = /* @__PURE__ */ new Map();
+    this.bytes = 0;
+    this.hits = 0;
+    this.misses = 0;
+  }
+  get size() {
+    return this._map.size;
+  }
+  /** @param {number} key */
+  has(key) {
+    return this._map.has(key);
+  }
+  /** @param {number} key @returns {V | undefined} */
+  get(key) {
+    const value = this._map.get(key);
+    if (value === void 0) {
+      this.misses++;
+      return void 0;
+    }
+    this.hits++;
+    this._map.delete(key);
+    this._map.set(key, value);
+    return value;
+  }
+  /** @param {number} key @param {V} value */
+  set(key, value) {
+    this.delete(key);
+    this._map.set(key, value);
+    this.bytes += this.sizeOf(value);
+    this._trim(key);
+  }
+  /** @param {number} key */
+  delete(key) {
+    const old = this._map.get(key);
+    if (old === void 0) return false;
+    this._map.delete(key);
+    this.bytes -= this.sizeOf(old);
+    this.onEvict?.(old);
+    return true;
+  }
+  /** @param {number} maxBytes */
+  resize(maxBytes) {
+    this.maxBytes = maxBytes;
+    this._trim(null);
+  }
+  clear() {
+    for (const key of [...this._map.keys()]) this.delete(key);
+  }
+  /** Evict least recently used entries until within bounds; `keep` stays. @param {number|null} keep */
+  _trim(keep) {
+    for (const key of this._map.keys()) {
+      if (this.bytes <= this.maxBytes) return;
+      if (key === keep) continue;
+      this.delete(key);
+    }
+  }
+  /** @returns {IterableIterator<number>} */
+  keys() {
+    return this._map.keys();
+  }
+};
+var FpsMeter = class {
+  /** @param {number} [windowMs] */
+  constructor(windowMs = 1e3) {
+    this.windowMs = windowMs;
+    this._times = [];
+    this.count = 0;
+  }
+  /** @param {number} now ms */
+  tick(now) {
+    this._times.push(now);
+    this.count++;
+    this._drop(now);
+  }
+  /** @param {number} now */
+  _drop(now) {
+    let i = 0;
+    while (i < this._times.length && this._times[i] <= now - this.windowMs) i++;
+    if (i) this._times.splice(0, i);
+  }
+  /** @param {number} now @returns {number} */
+  rate(now) {
+    this._drop(now);
+    const times = this._times;
+    if (times.length < 2) return 0;
+    return (times.length - 1) * 1e3 / Math.max(times[times.length - 1] - times[0], 1);
+  }
+  reset() {
+    this._times = [];
+  }
+};
+var FrameClock = class {
+  /** @param {number} fps */
+  constructor(fps) {
+    this.fps = fps;
+    this.next = 0;
+  }
+  get interval() {
+    return this.fps > 0 ? 1e3 / this.fps : 0;
+  }
+  /** @param {number} now */
+  start(now) {
+    this.next = now + this.interval;
+  }
+  /** Paint when within a quarter interval of the deadline (rAF ticks jitter). @param {number} now */
+  due(now) {
+    return this.fps <= 0 || now >= this.next - Math.min(4, this.interval * 0.25);
+  }
+  /** @param {number} now */
+  advance(now) {
+    this.next = Math.max(this.next + this.interval, now + this.interval * 0.5);
+  }
+};
+
+// js/player.js
+var MAX_INFLIGHT = 8;
+var MAX_DECODING = 4;
+var DECODED_BYTES = 48 << 20;
+var BUFFERING_AFTER_MS = 150;
+var SYNC_EVERY_MS = 250;
+var SVG = (body) => `<svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" focusable="false">${body}</svg>`;
+var ICONS = {
+  first: SVG('<rect x="2" y="3" width="2" height="10"/><path d="M14 3v10L5 8z"/>'),
+  prev: SVG('<rect x="3" y="3" width="2" height="10"/><path d="M13 3v10L6 8z"/>'),
+  reverse: SVG('<path d="M12 3v10L4 8z"/>'),
+  pause: SVG('<rect x="4" y="3" width="3" height="10"/><rect x="9" y="3" width="3" height="10"/>'),
+  play: SVG('<path d="M4 3v10l8-5z"/>'),
+  next: SVG('<path d="M3 3v10l7-5z"/><rect x="11" y="3" width="2" height="10"/>'),
+  last: SVG('<path d="M2 3v10l9-5z"/><rect x="12" y="3" width="2" height="10"/>')
+};
+var SPEEDS = [0.25, 0.5, 1, 2, 4];
+function make(tag, attrs = {}, html = "") {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  if (html) node.innerHTML = html;
+  return node;
+}
+function button(label, icon) {
+  return (
+    /** @type {HTMLButtonElement} */
+    make("button", { type: "button", "aria-label": label, title: label, class: "ipb-button" }, icon)
+  );
+}
+function bytesOf2(view2) {
+  if (view2 instanceof Uint8Array) return view2;
+  if (ArrayBuffer.isView(view2)) return new Uint8Array(view2.buffer, view2.byteOffset, view2.byteLength);
+  return new Uint8Array(view2);
+}
+async function decodeFrame(frame) {
+  if (frame.codec === "raw") {
+    const stream = new Blob([
+      /** @type {BlobPart} */
+      frame.bytes
+    ]).stream().pipeThrough(new DecompressionStream("deflate"));
+    const pixels = new Uint8ClampedArray(await new Response(stream).arrayBuffer());
+    return new ImageData(pixels, frame.width, frame.height);
+  }
+  const type = frame.codec === "png" ? "image/png" : "image/jpeg";
+  return createImageBitmap(new Blob([
+    /** @type {BlobPart} */
+    frame.bytes
+  ], { type }));
+}
+function decodedBytes(frame) {
+  return frame.width * frame.height * 4;
+}
+var stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
+function render({ model, el }) {
+  el.classList.add("ipybridge-player");
+  el.tabIndex = 0;
+  const stage = make("div", { class: "ipb-stage" });
+  const canvas = (
+    /** @type {HTMLCanvasElement} */
+    make("canvas", { "data-frame": "-1", class: "ipb-canvas" })
+  );
+  canvas.width = 0;
+  canvas.height = 0;
+  const ctx = (
+    /** @type {CanvasRenderingContext2D} */
+    canvas.getContext("2d")
+  );
+  const buffering = make("div", { class: "ipb-buffering", role: "status", "aria-label": "Buffering", title: "Buffering" }, "<span></span>");
+  buffering.hidden = true;
+  const errorBox = make("div", { class: "ipb-error", role: "alert" });
+  const errorText = make("pre", { class: "ipb-error-text" });
+  const dismiss = button("Dismiss error", "&times;");
+  errorBox.append(dismiss, errorText);
+  errorBox.hidden = true;
+  stage.append(canvas, buffering, errorBox);
+  const controls = make("div", { class: "ipb-controls" });
+  const first = button("First", ICONS.first);
+  const prev = button("Prev Frame", ICONS.prev);
+  const reverse = button("Reverse", ICONS.reverse);
+  const pause = button("Pause", ICONS.pause);
+  const play = button("Play", ICONS.play);
+  const next = button("Next Frame", ICONS.next);
+  const last = button("Last", ICONS.last);
+  const slider = (
+    /** @type {HTMLInputElement} */
+    make("input", { type: "range", min: "0", step: "1", "aria-label": "Frame", title: "Frame", class: "ipb-slider" })
+  );
+  const counter = make("span", { "aria-label": "Frame counter", title: "Frame counter", class: "ipb-counter", role: "status" });
+  const speed = (
+    /** @type {HTMLSelectElement} */
+    make("select", { "aria-label": "Speed", title: "Speed", class: "ipb-select" })
+  );
+  const loopMode = (
+    /** @type {HTMLSelectElement} */
+    make("select", { "aria-label": "Loop mode", title: "Loop mode", class: "ipb-select" })
+  );
+  for (const mode of ["loop", "once", "reflect"]) loopMode.append(new Option(mode, mode));
+  const fpsReadout = make("span", { "aria-label": "Displayed fps", title: "Displayed fps", class: "ipb-fps" }, "0.0 fps");
+  controls.append(first, prev, reverse, pause, play, next, last, slider, counter, speed, loopMode, fpsReadout);
+  el.replaceChildren(stage, controls);
+  const client = new BridgeClient(model, { customTypes: ["frame", "frame_error"], onCustom });
+  const cache = new FrameCache(cacheBytes(), (f) => f.bytes.byteLength);
+  const decoded = new FrameCache(DECODED_BYTES, decodedBytes, (f) => {
+    if ("close" in f) f.close();
+  });
+  const inflight = /* @__PURE__ */ new Map();
+  const inflightByIndex = /* @__PURE__ */ new Map();
+  const decoding = /* @__PURE__ */ new Set();
+  const failed = /* @__PURE__ */ new Map();
+  const meter = new FpsMeter();
+  const clock = new FrameClock(model.get("fps"));
+  let nextRequestId = 1;
+  let generation = model.get("_generation") ?? 0;
+  let shown = -1;
+  let target = model.get("frame") ?? 0;
+  let direction = model.get("direction") === -1 ? -1 : 1;
+  let playing = false;
+  let lateSince = 0;
+  let lastSync = 0;
+  let lastStats = 0;
+  let painted = 0;
+  let pumpQueued = false;
+  let rafId = 0;
+  let disposed = false;
+  let ownChange = false;
+  const frames = () => (
+    /** @type {number|null} */
+    model.get("frames") ?? null
+  );
+  const loop = () => (
+    /** @type {import("./player-logic.js").LoopMode} */
+    model.get("loop") ?? "loop"
+  );
+  const fps = () => Number(model.get("fps") ?? 30);
+  function cacheBytes() {
+    return Math.max(1, Number(model.get("cache_mb") ?? 128)) * (1 << 20);
+  }
+  function wireCodec() {
+    const codec = model.get("codec") ?? "auto";
+    if ((codec === "auto" || codec === "raw") && typeof DecompressionStream === "undefined") return "png";
+    return codec;
+  }
+  function setModel(changes) {
+    ownChange = true;
+    try {
+      for (const [key, value] of Object.entries(changes)) model.set(key, value);
+      model.save_changes();
+    } finally {
+      ownChange = false;
+    }
+  }
+  function request(index) {
+    const id = nextRequestId++;
+    inflight.set(id, index);
+    inflightByIndex.set(index, id);
+    client._post({ type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 });
+  }
+  function cancelUnwanted(keep) {
+    const ids = [];
+    for (const [id, index] of inflight) {
+      if (!keep.has(index)) {
+        ids.push(id);
+        inflight.delete(id);
+        inflightByIndex.delete(index);
+      }
+    }
+    if (ids.length) client._post({ type: "frame_cancel", ids });
+  }
+  function onCustom(item, buffers) {
+    if (disposed) return;
+    const index = item.index;
+    if (inflight.get(item.id) === index) {
+      inflight.delete(item.id);
+      inflightByIndex.delete(index);
+    }
+    if (item.gen !== generation) return;
+    if (item.type === "frame") {
+      cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf2(buffers[item.b0 ?? 0]) });
+      failed.delete(index);
+    } else if (item.type === "frame_error") {
+      failed.set(index, item.error);
+      if (index === target) fail(index, item.error);
+    }
+    schedule();
+  }
+  function schedule() {
+    if (pumpQueued || disposed) return;
+    pumpQueued = true;
+    queueMicrotask(pump);
+  }
+  function wanted() {
+    const count = playing ? 2 * MAX_INFLIGHT : 3;
+    return upcomingFrames(target, direction, frames(), loop(), count);
+  }
+  function pump() {
+    pumpQueued = false;
+    if (disposed) return;
+    const want = wanted();
+    cancelUnwanted(new Set(want));
+    for (const index of want) {
+      if (failed.has(index)) break;
+      if (decoded.has(index) || decoding.has(index)) continue;
+      const encoded = cache.get(index);
+      if (encoded) {
+        if (decoding.size < MAX_DECODING) startDecode(index, encoded);
+      } else if (!inflightByIndex.has(index) && inflight.size < MAX_INFLIGHT && !client.closed) {
+        request(index);
+      }
+    }
+    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (playing && fps() <= 0) drain();
+  }
+  function startDecode(index, encoded) {
+    decoding.add(index);
+    const gen = generation;
+    decodeFrame(encoded).then(
+      (image) => {
+        decoding.delete(index);
+        if (disposed || gen !== generation) return;
+        decoded.set(index, image);
+        schedule();
+      },
+      (error) => {
+        decoding.delete(index);
+        cache.delete(index);
+        if (gen !== generation) return;
+        const info = { ename: error?.name ?? "Error", evalue: `the page could not decode frame ${index}: ${error?.message ?? error}`, traceback: [] };
+        failed.set(index, info);
+        if (index === target) fail(index, info);
+        schedule();
+      }
+    );
+  }
+  function paint(index) {
+    const image = decoded.get(index);
+    if (!image) return false;
+    if (canvas.width !== image.width || canvas.height !== image.height) {
+      canvas.width = image.width;
+      canvas.height = image.height;
+    }
+    if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
+    else ctx.drawImage(image, 0, 0);
+    shown = index;
+    canvas.dataset.frame = String(index);
+    painted++;
+    const now = performance.now();
+    meter.tick(now);
+    lateSince = 0;
+    buffering.hidden = true;
+    updateReadouts(now);
+    if (!playing || now - lastSync >= SYNC_EVERY_MS) {
+      lastSync = now;
+      if (model.get("frame") !== index) setModel({ frame: index });
+    }
+    if (playing && now - lastStats >= 1e3) sendStats(now);
+    return true;
+  }
+  function advance() {
+    const after = nextFrame(shown, direction, frames(), loop());
+    if (!after) {
+      stop();
+      return false;
+    }
+    if (after.direction !== direction) {
+      direction = after.direction;
+      setModel({ direction });
+    }
+    target = after.index;
+    return true;
+  }
+  function drain() {
+    while (playing && decoded.has(target)) {
+      paint(target);
+      if (!advance()) return;
+    }
+  }
+  function tick(now) {
+    rafId = 0;
+    if (!playing || disposed) return;
+    clock.fps = fps();
+    if (clock.fps > 0 && clock.due(now)) {
+      if (decoded.has(target)) {
+        paint(target);
+        clock.advance(now);
+        if (advance()) schedule();
+      } else {
+        if (!lateSince) lateSince = now;
+        if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;
+        schedule();
+      }
+    } else if (clock.fps <= 0) {
+      drain();
+      schedule();
+    }
+    if (playing) rafId = requestAnimationFrame(tick);
+  }
+  function start(dir) {
+    hideError();
+    failed.clear();
+    direction = dir;
+    const total = frames();
+    if (shown >= 0) {
+      const after = nextFrame(shown, dir, total, loop());
+      if (after) {
+        target = after.index;
+        direction = after.direction;
+      } else if (total !== null && total > 0) {
+        target = dir === 1 ? 0 : total - 1;
+      } else {
+        stop();
+        return;
+      }
+    }
+    playing = true;
+    clock.fps = fps();
+    clock.start(performance.now());
+    lateSince = 0;
+    meter.reset();
+    updateButtons();
+    if (!rafId) rafId = requestAnimationFrame(tick);
+    schedule();
+  }
+  function stop() {
+    playing = false;
+    if (rafId) cancelAnimationFrame(rafId);
+    rafId = 0;
+    buffering.hidden = true;
+    if (shown >= 0) target = shown;
+    const changes = (
+      /** @type {Record<string, any>} */
+      {}
+    );
+    if (model.get("playing")) changes.playing = false;
+    if (shown >= 0 && model.get("frame") !== shown) changes.frame = shown;
+    if (Object.keys(changes).length) setModel(changes);
+    updateButtons();
+    sendStats(performance.now());
+    schedule();
+  }
+  function seek(index) {
+    hideError();
+    failed.delete(index);
+    target = index;
+    if (playing) {
+      clock.start(performance.now() - clock.interval);
+    } else if (model.get("frame") !== index) {
+      setModel({ frame: index });
+    }
+    updateReadouts(performance.now(), index);
+    schedule();
+  }
+  function step(n) {
+    const from = shown >= 0 ? shown : target;
+    if (playing) stop();
+    seek(stepTarget(from, n, frames(), loop()));
+  }
+  function fail(index, error) {
+    if (playing) stop();
+    const header = `Frame ${index}: ${error?.ename ?? "Error"}: ${error?.evalue ?? ""}`;
+    const trace = (error?.traceback ?? []).map((line) => stripAnsi(String(line))).join("\n");
+    errorText.textContent = trace ? `${header}
+
+${trace}` : header;
+    errorBox.hidden = false;
+    buffering.hidden = true;
+  }
+  function hideError() {
+    errorBox.hidden = true;
+  }
+  function updateReadouts(now, index = shown) {
+    const total = frames();
+    const max = total !== null ? Math.max(total - 1, 0) : Math.max(99, Math.ceil((Math.max(index, 0) + 1) * 1.5));
+    slider.max = String(max);
+    if (document.activeElement !== slider || playing) slider.value = String(Math.max(index, 0));
+    counter.textContent = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "\u221E"}`;
+    fpsReadout.textContent = `${meter.rate(now).toFixed(1)} fps`;
+  }
+  function updateButtons() {
+    pause.setAttribute("aria-pressed", String(!playing));
+    play.setAttribute("aria-pressed", String(playing && direction === 1));
+    reverse.setAttribute("aria-pressed", String(playing && direction === -1));
+    el.classList.toggle("ipb-playing", playing);
+    const endless = frames() === null;
+    last.disabled = endless;
+  }
+  function updateSpeed() {
+    const base = Number(model.get("_base_fps") || 30);
+    const current = fps();
+    speed.replaceChildren();
+    let matched = false;
+    for (const factor of SPEEDS) {
+      const option = new Option(`${factor}\xD7`, String(base * factor));
+      if (Math.abs(base * factor - current) < 1e-9) option.selected = true, matched = true;
+      speed.append(option);
+    }
+    const max = new Option("max", "0");
+    if (current <= 0) max.selected = true, matched = true;
+    speed.append(max);
+    if (!matched) {
+      const custom = new Option(`${+current.toFixed(2)} fps`, String(current));
+      custom.selected = true;
+      speed.append(custom);
+    }
+  }
+  function sendStats(now) {
+    lastStats = now;
+    if (client.closed) return;
+    const stats = {
+      displayed_fps: Math.round(meter.rate(now) * 100) / 100,
+      painted,
+      cache_frames: cache.size,
+      cache_bytes: cache.bytes,
+      cache_hits: cache.hits,
+      decoded_frames: decoded.size
+    };
+    client._post({ type: "player_stats", stats });
+  }
+  first.onclick = () => {
+    if (playing) stop();
+    seek(0);
+  };
+  last.onclick = () => {
+    const total = frames();
+    if (total === null) return;
+    if (playing) stop();
+    seek(Math.max(total - 1, 0));
+  };
+  prev.onclick = () => step(-1);
+  next.onclick = () => step(1);
+  play.onclick = () => {
+    setModel({ direction: 1, playing: true });
+    start(1);
+  };
+  reverse.onclick = () => {
+    setModel({ direction: -1, playing: true });
+    start(-1);
+  };
+  pause.onclick = () => {
+    if (playing) stop();
+  };
+  dismiss.onclick = hideError;
+  slider.oninput = () => seek(Number(slider.value));
+  speed.onchange = () => setModel({ fps: Number(speed.value) });
+  loopMode.onchange = () => setModel({ loop: loopMode.value });
+  el.addEventListener("keydown", (event) => {
+    const onControl = event.target instanceof HTMLSelectElement || event.target === slider;
+    const onButton = event.target instanceof HTMLButtonElement;
+    let handled = true;
+    if (event.key === " " && !onControl && !onButton) {
+      if (playing) stop();
+      else play.click();
+    } else if (event.key === "ArrowLeft" && !onControl) step(-1);
+    else if (event.key === "ArrowRight" && !onControl) step(1);
+    else if (event.key === "Home" && !onControl) first.click();
+    else if (event.key === "End" && !onControl) last.click();
+    else handled = false;
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  });
+  stage.addEventListener("mousedown", () => el.focus());
+  const onModel = (name, fn) => {
+    const handler = () => {
+      if (!ownChange) fn();
+    };
+    model.on(`change:${name}`, handler);
+    return () => model.off(`change:${name}`, handler);
+  };
+  const unsubscribe = [
+    onModel("frame", () => {
+      const index = model.get("frame");
+      if (index !== shown || !playing) seek(index);
+    }),
+    onModel("playing", () => {
+      if (model.get("playing") && !playing) start(model.get("direction") === -1 ? -1 : 1);
+      else if (!model.get("playing") && playing) stop();
+    }),
+    onModel("direction", () => {
+      const dir = model.get("direction") === -1 ? -1 : 1;
+      if (dir !== direction) {
+        if (playing) start(dir);
+        else direction = dir;
+        updateButtons();
+      }
+    }),
+    onModel("fps", () => {
+      clock.fps = fps();
+      updateSpeed();
+      schedule();
+    }),
+    onModel("_base_fps", updateSpeed),
+    onModel("loop", () => {
+      loopMode.value = loop();
+      schedule();
+    }),
+    onModel("frames", () => {
+      updateReadouts(performance.now());
+      updateButtons();
+      schedule();
+    }),
+    onModel("cache_mb", () => cache.resize(cacheBytes())),
+    ...["codec", "quality", "_generation"].map(
+      (name) => onModel(name, () => {
+        generation = model.get("_generation") ?? 0;
+        cancelUnwanted(/* @__PURE__ */ new Set());
+        cache.clear();
+        decoded.clear();
+        failed.clear();
+        if (!playing) shown = -1;
+        schedule();
+      })
+    )
+  ];
+  client.onClose(() => {
+    inflight.clear();
+    inflightByIndex.clear();
+  });
+  loopMode.value = loop();
+  updateSpeed();
+  updateButtons();
+  updateReadouts(performance.now(), target);
+  if (model.get("playing")) start(direction);
+  else schedule();
+  return () => {
+    disposed = true;
+    if (rafId) cancelAnimationFrame(rafId);
+    for (const off of unsubscribe) off();
+    cache.clear();
+    decoded.clear();
+    client.dispose();
+  };
+}
+var player_default = { render };
+export {
+  player_default as default
+};

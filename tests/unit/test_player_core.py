@@ -1,0 +1,157 @@
+"""The Player's kernel half over a fake comm: requests, frames, errors, cancel, stats."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from ipybridge.player import codecs
+from ipybridge.player.sources import VideoSource
+from ipybridge.player.widget import PlayerCore
+
+from .fakepage import FakePage, envelope
+
+VIDEO = np.random.default_rng(0).integers(0, 256, (6, 8, 10, 3), dtype=np.uint8)
+
+
+class SlowSource:
+    """Frames that wait for a go-ahead, to test cancellation deterministically."""
+
+    length = 100
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.started = threading.Event()
+        self.rendered: list[int] = []
+
+    def render(self, index: int) -> np.ndarray:
+        self.started.set()
+        self.go.wait(10)
+        self.rendered.append(index)
+        if index == 5:
+            raise ZeroDivisionError("frame five divides by zero")
+        return np.zeros((2, 2, 4), np.uint8)
+
+
+@pytest.fixture
+def page() -> FakePage:
+    return FakePage()
+
+
+@pytest.fixture
+def core(page: FakePage):
+    core = PlayerCore(page.send)
+    core.source = VideoSource(VIDEO)
+    core.receive(*envelope({"type": "hello"}))
+    yield core
+    core.close()
+
+
+def request(core, ident, index, codec="auto", **extra):
+    core.receive(*envelope({"type": "frame", "id": ident, "index": index, "gen": 0, "codec": codec, "quality": 80, **extra}))
+
+
+def frame_of(page: FakePage, ident: int):
+    item = page.wait_for(lambda i: i.get("id") == ident and i["type"] in ("frame", "frame_error"))
+    for it, bufs in page.items():
+        if it is item or it == item:
+            data = bufs[0] if bufs else b""
+            return item, (bufs[item["b0"]] if "b0" in item else data)
+    raise AssertionError
+
+
+def test_frames_arrive_encoded_and_decode_exactly(core, page):
+    for ident, (index, codec) in enumerate([(0, "auto"), (3, "png"), (5, "raw")], start=1):
+        request(core, ident, index, codec)
+    for ident, index in ((1, 0), (2, 3), (3, 5)):
+        item, data = frame_of(page, ident)
+        assert item["type"] == "frame"
+        assert item["index"] == index
+        assert item["view"] == "v1"
+        assert (item["width"], item["height"], item["length"]) == (10, 8, 6)
+        image = codecs.decode(codecs.Encoded(item["codec"], item["width"], item["height"], data))
+        assert np.array_equal(image[..., :3], VIDEO[index])
+        assert (image[..., 3] == 255).all()
+    stats = core.stats()
+    assert stats["frames_rendered"] == 3
+    assert stats["bytes_per_frame"] > 0
+    assert stats["render_ms"] >= 0
+    assert stats["encode_ms"] > 0
+    assert stats["displayed_fps"] == 0.0
+
+
+def test_out_of_range_and_raising_frames_are_errors_and_the_core_goes_on(page):
+    core = PlayerCore(page.send)
+    source = SlowSource()
+    source.go.set()
+    core.source = source
+    core.receive(*envelope({"type": "hello"}))
+    request(core, 1, 5)
+    request(core, 2, 6)
+    item, _ = frame_of(page, 1)
+    assert item["type"] == "frame_error"
+    assert item["index"] == 5
+    assert item["error"]["ename"] == "ZeroDivisionError"
+    assert "frame five divides by zero" in item["error"]["evalue"]
+    assert any("raise ZeroDivisionError" in line for line in item["error"]["traceback"])
+    assert frame_of(page, 2)[0]["type"] == "frame"
+    core.source = VideoSource(VIDEO)
+    request(core, 3, 99)
+    item, _ = frame_of(page, 3)
+    assert item["error"]["ename"] == "FrameOutOfRange"
+    assert "6 frames (0..5)" in item["error"]["evalue"]
+    assert core.stats()["errors"] == 2
+    core.close()
+
+
+def test_cancelled_requests_are_not_drawn(page):
+    core = PlayerCore(page.send)
+    source = SlowSource()
+    core.source = source
+    core.receive(*envelope({"type": "hello"}))
+    request(core, 1, 10)
+    assert source.started.wait(5)  # frame 10 is being drawn
+    request(core, 2, 11)
+    request(core, 3, 12)
+    core.receive(*envelope({"type": "frame_cancel", "ids": [2, "junk"]}))
+    source.go.set()
+    frame_of(page, 1)
+    frame_of(page, 3)
+    assert source.rendered == [10, 12]
+    assert not [i for i, _ in page.items() if i.get("id") == 2]
+    core.close()
+
+
+def test_malformed_requests_get_a_protocol_error(core, page):
+    core.receive(*envelope({"type": "frame", "id": 1, "index": "x", "gen": 0, "codec": "auto", "quality": 1}))
+    core.receive(*envelope({"type": "frame", "id": 2, "index": 0, "gen": 0, "codec": "gif", "quality": 1}))
+    page.wait_for(lambda i: i["type"] == "protocol_error" and "codec" in i["error"]["evalue"])
+    page.wait_for(lambda i: len([j for j, _ in page.items() if j["type"] == "protocol_error"]) == 2)
+
+
+def test_page_stats_are_merged_into_stats(core):
+    core.receive(*envelope({"type": "player_stats", "stats": {"displayed_fps": 59.5, "cache_frames": 12, "bad": [1]}}))
+    stats = core.stats()
+    assert stats["displayed_fps"] == 59.5
+    assert stats["page_cache_frames"] == 12
+    assert "page_bad" not in stats
+
+
+def test_requests_from_a_view_that_left_are_dropped(page):
+    core = PlayerCore(page.send)
+    source = SlowSource()
+    core.source = source
+    core.receive(*envelope({"type": "hello"}))
+    request(core, 1, 1)
+    assert source.started.wait(5)
+    request(core, 2, 2)
+    core.receive(*envelope({"type": "bye"}))
+    source.go.set()
+    core.receive(*envelope({"type": "hello"}, view="v2"))
+    core.receive(*envelope({"type": "frame", "id": 9, "index": 9, "gen": 0, "codec": "raw", "quality": 80}, view="v2"))
+    frame_of(page, 9)
+    assert source.rendered == [1, 9]  # frame 2 of the departed view was never drawn
+    assert not [i for i, _ in page.items() if i["type"] == "frame" and i["view"] == "v1"]
+    core.close()
