@@ -6,8 +6,8 @@ from __future__ import annotations
 from ._version import __version__
 from .bridge import Bridge
 from .errors import BridgeClosedError, JavaScriptError
-from .player import Player
 from .legacy import enable_legacy_api, load_ipython_extension
+from .player import Player
 
 __all__ = [
     "Bridge",
