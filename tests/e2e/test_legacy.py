@@ -1,0 +1,268 @@
+"""The classic notebook's kernel.execute, revived by ``%load_ext ipybridge``.
+
+Classic-style JavaScript (HTML script tags, ``%%html``, ``%%javascript``,
+``IPython.display.Javascript``, inline onclick handlers) runs unmodified in
+JupyterLab 4 and Notebook 7; the checks run in the page and write what the
+callbacks saw into the DOM, where the test reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+import uuid
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from .harness import Jupyter, NotebookPage, write_notebook
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+EARLY = textwrap.dedent(
+    """
+    %load_ext ipybridge
+    from IPython.display import HTML, Javascript, display
+    # Displayed in the same cell, right after the shim: found at once, queued until the link is up.
+    display(HTML('''<pre id="early"></pre><script>
+    var box = document.currentScript.parentNode.querySelector("#early");
+    IPython.notebook.kernel.execute("early = 'queued'\\\\nearly.upper()", {
+      iopub: {output: function (msg) { box.textContent = msg.msg_type + ":" + msg.content.data["text/plain"]; }}
+    }, {silent: false});
+    </script>'''))
+    """
+)
+
+CHECKS = r"""
+<button id="legacy-set" onclick="IPython.notebook.kernel.execute('clicked = \'from the button\'', {shell: {reply: function (msg) { document.getElementById('legacy-set-status').textContent = 'set ' + msg.content.status; }}})">Set a variable</button>
+<span id="legacy-set-status"></span>
+<pre id="legacy-magic"></pre><pre id="legacy-js-display"></pre>
+<pre id="legacy-results"></pre>
+<script>
+(function () {
+  function run1x(code, options) {
+    return new Promise(function (resolve) {
+      var seen = [];
+      IPython.notebook.kernel.execute(code, {
+        output: function (type, content) { seen.push([type, content]); },
+        execute_reply: function (content) { resolve({seen: seen, reply: content}); }
+      }, options);
+    });
+  }
+  function run2(code, options) {
+    return new Promise(function (resolve) {
+      var seen = [], statuses = [];
+      var id = Jupyter.notebook.kernel.execute(code, {
+        iopub: {
+          output: function (msg) { seen.push([msg.msg_type, msg.content, msg.parent_header.msg_id === id]); },
+          status: function (msg) { statuses.push(msg.content.execution_state); }
+        },
+        shell: {reply: function (msg) { resolve({seen: seen, reply: msg.content, type: msg.msg_type, id: typeof id, statuses: statuses}); }}
+      }, options);
+    });
+  }
+  var checks = {
+    v1: run1x("import sys\nprint('one')\nprint('two', file=sys.stderr)\n6 * 7", {silent: false}),
+    v1_display: run1x("from IPython.display import display, HTML\ndisplay(HTML('<i>hi</i>'))"),
+    v1_error: run1x("print('before')\n1/0"),
+    v2: run2("print('a')\ndisplay(HTML('<b>b</b>'))\nprint('c')\n'result'", {silent: false}),
+    v2_silent: run2("print('p')\n'hidden by silent'"),
+    v2_error: run2("1/0"),
+    v2_image: run2("from IPython.display import Image\nImage(data=bytes.fromhex('89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
+                   "1f15c4890000000d49444154789c63f8cfc0f01f0005000201e2c6ee1b0000000049454e44ae426082'))", {silent: false}),
+    history: run2("7 * 6", {silent: false, store_history: true}),
+    expressions: run2("z = 5", {user_expressions: {twice: "z * 2", bad: "undefined_name"}})
+  };
+  var names = Object.keys(checks);
+  Promise.all(names.map(function (k) { return checks[k]; })).then(function (values) {
+    var out = {};
+    names.forEach(function (k, i) { out[k] = values[i]; });
+    document.getElementById("legacy-results").textContent = JSON.stringify(out);
+  });
+})();
+</script>
+"""
+
+MAGIC_JS = textwrap.dedent(
+    """
+    %%javascript
+    Jupyter.notebook.kernel.execute("from_magic = 'javascript magic'\\nfrom_magic", {
+      iopub: {output: function (msg) { document.getElementById("legacy-magic").textContent = msg.content.data["text/plain"]; }}
+    }, {silent: false});
+    """
+)
+
+JS_DISPLAY = textwrap.dedent(
+    '''
+    display(Javascript("""
+    IPython.notebook.kernel.execute("print(40 + 2)", {output: function (type, content) {
+      document.getElementById("legacy-js-display").textContent = type + ":" + content.data;
+    }});
+    """))
+    '''
+)
+
+HTML_MAGIC = textwrap.dedent(
+    """
+    %%html
+    <pre id="legacy-html-magic"></pre>
+    <script>
+    IPython.notebook.kernel.execute("'html magic'", {
+      iopub: {output: function (msg) { document.getElementById("legacy-html-magic").textContent = msg.content.data["text/plain"]; }}
+    }, {silent: false});
+    </script>
+    """
+)
+
+
+def test_classic_callbacks_outputs_errors_and_variables(jupyter: Jupyter, ui: str) -> None:
+    cells = [
+        EARLY,
+        f"display(HTML({CHECKS!r}))",
+        MAGIC_JS,
+        JS_DISPLAY,
+        HTML_MAGIC,
+        "print('button:', globals().get('clicked'))",
+        "print('history:', _, '7 * 6' in In, 'z' in dir())",
+    ]
+    nb = jupyter.open(ui, cells, name="legacy")
+    nb.run_all()
+    page = nb.page
+    results_box = page.locator("#legacy-results")
+    expect(results_box).not_to_have_text("")
+    r = json.loads(results_box.inner_text())
+
+    # Installed synchronously, called at once, queued until the widget's link was up.
+    expect(page.locator("#early")).to_have_text("execute_result:'QUEUED'")
+
+    # IPython 1.x style: out_type + content, prints before the result, stream text in .data and .text.
+    assert r["v1"]["seen"] == [
+        ["stream", {"name": "stdout", "data": "one\n", "text": "one\n"}],
+        ["stream", {"name": "stderr", "data": "two\n", "text": "two\n"}],
+        ["pyout", {"execution_count": r["v1"]["reply"]["execution_count"], "data": {"text/plain": "42"}, "metadata": {}}],
+    ]
+    assert r["v1"]["reply"]["status"] == "ok"
+    [(kind, content)] = r["v1_display"]["seen"]
+    assert kind == "display_data"
+    assert content["data"]["text/html"] == "<i>hi</i>"
+    v1_error = r["v1_error"]["seen"]
+    assert v1_error[0] == ["stream", {"name": "stdout", "data": "before\n", "text": "before\n"}]
+    assert v1_error[1][0] == "pyerr"
+    assert f"{v1_error[1][1]['ename']}: {v1_error[1][1]['evalue']}" == "ZeroDivisionError: division by zero"
+    assert v1_error[1][1]["traceback"][-1] == "ZeroDivisionError: division by zero"
+    assert r["v1_error"]["reply"]["status"] == "error"
+
+    # IPython 2+ style: messaging-spec messages, in order, addressed to the returned msg id.
+    v2 = r["v2"]
+    assert (v2["id"], v2["type"], v2["reply"]["status"]) == ("string", "execute_reply", "ok")
+    assert [(m[0], m[2]) for m in v2["seen"]] == [
+        ("stream", True),
+        ("display_data", True),
+        ("stream", True),
+        ("execute_result", True),
+    ]
+    assert v2["seen"][0][1]["text"] == "a\n"
+    assert v2["seen"][1][1]["data"]["text/html"] == "<b>b</b>"
+    assert v2["seen"][2][1]["text"] == "c\n"
+    assert v2["seen"][3][1]["data"]["text/plain"] == "'result'"
+    assert v2["statuses"] == ["busy", "idle"]
+    # silent (the default): prints arrive, the result does not.
+    assert [m[0] for m in r["v2_silent"]["seen"]] == ["stream"]
+    [(kind, error, _)] = r["v2_error"]["seen"]
+    assert kind == "error"
+    assert f"{error['ename']}: {error['evalue']}" == "ZeroDivisionError: division by zero"
+    assert (r["v2_error"]["reply"]["status"], r["v2_error"]["reply"]["ename"]) == ("error", "ZeroDivisionError")
+    # Rich results arrive as the classic notebook had them: PNG as base64 text.
+    image = r["v2_image"]["seen"][0][1]["data"]
+    assert image["image/png"].startswith("iVBORw0KGgo")
+    # store_history: a numbered execution; user_expressions: evaluated after the code.
+    history = r["history"]
+    assert history["seen"][0][1]["execution_count"] == history["reply"]["execution_count"]
+    assert isinstance(history["reply"]["execution_count"], int)
+    expressions = r["expressions"]["reply"]["user_expressions"]
+    assert expressions["twice"]["data"]["text/plain"] == "10"
+    assert (expressions["bad"]["status"], expressions["bad"]["ename"]) == ("error", "NameError")
+
+    # %%javascript, IPython.display.Javascript and %%html reach the kernel too.
+    expect(page.locator("#legacy-magic")).to_have_text("'javascript magic'")
+    expect(page.locator("#legacy-js-display")).to_have_text("stream:42\n")
+    expect(page.locator("#legacy-html-magic")).to_have_text("'html magic'")
+
+    # A button sets a variable that a later cell sees.
+    page.locator("#legacy-set").click()
+    expect(page.locator("#legacy-set-status")).to_have_text("set ok")
+    nb.run_cell(5)
+    expect(nb.output(5)).to_have_text("button: from the button")
+    nb.run_cell(6)
+    expect(nb.output(6)).to_have_text("history: 42 True True")
+
+    # Outputs went to the callbacks only: the only stream outputs are the two cells' own prints.
+    streams = page.locator('[data-mime-type^="application/vnd.jupyter.std"]')
+    expect(streams).to_have_count(2)
+    expect(page.locator('[data-mime-type="application/vnd.jupyter.stderr"]')).to_have_count(0)
+
+
+# ---------------------------------------------------------------- two kernels
+def asker(tag: str) -> str:
+    """The same classic script in every notebook; only the element ids differ."""
+    html = (
+        f'<button id="ask-{tag}" onclick="IPython.notebook.kernel.execute(\'print(who, pid)\', '
+        f"{{iopub: {{output: function (msg) {{ document.getElementById('answer-{tag}').textContent = msg.content.text.trim(); }}}}}})\">"
+        f'Ask {tag}</button><span id="answer-{tag}"></span>'
+    )
+    return f"%load_ext ipybridge\nimport os\nwho, pid = {tag!r}, os.getpid()\nfrom IPython.display import HTML\nHTML({html!r})"
+
+
+def open_second_notebook_in_lab(page: Page, nb: NotebookPage, path: Path) -> NotebookPage:
+    """Open ``path`` in the same JupyterLab page (from the file browser) and run it."""
+    other = NotebookPage(page, nb.server, "lab", path)
+    page.locator(".jp-DirListing-item", has_text=path.name).dblclick()
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=path.name)
+    expect(tab).to_have_class(re.compile("lm-mod-current"))
+    other.wait_kernel_idle()
+    button = page.locator(f"#ask-{path.stem.split('-')[1]}")
+    for _attempt in range(4):  # a run request made while the kernel connects may be dropped
+        other.menu("Run", "Run All Cells")
+        try:
+            expect(button).to_be_visible(timeout=15_000)
+            return other
+        except AssertionError:
+            other.wait_kernel_idle()
+    raise AssertionError("the second notebook never ran")
+
+
+def answer_of(page: Page, tag: str) -> tuple[str, int]:
+    page.locator(f"#ask-{tag}").click()
+    answer = page.locator(f"#answer-{tag}")
+    expect(answer).to_have_text(re.compile(r"^[AB] \d+$"))
+    who, pid = answer.inner_text().split()
+    return who, int(pid)
+
+
+def test_two_notebooks_each_reach_their_own_kernel(jupyter: Jupyter, ui: str) -> None:
+    if ui == "lab":
+        # Both notebooks in one JupyterLab page: one shim, two transports, routed by interaction.
+        path_b = jupyter.server.root / f"legacy-B-{uuid.uuid4().hex[:8]}.ipynb"
+        write_notebook(path_b, [asker("B")])
+        nb_a = jupyter.open(ui, [asker("A")], name="legacy-A")
+        nb_a.run_all()
+        expect(nb_a.page.locator("#ask-A")).to_be_visible()
+        page = nb_a.page
+        open_second_notebook_in_lab(page, nb_a, path_b)
+        answer_b = answer_of(page, "B")
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=nb_a.path.name).click()
+        answer_a = answer_of(page, "A")
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=path_b.name).click()
+        assert answer_of(page, "B") == answer_b
+    else:
+        # Notebook 7: one notebook per browser tab.
+        nb_a = jupyter.open(ui, [asker("A")], name="legacy-A")
+        nb_b = jupyter.open(ui, [asker("B")], name="legacy-B")
+        for nb in (nb_a, nb_b):
+            nb.run_all()
+        answer_a = answer_of(nb_a.page, "A")
+        answer_b = answer_of(nb_b.page, "B")
+    assert answer_a[0] == "A"
+    assert answer_b[0] == "B"
+    assert answer_a[1] != answer_b[1]  # two kernel processes
