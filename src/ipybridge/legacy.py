@@ -322,4 +322,3 @@ def _allow_reload(ip: Any) -> None:
         events.unregister("post_run_cell", forget)
 
     events.register("post_run_cell", forget)
-

@@ -140,7 +140,10 @@ def test_classic_callbacks_outputs_errors_and_variables(jupyter: Jupyter, ui: st
     assert r["v1"]["seen"] == [
         ["stream", {"name": "stdout", "data": "one\n", "text": "one\n"}],
         ["stream", {"name": "stderr", "data": "two\n", "text": "two\n"}],
-        ["pyout", {"execution_count": r["v1"]["reply"]["execution_count"], "data": {"text/plain": "42"}, "metadata": {}}],
+        [
+            "pyout",
+            {"execution_count": r["v1"]["reply"]["execution_count"], "data": {"text/plain": "42"}, "metadata": {}},
+        ],
     ]
     assert r["v1"]["reply"]["status"] == "ok"
     [(kind, content)] = r["v1_display"]["seen"]

@@ -71,7 +71,11 @@ def test_jsonable_turns_bytes_into_base64_like_the_wire() -> None:
 def test_display_content_keeps_data_metadata_and_transient() -> None:
     content = {"data": {"text/html": "<b>x</b>"}, "metadata": {}, "transient": {"display_id": "d1"}}
     assert display_content(content) == content
-    assert display_content({"data": {"text/plain": "x"}}) == {"data": {"text/plain": "x"}, "metadata": {}, "transient": {}}
+    assert display_content({"data": {"text/plain": "x"}}) == {
+        "data": {"text/plain": "x"},
+        "metadata": {},
+        "transient": {},
+    }
 
 
 @pytest.mark.parametrize(
