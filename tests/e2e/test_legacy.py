@@ -269,3 +269,45 @@ def test_two_notebooks_each_reach_their_own_kernel(jupyter: Jupyter, ui: str) ->
     assert answer_a[0] == "A"
     assert answer_b[0] == "B"
     assert answer_a[1] != answer_b[1]  # two kernel processes
+
+
+# ------------------------------------------------------------------ the example
+def test_classic_api_example(jupyter: Jupyter, ui: str) -> None:
+    notebook = json.loads((EXAMPLES / "classic_api.ipynb").read_text())
+    code = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    nb = jupyter.open(ui, code, name="classic-api")
+    nb.run_all()
+    for index in range(len(code)):
+        nb.wait_cell_done(index)
+    page = nb.page
+    expect(page.locator('[data-mime-type="application/vnd.jupyter.stderr"]')).to_have_count(0)
+
+    # The viewer asked the kernel for its first frame as soon as it was shown.
+    image = page.locator("#viewer-image")
+    expect(image).to_have_attribute("data-frame", "0")
+    first_src = image.get_attribute("src")
+    assert first_src is not None
+    assert first_src.startswith("data:image/png;base64,iVBORw0KGgo")
+    page.get_by_role("button", name="Next Frame").click()
+    expect(image).to_have_attribute("data-frame", "1")
+    expect(page.locator("#viewer-counter")).to_have_text("frame 1")
+    assert image.get_attribute("src") != first_src  # a new picture, drawn on demand
+    page.get_by_role("button", name="Play").click()
+    expect(image).to_have_attribute("data-frame", re.compile(r"^([5-9]|\d\d+)$"))
+    page.get_by_role("button", name="Pause").click()
+
+    # The form sets a variable that the next cell prints.
+    page.locator("#name-input").fill("Grace")
+    page.get_by_role("button", name="Set name").click()
+    expect(page.locator("#name-status")).to_have_text('user_name = "Grace"')
+    hello = code.index('print("Hello,", user_name)')
+    nb.run_cell(hello)
+    expect(nb.output(hello)).to_have_text("Hello, Grace")
+
+    # The code box shows prints, the result and errors, through its output callback.
+    run = page.get_by_role("button", name="Run in the kernel")
+    run.click()
+    expect(page.locator("#code-output")).to_have_text("pi is about 3.1416\nOut: [0, 1, 4, 9, 16, 25]\n")
+    page.locator("#code-input").fill("print('dividing')\n1 / 0")
+    run.click()
+    expect(page.locator("#code-output")).to_have_text("dividing\nZeroDivisionError: division by zero\n")
