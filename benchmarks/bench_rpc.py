@@ -486,7 +486,8 @@ def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
         vals = [variants[v]["contenders"][c][f"calls_per_s_{k}"]["median"] for v, k in groups2]
         ax.bar(x + (j - 1) * width, vals, width, label=c, color=colors[c])
     ax.set_yscale("log")
-    ax.axhline(TARGETS["calls_per_s_64_min"], color="red", lw=0.8, ls="--")
+    ax.axhline(TARGETS["calls_per_s_64_min"], color="red", lw=0.8, ls="--", label="target, 64 in flight")
+    ax.legend(loc="upper left", fontsize=8)
     ax.set_xticks(x, [f"{k} in flight\n{v}" for v, k in groups2], fontsize=8)
     ax.set_ylabel("calls/s (log, higher is better)")
     ax.set_title("throughput of tiny calls")
@@ -498,7 +499,7 @@ def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
     for j, c in enumerate(CONTENDERS):
         vals = [stock[c][f"mbps_{mb}mb_{d}_{e}"]["median"] for mb, d, e in keys]
         ax.bar(x + (j - 1) * width, vals, width, label=c, color=colors[c])
-    ax.set_xticks(x, [f"{mb}MB {d}\n{'bin' if e == 'binary' else 'b64'}" for mb, d, e in keys], fontsize=8)
+    ax.set_xticks(x, [f"{mb}MB\n{d}\n{'bin' if e == 'binary' else 'b64'}" for mb, d, e in keys], fontsize=8)
     ax.set_ylabel("MB/s (higher is better)")
     ax.set_title("float64 array transfer (stock server)")
 
@@ -529,8 +530,13 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES_MB), help="array sizes in MB")
     parser.add_argument("--no-nodelay", action="store_true", help="skip the TCP_NODELAY server")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--replot", action="store_true", help="only redraw rpc.png from rpc.json")
     args = parser.parse_args()
     args.sizes = tuple(args.sizes)
+    if args.replot:
+        saved = json.loads((args.out / "rpc.json").read_text())
+        chart(saved, tuple(saved["config"]["sizes_mb"]), args.out / "rpc.png")
+        return 0
     started = time.monotonic()
 
     def log(msg: str) -> None:
