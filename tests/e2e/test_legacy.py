@@ -27,7 +27,7 @@ EARLY = textwrap.dedent(
     # Displayed in the same cell, right after the shim: found at once, queued until the link is up.
     display(HTML('''<pre id="early"></pre><script>
     var box = document.currentScript.parentNode.querySelector("#early");
-    IPython.notebook.kernel.execute("early = 'queued'\\\\nearly.upper()", {
+    IPython.notebook.kernel.execute("runs = globals().get('runs', 0) + 1\\\\nf'run {runs}'", {
       iopub: {output: function (msg) { box.textContent = msg.msg_type + ":" + msg.content.data["text/plain"]; }}
     }, {silent: false});
     </script>'''))
@@ -37,6 +37,8 @@ EARLY = textwrap.dedent(
 CHECKS = r"""
 <button id="legacy-set" onclick="IPython.notebook.kernel.execute('clicked = \'from the button\'', {shell: {reply: function (msg) { document.getElementById('legacy-set-status').textContent = 'set ' + msg.content.status; }}})">Set a variable</button>
 <span id="legacy-set-status"></span>
+<button id="legacy-release" onclick="IPython.notebook.kernel.execute('print(\'released\'); release = True', {output: function (type, content) { document.getElementById('legacy-release-status').textContent = type + ':' + content.text; }})">Release</button>
+<pre id="legacy-release-status"></pre>
 <pre id="legacy-magic"></pre><pre id="legacy-js-display"></pre>
 <pre id="legacy-results"></pre>
 <script>
@@ -125,16 +127,18 @@ def test_classic_callbacks_outputs_errors_and_variables(jupyter: Jupyter, ui: st
         HTML_MAGIC,
         "print('button:', globals().get('clicked'))",
         "print('history:', _, '7 * 6' in In, 'z' in dir())",
+        "import time\nprint('cell starts')\nwhile not globals().get('release'):\n    time.sleep(0.05)\nprint('cell ends')",
     ]
     nb = jupyter.open(ui, cells, name="legacy")
-    nb.run_all()
+    for index in range(7):  # not the last one: it waits for the page
+        nb.run_cell(index)
     page = nb.page
     results_box = page.locator("#legacy-results")
     expect(results_box).not_to_have_text("")
     r = json.loads(results_box.inner_text())
 
     # Installed synchronously, called at once, queued until the widget's link was up.
-    expect(page.locator("#early")).to_have_text("execute_result:'QUEUED'")
+    expect(page.locator("#early")).to_have_text("execute_result:'run 1'")
 
     # IPython 1.x style: out_type + content, prints before the result, stream text in .data and .text.
     assert r["v1"]["seen"] == [
@@ -200,10 +204,22 @@ def test_classic_callbacks_outputs_errors_and_variables(jupyter: Jupyter, ui: st
     nb.run_cell(6)
     expect(nb.output(6)).to_have_text("history: 42 True True")
 
-    # Outputs went to the callbacks only: the only stream outputs are the two cells' own prints.
+    # A call is served while a cell runs (kernel subshell), and its print stays with the call.
+    nb.run_cell(7)
+    expect(nb.output(7)).to_have_text("cell starts")
+    page.locator("#legacy-release").click()
+    expect(page.locator("#legacy-release-status")).to_have_text("stream:released\n")
+    nb.wait_cell_done(7)
+    expect(nb.output(7)).to_have_text("cell starts\ncell ends")
+
+    # Outputs went to the callbacks only: the only stream outputs are the cells' own prints.
     streams = page.locator('[data-mime-type^="application/vnd.jupyter.std"]')
-    expect(streams).to_have_count(2)
+    expect(streams).to_have_count(3)
     expect(page.locator('[data-mime-type="application/vnd.jupyter.stderr"]')).to_have_count(0)
+
+    # Re-running the %load_ext cell (as after a page reload) installs the transport again.
+    nb.run_cell(0)
+    expect(page.locator("#early")).to_have_text("execute_result:'run 2'")
 
 
 # ---------------------------------------------------------------- two kernels
