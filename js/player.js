@@ -87,6 +87,9 @@ const stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
 function render({ model, el }) {
   el.classList.add("ipybridge-player");
   el.tabIndex = 0;
+  // Lumino (JupyterLab, Notebook 7) sees keys in the capture phase; with this
+  // attribute it leaves keys pressed inside the focused player to the player.
+  el.setAttribute("data-lm-suppress-shortcuts", "true");
 
   // ------------------------------------------------------------------ DOM
   const stage = make("div", { class: "ipb-stage" });

@@ -542,11 +542,15 @@ function nextFrame(index, direction, frames, loop) {
 function upcomingFrames(start, direction, frames, loop, count) {
   const out = [];
   if (start < 0 || frames !== null && frames !== void 0 && start >= frames) return [start];
-  const seen = /* @__PURE__ */ new Set();
+  const states = /* @__PURE__ */ new Set();
+  const listed = /* @__PURE__ */ new Set();
   let position = { index: start, direction };
-  while (out.length < count && !seen.has(position.index)) {
-    seen.add(position.index);
-    out.push(position.index);
+  while (out.length < count && !states.has(`${position.index},${position.direction}`)) {
+    states.add(`${position.index},${position.direction}`);
+    if (!listed.has(position.index)) {
+      listed.add(position.index);
+      out.push(position.index);
+    }
     const next = nextFrame(position.index, position.direction, frames, loop);
     if (!next) break;
     position = next;
@@ -736,6 +740,7 @@ var stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
 function render({ model, el }) {
   el.classList.add("ipybridge-player");
   el.tabIndex = 0;
+  el.setAttribute("data-lm-suppress-shortcuts", "true");
   const stage = make("div", { class: "ipb-stage" });
   const canvas = (
     /** @type {HTMLCanvasElement} */
