@@ -25,9 +25,15 @@ function render({ model, el }) {
   const session = client.viewId;
   const calls = new LegacyCalls((item, onStream) => client.request(item, { onOutput: onStream }), session);
 
+  /** @type {Element|null} the notebook this view was seen in (kept while the view is virtualized away) */
+  let home = null;
   const transport = {
     alive: true,
-    notebook: () => el.closest(".jp-Notebook"),
+    notebook: () => {
+      const now = el.closest(".jp-Notebook");
+      if (now) home = now;
+      return home && home.isConnected ? home : now;
+    },
     /** @param {{msgId: string, code: string, callbacks: any, options: any}} call */
     run: (call) => {
       calls.run(call).catch((error) => console.error("ipybridge: kernel.execute failed", error));
@@ -40,7 +46,10 @@ function render({ model, el }) {
   const waitForPage = () => {
     timer = undefined;
     if (!transport.alive) return;
-    if (el.isConnected) hub.drain(); // calls aimed at this notebook can go now
+    if (el.isConnected) {
+      transport.notebook(); // remember the notebook, in case the cell is later detached (windowing)
+      hub.drain(); // calls aimed at this notebook can go now
+    }
     else timer = setTimeout(waitForPage, ATTACH_POLL_MS);
   };
   waitForPage();

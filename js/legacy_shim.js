@@ -15,6 +15,7 @@
   const HUB_KEY = "__ipybridgeLegacy";
   const VERSION = 1;
   const NOTEBOOK_SELECTOR = ".jp-Notebook";
+  const WARN_AFTER_MS = 3000;
   const existing = win[HUB_KEY];
   if (existing && existing.version === VERSION) {
     existing.installGlobals();
@@ -46,8 +47,8 @@
     queue: [],
     /** the notebook the user last clicked, typed or focused in */
     lastNotebook: /** @type {any} */ (null),
-    /** @type {Set<any>} notebooks already warned about (calls waiting for %load_ext) */
-    warned: new Set(),
+    /** @type {ReturnType<typeof setTimeout>|null} pending "calls are waiting" warning */
+    warnTimer: /** @type {any} */ (null),
     notebookOf,
     /** the classic kernel object (below) */
     kernel: /** @type {any} */ (null),
@@ -114,9 +115,17 @@
       };
       hub.queue.push(call);
       hub.drain();
-      if (hub.queue.includes(call) && call.target && hub.transports.length > 0 && !hub.warned.has(call.target)) {
-        hub.warned.add(call.target);
-        console.warn("ipybridge: kernel.execute is waiting for `%load_ext ipybridge` to run in this notebook");
+      if (hub.queue.includes(call) && hub.warnTimer === null) {
+        // Normal for a moment (the widget is loading); say so if it lasts, e.g. after a page reload.
+        hub.warnTimer = win.setTimeout(() => {
+          hub.warnTimer = null;
+          if (hub.queue.length > 0) {
+            console.warn(
+              `ipybridge: ${hub.queue.length} kernel.execute call(s) waiting: ` +
+                "run `%load_ext ipybridge` in this notebook (again after a page reload or kernel restart)",
+            );
+          }
+        }, WARN_AFTER_MS);
       }
       return call.msgId;
     },

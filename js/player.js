@@ -12,6 +12,8 @@ import { FpsMeter, FrameCache, FrameClock, nextFrame, stepTarget, upcomingFrames
 
 /** Requests out at once: enough to cover a round trip of a few frame times. */
 const MAX_INFLIGHT = 8;
+/** Unthrottled, frames are short and the round trip is long: keep more out. */
+const MAX_INFLIGHT_UNTHROTTLED = 24;
 /** Frames decoded at once. */
 const MAX_DECODING = 4;
 /** Bytes of decoded frames kept ready to paint. */
@@ -232,9 +234,11 @@ function render({ model, el }) {
     queueMicrotask(pump);
   }
 
+  const inflightLimit = () => (playing && fps() <= 0 ? MAX_INFLIGHT_UNTHROTTLED : MAX_INFLIGHT);
+
   /** The frames to have ready, most urgent first. */
   function wanted() {
-    const count = playing ? 2 * MAX_INFLIGHT : 3;
+    const count = playing ? 2 * inflightLimit() : 3;
     return upcomingFrames(target, direction, frames(), loop(), count);
   }
 
@@ -248,8 +252,8 @@ function render({ model, el }) {
       if (decoded.has(index) || decoding.has(index)) continue;
       const encoded = cache.get(index);
       if (encoded) {
-        if (decoding.size < MAX_DECODING) startDecode(index, encoded);
-      } else if (!inflightByIndex.has(index) && inflight.size < MAX_INFLIGHT && !client.closed) {
+        if (decoding.size < MAX_DECODING * (playing && fps() <= 0 ? 2 : 1)) startDecode(index, encoded);
+      } else if (!inflightByIndex.has(index) && inflight.size < inflightLimit() && !client.closed) {
         request(index);
       }
     }
@@ -327,6 +331,7 @@ function render({ model, el }) {
       paint(target);
       if (!advance()) return;
     }
+    if (playing && failed.has(target)) fail(target, failed.get(target));
   }
 
   /** @param {number} now */
@@ -339,6 +344,8 @@ function render({ model, el }) {
         paint(target);
         clock.advance(now);
         if (advance()) schedule();
+      } else if (failed.has(target)) {
+        fail(target, failed.get(target)); // the kernel could not draw the next frame
       } else {
         if (!lateSince) lateSince = now;
         if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;

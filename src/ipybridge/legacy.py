@@ -30,10 +30,13 @@ swapping ``sys.stdout``), so a cell running meanwhile keeps its own output.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import sys
 import threading
 import tokenize
+import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -177,8 +180,10 @@ def _shell() -> Any:
 def _reserve_execution_count(shell: Any, code: str) -> int:
     """Take the next execution count and record ``code`` as that input (``In``).
 
-    IPython increments the count when a cell *starts*, so a cell running at the
-    same time already holds its own number and this one takes the next.
+    IPython 9 increments the count when a cell *starts*, so a cell running at the
+    same time already holds its own number and this one takes the next. (Older
+    IPython counts at the end of a cell: a call made while a cell runs shares its
+    number there.)
     """
     with _history_lock:
         count = int(shell.execution_count)
@@ -198,6 +203,42 @@ def _record_output(shell: Any, count: int, value: Any) -> None:
     history = getattr(shell, "history_manager", None)
     if history is not None:
         history.output_hist[count] = value
+
+
+def _flush_streams() -> None:
+    """Deliver what was printed so far (ipykernel streams flush on their own thread)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _open_figures() -> set[int]:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    return set(pyplot.get_fignums()) if pyplot is not None else set()
+
+
+def _show_new_figures(before: set[int]) -> None:
+    """Display and close the pyplot figures opened while the call ran, as the inline
+    backend does after a cell (the classic notebook sent them to kernel.execute's
+    callbacks). pyplot's list of figures is global: see docs/legacy.md for the race
+    with a cell that ends, or opens a figure, at the same moment."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None or "inline" not in str(pyplot.get_backend()):
+        return
+    from IPython.display import display
+    from matplotlib._pylab_helpers import Gcf
+
+    show: Any = display
+    for number in sorted(set(pyplot.get_fignums()) - before):
+        manager = Gcf.get_fig_manager(number)
+        if manager is None:
+            continue
+        try:
+            show(manager.canvas.figure)
+        except Exception:  # noqa: BLE001 - a figure that cannot be drawn reports to stderr, like a cell's
+            traceback.print_exc()
+        finally:
+            pyplot.close(manager.canvas.figure)
 
 
 class LegacyCore(BridgeCore):
@@ -236,24 +277,33 @@ class LegacyCore(BridgeCore):
             count = _reserve_execution_count(shell, request.code)
         else:
             count = int(getattr(shell, "execution_count", 0))
-        shown: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        value: Any = None
 
         def on_display(content: dict[str, Any]) -> None:
             emit("display_data", display_content(content))
 
-        try:
-            with capture(self._output_sink(view, ident), on_display):
+        # Outputs leave in a cell's order: prints and displays as they happen, then
+        # the result or the error, then the pyplot figures the code made.
+        with capture(self._output_sink(view, ident), on_display):
+            figures_before = _open_figures()
+            try:
                 value = run_code(request.code, namespace)
+                shown = None
                 if not request.silent and value is not None and not ends_with_semicolon(request.code):
                     shown = format_result(value)
-        except BaseException as exc:  # noqa: BLE001 - as in a cell, any failure is reported, never raised
-            error = error_payload(exc)
-            emit("error", error)
+                _flush_streams()
+                if shown:
+                    emit("execute_result", {"execution_count": count, "data": jsonable(shown), "metadata": {}})
+                    if request.store_history and shell is not None:
+                        _record_output(shell, count, value)
+            except BaseException as exc:  # noqa: BLE001 - as in a cell, any failure is reported, never raised
+                error = error_payload(exc)
+                _flush_streams()
+                emit("error", error)
+            _show_new_figures(figures_before)
+        if error is not None:
             return error_reply(count, error)
-        if shown is not None:
-            emit("execute_result", {"execution_count": count, "data": jsonable(shown), "metadata": {}})
-        if request.store_history and shell is not None and shown is not None:
-            _record_output(shell, count, value)
         return ok_reply(count, evaluate_user_expressions(request.user_expressions, namespace))
 
 
@@ -266,6 +316,9 @@ class LegacyWidget(BridgeWidget):
     def __init__(self, **kwargs: Any) -> None:
         # Running the page's code is the point of the legacy API: %load_ext is the opt-in.
         super().__init__(allow_execute=True, **kwargs)
+
+    def __repr__(self) -> str:  # the text a page without widgets (nbviewer, GitHub) shows
+        return "ipybridge: classic IPython.notebook.kernel.execute API enabled"
 
 
 _widget: LegacyWidget | None = None

@@ -39,7 +39,7 @@ function fakeWindow() {
       listeners.set(type, fn);
     },
   };
-  const win = { document, crypto: globalThis.crypto };
+  const win = { document, crypto: globalThis.crypto, setTimeout: () => 0 }; // timers that never fire
   win.fire = (type, target) => listeners.get(type)({ target });
   return win;
 }
@@ -129,16 +129,8 @@ test("a call for a notebook whose transport is not up waits for it, not for anot
   const a = fakeTransport(nbA);
   hub.register(a);
   win.fire("pointerdown", new Node(nbB));
-  const warnings = [];
-  const warn = console.warn;
-  console.warn = (...args) => warnings.push(args.join(" "));
-  try {
-    win.IPython.notebook.kernel.execute("for B");
-  } finally {
-    console.warn = warn;
-  }
+  win.IPython.notebook.kernel.execute("for B");
   assert.deepEqual(a.runs, []);
-  assert.match(warnings[0], /load_ext ipybridge/);
   // B's view renders detached first (no notebook yet), then joins the page.
   let attached = null;
   const b = fakeTransport(null);
@@ -163,6 +155,26 @@ test("a dead transport gets no calls; the next one does", () => {
   hub.register(fresh);
   assert.deepEqual(old.runs, []);
   assert.deepEqual(fresh.runs, ["after restart"]);
+});
+
+test("calls that keep waiting are reported in the console, once per wait", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const win = fakeWindow();
+  win.setTimeout = (fn, ms) => setTimeout(fn, ms); // the mocked clock
+  const hub = installShim(win);
+  const warnings = [];
+  t.mock.method(console, "warn", (...args) => warnings.push(args.join(" ")));
+  win.IPython.notebook.kernel.execute("one");
+  win.IPython.notebook.kernel.execute("two");
+  t.mock.timers.tick(2999);
+  assert.equal(warnings.length, 0); // the widget may simply still be loading
+  t.mock.timers.tick(1);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /2 kernel.execute call\(s\) waiting: run `%load_ext ipybridge`/);
+  hub.register(fakeTransport(null));
+  win.IPython.notebook.kernel.execute("three"); // runs at once: nothing to report
+  t.mock.timers.tick(5000);
+  assert.equal(warnings.length, 1);
 });
 
 test("options default like the classic notebook", () => {

@@ -219,3 +219,131 @@ def test_without_allow_execute_nothing_runs(page: FakePage) -> None:
         assert "ran" not in core.namespace
     finally:
         core.close()
+
+
+# ------------------------------------------------------------ IPython glue
+class FakeEvents:
+    def __init__(self) -> None:
+        self.callbacks: dict[str, list[Any]] = {}
+
+    def register(self, event: str, fn: Any) -> None:
+        self.callbacks.setdefault(event, []).append(fn)
+
+    def unregister(self, event: str, fn: Any) -> None:
+        self.callbacks[event].remove(fn)
+
+    def trigger(self, event: str) -> None:
+        for fn in list(self.callbacks.get(event, [])):
+            fn(None)
+
+
+def test_load_ext_can_run_again_after_its_cell() -> None:
+    from ipybridge.legacy import _allow_reload
+
+    class Manager:
+        loaded = {"ipybridge", "other"}
+
+    ip = type("Shell", (), {"extension_manager": Manager(), "events": FakeEvents()})()
+    _allow_reload(ip)
+    ip.events.trigger("post_run_cell")
+    assert ip.extension_manager.loaded == {"other"}
+    assert ip.events.callbacks["post_run_cell"] == []  # once only
+
+
+def test_store_history_numbers_the_call_after_a_running_cell() -> None:
+    from ipybridge.legacy import _record_output, _reserve_execution_count
+
+    class History:
+        def __init__(self) -> None:
+            self.inputs: list[tuple[int, str, str]] = []
+            self.output_hist: dict[int, Any] = {}
+
+        def store_inputs(self, count: int, parsed: str, raw: str) -> None:
+            self.inputs.append((count, parsed, raw))
+
+    class Shell:
+        execution_count = 8  # a cell numbered 7 is running: IPython counted it when it started
+        history_manager = History()
+        displayhook = type("Hook", (), {})()
+        user_ns: dict[str, Any] = {}
+
+        def transform_cell(self, code: str) -> str:
+            return code + "\n"
+
+        def push(self, values: dict[str, Any], interactive: bool = True) -> None:
+            self.user_ns.update(values)
+
+    shell = Shell()
+    assert _reserve_execution_count(shell, "6 * 7") == 8
+    assert shell.execution_count == 9  # the running cell keeps 7, the next cell gets 9
+    assert shell.history_manager.inputs == [(8, "6 * 7\n", "6 * 7")]
+    _record_output(shell, 8, 42)
+    assert shell.user_ns["_"] == 42
+    assert shell.user_ns["_8"] == 42
+    assert shell.history_manager.output_hist[8] == 42
+    _record_output(shell, 9, "next")
+    assert (shell.user_ns["_"], shell.user_ns["__"]) == ("next", 42)
+
+
+def test_the_widget_says_what_it_is_where_widgets_do_not_render() -> None:
+    from ipybridge.legacy import LegacyWidget
+
+    widget = LegacyWidget()
+    try:
+        assert widget.allow_execute is True
+        assert "IPython.notebook.kernel.execute" in repr(widget)
+    finally:
+        widget.close()
+
+
+# ------------------------------------------------------------- hostile input
+def test_malformed_legacy_items_get_structured_answers_and_run_nothing() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10)
+    junk = st.recursive(
+        scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3)
+    )
+    items = st.fixed_dictionaries(
+        {"type": st.just("legacy_execute"), "view": st.just("v1")},
+        optional={
+            "id": st.integers(-3, 2**60) | scalars,
+            "msg_id": st.text(max_size=300) | scalars,
+            "code": st.just("ran = True") | scalars,
+            "silent": scalars,
+            "store_history": scalars,
+            "user_expressions": junk,
+        },
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(items, min_size=1, max_size=4))
+    def check(batch: list[dict[str, Any]]) -> None:
+        page = FakePage()
+        namespace: dict[str, Any] = {}
+        core = LegacyCore(page.send, allow_execute=True, namespace=namespace)
+        try:
+            core.receive({"ipb": 1, "msgs": [{"type": "hello", "view": "v1"}, *batch]}, [])
+            for item in batch:
+                ident = item.get("id")
+                valid_id = isinstance(ident, int) and not isinstance(ident, bool) and 0 <= ident < 2**53
+                if valid_id:
+                    answer = page.answer("v1", ident)
+                    assert answer["type"] in ("result", "error")
+                    if answer["type"] == "result":
+                        assert page.value_of(answer)["status"] in ("ok", "error")
+            runnable = [
+                i
+                for i in batch
+                if isinstance(i.get("code"), str)
+                and isinstance(i.get("id"), int)
+                and not isinstance(i.get("id"), bool)
+                and 0 <= i["id"] < 2**53
+            ]
+            if not runnable:
+                assert "ran" not in namespace
+        finally:
+            core.close()
+
+    check()

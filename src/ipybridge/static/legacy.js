@@ -4,6 +4,7 @@
   const HUB_KEY2 = "__ipybridgeLegacy";
   const VERSION = 1;
   const NOTEBOOK_SELECTOR = ".jp-Notebook";
+  const WARN_AFTER_MS = 3e3;
   const existing = win[HUB_KEY2];
   if (existing && existing.version === VERSION) {
     existing.installGlobals();
@@ -30,8 +31,11 @@
       /** @type {any} */
       null
     ),
-    /** @type {Set<any>} notebooks already warned about (calls waiting for %load_ext) */
-    warned: /* @__PURE__ */ new Set(),
+    /** @type {ReturnType<typeof setTimeout>|null} pending "calls are waiting" warning */
+    warnTimer: (
+      /** @type {any} */
+      null
+    ),
     notebookOf,
     /** the classic kernel object (below) */
     kernel: (
@@ -96,9 +100,15 @@
       };
       hub.queue.push(call);
       hub.drain();
-      if (hub.queue.includes(call) && call.target && hub.transports.length > 0 && !hub.warned.has(call.target)) {
-        hub.warned.add(call.target);
-        console.warn("ipybridge: kernel.execute is waiting for `%load_ext ipybridge` to run in this notebook");
+      if (hub.queue.includes(call) && hub.warnTimer === null) {
+        hub.warnTimer = win.setTimeout(() => {
+          hub.warnTimer = null;
+          if (hub.queue.length > 0) {
+            console.warn(
+              `ipybridge: ${hub.queue.length} kernel.execute call(s) waiting: run \`%load_ext ipybridge\` in this notebook (again after a page reload or kernel restart)`
+            );
+          }
+        }, WARN_AFTER_MS);
       }
       return call.msgId;
     },
@@ -817,9 +827,14 @@ function render({ model, el }) {
   });
   const session = client.viewId;
   const calls = new LegacyCalls((item, onStream) => client.request(item, { onOutput: onStream }), session);
+  let home = null;
   const transport = {
     alive: true,
-    notebook: () => el.closest(".jp-Notebook"),
+    notebook: () => {
+      const now = el.closest(".jp-Notebook");
+      if (now) home = now;
+      return home && home.isConnected ? home : now;
+    },
     /** @param {{msgId: string, code: string, callbacks: any, options: any}} call */
     run: (call) => {
       calls.run(call).catch((error) => console.error("ipybridge: kernel.execute failed", error));
@@ -830,8 +845,10 @@ function render({ model, el }) {
   const waitForPage = () => {
     timer = void 0;
     if (!transport.alive) return;
-    if (el.isConnected) hub.drain();
-    else timer = setTimeout(waitForPage, ATTACH_POLL_MS);
+    if (el.isConnected) {
+      transport.notebook();
+      hub.drain();
+    } else timer = setTimeout(waitForPage, ATTACH_POLL_MS);
   };
   waitForPage();
   const stop = () => {

@@ -686,6 +686,7 @@ var FrameClock = class {
 
 // js/player.js
 var MAX_INFLIGHT = 8;
+var MAX_INFLIGHT_UNTHROTTLED = 24;
 var MAX_DECODING = 4;
 var DECODED_BYTES = 48 << 20;
 var BUFFERING_AFTER_MS = 150;
@@ -875,8 +876,9 @@ function render({ model, el }) {
     pumpQueued = true;
     queueMicrotask(pump);
   }
+  const inflightLimit = () => playing && fps() <= 0 ? MAX_INFLIGHT_UNTHROTTLED : MAX_INFLIGHT;
   function wanted() {
-    const count = playing ? 2 * MAX_INFLIGHT : 3;
+    const count = playing ? 2 * inflightLimit() : 3;
     return upcomingFrames(target, direction, frames(), loop(), count);
   }
   function pump() {
@@ -889,8 +891,8 @@ function render({ model, el }) {
       if (decoded.has(index) || decoding.has(index)) continue;
       const encoded = cache.get(index);
       if (encoded) {
-        if (decoding.size < MAX_DECODING) startDecode(index, encoded);
-      } else if (!inflightByIndex.has(index) && inflight.size < MAX_INFLIGHT && !client.closed) {
+        if (decoding.size < MAX_DECODING * (playing && fps() <= 0 ? 2 : 1)) startDecode(index, encoded);
+      } else if (!inflightByIndex.has(index) && inflight.size < inflightLimit() && !client.closed) {
         request(index);
       }
     }
@@ -960,6 +962,7 @@ function render({ model, el }) {
       paint(target);
       if (!advance()) return;
     }
+    if (playing && failed.has(target)) fail(target, failed.get(target));
   }
   function tick(now) {
     rafId = 0;
@@ -970,6 +973,8 @@ function render({ model, el }) {
         paint(target);
         clock.advance(now);
         if (advance()) schedule();
+      } else if (failed.has(target)) {
+        fail(target, failed.get(target));
       } else {
         if (!lateSince) lateSince = now;
         if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;

@@ -1,0 +1,399 @@
+"""Player benchmark: ipybridge.Player vs ipympl vs matplotlib's to_jshtml.
+
+One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py):
+
+* the reference animation (640x480 figure, xlim (0, 10), ylim (-2, 2), one
+  line of 1000 points, ``y = cos(0.02*pi*i) * sin(x - 0.02*pi*i)``), its
+  ``blit=True`` form, a 1280x960 (dpi 200) form and a 400x400 imshow of a
+  changing field, each played by an ``ipybridge.Player``:
+  - painted frames per second asked for 60 fps, and unthrottled (fps 0),
+    counted in the page (every write of the canvas's ``data-frame``), over
+    frames never seen before (10^5-frame animations, nothing cached);
+  - the Python-only cost of draw + encode per frame, in the same kernel;
+  - time to first frame painted after the output appears, for 100 and 10000 frames;
+* the same reference and blit animations in ipympl (``%matplotlib widget``,
+  FuncAnimation at interval 1000/60 ms and 1 ms), frames counted as the
+  ``drawImage`` calls ipympl makes on its canvas;
+* ``HTML(anim.to_jshtml())`` for 100 and 1000 frames: time from running the
+  cell to the first frame visible;
+* memory: JS heap and kernel RSS before and after playing 10000 frames.
+
+    .venv/bin/python benchmarks/bench_player.py [--window 2] [--windows 3] [--memory-frames 10000]
+
+Prints a table with the ratios, writes benchmarks/results/player.json and
+benchmarks/results/player.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.harness import Jupyter, NotebookPage, launched_chromium, start_server, stop_server  # noqa: E402
+
+RESULTS = HERE / "results"
+SCENARIOS = ("reference", "blit", "large", "imshow")
+
+DEFINITIONS = textwrap.dedent(
+    """
+    import json, time
+    import numpy as np
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+
+    def reference(n, blit=False, dpi=100, interval=1000 / 60):
+        fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=dpi)
+        x = np.linspace(0, 10, 1000)
+        ax.set_xlim(0, 10)
+        ax.set_ylim(-2, 2)
+        (line,) = ax.plot(x, np.sin(x))
+        def update(i):
+            line.set_ydata(np.cos(0.02 * np.pi * i) * np.sin(x - 0.02 * np.pi * i))
+            return (line,)
+        return FuncAnimation(fig, update, frames=n, interval=interval, blit=blit, cache_frame_data=False)
+
+    def field(n, interval=1000 / 60):
+        fig = plt.figure(figsize=(4, 4), dpi=100)
+        ax = fig.add_axes([0, 0, 1, 1])
+        ax.set_axis_off()
+        yy, xx = np.mgrid[0:400, 0:400] / 40.0
+        im = ax.imshow(np.sin(xx) * np.cos(yy), vmin=-1, vmax=1, cmap="viridis")
+        def update(i):
+            t = 0.05 * i
+            im.set_data(np.sin(xx + t) * np.cos(yy - 0.7 * t))
+            return (im,)
+        return FuncAnimation(fig, update, frames=n, interval=interval, cache_frame_data=False)
+
+    SCENARIOS = {
+        "reference": lambda n: reference(n),
+        "blit": lambda n: reference(n, blit=True),
+        "large": lambda n: reference(n, dpi=200),
+        "imshow": field,
+    }
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+    """
+)
+
+PLAYER_SETUP = DEFINITIONS + textwrap.dedent(
+    """
+    import ipybridge
+    from ipybridge.player import codecs
+    from ipybridge.player.sources import from_animation
+
+    def python_rate(name, n=120):
+        source, _ = from_animation(SCENARIOS[name](100000))
+        codecs.encode(source.render(0), "auto")
+        start = time.perf_counter()
+        for i in range(1, n + 1):
+            codecs.encode(source.render(i), "auto")
+        return n / (time.perf_counter() - start)
+    print("ready")
+    """
+)
+
+COUNT_JS = """([selector, nth, ms]) => new Promise((resolve) => {
+  const canvas = document.querySelectorAll(selector)[nth];
+  let n = 0;
+  const obs = new MutationObserver((records) => { n += records.length; });
+  obs.observe(canvas, {attributes: true, attributeFilter: ["data-frame"]});
+  setTimeout(() => { obs.disconnect(); resolve(n * 1000 / ms); }, ms);
+})"""
+
+TTFF_JS = """(nth) => { window.__ttff = new Promise((resolve) => {
+  const t0 = performance.now();
+  let appeared = 0;
+  const check = () => {
+    const canvas = document.querySelectorAll(".ipybridge-player canvas")[nth];
+    if (canvas && !appeared) appeared = performance.now();
+    if (canvas && canvas.dataset.frame === "0") { obs.disconnect(); const now = performance.now();
+      resolve({from_run_ms: now - t0, from_output_ms: now - appeared}); }
+  };
+  const obs = new MutationObserver(check);
+  obs.observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["data-frame"]});
+}); }"""
+
+IPYMPL_COUNT_JS = """() => {
+  if (window.__ipymplDraws !== undefined) return;
+  window.__ipymplDraws = 0;
+  const orig = CanvasRenderingContext2D.prototype.drawImage;
+  CanvasRenderingContext2D.prototype.drawImage = function (...args) {
+    const c = this.canvas;
+    // ipympl paints each received frame onto its image canvas once.
+    if (c && c.closest && c.closest(".jupyter-matplotlib-figure") && c.classList.length === 0) window.__ipymplDraws++;
+    return orig.apply(this, args);
+  };
+}"""
+
+
+def run_and_read(nb: NotebookPage, cell: int, timeout_s: float = 300) -> str:
+    nb.run_cell(cell)
+    nb.wait_cell_done(cell, timeout=int(timeout_s * 1000))
+    return nb.output(cell).first.inner_text().strip()
+
+
+def median_rate(nb: NotebookPage, selector: str, nth: int, window_s: float, windows: int) -> float:
+    rates = [nb.page.evaluate(COUNT_JS, [selector, nth, int(window_s * 1000)]) for _ in range(windows)]
+    return statistics.median(rates)
+
+
+def player_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any]:
+    cells = [PLAYER_SETUP]
+    index: dict[str, int] = {}
+    for name in SCENARIOS:
+        index[f"py:{name}"] = len(cells)
+        cells.append(f'print(json.dumps({{"fps": python_rate("{name}")}}))')
+        index[f"player:{name}"] = len(cells)
+        cells.append(f'p_{name} = ipybridge.Player(SCENARIOS["{name}"](100000), fps=60, cache_mb=64)\np_{name}')
+        index[f"stats:{name}"] = len(cells)
+        cells.append(f"p_{name}.pause(); print(json.dumps(p_{name}.stats))")
+    for n in (100, 10000):
+        index[f"ttff:{n}"] = len(cells)
+        cells.append(f"t_{n} = ipybridge.Player(reference({n}))\nt_{n}")
+    index["mem:player"] = len(cells)
+    cells.append(
+        f"m = ipybridge.Player(reference({args.memory_frames}, blit=True), fps=0, loop='once', cache_mb=32)\nm"
+    )
+    index["mem:rss"] = len(cells)
+    cells.append('print(json.dumps({"rss_mb": rss_mb(), "frame": m.frame, "stats": m.stats}))')
+    for n in (100, 1000):
+        index[f"jshtml:{n}"] = len(cells)
+        cells.append(
+            "from IPython.display import HTML\nmatplotlib.rcParams['animation.embed_limit'] = 1000\n"
+            f"_a = reference({n}); _h = HTML(_a.to_jshtml()); plt.close(_a._fig); _h"
+        )
+    nb = jupyter.open("lab", cells, name="bench-player")
+    assert run_and_read(nb, 0) == "ready"
+    out: dict[str, Any] = {"scenarios": {}}
+    canvases = 0
+    selector = ".ipybridge-player canvas"
+    for name in SCENARIOS:
+        row: dict[str, Any] = {}
+        row["python_fps"] = json.loads(run_and_read(nb, index[f"py:{name}"]))["fps"]
+        nb.page.evaluate(TTFF_JS, canvases)
+        nb.run_cell(index[f"player:{name}"])
+        row["first_frame"] = nb.page.evaluate("window.__ttff")
+        output = nb.output(index[f"player:{name}"])
+        output.get_by_role("button", name="Play", exact=True).click()
+        nb.page.wait_for_timeout(1000)  # warm-up before counting; the count windows are the measurement
+        row["painted_fps_at_60"] = median_rate(nb, selector, canvases, args.window, args.windows)
+        output.get_by_label("Speed").select_option("0")
+        nb.page.wait_for_timeout(1000)  # warm-up at the new speed
+        row["painted_fps_unthrottled"] = median_rate(nb, selector, canvases, args.window, args.windows)
+        stats = json.loads(run_and_read(nb, index[f"stats:{name}"]))
+        row["kernel"] = {k: stats[k] for k in ("render_ms", "encode_ms", "bytes_per_frame", "frames_rendered")}
+        row["ratio_unthrottled_to_python"] = row["painted_fps_unthrottled"] / row["python_fps"]
+        out["scenarios"][name] = row
+        canvases += 1
+        print(f"  {name}: {json.dumps(row)}", flush=True)
+    for n in (100, 10000):
+        nb.page.evaluate(TTFF_JS, canvases)
+        nb.run_cell(index[f"ttff:{n}"])
+        out[f"first_frame_{n}"] = nb.page.evaluate("window.__ttff")
+        canvases += 1
+    # Memory over many frames played (blit form, unthrottled, cache bound 32 MB).
+    heap_before = nb.page.evaluate("performance.memory.usedJSHeapSize") / 2**20
+    nb.page.evaluate(TTFF_JS, canvases)
+    nb.run_cell(index["mem:player"])
+    nb.page.evaluate("window.__ttff")
+    rss_before = json.loads(run_and_read(nb, index["mem:rss"]))["rss_mb"]
+    start = time.monotonic()
+    nb.output(index["mem:player"]).get_by_role("button", name="Play", exact=True).click()
+    last = str(args.memory_frames - 1)
+    nb.page.wait_for_function(
+        f"() => document.querySelectorAll('{selector}')[{canvases}].dataset.frame === '{last}'",
+        timeout=int(args.memory_frames / 20 * 1000) + 60_000,
+    )
+    played_s = time.monotonic() - start
+    heap_after = nb.page.evaluate("performance.memory.usedJSHeapSize") / 2**20
+    after = json.loads(run_and_read(nb, index["mem:rss"]))
+    out["memory"] = {
+        "frames": args.memory_frames,
+        "seconds": played_s,
+        "js_heap_mb_before": heap_before,
+        "js_heap_mb_after": heap_after,
+        "kernel_rss_mb_before": rss_before,
+        "kernel_rss_mb_after": after["rss_mb"],
+        "page_cache_mb": after["stats"].get("page_cache_bytes", 0) / 2**20,
+        "cache_limit_mb": 32,
+    }
+    # to_jshtml: time from running the cell to its first frame on screen.
+    for n in (100, 1000):
+        cell = index[f"jshtml:{n}"]
+        start = time.monotonic()
+        nb.run_cell(cell)
+        nb.page.wait_for_function(
+            f"""() => {{ const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[{cell}];
+                const img = cell && cell.querySelector('.jp-OutputArea-output img[id^="_anim_img"]');
+                return img && img.complete && img.naturalWidth > 0; }}""",
+            timeout=600_000,
+        )
+        out[f"to_jshtml_first_frame_{n}_s"] = time.monotonic() - start
+        print(f"  to_jshtml {n}: {out[f'to_jshtml_first_frame_{n}_s']:.2f} s", flush=True)
+    return out
+
+
+def ipympl_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any]:
+    cells = [
+        "%matplotlib widget\n" + DEFINITIONS + "\nprint('ready')",
+        "a1 = reference(100000, interval=1000 / 60)\nplt.show()",
+        "a1.event_source.stop(); plt.close('all')",
+        "a2 = reference(100000, blit=True, interval=1)\nplt.show()",
+        "a2.event_source.stop(); plt.close('all')",
+    ]
+    nb = jupyter.open("lab", cells, name="bench-ipympl")
+    nb.page.evaluate(IPYMPL_COUNT_JS)
+    assert run_and_read(nb, 0) == "ready"
+    out: dict[str, Any] = {}
+    for key, cell in (("reference_at_60", 1), ("blit_unthrottled", 3)):
+        nb.run_cell(cell)
+        nb.page.wait_for_function("() => window.__ipymplDraws > 2", timeout=60_000)
+        nb.page.wait_for_timeout(1000)  # warm-up before counting
+        rates = []
+        for _ in range(args.windows):
+            before = nb.page.evaluate("window.__ipymplDraws")
+            nb.page.wait_for_timeout(int(args.window * 1000))  # the counting window itself
+            rates.append((nb.page.evaluate("window.__ipymplDraws") - before) / args.window)
+        out[key] = statistics.median(rates)
+        nb.run_cell(cell + 1)  # stop it
+        nb.wait_cell_done(cell + 1)
+        print(f"  ipympl {key}: {out[key]:.1f} fps", flush=True)
+    return out
+
+
+def report(results: dict[str, Any]) -> None:
+    s = results["player"]["scenarios"]
+    print("\nPlayer (painted frames per second, counted in the page)")
+    print(f"{'animation':<10} {'@60 fps':>8} {'unthrottled':>12} {'python d+e':>11} {'ratio':>6} {'render ms':>10} "
+          f"{'encode ms':>10} {'kB/frame':>9} {'1st frame':>10}")  # fmt: skip
+    for name, row in s.items():
+        print(
+            f"{name:<10} {row['painted_fps_at_60']:>8.1f} {row['painted_fps_unthrottled']:>12.1f} "
+            f"{row['python_fps']:>11.1f} {row['ratio_unthrottled_to_python']:>6.2f} "
+            f"{row['kernel']['render_ms']:>10.2f} "
+            f"{row['kernel']['encode_ms']:>10.2f} {row['kernel']['bytes_per_frame'] / 1000:>9.1f} "
+            f"{row['first_frame']['from_output_ms']:>8.0f} ms"
+        )
+    p, m = results["player"], results["player"]["memory"]
+    ipympl = results["ipympl"]
+    ref, blit = s["reference"], s["blit"]
+    print("\nSide by side")
+    print(f"reference @60: Player {ref['painted_fps_at_60']:.1f} fps vs ipympl {ipympl['reference_at_60']:.1f} fps "
+          f"(x{ref['painted_fps_at_60'] / max(ipympl['reference_at_60'], 1e-9):.1f})")  # fmt: skip
+    speedup = blit["painted_fps_unthrottled"] / max(ipympl["blit_unthrottled"], 1e-9)
+    print(f"blit unthrottled: Player {blit['painted_fps_unthrottled']:.1f} fps vs "
+          f"ipympl {ipympl['blit_unthrottled']:.1f} fps (x{speedup:.1f})")  # fmt: skip
+    for n in (100, 10000):
+        print(f"first frame, {n} frames: Player {p[f'first_frame_{n}']['from_output_ms']:.0f} ms after the output "
+              f"appears ({p[f'first_frame_{n}']['from_run_ms']:.0f} ms after Run)")  # fmt: skip
+    for n in (100, 1000):
+        jt = p[f"to_jshtml_first_frame_{n}_s"]
+        print(f"first frame, {n} frames: to_jshtml {jt:.2f} s after Run "
+              f"(x{jt * 1000 / max(p['first_frame_100']['from_run_ms'], 1e-9):.0f} the Player's)")  # fmt: skip
+    print(f"memory over {m['frames']} frames ({m['seconds']:.0f} s): JS heap {m['js_heap_mb_before']:.0f} -> "
+          f"{m['js_heap_mb_after']:.0f} MB, page cache {m['page_cache_mb']:.1f} MB (limit {m['cache_limit_mb']} MB), "
+          f"kernel RSS {m['kernel_rss_mb_before']:.0f} -> {m['kernel_rss_mb_after']:.0f} MB")  # fmt: skip
+    checks = {
+        "reference >= 55 fps at 60": ref["painted_fps_at_60"] >= 55,
+        "unthrottled >= 0.8x python-only (reference)": ref["ratio_unthrottled_to_python"] >= 0.8,
+        "blit >= 200 fps unthrottled": blit["painted_fps_unthrottled"] >= 200,
+        "first frame <= 300 ms (100 and 10000 frames)": max(
+            p["first_frame_100"]["from_output_ms"], p["first_frame_10000"]["from_output_ms"]
+        ) <= 300,
+    }
+    print("\nTargets")
+    for what, ok in checks.items():
+        print(f"  [{'pass' if ok else 'FAIL'}] {what}")
+    results["targets"] = checks
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    s = results["player"]["scenarios"]
+    names = list(s)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1.3]})
+    xs = np.arange(len(names))
+    series = [
+        ("Player @60", [s[n]["painted_fps_at_60"] for n in names]),
+        ("Player unthrottled", [s[n]["painted_fps_unthrottled"] for n in names]),
+        ("Python draw+encode only", [s[n]["python_fps"] for n in names]),
+        ("ipympl", [results["ipympl"]["reference_at_60"], results["ipympl"]["blit_unthrottled"], 0, 0]),
+    ]
+    width = 0.2
+    for k, (label, values) in enumerate(series):
+        bars = left.bar(xs + (k - 1.5) * width, values, width, label=label)
+        left.bar_label(bars, fmt="%.0f", fontsize=7)
+    left.set_xticks(xs, ["reference\n640x480", "blit", "1280x960", "imshow\n400x400"])
+    left.set_ylabel("frames painted per second")
+    left.set_title("Painted fps in the page (ipympl: reference @60, blit unthrottled)")
+    left.legend(fontsize=8)
+    p = results["player"]
+    labels = ["Player\n100", "Player\n10000", "to_jshtml\n100", "to_jshtml\n1000"]
+    values = [p["first_frame_100"]["from_run_ms"] / 1000, p["first_frame_10000"]["from_run_ms"] / 1000,
+              p["to_jshtml_first_frame_100_s"], p["to_jshtml_first_frame_1000_s"]]  # fmt: skip
+    bars = right.bar(labels, values, color=["C0", "C0", "C3", "C3"])
+    right.bar_label(bars, fmt="%.2f s", fontsize=8)
+    right.set_yscale("log")
+    right.set_title("Run -> first frame (s, log)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--window", type=float, default=2.0, help="seconds per counting window")
+    parser.add_argument("--windows", type=int, default=3, help="counting windows (median)")
+    parser.add_argument("--memory-frames", type=int, default=10000)
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "settings": vars(args),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp) / "jupyter")
+        try:
+            with launched_chromium() as browser:
+                jupyter = Jupyter(server, browser, RESULTS / "artifacts")
+                try:
+                    print("Player ...", flush=True)
+                    results["player"] = player_section(jupyter, args)
+                    server.shutdown_kernels()
+                    print("ipympl ...", flush=True)
+                    results["ipympl"] = ipympl_section(jupyter, args)
+                finally:
+                    jupyter.close(None)
+        finally:
+            stop_server(server)
+    report(results)
+    (RESULTS / "player.json").write_text(json.dumps(results, indent=2))
+    chart(results, RESULTS / "player.png")
+    print(f"\nwrote {RESULTS / 'player.json'} and {RESULTS / 'player.png'}")
+
+
+if __name__ == "__main__":
+    main()
