@@ -48,8 +48,8 @@ log = logging.getLogger("ipybridge")
 
 Send = Callable[[dict[str, Any], list[memoryview]], None]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-#: Replies waiting behind a running sync call are sent after at most this long.
-DEFERRED_FLUSH_S = 0.002
+#: A reply waiting for the rest of its message's calls is sent after at most this long.
+DEFERRED_FLUSH_S = 0.01
 #: A message bigger than this is flushed at once instead of waiting for company.
 FLUSH_BYTES = 4 << 20
 
@@ -124,6 +124,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._scheduled: float | None = None  # delay of the pending flush
+        self._generation = 0  # bumped by every flush: a deadline timer from before is stale
 
     def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
         buffers = buffers or []
@@ -143,14 +144,19 @@ class Outbox:
             schedule = not big and (self._scheduled is None or delay < self._scheduled)
             if schedule:
                 self._scheduled = delay
+            generation = self._generation
         if big:
             self.flush()
         elif schedule:
             loop = _runtime.event_loop()
             if delay <= 0:
-                loop.call_soon_threadsafe(self.flush)
+                loop.call_soon_threadsafe(self._flush_if_current, generation)
             else:
-                loop.call_soon_threadsafe(loop.call_later, delay, self.flush)
+                loop.call_soon_threadsafe(loop.call_later, delay, self._flush_if_current, generation)
+
+    def _flush_if_current(self, generation: int) -> None:
+        if generation == self._generation:
+            self.flush()
 
     def flush(self) -> None:
         with self._send_lock:
@@ -158,6 +164,7 @@ class Outbox:
                 items, self._items = self._items, []
                 self._bytes = 0
                 self._scheduled = None
+                self._generation += 1
             if not items:
                 return
             wire: list[dict[str, Any]] = []
@@ -171,6 +178,28 @@ class Outbox:
                 self._send(envelope(wire), buffers)
             except Exception:
                 log.exception("ipybridge could not send %d item(s) to the page", len(wire))
+
+
+class _Envelope:
+    """The sync jobs of one page message: their answers leave together when all are done."""
+
+    __slots__ = ("_lock", "_outbox", "_pending")
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._pending = 1  # held by receive() until every item is dispatched
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self._pending += 1
+
+    def done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            last = self._pending == 0
+        if last:
+            self._outbox.flush()
 
 
 class BridgeCore:
@@ -198,7 +227,7 @@ class BridgeCore:
         self._js_ids = itertools.count(1)
         self._running: dict[tuple[str, int], Any] = {}
         self._worker = _runtime.SerialWorker(f"{name}-worker")
-        self._worker.on_idle = self.outbox.flush
+        self._envelope: _Envelope | None = None  # the message receive() is dispatching
         self.closed = False
         #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
         self.delivered_on_main: bool | None = None
@@ -253,12 +282,18 @@ class BridgeCore:
                 }
             )
             return
-        for item in items:
-            try:
-                self._handle(item)
-            except Exception as exc:  # noqa: PERF203 - one bad item must not break the others or the kernel
-                log.exception("ipybridge failed to handle %r", item)
-                self._reply_error_to(getattr(item, "view", None), getattr(item, "id", None), exc)
+        envelope = _Envelope(self.outbox)
+        self._envelope = envelope
+        try:
+            for item in items:
+                try:
+                    self._handle(item)
+                except Exception as exc:  # noqa: PERF203 - one bad item must not break the others or the kernel
+                    log.exception("ipybridge failed to handle %r", item)
+                    self._reply_error_to(getattr(item, "view", None), getattr(item, "id", None), exc)
+        finally:
+            self._envelope = None
+            envelope.done()
 
     def _handle(self, item: Item) -> None:
         if isinstance(item, Call):
@@ -361,6 +396,9 @@ class BridgeCore:
         key = (view, ident)
         handle = _Queued()
         self._running[key] = handle
+        envelope = self._envelope
+        if envelope is not None:
+            envelope.add()
 
         def job() -> None:
             try:
@@ -377,6 +415,10 @@ class BridgeCore:
                     self._reply_value(view, ident, value, delay=DEFERRED_FLUSH_S)
             finally:
                 self._running.pop(key, None)
+                if envelope is not None:
+                    envelope.done()
+                elif self._worker.idle():
+                    self.outbox.flush()
 
         self._worker.submit(job)
 

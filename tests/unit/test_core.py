@@ -102,7 +102,7 @@ def test_many_calls_are_batched_into_few_messages(core: BridgeCore, page: FakePa
     core.receive(*envelope(*items))
     for i in range(1, 201):
         assert page.value_of(page.answer("v1", i)) == i
-    assert len(page.sent) - before <= 20  # 200 answers, far fewer messages
+    assert len(page.sent) - before <= 3  # 200 quick answers leave together, not one message each
 
 
 def test_sync_calls_run_in_order_on_one_worker_thread(core: BridgeCore, page: FakePage) -> None:
