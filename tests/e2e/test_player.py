@@ -64,7 +64,16 @@ def wait_frame(nb: NotebookPage, canvas, predicate, what: str, timeout_s: float 
 
 
 def probe(nb: NotebookPage, cell: int, pattern: str) -> None:
-    nb.run_cell(cell)
+    """Run the probe cell until Python's traits show ``pattern`` (a page change reaches
+    the kernel asynchronously, so the first run may see the state just before it)."""
+    for _attempt in range(10):
+        nb.run_cell(cell)
+        nb.wait_cell_done(cell)
+        try:
+            expect(nb.output(cell)).to_have_text(re.compile(pattern), timeout=2_000)
+            return
+        except AssertionError:
+            pass
     expect(nb.output(cell)).to_have_text(re.compile(pattern))
 
 
