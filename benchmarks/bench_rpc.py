@@ -17,7 +17,7 @@ flight, MB/s moving 8 MB and 64 MB float64 arrays page->kernel ("up") and
 kernel->page ("down") as binary buffers and as base64 text in JSON.
 Each figure is the median over ``--repeats`` repeats, contenders interleaved.
 
-Then the same notebook on a second server that loads ``benchmarks/nodelay_ext.py``
+Then the same notebook on a second server that loads ipybridge's server extension ``ipybridge.server`` (TCP_NODELAY)
 (TCP_NODELAY on kernel websockets): latency and calls/s again.
 
 Both servers raise tornado's ``websocket_max_message_size`` (10 MiB by default)
@@ -352,23 +352,21 @@ def summarize(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, An
 
 def run_server(variant: str, browser: Any, args: argparse.Namespace, log: Any) -> dict[str, Any]:
     extra = [f"--ServerApp.tornado_settings={json.dumps({'websocket_max_message_size': MAX_WS_MESSAGE})}"]
-    env_backup = os.environ.get("PYTHONPATH")
-    if variant == "nodelay":
-        extra.append("--ServerApp.jpserver_extensions=nodelay_ext=True")
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env_backup) if p)
+    # ipybridge installs its server extension (ipybridge.server, TCP_NODELAY) enabled: the
+    # stock variant switches it off, the nodelay variant keeps it.
+    if variant == "stock":
+        extra.append("--ServerApp.jpserver_extensions=ipybridge.server=False")
     with tempfile.TemporaryDirectory(prefix=f"bench-rpc-{variant}-") as tmp:
         server = start_server(Path(tmp) / "root", extra_args=extra)
-        if env_backup is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = env_backup
         jupyter = Jupyter(server, browser, Path(tmp) / "artifacts")
         try:
             t0 = time.monotonic()
             page = open_bench_page(jupyter)
             log(f"[{variant}] notebook up in {time.monotonic() - t0:.0f} s (server pid {server.process.pid})")
-            if variant == "nodelay" and "nodelay_ext: TCP_NODELAY" not in server.log_text():
-                raise RuntimeError("nodelay_ext did not load:\n" + server.log_text()[-3000:])
+            loaded = "ipybridge.server: TCP_NODELAY" in server.log_text()
+            if loaded != (variant == "nodelay"):
+                tail = server.log_text()[-3000:]
+                raise RuntimeError(f"ipybridge.server loaded={loaded} on the {variant} server:\n{tail}")
             result: dict[str, Any] = {"has_native_base64": page.evaluate("() => window.__bench.hasB64")}
             calls = measure_calls(page, args.repeats, args.window, args.latency_calls, log)
             transfers = measure_transfers(page, args.repeats, args.sizes, log) if variant == "stock" else None
@@ -589,7 +587,7 @@ def main() -> int:
     )
     print(f"Medians of {args.repeats} repeats; MB = 1e6 bytes; ratios are ipybridge / other (latency: lower is better)")
     for name, variant in results["variants"].items():
-        title = {"stock": "stock server", "nodelay": "server with TCP_NODELAY on kernel websockets (nodelay_ext)"}
+        title = {"stock": "stock server", "nodelay": "server with ipybridge.server (TCP_NODELAY on kernel websockets)"}
         print(f"\n== {title[name]} ==")
         print(table(variant, args.sizes))
     if "nodelay" in results["variants"]:

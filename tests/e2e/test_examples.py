@@ -35,3 +35,8 @@ def test_bridge_example_runs_and_works(jupyter: Jupyter) -> None:
     # Python's events and call_js reached the page.
     expect(nb.page.locator(".log")).to_have_text("tick 5 from Python")
     expect(nb.output(len(code) - 1)).to_contain_text("the page is titled:")
+
+
+def test_installed_server_extension_is_loaded(jupyter: Jupyter) -> None:
+    """ipybridge enables its server extension where it is installed (no Nagle on kernel websockets)."""
+    assert "ipybridge.server: TCP_NODELAY on kernel websockets" in jupyter.server.log_text()
