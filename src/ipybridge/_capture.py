@@ -133,22 +133,58 @@ def _prepare() -> tuple[list[Any], Any]:
     return streams, pub
 
 
+class _Header(dict):  # type: ignore[type-arg]
+    """A capture's parent header that notices being used by a write.
+
+    ``OutStream.write`` files text under ``frozenset(parent.items())``; a header
+    whose ``items`` was never called saw no write, so its streams need no flush
+    (a flush is a round trip to the IO thread: two thirds of a tiny call's cost).
+    """
+
+    written = False
+
+    def items(self) -> Any:
+        self.written = True
+        return super().items()
+
+
+_write_detection: bool | None = None  # does this ipykernel reveal writes? (checked once)
+
+
+def _writes_detectable(stream: Any) -> bool:
+    """Check once, on the real stream, that a write under a header calls its ``items``."""
+    global _write_detection
+    if _write_detection is None:
+        probe = _Header(msg_id=_PREFIX + "probe", msg_type="ipybridge_capture")
+        token = stream.set_thread_parent({"header": probe})
+        try:
+            probe.written = False  # set_thread_parent itself may copy the header
+            stream.write("")
+        finally:
+            stream.reset_thread_parent(token)
+        _write_detection = probe.written
+    return _write_detection
+
+
 @contextmanager
 def capture(on_stream: StreamSink, on_display: DisplaySink | None = None) -> Iterator[None]:
     """Send what the code in this context prints/displays to the given sinks."""
     streams, pub = _prepare()
     capture_id = _PREFIX + uuid.uuid4().hex
     _sinks[capture_id] = (on_stream, on_display)
-    header = {"msg_id": capture_id, "msg_type": "ipybridge_capture", "session": "", "username": "", "version": "5.3"}
+    header = _Header(msg_id=capture_id, msg_type="ipybridge_capture", session="", username="", version="5.3")
+    detect = bool(streams) and _writes_detectable(streams[0])
     token = _current.set(capture_id)
     tokens = [(s, s.set_thread_parent({"header": header})) for s in streams]
     pub_token = pub.set_thread_parent({"header": header}) if pub is not None else None
+    header.written = False
     try:
         yield
     finally:
         try:
-            for stream, _ in tokens:
-                stream.flush()  # deliver what was printed before the call's result
+            if header.written or not detect:
+                for stream, _ in tokens:
+                    stream.flush()  # deliver what was printed before the call's result
         finally:
             for stream, stream_token in tokens:
                 stream.reset_thread_parent(stream_token)
