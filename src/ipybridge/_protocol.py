@@ -18,7 +18,6 @@ caller can answer it with a structured error.
 
 from __future__ import annotations
 
-import traceback as _traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,12 +210,6 @@ def parse_item(raw: Any, buffers: Sequence[Any], custom_types: frozenset[str] = 
 
 def envelope(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ipb": PROTOCOL_VERSION, "msgs": items}
-
-
-def error_payload(exc: BaseException) -> dict[str, Any]:
-    """The ``error`` field of an ``error`` item for a Python exception."""
-    lines = _traceback.format_exception(type(exc), exc, exc.__traceback__)
-    return {"ename": type(exc).__name__, "evalue": str(exc), "traceback": [ln.rstrip("\n") for ln in lines]}
 
 
 def simple_error(ename: str, evalue: str) -> dict[str, Any]:
