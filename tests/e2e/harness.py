@@ -256,7 +256,7 @@ class NotebookPage:
         dialog = self.page.locator(".jp-Dialog .jp-mod-accept")
         try:
             dialog.wait_for(timeout=3000)
-        except Exception:  # noqa: BLE001 - no confirmation dialog in this UI
+        except Exception:  # no confirmation dialog in this UI
             return confirmed_at
         confirmed_at = self.now()
         with contextlib.suppress(Exception):

@@ -105,7 +105,7 @@ def test_interrupt_cancels_an_async_call(core: BridgeCore, page: FakePage) -> No
 
     core.expose(slow)
     call(core, 1, "slow")
-    wait_until(lambda: (("v1", 1) in core._running), "the task starting")
+    wait_until(lambda: ("v1", 1) in core._running, "the task starting")
     _runtime.kernel_interrupted()
     assert page.answer("v1", 1)["error"]["ename"] == "KeyboardInterrupt"
     wait_until(lambda: state["cancelled"], "the task being cancelled")
