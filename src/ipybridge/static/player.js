@@ -209,6 +209,13 @@ var BridgeClient = class {
     model.on("msg:custom", this._onMessage);
     model.on("destroy", this._onDestroy);
     this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
+    this._onPageHide = () => {
+      if (!this.closed) {
+        this._post({ type: "bye" });
+        this.flush();
+      }
+    };
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
     this._post({ type: "hello" });
   }
   /**
@@ -458,6 +465,7 @@ var BridgeClient = class {
     this.closeAll("the view was removed from the page");
     this.model.off("msg:custom", this._onMessage);
     this.model.off("destroy", this._onDestroy);
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     this._unwatchKernel();
   }
   /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */
@@ -760,7 +768,9 @@ function render({ model, el }) {
   const dismiss = button("Dismiss error", "&times;");
   errorBox.append(dismiss, errorText);
   errorBox.hidden = true;
-  stage.append(canvas, buffering, errorBox);
+  const goneBox = make("div", { class: "ipb-gone", role: "alert" });
+  goneBox.hidden = true;
+  stage.append(canvas, buffering, errorBox, goneBox);
   const controls = make("div", { class: "ipb-controls" });
   const first = button("First", ICONS.first);
   const prev = button("Prev Frame", ICONS.prev);
@@ -829,6 +839,7 @@ function render({ model, el }) {
     return codec;
   }
   function setModel(changes) {
+    if (client.closed) return;
     ownChange = true;
     try {
       for (const [key, value] of Object.entries(changes)) model.set(key, value);
@@ -987,6 +998,7 @@ function render({ model, el }) {
     if (playing) rafId = requestAnimationFrame(tick);
   }
   function start(dir) {
+    if (client.closed) return;
     hideError();
     failed.clear();
     direction = dir;
@@ -1204,9 +1216,15 @@ ${trace}` : header;
       })
     )
   ];
-  client.onClose(() => {
+  client.onClose((error) => {
     inflight.clear();
     inflightByIndex.clear();
+    if (disposed) return;
+    if (playing) stop();
+    goneBox.textContent = `Kernel gone: ${error.message}. Re-run the cell to play again.`;
+    goneBox.hidden = false;
+    el.classList.add("ipb-kernel-gone");
+    updateButtons();
   });
   loopMode.value = loop();
   updateSpeed();
