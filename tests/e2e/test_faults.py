@@ -96,6 +96,7 @@ def test_kernel_interrupt_rejects_calls_and_the_bridge_keeps_working(jupyter, ui
         "print(sorted(stopped))",
         "import time\nprint('busy cell starts')\nwhile True:\n    time.sleep(0.05)",
         "print('after the interrupt', 6 * 7)",
+        "import asyncio\nprint('async cell starts')\nwhile True:\n    await asyncio.sleep(0.05)",
     ]
     nb = jupyter.open(ui, cells, name="interrupt")
     nb.run_cell(0)
@@ -135,6 +136,17 @@ def test_kernel_interrupt_rejects_calls_and_the_bridge_keeps_working(jupyter, ui
     nb.run_cell(4)
     nb.wait_cell_done(4)
     expect(nb.output(4)).to_have_text("after the interrupt 42")
+
+    # A cell with top-level await (ipykernel cancels it on SIGINT with its own handler).
+    nb.run_cell(5)
+    expect(nb.output(5).first).to_contain_text("async cell starts")
+    click_call(nb, "nap")
+    expect(nb.page.locator("#started")).to_have_text(re.compile(r"nap;.*nap;"))
+    nb.interrupt_kernel()
+    expect(nb.page.locator("#out-nap")).to_have_text("KeyboardInterrupt")
+    nb.wait_cell_done(5)
+    click_call(nb, "ping")
+    expect(nb.page.locator("#out-ping")).to_have_text("ok:pong")
 
 
 def test_a_function_that_never_returns_times_out_and_frees_the_worker(jupyter, ui):
