@@ -263,6 +263,12 @@ _interrupt_thread: threading.Thread | None = None
 _hook_installed = False
 #: Interrupts every listener has been told about (tests wait on it).
 interrupts_handled = 0
+#: jupyter_client interrupts a kernel before it shuts it down. Page views must then
+#: see BridgeClosedError (when the frontend notices the shutdown), not
+#: KeyboardInterrupt: an interrupt is acted on only if no shutdown_request
+#: follows within this long.
+INTERRUPT_SETTLE_S = 0.25
+_shutting_down = threading.Event()
 
 
 class _ChainedSigint:
@@ -301,6 +307,8 @@ def _serve_interrupts() -> None:
     global interrupts_handled
     while True:
         _interrupts.get()
+        if _shutting_down.wait(INTERRUPT_SETTLE_S):
+            continue  # the interrupt that precedes a shutdown or restart: not the user's
         with _listeners_lock:
             listeners = list(_listeners)
         for listener in listeners:
@@ -357,3 +365,13 @@ def install_interrupt_hook() -> None:
                 yield
 
         kernel._cancel_on_sigint = chained_cancel_on_sigint  # type: ignore[attr-defined]
+    # Note a shutdown (or restart) request, which jupyter_client sends right after a SIGINT.
+    control_handlers = getattr(kernel, "control_handlers", None)
+    shutdown_request = control_handlers.get("shutdown_request") if isinstance(control_handlers, dict) else None
+    if control_handlers is not None and shutdown_request is not None:
+
+        def noting_shutdown_request(*args: Any, **kwargs: Any) -> Any:
+            _shutting_down.set()
+            return shutdown_request(*args, **kwargs)
+
+        control_handlers["shutdown_request"] = noting_shutdown_request
