@@ -357,3 +357,74 @@ def test_slow_frames_show_buffering_and_controls_stay_responsive(jupyter):
     # A frame not drawn yet arrives when ready.
     player_button(nb, 0, "Last").click()
     expect(canvas).to_have_attribute("data-frame", "99", timeout=30_000)
+
+
+KERNEL_SETUP = textwrap.dedent(
+    """
+    from ipybridge._core import BridgeCore
+    sent = []
+    core = BridgeCore(lambda content, buffers: sent.append(content))
+
+    def spin():
+        while True:
+            pass
+
+    core.expose(spin)
+
+    def call(ident):
+        core.receive({"ipb": 1, "msgs": [{"type": "hello", "view": "v"},
+                     {"type": "call", "view": "v", "id": ident, "name": "spin", "args": [], "kwargs": {}}]}, [])
+
+    def errors():
+        return sorted((i["id"], i["error"]["ename"]) for m in sent for i in m["msgs"] if i["type"] == "error")
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["signal", "message"])
+def test_interrupt_in_either_interrupt_mode_reaches_calls(mode):
+    """Without a browser: a kernel interrupted by SIGINT from the server ("signal") or by a
+    control-channel interrupt_request ("message") rejects a call spinning on the worker."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+
+        def evaluate(expression: str) -> str:
+            for _attempt in range(5):
+                chunks: list[str] = []
+
+                def on_output(msg: dict, chunks: list[str] = chunks) -> None:
+                    if msg["msg_type"] == "stream":
+                        chunks.append(msg["content"]["text"])
+
+                reply = kc.execute_interactive(f"print({expression})", timeout=30, output_hook=on_output)
+                if reply["content"].get("ename") == "KeyboardInterrupt":
+                    continue  # the interrupt landed in this probe cell, as it may: ask again
+                assert reply["content"]["status"] == "ok", reply["content"]
+                return "".join(chunks).strip()
+            raise AssertionError("every probe cell was interrupted")
+
+        def interrupt() -> None:
+            if mode == "signal":
+                km.interrupt_kernel()  # SIGINT from outside, as the server sends it
+            else:  # an interrupt_request on the control channel: ipykernel signals itself
+                kc.control_channel.send(kc.session.msg("interrupt_request", {}))
+                reply = kc.control_channel.get_msg(timeout=30)
+                assert reply["content"]["status"] == "ok", reply["content"]
+
+        kc.execute_interactive(KERNEL_SETUP, timeout=30)
+        for ident in (1, 2):  # twice: the handler stays in place after the first interrupt
+            kc.execute_interactive(f"call({ident})", timeout=30)
+            deadline = time.monotonic() + 20
+            while evaluate("core._worker.running() is not None") != "True":
+                assert time.monotonic() < deadline, "the call never started"
+            interrupt()
+            expected = str([(i, "KeyboardInterrupt") for i in range(1, ident + 1)])
+            deadline = time.monotonic() + 20
+            while (seen := evaluate("errors()")) != expected:
+                assert time.monotonic() < deadline, f"saw {seen}"
+                time.sleep(0.1)  # polling the kernel, bounded by the deadline
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
