@@ -291,7 +291,10 @@ def start_new_kernel(nb: NotebookPage) -> None:
 
 
 def test_reload_mid_playback_restores_a_player_that_plays(jupyter, ui):
-    cells = [SLOW_PLAYER.replace("SECONDS_PER_FRAME", "0.25"), "print('kernel answers', 6 * 7)"]
+    cells = [
+        SLOW_PLAYER.replace("SECONDS_PER_FRAME", "0.25"),
+        "print('kernel answers', 6 * 7, '- views:', len(p._core.views))",
+    ]
     nb = jupyter.open(ui, cells, name="player-reload")
     nb.run_cell(0)
     canvas = canvas_of(nb, 0)
@@ -315,7 +318,8 @@ def test_reload_mid_playback_restores_a_player_that_plays(jupyter, ui):
     # The kernel was not wedged by the old page's requests: a cell runs, Pause works.
     nb.run_cell(1)
     nb.wait_cell_done(1)
-    expect(nb.output(1)).to_have_text("kernel answers 42")
+    # The old page said bye as it unloaded: the kernel serves the new view only.
+    expect(nb.output(1)).to_have_text("kernel answers 42 - views: 1")
     player_button(nb, 0, "Pause").click()
     expect(player_button(nb, 0, "Pause")).to_have_attribute("aria-pressed", "true")
 
