@@ -262,7 +262,18 @@ function render({ model, el }) {
       }
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target) showBufferingIfStillWaiting();
     if (playing && fps() <= 0) drain();
+  }
+
+  /** Paused on a frame not here yet (a step, a seek): show the indicator if it is late. */
+  let waitTimer = 0;
+  function showBufferingIfStillWaiting() {
+    if (waitTimer) return;
+    waitTimer = window.setTimeout(() => {
+      waitTimer = 0;
+      if (!disposed && !playing && !client.closed && shown !== target && !failed.has(target)) buffering.hidden = false;
+    }, BUFFERING_AFTER_MS);
   }
 
   /** @param {number} index @param {EncodedFrame} encoded */
@@ -604,6 +615,7 @@ function render({ model, el }) {
     inflightByIndex.clear();
     if (disposed) return;
     if (playing) stop();
+    buffering.hidden = true;
     goneBox.textContent = `Kernel gone: ${error.message}. Re-run the cell to play again.`;
     goneBox.hidden = false;
     el.classList.add("ipb-kernel-gone");
@@ -620,6 +632,7 @@ function render({ model, el }) {
   return () => {
     disposed = true;
     if (rafId) cancelAnimationFrame(rafId);
+    clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
     cache.clear();
     decoded.clear();

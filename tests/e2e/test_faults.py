@@ -358,9 +358,11 @@ def test_slow_frames_show_buffering_and_controls_stay_responsive(jupyter):
     expect(canvas).to_have_attribute("data-frame", "1", timeout=1500)
     player.get_by_label("Frame", exact=True).fill(str(paused_at))
     expect(canvas).to_have_attribute("data-frame", str(paused_at), timeout=1500)
-    # A frame not drawn yet arrives when ready.
+    # A frame not drawn yet: buffering while paused too, and the frame arrives when ready.
     player_button(nb, 0, "Last").click()
+    expect(buffering).to_be_visible()
     expect(canvas).to_have_attribute("data-frame", "99", timeout=30_000)
+    expect(buffering).to_be_hidden()
 
 
 KERNEL_SETUP = textwrap.dedent(

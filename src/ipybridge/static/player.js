@@ -908,7 +908,16 @@ function render({ model, el }) {
       }
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target) showBufferingIfStillWaiting();
     if (playing && fps() <= 0) drain();
+  }
+  let waitTimer = 0;
+  function showBufferingIfStillWaiting() {
+    if (waitTimer) return;
+    waitTimer = window.setTimeout(() => {
+      waitTimer = 0;
+      if (!disposed && !playing && !client.closed && shown !== target && !failed.has(target)) buffering.hidden = false;
+    }, BUFFERING_AFTER_MS);
   }
   function startDecode(index, encoded) {
     decoding.add(index);
@@ -1221,6 +1230,7 @@ ${trace}` : header;
     inflightByIndex.clear();
     if (disposed) return;
     if (playing) stop();
+    buffering.hidden = true;
     goneBox.textContent = `Kernel gone: ${error.message}. Re-run the cell to play again.`;
     goneBox.hidden = false;
     el.classList.add("ipb-kernel-gone");
@@ -1235,6 +1245,7 @@ ${trace}` : header;
   return () => {
     disposed = true;
     if (rafId) cancelAnimationFrame(rafId);
+    clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
     cache.clear();
     decoded.clear();
