@@ -110,6 +110,18 @@ class _Queued:
         self.cancelled = True
 
 
+_ANSWER_TYPES = frozenset({"result", "error"})
+#: Page items that must each get exactly one answer.
+_REQUEST_TYPES = (Call, Execute, SetVar, GetVar)
+
+
+def _is_request(item: Item) -> bool:
+    """An item that gets exactly one result or error (a malformed one with a view and id too)."""
+    if isinstance(item, BadItem):
+        return item.view is not None and item.id is not None
+    return isinstance(item, _REQUEST_TYPES)
+
+
 def _size(buffers: Sequence[memoryview]) -> int:
     return sum(b.nbytes for b in buffers)
 
@@ -125,6 +137,8 @@ class Outbox:
         self._send_lock = threading.Lock()
         self._scheduled: float | None = None  # delay of the pending flush
         self._generation = 0  # bumped by every flush: a deadline timer from before is stale
+        #: Answers (``result``/``error`` items with an id) posted so far; a diagnostic, see BridgeCore.debug_stats.
+        self.answers_posted = 0
 
     def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
         buffers = buffers or []
@@ -140,6 +154,8 @@ class Outbox:
                 return
             self._items.append((item, buffers))
             self._bytes += _size(buffers)
+            if item.get("type") in _ANSWER_TYPES:
+                self.answers_posted += 1
             big = self._bytes >= FLUSH_BYTES
             schedule = not big and (self._scheduled is None or delay < self._scheduled)
             if schedule:
@@ -229,6 +245,7 @@ class BridgeCore:
         self._worker = _runtime.SerialWorker(f"{name}-worker")
         self._envelope: _Envelope | None = None  # the message receive() is dispatching
         self.closed = False
+        self._requests_received = 0
         #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
         self.delivered_on_main: bool | None = None
         self._delivery_seen = threading.Event()
@@ -282,6 +299,10 @@ class BridgeCore:
                 }
             )
             return
+        requests = sum(_is_request(item) for item in items)
+        if requests:
+            with self._lock:
+                self._requests_received += requests
         envelope = _Envelope(self.outbox)
         self._envelope = envelope
         try:
@@ -345,6 +366,25 @@ class BridgeCore:
         for queued_item, queued_buffers in waiting:
             self.outbox.post(queued_item, queued_buffers)
         self.on_view_ready(view)
+
+    def debug_stats(self) -> dict[str, int]:
+        """Counters for soak tests and debugging (not part of the public API).
+
+        ``requests_received`` counts page requests (call/execute/set/get, and
+        malformed items that carry a view and an id), ``answers_posted`` the
+        results and errors posted for them: equal when idle, unless the page
+        cancelled a call (timeout/abort drops its answer). ``running`` and
+        ``js_calls`` are per-call bookkeeping that must return to 0 when idle.
+        """
+        with self._lock:
+            return {
+                "requests_received": self._requests_received,
+                "answers_posted": self.outbox.answers_posted,
+                "running": len(self._running),
+                "js_calls": len(self._js_calls),
+                "queued_before_view": len(self._before_view),
+                "views": len(self.views),
+            }
 
     def on_view_ready(self, view: str) -> None:
         """Subclasses may send a view its initial state here."""
