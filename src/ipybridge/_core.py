@@ -246,6 +246,7 @@ class BridgeCore:
         self._envelope: _Envelope | None = None  # the message receive() is dispatching
         self.closed = False
         self._requests_received = 0
+        self._messages_received = 0
         #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
         self.delivered_on_main: bool | None = None
         self._delivery_seen = threading.Event()
@@ -300,9 +301,9 @@ class BridgeCore:
             )
             return
         requests = sum(_is_request(item) for item in items)
-        if requests:
-            with self._lock:
-                self._requests_received += requests
+        with self._lock:
+            self._messages_received += 1
+            self._requests_received += requests
         envelope = _Envelope(self.outbox)
         self._envelope = envelope
         try:
@@ -370,7 +371,8 @@ class BridgeCore:
     def debug_stats(self) -> dict[str, int]:
         """Counters for soak tests and debugging (not part of the public API).
 
-        ``requests_received`` counts page requests (call/execute/set/get, and
+        ``messages_received`` counts page messages (envelopes that parsed),
+        ``requests_received`` page requests (call/execute/set/get, and
         malformed items that carry a view and an id), ``answers_posted`` the
         results and errors posted for them: equal when idle, unless the page
         cancelled a call (timeout/abort drops its answer). ``running`` and
@@ -378,6 +380,7 @@ class BridgeCore:
         """
         with self._lock:
             return {
+                "messages_received": self._messages_received,
                 "requests_received": self._requests_received,
                 "answers_posted": self.outbox.answers_posted,
                 "running": len(self._running),

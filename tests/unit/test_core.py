@@ -254,13 +254,15 @@ def test_debug_stats_count_requests_and_answers_and_return_to_idle(core: BridgeC
     for ident in range(1, 54):
         page.answer("v1", ident)
     stats = core.debug_stats()
+    assert stats["messages_received"] == 2  # the hello and this one
     assert stats["requests_received"] == 53
     assert stats["answers_posted"] == 53
     # The worker forgets a call just after posting its answer: poll, bounded.
     deadline = time.monotonic() + 10
     while core.debug_stats()["running"] and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert core.debug_stats() | {"requests_received": 0, "answers_posted": 0} == {
+    assert core.debug_stats() | {"messages_received": 0, "requests_received": 0, "answers_posted": 0} == {
+        "messages_received": 0,
         "requests_received": 0,
         "answers_posted": 0,
         "running": 0,
