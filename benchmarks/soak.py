@@ -172,9 +172,10 @@ def player_cell(frames: int, cache_mb: float) -> str:
     return f'player = ipybridge.Player(reference({frames}), fps=0, loop="once", cache_mb={cache_mb})\nplayer'
 
 
+CANVAS = ".ipybridge-player canvas"
 # Counts every write of the player canvas's data-frame: in order (previous + 1), repeated, other jumps.
 PAINT_COUNTER_JS = """() => {
-  const canvas = document.querySelector(".ipybridge-player canvas");
+  const canvas = document.querySelector("CANVAS");
   const c = { writes: 0, inOrder: 0, repeated: 0, jumps: 0, odd: [], last: Number(canvas.dataset.frame) };
   new MutationObserver((records) => {
     // A record holds the value before its write: the value it wrote is the next record's old value.
@@ -190,15 +191,17 @@ PAINT_COUNTER_JS = """() => {
     });
   }).observe(canvas, { attributes: true, attributeOldValue: true, attributeFilter: ["data-frame"] });
   window.__paints = c;
-}"""
+}""".replace("CANVAS", CANVAS)
 
 
 class Soak:
     """The soak notebook open in JupyterLab, with a CDP session on its page for heap figures."""
 
-    def __init__(self, jupyter: Jupyter, frames: int, cache_mb: float, log: Callable[[str], None]) -> None:
+    def __init__(
+        self, jupyter: Jupyter, frames: int, cache_mb: float, log: Callable[[str], None], ui: str = "lab"
+    ) -> None:
         self.log = log
-        self.nb: NotebookPage = jupyter.open("lab", [SETUP_CELL, player_cell(frames, cache_mb)], name="soak")
+        self.nb: NotebookPage = jupyter.open(ui, [SETUP_CELL, player_cell(frames, cache_mb)], name="soak")
         self.page = self.nb.page
         self.cdp = self.page.context.new_cdp_session(self.page)
         self.t0 = time.monotonic()
@@ -255,18 +258,27 @@ class Soak:
         return summarize_calls(snap, self.samples)
 
     # ------------------------------------------------------------ frames
-    def run_frames(self, frames: int, cache_mb: float, stall_s: float) -> dict[str, Any]:
+    def show_player(self) -> None:
+        """Run the Player's cell, wait for frame 0, start counting paints."""
         self.nb.run_cell(1)
-        canvas = ".ipybridge-player canvas"
-        self.page.wait_for_function(f"() => document.querySelector('{canvas}')?.dataset.frame === '0'", timeout=120_000)
+        self.page.wait_for_function(f"() => document.querySelector('{CANVAS}')?.dataset.frame === '0'", timeout=120_000)
         self.page.evaluate(PAINT_COUNTER_JS)
+
+    def play(self) -> None:
+        self.nb.output(1).get_by_role("button", name="Play", exact=True).click()
+
+    def paints(self) -> dict[str, Any]:
+        return dict(self.page.evaluate("() => window.__paints"))
+
+    def run_frames(self, frames: int, cache_mb: float, stall_s: float) -> dict[str, Any]:
+        self.show_player()
         before = self.sample("frames", "before", frame=0)
         start = time.monotonic()
-        self.nb.output(1).get_by_role("button", name="Play", exact=True).click()
+        self.play()
         thresholds = list(range(FRAME_BASELINE, frames, 1000))
         last_frame, last_progress = 0, time.monotonic()
         while True:
-            frame = int(self.page.evaluate(f"() => Number(document.querySelector('{canvas}').dataset.frame)"))
+            frame = int(self.page.evaluate(f"() => Number(document.querySelector('{CANVAS}').dataset.frame)"))
             now = time.monotonic()
             if frame >= frames - 1:
                 break
@@ -282,7 +294,7 @@ class Soak:
                 self.log(f"frames: {frame}/{frames}, {frame / (now - start):.0f} fps")
             self.page.wait_for_timeout(200)  # polling interval; progress and the stall deadline decide
         seconds = time.monotonic() - start
-        paints = dict(self.page.evaluate("() => window.__paints"))
+        paints = self.paints()
         after = self.sample("frames", "after", frame=paints["last"])
         return summarize_frames(frames, cache_mb, seconds, paints, before, after, self.samples)
 
