@@ -270,3 +270,23 @@ def test_debug_stats_count_requests_and_answers_and_return_to_idle(core: BridgeC
         "queued_before_view": 0,
         "views": 1,
     }
+
+
+def test_answers_to_page_messages_worked_on_together_leave_together(
+    core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two batches of calls in the kernel at once (the second arrived while the first ran): one answer
+    # message, so the page's next calls leave in one message too, and batches split under load merge again.
+    import ipybridge._core
+
+    monkeypatch.setattr(ipybridge._core, "DEFERRED_FLUSH_S", 30.0)  # only the batching rule decides
+    release = threading.Event()
+    core.expose(lambda: release.wait(10), "held")
+    core.expose(lambda x: x, "echo")
+    call(core, 1, "held")
+    core.receive(*envelope(*({"type": "call", "id": i, "name": "echo", "args": [i], "kwargs": {}} for i in (2, 3))))
+    before = len(page.sent)
+    release.set()
+    page.answer("v1", 3)
+    answers = [[i["id"] for i in content["msgs"] if i["type"] == "result"] for content, _ in page.sent[before:]]
+    assert answers == [[1, 2, 3]]
