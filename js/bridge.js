@@ -21,6 +21,10 @@ export function publicApi(client) {
     get closed() {
       return client.closed;
     },
+    /** A snapshot of the client's counters: `{unmatchedAnswers, pending}` (docs/protocol.md, "Diagnostics"). */
+    get diagnostics() {
+      return { ...client.diagnostics, pending: client._pending.size };
+    },
     py: client.proxy(),
   });
 }

@@ -53,6 +53,12 @@ export class BridgeClient {
     this._nextId = 1;
     /** @type {Map<number, Pending>} */
     this._pending = new Map();
+    /**
+     * Cheap counters for soak tests and debugging (docs/protocol.md, "Diagnostics").
+     * `unmatchedAnswers`: results/errors for a request this view is not waiting for
+     * (never sent, already answered, timed out or aborted).
+     */
+    this.diagnostics = { unmatchedAnswers: 0 };
     /** @type {{item: Record<string, any>, fail?: (e: Error) => void}[]} */
     this._outgoing = [];
     this._flushQueued = false;
@@ -270,10 +276,10 @@ export class BridgeClient {
     const base = item.b0 ?? 0;
     switch (item.type) {
       case "result":
-        this._settle(item.id, null, decode(item.value, buffers, base));
-        return;
       case "error":
-        this._settle(item.id, pythonError(item.error));
+        if (!this._pending.has(item.id)) this.diagnostics.unmatchedAnswers++; // late or duplicate: dropped
+        else if (item.type === "result") this._settle(item.id, null, decode(item.value, buffers, base));
+        else this._settle(item.id, pythonError(item.error));
         return;
       case "output": {
         const pending = this._pending.get(item.id);

@@ -184,3 +184,18 @@ test("the py proxy calls by property name and is not a thenable", async () => {
   model.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: 3 }]);
   assert.equal(await p, 3);
 });
+
+test("diagnostics count answers for requests the view is not waiting for; the first answer wins", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const p = client.call("x");
+  await tick();
+  const id = model.items().find((i) => i.type === "call").id;
+  assert.equal(client.diagnostics.unmatchedAnswers, 0);
+  model.fromKernel([{ type: "result", view: client.viewId, id, value: 1 }]);
+  model.fromKernel([{ type: "result", view: client.viewId, id, value: 2 }]); // answered twice
+  model.fromKernel([{ type: "error", view: client.viewId, id: id + 1000, error: { ename: "E", evalue: "" } }]); // never asked
+  model.fromKernel([{ type: "result", view: "someone-else", id, value: 3 }]); // another view's: not ours to count
+  assert.equal(await p, 1);
+  assert.equal(client.diagnostics.unmatchedAnswers, 2);
+});

@@ -238,3 +238,55 @@ def test_closed_core_answers_nothing_and_refuses_js_calls(page: FakePage) -> Non
     core.close()
     with pytest.raises(BridgeClosedError):
         core.call_js("x", [], timeout=None).result(timeout=1)
+
+
+def test_debug_stats_count_requests_and_answers_and_return_to_idle(core: BridgeCore, page: FakePage) -> None:
+    core.expose(lambda x: x, "echo")
+    core.expose(lambda: 1 / 0, "boom")
+    core.receive(
+        *envelope(
+            *({"type": "call", "id": i, "name": "echo", "args": [i], "kwargs": {}} for i in range(1, 51)),
+            {"type": "call", "id": 51, "name": "boom", "args": [], "kwargs": {}},
+            {"type": "call", "id": 52, "name": "missing", "args": [], "kwargs": {}},
+            {"type": "call", "id": 53, "name": 7},  # malformed, but answerable
+        )
+    )
+    for ident in range(1, 54):
+        page.answer("v1", ident)
+    stats = core.debug_stats()
+    assert stats["messages_received"] == 2  # the hello and this one
+    assert stats["requests_received"] == 53
+    assert stats["answers_posted"] == 53
+    # The worker forgets a call just after posting its answer: poll, bounded.
+    deadline = time.monotonic() + 10
+    while core.debug_stats()["running"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert core.debug_stats() | {"messages_received": 0, "requests_received": 0, "answers_posted": 0} == {
+        "messages_received": 0,
+        "requests_received": 0,
+        "answers_posted": 0,
+        "running": 0,
+        "js_calls": 0,
+        "queued_before_view": 0,
+        "views": 1,
+    }
+
+
+def test_answers_to_page_messages_worked_on_together_leave_together(
+    core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two batches of calls in the kernel at once (the second arrived while the first ran): one answer
+    # message, so the page's next calls leave in one message too, and batches split under load merge again.
+    import ipybridge._core
+
+    monkeypatch.setattr(ipybridge._core, "DEFERRED_FLUSH_S", 30.0)  # only the batching rule decides
+    release = threading.Event()
+    core.expose(lambda: release.wait(10), "held")
+    core.expose(lambda x: x, "echo")
+    call(core, 1, "held")
+    core.receive(*envelope(*({"type": "call", "id": i, "name": "echo", "args": [i], "kwargs": {}} for i in (2, 3))))
+    before = len(page.sent)
+    release.set()
+    page.answer("v1", 3)
+    answers = [[i["id"] for i in content["msgs"] if i["type"] == "result"] for content, _ in page.sent[before:]]
+    assert answers == [[1, 2, 3]]

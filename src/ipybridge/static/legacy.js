@@ -352,6 +352,7 @@ var BridgeClient = class {
     this.closedError = null;
     this._nextId = 1;
     this._pending = /* @__PURE__ */ new Map();
+    this.diagnostics = { unmatchedAnswers: 0 };
     this._outgoing = [];
     this._flushQueued = false;
     this._listeners = /* @__PURE__ */ new Map();
@@ -550,10 +551,10 @@ var BridgeClient = class {
     const base = item.b0 ?? 0;
     switch (item.type) {
       case "result":
-        this._settle(item.id, null, decode(item.value, buffers, base));
-        return;
       case "error":
-        this._settle(item.id, pythonError(item.error));
+        if (!this._pending.has(item.id)) this.diagnostics.unmatchedAnswers++;
+        else if (item.type === "result") this._settle(item.id, null, decode(item.value, buffers, base));
+        else this._settle(item.id, pythonError(item.error));
         return;
       case "output": {
         const pending = this._pending.get(item.id);
