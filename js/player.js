@@ -171,7 +171,7 @@ function render({ model, el }) {
   function wireCodec() {
     const codec = model.get("codec") ?? "auto";
     // Without DecompressionStream (old browsers) raw frames cannot be decoded: ask for PNG.
-    if ((codec === "auto" || codec === "raw") && typeof DecompressionStream === "undefined") return "png";
+    if (codec === "raw" && typeof DecompressionStream === "undefined") return "png";
     return codec;
   }
 

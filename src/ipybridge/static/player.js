@@ -825,7 +825,7 @@ function render({ model, el }) {
   }
   function wireCodec() {
     const codec = model.get("codec") ?? "auto";
-    if ((codec === "auto" || codec === "raw") && typeof DecompressionStream === "undefined") return "png";
+    if (codec === "raw" && typeof DecompressionStream === "undefined") return "png";
     return codec;
   }
   function setModel(changes) {
