@@ -53,7 +53,8 @@ def test_png_is_filter_none_rgba_the_browser_image_decoder_reads():
 
     rgba = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     data = codecs.encode(rgba, "png").data
-    assert data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82")
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert data.endswith(b"IEND\xaeB`\x82")
     assert data[16:26] == bytes([0, 0, 0, 3, 0, 0, 0, 2, 8, 6])  # 3x2, 8 bits, RGBA
     idat = data[data.index(b"IDAT") + 4 : data.index(b"IEND") - 8]
     assert zlib.decompress(idat) == b"".join(b"\x00" + row.tobytes() for row in rgba)
