@@ -10,10 +10,10 @@
 import { BridgeClient } from "./protocol.js";
 import { FpsMeter, FrameCache, FrameClock, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
 
-/** Requests out at once: enough to cover a round trip of a few frame times. */
-const MAX_INFLIGHT = 8;
+/** Requests out at once: enough to cover the round trip plus the kernel's batching hold. */
+const MAX_INFLIGHT = 16;
 /** Unthrottled, frames are short and the round trip is long: keep more out. */
-const MAX_INFLIGHT_UNTHROTTLED = 24;
+const MAX_INFLIGHT_UNTHROTTLED = 32;
 /** Frames decoded at once. */
 const MAX_DECODING = 4;
 /** Bytes of decoded frames kept ready to paint. */
@@ -22,6 +22,8 @@ const DECODED_BYTES = 48 << 20;
 const BUFFERING_AFTER_MS = 150;
 /** While playing, the `frame` trait follows at most this often (ms). */
 const SYNC_EVERY_MS = 250;
+/** While playing, the counter, slider and fps readout follow at most this often (ms). */
+const READOUTS_EVERY_MS = 100;
 
 /**
  * @typedef {{codec: string, width: number, height: number, bytes: Uint8Array}} EncodedFrame
@@ -154,6 +156,7 @@ function render({ model, el }) {
   let lateSince = 0;
   let lastSync = 0;
   let lastStats = 0;
+  let lastReadouts = 0;
   let painted = 0;
   let pumpQueued = false;
   let rafId = 0;
@@ -187,12 +190,13 @@ function render({ model, el }) {
   }
 
   // -------------------------------------------------------------- network
-  /** @param {number} index */
-  function request(index) {
+  /** @param {number} index @param {boolean} urgent the frame to paint next: the kernel sends it at once */
+  function request(index, urgent) {
     const id = nextRequestId++;
     inflight.set(id, index);
     inflightByIndex.set(index, id);
-    client._post({ type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 });
+    const item = { type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 };
+    client._post(urgent ? { ...item, urgent } : item);
   }
 
   /** @param {Set<number>} keep indexes still wanted */
@@ -247,15 +251,26 @@ function render({ model, el }) {
     if (disposed) return;
     const want = wanted();
     cancelUnwanted(new Set(want));
+    const limit = inflightLimit();
+    /** @type {number[]} */
+    const missing = [];
     for (const index of want) {
       if (failed.has(index)) break; // nothing past a broken frame
       if (decoded.has(index) || decoding.has(index)) continue;
       const encoded = cache.get(index);
       if (encoded) {
         if (decoding.size < MAX_DECODING * (playing && fps() <= 0 ? 2 : 1)) startDecode(index, encoded);
-      } else if (!inflightByIndex.has(index) && inflight.size < inflightLimit() && !client.closed) {
-        request(index);
+      } else if (!inflightByIndex.has(index) && inflight.size + missing.length < limit) {
+        missing.push(index);
       }
+    }
+    // A page message costs the kernel, the server and the browser a few ms
+    // whatever it carries: while frames are on their way, ask again only when
+    // a batch of requests is free, or at once for the frame to paint next.
+    const batch = playing ? Math.max(1, Math.floor(limit / 2)) : 1;
+    const urgent = missing[0] === target;
+    if (missing.length && !client.closed && (urgent || missing.length >= batch || inflight.size === 0)) {
+      for (const index of missing) request(index, index === target);
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
     if (playing && fps() <= 0) drain();
@@ -301,7 +316,8 @@ function render({ model, el }) {
     meter.tick(now);
     lateSince = 0;
     buffering.hidden = true;
-    updateReadouts(now);
+    // Playing, each readout change costs a style and layout pass of the whole page.
+    if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
     if (!playing || now - lastSync >= SYNC_EVERY_MS) {
       lastSync = now;
       if (model.get("frame") !== index) setModel({ frame: index });
@@ -398,6 +414,7 @@ function render({ model, el }) {
     if (shown >= 0 && model.get("frame") !== shown) changes.frame = shown;
     if (Object.keys(changes).length) setModel(changes);
     updateButtons();
+    updateReadouts(performance.now());
     sendStats(performance.now());
     schedule();
   }
@@ -440,6 +457,7 @@ function render({ model, el }) {
   // ------------------------------------------------------------- readouts
   /** @param {number} now @param {number} [index] */
   function updateReadouts(now, index = shown) {
+    lastReadouts = now;
     const total = frames();
     const max = total !== null ? Math.max(total - 1, 0) : Math.max(99, Math.ceil((Math.max(index, 0) + 1) * 1.5));
     slider.max = String(max);

@@ -685,12 +685,13 @@ var FrameClock = class {
 };
 
 // js/player.js
-var MAX_INFLIGHT = 8;
-var MAX_INFLIGHT_UNTHROTTLED = 24;
+var MAX_INFLIGHT = 16;
+var MAX_INFLIGHT_UNTHROTTLED = 32;
 var MAX_DECODING = 4;
 var DECODED_BYTES = 48 << 20;
 var BUFFERING_AFTER_MS = 150;
 var SYNC_EVERY_MS = 250;
+var READOUTS_EVERY_MS = 100;
 var SVG = (body) => `<svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" focusable="false">${body}</svg>`;
 var ICONS = {
   first: SVG('<rect x="2" y="3" width="2" height="10"/><path d="M14 3v10L5 8z"/>'),
@@ -806,6 +807,7 @@ function render({ model, el }) {
   let lateSince = 0;
   let lastSync = 0;
   let lastStats = 0;
+  let lastReadouts = 0;
   let painted = 0;
   let pumpQueued = false;
   let rafId = 0;
@@ -837,11 +839,12 @@ function render({ model, el }) {
       ownChange = false;
     }
   }
-  function request(index) {
+  function request(index, urgent) {
     const id = nextRequestId++;
     inflight.set(id, index);
     inflightByIndex.set(index, id);
-    client._post({ type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 });
+    const item = { type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 };
+    client._post(urgent ? { ...item, urgent } : item);
   }
   function cancelUnwanted(keep) {
     const ids = [];
@@ -886,15 +889,22 @@ function render({ model, el }) {
     if (disposed) return;
     const want = wanted();
     cancelUnwanted(new Set(want));
+    const limit = inflightLimit();
+    const missing = [];
     for (const index of want) {
       if (failed.has(index)) break;
       if (decoded.has(index) || decoding.has(index)) continue;
       const encoded = cache.get(index);
       if (encoded) {
         if (decoding.size < MAX_DECODING * (playing && fps() <= 0 ? 2 : 1)) startDecode(index, encoded);
-      } else if (!inflightByIndex.has(index) && inflight.size < inflightLimit() && !client.closed) {
-        request(index);
+      } else if (!inflightByIndex.has(index) && inflight.size + missing.length < limit) {
+        missing.push(index);
       }
+    }
+    const batch = playing ? Math.max(1, Math.floor(limit / 2)) : 1;
+    const urgent = missing[0] === target;
+    if (missing.length && !client.closed && (urgent || missing.length >= batch || inflight.size === 0)) {
+      for (const index of missing) request(index, index === target);
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
     if (playing && fps() <= 0) drain();
@@ -936,7 +946,7 @@ function render({ model, el }) {
     meter.tick(now);
     lateSince = 0;
     buffering.hidden = true;
-    updateReadouts(now);
+    if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
     if (!playing || now - lastSync >= SYNC_EVERY_MS) {
       lastSync = now;
       if (model.get("frame") !== index) setModel({ frame: index });
@@ -1026,6 +1036,7 @@ function render({ model, el }) {
     if (shown >= 0 && model.get("frame") !== shown) changes.frame = shown;
     if (Object.keys(changes).length) setModel(changes);
     updateButtons();
+    updateReadouts(performance.now());
     sendStats(performance.now());
     schedule();
   }
@@ -1060,6 +1071,7 @@ ${trace}` : header;
     errorBox.hidden = true;
   }
   function updateReadouts(now, index = shown) {
+    lastReadouts = now;
     const total = frames();
     const max = total !== null ? Math.max(total - 1, 0) : Math.max(99, Math.ceil((Math.max(index, 0) + 1) * 1.5));
     slider.max = String(max);
