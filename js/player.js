@@ -163,7 +163,9 @@ function render({ model, el }) {
   let disposed = false;
   let ownChange = false; // model changes made by this view, not to be handled as Python's
 
-  const frames = () => /** @type {number|null} */ (model.get("frames") ?? null);
+  /** The length learnt from the kernel before the `frames` trait arrives (a generator that ran out). */
+  let learntLength = /** @type {number|null} */ (null);
+  const frames = () => /** @type {number|null} */ (model.get("frames") ?? learntLength);
   const loop = () => /** @type {import("./player-logic.js").LoopMode} */ (model.get("loop") ?? "loop");
   const fps = () => Number(model.get("fps") ?? 30);
 
@@ -225,8 +227,14 @@ function render({ model, el }) {
       cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf(buffers[item.b0 ?? 0]) });
       failed.delete(index);
     } else if (item.type === "frame_error") {
-      failed.set(index, item.error);
-      if (index === target) fail(index, item.error);
+      if (typeof item.length === "number" && index >= item.length && frames() === null) {
+        // A generator ran out: the kernel learnt the length (the `frames` trait follows).
+        learntLength = item.length;
+        if (playing && target >= learntLength && advance()) clock.start(performance.now() - clock.interval);
+      } else {
+        failed.set(index, item.error);
+        if (index === target) fail(index, item.error);
+      }
     }
     schedule();
   }

@@ -138,11 +138,11 @@ class PlayerCore(BridgeCore):
             self._drop(key)
             with self._stats_lock:
                 self.errors += 1
+            length = self.source.length
             self.post(
                 {"type": "frame_error", "view": view, "id": ident, "index": index, "gen": gen,
-                 "error": error_payload(exc)}
+                 "error": error_payload(exc), "length": length}
             )  # fmt: skip
-            length = self.source.length
             if isinstance(exc, FrameOutOfRange) and length is not None and length != length_before and self.on_length:
                 self.on_length(length)
             return

@@ -813,9 +813,13 @@ function render({ model, el }) {
   let rafId = 0;
   let disposed = false;
   let ownChange = false;
+  let learntLength = (
+    /** @type {number|null} */
+    null
+  );
   const frames = () => (
     /** @type {number|null} */
-    model.get("frames") ?? null
+    model.get("frames") ?? learntLength
   );
   const loop = () => (
     /** @type {import("./player-logic.js").LoopMode} */
@@ -869,8 +873,13 @@ function render({ model, el }) {
       cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf2(buffers[item.b0 ?? 0]) });
       failed.delete(index);
     } else if (item.type === "frame_error") {
-      failed.set(index, item.error);
-      if (index === target) fail(index, item.error);
+      if (typeof item.length === "number" && index >= item.length && frames() === null) {
+        learntLength = item.length;
+        if (playing && target >= learntLength && advance()) clock.start(performance.now() - clock.interval);
+      } else {
+        failed.set(index, item.error);
+        if (index === target) fail(index, item.error);
+      }
     }
     schedule();
   }
