@@ -101,6 +101,7 @@ function render({ model, el }) {
   canvas.width = 0;
   canvas.height = 0;
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+  ctx.globalCompositeOperation = "copy";
   const buffering = make("div", { class: "ipb-buffering", role: "status", "aria-label": "Buffering", title: "Buffering" }, "<span></span>");
   buffering.hidden = true;
   const errorBox = make("div", { class: "ipb-error", role: "alert" });
@@ -230,7 +231,7 @@ function render({ model, el }) {
       if (typeof item.length === "number" && index >= item.length && frames() === null) {
         // A generator ran out: the kernel learnt the length (the `frames` trait follows).
         learntLength = item.length;
-        if (playing && target >= learntLength && advance()) clock.start(performance.now() - clock.interval);
+        if (playing && target >= item.length && advance()) clock.start(performance.now() - clock.interval);
       } else {
         failed.set(index, item.error);
         if (index === target) fail(index, item.error);
@@ -314,9 +315,10 @@ function render({ model, el }) {
     if (canvas.width !== image.width || canvas.height !== image.height) {
       canvas.width = image.width;
       canvas.height = image.height;
+      ctx.globalCompositeOperation = "copy"; // resizing resets the context's state
     }
     if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
-    else ctx.drawImage(image, 0, 0);
+    else ctx.drawImage(image, 0, 0); // "copy": replaces the canvas, no blending, earlier draws dropped
     shown = index;
     canvas.dataset.frame = String(index);
     painted++;
@@ -376,8 +378,7 @@ function render({ model, el }) {
         schedule();
       }
     } else if (clock.fps <= 0) {
-      drain();
-      schedule();
+      drain(); // frames arriving and decodes finishing schedule the rest
     }
     if (playing) rafId = requestAnimationFrame(tick);
   }

@@ -73,8 +73,18 @@ def encode(rgba: np.ndarray, codec: str = "auto", quality: int = 85) -> Encoded:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def _crc32(data: bytes, crc: int) -> int:
+    # In pieces below the 5 kB above which zlib.crc32 releases the GIL: a few
+    # microseconds of work are not worth waiting up to a switch interval
+    # (5 ms) to get the GIL back from the thread drawing the next frame.
+    view = memoryview(data)
+    for start in range(0, len(view), 4096):
+        crc = zlib.crc32(view[start : start + 4096], crc)
+    return crc
+
+
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", _crc32(data, zlib.crc32(tag)))
 
 
 def fast_png(rgba: np.ndarray, level: int = PNG_LEVEL) -> bytes:

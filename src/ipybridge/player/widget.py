@@ -39,6 +39,8 @@ LOOP_MODES = ("loop", "once", "reflect")
 BATCH_FRAMES = 8
 #: ... and a frame asked for ahead of need waits at most this long (s) for company.
 BATCH_HOLD_S = 0.05
+#: Encode on a second thread, overlapping the next frame's draw (False: right after drawing, on the render thread).
+ENCODE_IN_PARALLEL = True
 
 
 def _int(value: Any) -> int | None:
@@ -148,7 +150,11 @@ class PlayerCore(BridgeCore):
             return
         rendered = time.perf_counter()
         self._drawn()
-        self._encoder.submit(lambda: self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent))
+        encode = lambda: self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent)  # noqa: E731
+        if ENCODE_IN_PARALLEL:
+            self._encoder.submit(encode)
+        else:
+            encode()
 
     def _flush_if_nothing_to_draw(self) -> None:
         """Encoder thread: send held frames when no more are coming soon."""

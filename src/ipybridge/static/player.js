@@ -754,6 +754,7 @@ function render({ model, el }) {
     /** @type {CanvasRenderingContext2D} */
     canvas.getContext("2d")
   );
+  ctx.globalCompositeOperation = "copy";
   const buffering = make("div", { class: "ipb-buffering", role: "status", "aria-label": "Buffering", title: "Buffering" }, "<span></span>");
   buffering.hidden = true;
   const errorBox = make("div", { class: "ipb-error", role: "alert" });
@@ -875,7 +876,7 @@ function render({ model, el }) {
     } else if (item.type === "frame_error") {
       if (typeof item.length === "number" && index >= item.length && frames() === null) {
         learntLength = item.length;
-        if (playing && target >= learntLength && advance()) clock.start(performance.now() - clock.interval);
+        if (playing && target >= item.length && advance()) clock.start(performance.now() - clock.interval);
       } else {
         failed.set(index, item.error);
         if (index === target) fail(index, item.error);
@@ -945,6 +946,7 @@ function render({ model, el }) {
     if (canvas.width !== image.width || canvas.height !== image.height) {
       canvas.width = image.width;
       canvas.height = image.height;
+      ctx.globalCompositeOperation = "copy";
     }
     if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
     else ctx.drawImage(image, 0, 0);
@@ -1001,7 +1003,6 @@ function render({ model, el }) {
       }
     } else if (clock.fps <= 0) {
       drain();
-      schedule();
     }
     if (playing) rafId = requestAnimationFrame(tick);
   }
