@@ -166,10 +166,12 @@ def main() -> None:
                 output = nb.output(1)
                 output.locator(".ipybridge-player canvas[data-frame='0']").wait_for()
                 chromium = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
+                driver = [p for p in psutil.Process().children(recursive=True) if p.name().startswith("node")]
                 groups = {
                     "kernel": [psutil.Process(kernel_pid)],
                     "server": [psutil.Process(server.process.pid)],
                     "chromium": chromium,
+                    "playwright driver": driver,  # the harness's own cost (CDP events for every websocket frame)
                 }
                 window = Window(groups, chromium)
                 ws_frames = {"received": 0, "sent": 0}
