@@ -150,7 +150,9 @@ class PlayerCore(BridgeCore):
             return
         rendered = time.perf_counter()
         self._drawn()
-        encode = lambda: self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent)  # noqa: E731
+        def encode() -> None:
+            self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent)
+
         if ENCODE_IN_PARALLEL:
             self._encoder.submit(encode)
         else:
