@@ -8,7 +8,7 @@
 // docs/player.md.
 
 import { BridgeClient } from "./protocol.js";
-import { FpsMeter, FrameCache, FrameClock, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
+import { FpsMeter, FrameCache, FrameClock, framesToRequest, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
 
 /** Requests out at once: enough to cover the round trip plus the kernel's batching hold. */
 const MAX_INFLIGHT = 16;
@@ -260,7 +260,6 @@ function render({ model, el }) {
     if (disposed) return;
     const want = wanted();
     cancelUnwanted(new Set(want));
-    const limit = inflightLimit();
     /** @type {number[]} */
     const missing = [];
     for (const index of want) {
@@ -269,17 +268,14 @@ function render({ model, el }) {
       const encoded = cache.get(index);
       if (encoded) {
         if (decoding.size < MAX_DECODING * (playing && fps() <= 0 ? 2 : 1)) startDecode(index, encoded);
-      } else if (!inflightByIndex.has(index) && inflight.size + missing.length < limit) {
+      } else if (!inflightByIndex.has(index)) {
         missing.push(index);
       }
     }
-    // A page message costs the kernel, the server and the browser a few ms
-    // whatever it carries: while frames are on their way, ask again only when
-    // a batch of requests is free, or at once for the frame to paint next.
-    const batch = playing ? Math.max(1, Math.floor(limit / 2)) : 1;
-    const urgent = missing[0] === target;
-    if (missing.length && !client.closed && (urgent || missing.length >= batch || inflight.size === 0)) {
-      for (const index of missing) request(index, index === target);
+    if (!client.closed) {
+      for (const index of framesToRequest(missing, inflight.size, inflightLimit(), playing, target)) {
+        request(index, index === target);
+      }
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
     if (playing && fps() <= 0) drain();

@@ -6,7 +6,7 @@ Threads (see docs/player.md):
   main thread where the frontend has no subshells) and are only queued;
 * the Player's render thread (the core's serial worker) draws one frame at a
   time under the figure's lock and copies the pixels out;
-* its encode thread compresses them (zlib/PIL release the GIL, so encoding
+* its encode thread compresses them (zlib releases the GIL, so encoding
   frame i overlaps drawing frame i+1) and posts the frame to the page.
 
 Frames the page asked for ahead of need leave together (up to
@@ -150,6 +150,7 @@ class PlayerCore(BridgeCore):
             return
         rendered = time.perf_counter()
         self._drawn()
+
         def encode() -> None:
             self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent)
 
@@ -159,7 +160,7 @@ class PlayerCore(BridgeCore):
             encode()
 
     def _flush_if_nothing_to_draw(self) -> None:
-        """Encoder thread: send held frames when no more are coming soon."""
+        """On the thread that encodes: send the held frames when no more are coming soon."""
         with self._stats_lock:
             idle = self._to_draw == 0
         if idle and self._held and self._encoder.idle():

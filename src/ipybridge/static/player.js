@@ -557,6 +557,12 @@ function upcomingFrames(start, direction, frames, loop, count) {
   }
   return out;
 }
+function framesToRequest(missing, inflight, limit, playing, target) {
+  const wanted = missing.slice(0, Math.max(0, limit - inflight));
+  if (!wanted.length) return [];
+  const batch = playing ? Math.max(1, Math.floor(limit / 2)) : 1;
+  return wanted[0] === target || wanted.length >= batch || inflight === 0 ? wanted : [];
+}
 function stepTarget(index, n, frames, loop) {
   const target = index + n;
   if (frames === null || frames === void 0) return Math.max(0, target);
@@ -899,7 +905,6 @@ function render({ model, el }) {
     if (disposed) return;
     const want = wanted();
     cancelUnwanted(new Set(want));
-    const limit = inflightLimit();
     const missing = [];
     for (const index of want) {
       if (failed.has(index)) break;
@@ -907,14 +912,14 @@ function render({ model, el }) {
       const encoded = cache.get(index);
       if (encoded) {
         if (decoding.size < MAX_DECODING * (playing && fps() <= 0 ? 2 : 1)) startDecode(index, encoded);
-      } else if (!inflightByIndex.has(index) && inflight.size + missing.length < limit) {
+      } else if (!inflightByIndex.has(index)) {
         missing.push(index);
       }
     }
-    const batch = playing ? Math.max(1, Math.floor(limit / 2)) : 1;
-    const urgent = missing[0] === target;
-    if (missing.length && !client.closed && (urgent || missing.length >= batch || inflight.size === 0)) {
-      for (const index of missing) request(index, index === target);
+    if (!client.closed) {
+      for (const index of framesToRequest(missing, inflight.size, inflightLimit(), playing, target)) {
+        request(index, index === target);
+      }
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
     if (playing && fps() <= 0) drain();
