@@ -16,7 +16,8 @@ One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py):
   ``drawImage`` calls ipympl makes on its canvas;
 * ``HTML(anim.to_jshtml())`` for 100 and 1000 frames: time from running the
   cell to the first frame visible;
-* memory: JS heap and kernel RSS before and after playing 10000 frames.
+* memory: the page's JS heap after a forced GC and the kernel's RSS at every
+  quarter of 10000 frames played.
 
     .venv/bin/python benchmarks/bench_player.py [--window 2] [--windows 3] [--memory-frames 10000]
 
@@ -210,19 +211,33 @@ def player_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any]
         nb.run_cell(index[f"ttff:{n}"])
         out[f"first_frame_{n}"] = nb.page.evaluate("window.__ttff")
         canvases += 1
-    # Memory over many frames played (blit form, unthrottled, cache bound 32 MB).
+    # Memory over many frames played (blit form, unthrottled, cache bound 32 MB): the page's JS heap after
+    # a forced garbage collection (CDP HeapProfiler.collectGarbage, then Runtime.getHeapUsage) and the
+    # kernel's RSS, at the start and at every quarter of the run: bounded means flat, not just "not huge".
+    cdp = nb.page.context.new_cdp_session(nb.page)
+
+    def heap_after_gc_mb() -> float:
+        cdp.send("HeapProfiler.collectGarbage")
+        return float(cdp.send("Runtime.getHeapUsage")["usedSize"]) / 2**20
+
     heap_before = nb.page.evaluate("performance.memory.usedJSHeapSize") / 2**20
     nb.page.evaluate(TTFF_JS, canvases)
     nb.run_cell(index["mem:player"])
     nb.page.evaluate("window.__ttff")
     rss_before = json.loads(run_and_read(nb, index["mem:rss"]))["rss_mb"]
+    checkpoints = [{"frame": 0.0, "js_heap_gc_mb": heap_after_gc_mb(), "kernel_rss_mb": rss_before}]
     start = time.monotonic()
     nb.output(index["mem:player"]).get_by_role("button", name="Play", exact=True).click()
-    last = str(args.memory_frames - 1)
-    nb.page.wait_for_function(
-        f"() => document.querySelectorAll('{selector}')[{canvases}].dataset.frame === '{last}'",
-        timeout=int(args.memory_frames / 20 * 1000) + 60_000,
-    )
+    quarter = args.memory_frames // 4
+    for k in range(1, 5):
+        mark = min(k * quarter, args.memory_frames - 1)
+        nb.page.wait_for_function(
+            f"() => Number(document.querySelectorAll('{selector}')[{canvases}].dataset.frame) >= {mark}",
+            timeout=int(args.memory_frames / 20 * 1000) + 60_000,
+        )
+        rss = json.loads(run_and_read(nb, index["mem:rss"]))["rss_mb"]
+        checkpoints.append({"frame": float(mark), "js_heap_gc_mb": heap_after_gc_mb(), "kernel_rss_mb": rss})
+        print(f"  memory at frame {mark}: {json.dumps(checkpoints[-1])}", flush=True)
     played_s = time.monotonic() - start
     heap_after = nb.page.evaluate("performance.memory.usedJSHeapSize") / 2**20
     after = json.loads(run_and_read(nb, index["mem:rss"]))
@@ -231,6 +246,7 @@ def player_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any]
         "seconds": played_s,
         "js_heap_mb_before": heap_before,
         "js_heap_mb_after": heap_after,
+        "checkpoints": checkpoints,
         "kernel_rss_mb_before": rss_before,
         "kernel_rss_mb_after": after["rss_mb"],
         "page_cache_mb": after["stats"].get("page_cache_bytes", 0) / 2**20,
@@ -309,9 +325,11 @@ def report(results: dict[str, Any]) -> None:
         jt = p[f"to_jshtml_first_frame_{n}_s"]
         print(f"first frame, {n} frames: to_jshtml {jt:.2f} s after Run "
               f"(x{jt * 1000 / max(p['first_frame_100']['from_run_ms'], 1e-9):.0f} the Player's)")  # fmt: skip
-    print(f"memory over {m['frames']} frames ({m['seconds']:.0f} s): JS heap {m['js_heap_mb_before']:.0f} -> "
-          f"{m['js_heap_mb_after']:.0f} MB, page cache {m['page_cache_mb']:.1f} MB (limit {m['cache_limit_mb']} MB), "
-          f"kernel RSS {m['kernel_rss_mb_before']:.0f} -> {m['kernel_rss_mb_after']:.0f} MB")  # fmt: skip
+    heaps = " -> ".join(f"{c['js_heap_gc_mb']:.0f}" for c in m["checkpoints"])
+    rss = " -> ".join(f"{c['kernel_rss_mb']:.0f}" for c in m["checkpoints"])
+    print(f"memory over {m['frames']} frames ({m['seconds']:.0f} s), at every quarter: page JS heap after a forced GC "
+          f"{heaps} MB (without: {m['js_heap_mb_before']:.0f} -> {m['js_heap_mb_after']:.0f} MB), "
+          f"page cache {m['page_cache_mb']:.1f} MB (limit {m['cache_limit_mb']} MB), kernel RSS {rss} MB")  # fmt: skip
     checks = {
         "reference >= 55 fps at 60": ref["painted_fps_at_60"] >= 55,
         "unthrottled >= 0.8x python-only (reference)": ref["ratio_unthrottled_to_python"] >= 0.8,
@@ -319,6 +337,12 @@ def report(results: dict[str, Any]) -> None:
         "first frame <= 300 ms (100 and 10000 frames)": max(
             p["first_frame_100"]["from_output_ms"], p["first_frame_10000"]["from_output_ms"]
         ) <= 300,
+        # After the first quarter (cache full), neither the page's heap nor the kernel may keep growing.
+        "page heap after GC and kernel RSS flat over the last 3/4 (< 10 MB)": all(
+            max(c[key] for c in m["checkpoints"][1:]) - m["checkpoints"][1][key] < 10
+            for key in ("js_heap_gc_mb", "kernel_rss_mb")
+        ),
+        "page cache within its limit": m["page_cache_mb"] <= m["cache_limit_mb"],
     }
     print("\nTargets")
     for what, ok in checks.items():

@@ -55,6 +55,25 @@ export function upcomingFrames(start, direction, frames, loop, count) {
 }
 
 /**
+ * Which of the missing frames to ask the kernel for now. A page message costs
+ * the kernel, the server and the browser a few ms whatever it carries (and
+ * makes the kernel publish a busy and an idle status), so while frames are on
+ * their way and playing, ask only when a batch of requests is free (half the
+ * window); ask at once when the frame to paint next is missing, when nothing
+ * is in flight, or when paused (a seek).
+ * @param {number[]} missing frames neither cached nor asked for, most urgent first
+ * @param {number} inflight requests out @param {number} limit requests allowed out
+ * @param {boolean} playing @param {number} target the frame to paint next
+ * @returns {number[]}
+ */
+export function framesToRequest(missing, inflight, limit, playing, target) {
+  const wanted = missing.slice(0, Math.max(0, limit - inflight));
+  if (!wanted.length) return [];
+  const batch = playing ? Math.max(1, Math.floor(limit / 2)) : 1;
+  return wanted[0] === target || wanted.length >= batch || inflight === 0 ? wanted : [];
+}
+
+/**
  * Where a step of `n` frames from `index` lands: wraps in "loop" mode, stops
  * at the ends otherwise (and at 0 for endless animations).
  * @param {number} index @param {number} n @param {number|null} frames @param {LoopMode} loop

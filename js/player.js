@@ -8,12 +8,12 @@
 // docs/player.md.
 
 import { BridgeClient } from "./protocol.js";
-import { FpsMeter, FrameCache, FrameClock, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
+import { FpsMeter, FrameCache, FrameClock, framesToRequest, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
 
-/** Requests out at once: enough to cover a round trip of a few frame times. */
-const MAX_INFLIGHT = 8;
+/** Requests out at once: enough to cover the round trip plus the kernel's batching hold. */
+const MAX_INFLIGHT = 16;
 /** Unthrottled, frames are short and the round trip is long: keep more out. */
-const MAX_INFLIGHT_UNTHROTTLED = 24;
+const MAX_INFLIGHT_UNTHROTTLED = 32;
 /** Frames decoded at once. */
 const MAX_DECODING = 4;
 /** Bytes of decoded frames kept ready to paint. */
@@ -22,6 +22,8 @@ const DECODED_BYTES = 48 << 20;
 const BUFFERING_AFTER_MS = 150;
 /** While playing, the `frame` trait follows at most this often (ms). */
 const SYNC_EVERY_MS = 250;
+/** While playing, the counter, slider and fps readout follow at most this often (ms). */
+const READOUTS_EVERY_MS = 100;
 
 /**
  * @typedef {{codec: string, width: number, height: number, bytes: Uint8Array}} EncodedFrame
@@ -99,6 +101,7 @@ function render({ model, el }) {
   canvas.width = 0;
   canvas.height = 0;
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+  ctx.globalCompositeOperation = "copy";
   const buffering = make("div", { class: "ipb-buffering", role: "status", "aria-label": "Buffering", title: "Buffering" }, "<span></span>");
   buffering.hidden = true;
   const errorBox = make("div", { class: "ipb-error", role: "alert" });
@@ -157,13 +160,16 @@ function render({ model, el }) {
   let lateSince = 0;
   let lastSync = 0;
   let lastStats = 0;
+  let lastReadouts = 0;
   let painted = 0;
   let pumpQueued = false;
   let rafId = 0;
   let disposed = false;
   let ownChange = false; // model changes made by this view, not to be handled as Python's
 
-  const frames = () => /** @type {number|null} */ (model.get("frames") ?? null);
+  /** The length learnt from the kernel before the `frames` trait arrives (a generator that ran out). */
+  let learntLength = /** @type {number|null} */ (null);
+  const frames = () => /** @type {number|null} */ (model.get("frames") ?? learntLength);
   const loop = () => /** @type {import("./player-logic.js").LoopMode} */ (model.get("loop") ?? "loop");
   const fps = () => Number(model.get("fps") ?? 30);
 
@@ -174,7 +180,7 @@ function render({ model, el }) {
   function wireCodec() {
     const codec = model.get("codec") ?? "auto";
     // Without DecompressionStream (old browsers) raw frames cannot be decoded: ask for PNG.
-    if ((codec === "auto" || codec === "raw") && typeof DecompressionStream === "undefined") return "png";
+    if (codec === "raw" && typeof DecompressionStream === "undefined") return "png";
     return codec;
   }
 
@@ -191,12 +197,13 @@ function render({ model, el }) {
   }
 
   // -------------------------------------------------------------- network
-  /** @param {number} index */
-  function request(index) {
+  /** @param {number} index @param {boolean} urgent the frame to paint next: the kernel sends it at once */
+  function request(index, urgent) {
     const id = nextRequestId++;
     inflight.set(id, index);
     inflightByIndex.set(index, id);
-    client._post({ type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 });
+    const item = { type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 };
+    client._post(urgent ? { ...item, urgent } : item);
   }
 
   /** @param {Set<number>} keep indexes still wanted */
@@ -225,8 +232,14 @@ function render({ model, el }) {
       cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf(buffers[item.b0 ?? 0]) });
       failed.delete(index);
     } else if (item.type === "frame_error") {
-      failed.set(index, item.error);
-      if (index === target) fail(index, item.error);
+      if (typeof item.length === "number" && index >= item.length && frames() === null) {
+        // A generator ran out: the kernel learnt the length (the `frames` trait follows).
+        learntLength = item.length;
+        if (playing && target >= item.length && advance()) clock.start(performance.now() - clock.interval);
+      } else {
+        failed.set(index, item.error);
+        if (index === target) fail(index, item.error);
+      }
     }
     schedule();
   }
@@ -251,14 +264,21 @@ function render({ model, el }) {
     if (disposed) return;
     const want = wanted();
     cancelUnwanted(new Set(want));
+    /** @type {number[]} */
+    const missing = [];
     for (const index of want) {
       if (failed.has(index)) break; // nothing past a broken frame
       if (decoded.has(index) || decoding.has(index)) continue;
       const encoded = cache.get(index);
       if (encoded) {
         if (decoding.size < MAX_DECODING * (playing && fps() <= 0 ? 2 : 1)) startDecode(index, encoded);
-      } else if (!inflightByIndex.has(index) && inflight.size < inflightLimit() && !client.closed) {
-        request(index);
+      } else if (!inflightByIndex.has(index)) {
+        missing.push(index);
+      }
+    }
+    if (!client.closed) {
+      for (const index of framesToRequest(missing, inflight.size, inflightLimit(), playing, target)) {
+        request(index, index === target);
       }
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
@@ -306,9 +326,10 @@ function render({ model, el }) {
     if (canvas.width !== image.width || canvas.height !== image.height) {
       canvas.width = image.width;
       canvas.height = image.height;
+      ctx.globalCompositeOperation = "copy"; // resizing resets the context's state
     }
     if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
-    else ctx.drawImage(image, 0, 0);
+    else ctx.drawImage(image, 0, 0); // "copy": replaces the canvas, no blending, earlier draws dropped
     shown = index;
     canvas.dataset.frame = String(index);
     painted++;
@@ -316,7 +337,8 @@ function render({ model, el }) {
     meter.tick(now);
     lateSince = 0;
     buffering.hidden = true;
-    updateReadouts(now);
+    // Playing, each readout change costs a style and layout pass of the whole page.
+    if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
     if (!playing || now - lastSync >= SYNC_EVERY_MS) {
       lastSync = now;
       if (model.get("frame") !== index) setModel({ frame: index });
@@ -367,8 +389,7 @@ function render({ model, el }) {
         schedule();
       }
     } else if (clock.fps <= 0) {
-      drain();
-      schedule();
+      drain(); // frames arriving and decodes finishing schedule the rest
     }
     if (playing) rafId = requestAnimationFrame(tick);
   }
@@ -414,6 +435,7 @@ function render({ model, el }) {
     if (shown >= 0 && model.get("frame") !== shown) changes.frame = shown;
     if (Object.keys(changes).length) setModel(changes);
     updateButtons();
+    updateReadouts(performance.now());
     sendStats(performance.now());
     schedule();
   }
@@ -456,6 +478,7 @@ function render({ model, el }) {
   // ------------------------------------------------------------- readouts
   /** @param {number} now @param {number} [index] */
   function updateReadouts(now, index = shown) {
+    lastReadouts = now;
     const total = frames();
     const max = total !== null ? Math.max(total - 1, 0) : Math.max(99, Math.ceil((Math.max(index, 0) + 1) * 1.5));
     slider.max = String(max);

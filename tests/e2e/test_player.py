@@ -242,3 +242,144 @@ def test_two_players_numpy_video_and_a_raising_frame_function(jupyter, ui):
     expect(error).to_be_hidden()
     button(nb, 0, "Last", 1).click()
     expect(broken_canvas).to_have_attribute("data-frame", "9")
+
+
+ENDLESS = textwrap.dedent(
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import ipywidgets
+    import ipybridge
+
+    fig, ax = plt.subplots(figsize=(2, 1.5), dpi=80)
+    (line,) = ax.plot([0, 1], [0, 0])
+    ax.set_ylim(-1, 1)
+
+    def update(value):
+        line.set_ydata([0, np.sin(value)])
+
+    endless = ipybridge.Player(fig, update, frames=None, fps=0)
+
+    fig2, ax2 = plt.subplots(figsize=(2, 1.5), dpi=80)
+    (line2,) = ax2.plot([0, 1], [0, 0])
+
+    def update2(value):
+        line2.set_ydata([0, value])
+
+    generated = ipybridge.Player(fig2, update2, frames=(0.1 * i for i in range(12)), fps=30)
+    ipywidgets.HBox([endless, generated])
+    """
+)
+
+
+def test_endless_and_generator_animations(jupyter, ui):
+    nb = jupyter.open(ui, [ENDLESS, 'print(f"frames={generated.frames} playing={generated.playing}")'], name="endless")
+    nb.run_cell(0)
+    endless, generated = canvas_of(nb, 0, 0), canvas_of(nb, 0, 1)
+    players = nb.output(0).locator(".ipybridge-player")
+    expect(endless).to_have_attribute("data-frame", "0")
+    expect(generated).to_have_attribute("data-frame", "0")
+    # Endless: no last frame, the counter says so, and it plays on and on.
+    expect(players.nth(0).get_by_label("Frame counter")).to_have_text("0 / ∞")
+    expect(button(nb, 0, "Last", 0)).to_be_disabled()
+    button(nb, 0, "Play", 0).click()
+    wait_frame(nb, endless, lambda f: f >= 150, ">= 150 (endless, unthrottled)")
+    button(nb, 0, "Pause", 0).click()
+    paused_at = frame_of(endless)
+    expect(players.nth(0).get_by_label("Frame counter")).to_have_text(f"{paused_at} / ∞")
+    # A generator: its length is learnt when it runs out; loop mode then wraps to 0, with no error.
+    expect(players.nth(1).get_by_label("Frame counter")).to_have_text("0 / ∞")
+    button(nb, 0, "Play", 1).click()
+    wait_frame(nb, generated, lambda f: f == 11, "11, the generator's last value")
+    wait_frame(nb, generated, lambda f: f < 11, "back at the start after the last value")
+    expect(players.nth(1).get_by_role("alert")).to_be_hidden()
+    probe(nb, 1, r"frames=12 playing=True")
+    button(nb, 0, "Pause", 1).click()
+    expect(players.nth(1).get_by_label("Frame counter")).to_have_text(re.compile(r"^\d+ / 11$"))
+    expect(button(nb, 0, "Last", 1)).to_be_enabled()
+    button(nb, 0, "Last", 1).click()
+    expect(generated).to_have_attribute("data-frame", "11")
+
+
+CODECS = textwrap.dedent(
+    """
+    import numpy as np
+    import ipywidgets
+    import ipybridge
+
+    y, x = np.mgrid[0:48, 0:64]
+    video = np.stack([np.stack([(x * 4 + 8 * i) % 256, y * 5, (x + y + 7 * i) % 256], -1) for i in range(10)]).astype(np.uint8)
+    as_png = ipybridge.Player(video, codec="png")
+    as_jpeg = ipybridge.Player(video, codec="jpeg", quality=90)
+    ipywidgets.HBox([as_png, as_jpeg])
+    """
+)
+PIXEL_SUM = """c => { const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i] + d[i + 1] + d[i + 2]; return s; }"""
+
+
+def test_png_and_jpeg_codecs_paint_the_frame(jupyter, ui):
+    nb = jupyter.open(
+        ui,
+        [CODECS, "as_png.seek(6); as_jpeg.seek(6); print(int(video[6].astype(int).sum()))",
+         'as_png.codec = "jpeg"', 'print(as_png.stats["frames_rendered"])'],
+        name="codecs",
+    )  # fmt: skip
+    nb.run_cell(0)
+    png, jpeg = canvas_of(nb, 0, 0), canvas_of(nb, 0, 1)
+    expect(png).to_have_attribute("data-frame", "0")
+    expect(jpeg).to_have_attribute("data-frame", "0")
+    nb.run_cell(1)
+    expect(nb.output(1)).to_have_text(re.compile(r"^\d+\s*$"))
+    expected = int(nb.output(1).inner_text().strip())
+    expect(png).to_have_attribute("data-frame", "6")
+    expect(jpeg).to_have_attribute("data-frame", "6")
+    assert png.evaluate(PIXEL_SUM) == expected  # lossless
+    lossy = jpeg.evaluate(PIXEL_SUM)
+    assert lossy != expected
+    assert abs(lossy - expected) < 0.02 * expected  # close: JPEG at quality 90
+    # Changing the codec repaints the current frame in the new encoding.
+    nb.run_cell(2)
+    deadline = time.monotonic() + 30
+    while png.evaluate(PIXEL_SUM) == expected and time.monotonic() < deadline:
+        nb.page.wait_for_timeout(50)  # polling the canvas, bounded by the deadline
+    repainted = png.evaluate(PIXEL_SUM)
+    assert repainted != expected
+    assert abs(repainted - expected) < 0.02 * expected
+    assert frame_of(png) == 6
+
+
+INVALIDATE = textwrap.dedent(
+    """
+    import matplotlib.pyplot as plt
+    import ipybridge
+
+    fig = plt.figure(figsize=(1, 1), dpi=50)
+    color = "red"
+
+    def update(i):
+        fig.set_facecolor(color)
+
+    p = ipybridge.Player(fig, update, frames=10)
+    p
+    """
+)
+CORNER = "c => Array.from(c.getContext('2d').getImageData(2, 2, 1, 1).data.slice(0, 3))"
+
+
+def test_invalidate_repaints_the_current_frame(jupyter, ui):
+    nb = jupyter.open(ui, [INVALIDATE, "p.seek(4)", 'color = "blue"', "p.invalidate()"], name="invalidate")
+    nb.run_cell(0)
+    canvas = canvas_of(nb, 0)
+    expect(canvas).to_have_attribute("data-frame", "0")
+    nb.run_cell(1)
+    expect(canvas).to_have_attribute("data-frame", "4")
+    assert canvas.evaluate(CORNER) == [255, 0, 0]
+    nb.run_cell(2)
+    nb.wait_cell_done(2)
+    nb.run_cell(3)
+    deadline = time.monotonic() + 30
+    while canvas.evaluate(CORNER) != [0, 0, 255] and time.monotonic() < deadline:
+        nb.page.wait_for_timeout(50)  # polling the canvas, bounded by the deadline
+    assert canvas.evaluate(CORNER) == [0, 0, 255]
+    assert frame_of(canvas) == 4

@@ -1,7 +1,15 @@
 // The Player's pure logic: loop modes, prefetch order, the bounded cache, fps meter, clock.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FpsMeter, FrameCache, FrameClock, nextFrame, stepTarget, upcomingFrames } from "../../js/player-logic.js";
+import {
+  FpsMeter,
+  FrameCache,
+  FrameClock,
+  framesToRequest,
+  nextFrame,
+  stepTarget,
+  upcomingFrames,
+} from "../../js/player-logic.js";
 
 test("nextFrame follows loop, once and reflect", () => {
   assert.deepEqual(nextFrame(3, 1, 10, "loop"), { index: 4, direction: 1 });
@@ -89,4 +97,19 @@ test("FrameClock paints at the target rate without bursting after a stall", () =
   assert.ok(clock.next > 5000);
   const unthrottled = new FrameClock(0);
   assert.equal(unthrottled.due(0), true);
+});
+
+test("framesToRequest asks in batches while playing, at once when the next frame is missing", () => {
+  // paused (a seek): whatever is missing, at once
+  assert.deepEqual(framesToRequest([5, 6], 3, 16, false, 5), [5, 6]);
+  // playing, frames on their way: wait until half the window is free
+  assert.deepEqual(framesToRequest([20, 21, 22], 13, 16, true, 10), []);
+  assert.deepEqual(framesToRequest([20, 21, 22, 23, 24, 25, 26, 27, 28], 8, 16, true, 10), [20, 21, 22, 23, 24, 25, 26, 27]);
+  // the frame to paint next is missing (a stall, a seek while playing): at once, up to the window
+  assert.deepEqual(framesToRequest([10, 11, 12], 14, 16, true, 10), [10, 11]);
+  // nothing in flight: at once, however few (the end of a "once" animation)
+  assert.deepEqual(framesToRequest([98, 99], 0, 32, true, 90), [98, 99]);
+  // a full window asks for nothing
+  assert.deepEqual(framesToRequest([40], 16, 16, true, 40), []);
+  assert.deepEqual(framesToRequest([], 0, 16, true, 0), []);
 });

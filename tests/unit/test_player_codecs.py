@@ -20,7 +20,7 @@ images = st.tuples(st.integers(1, 40), st.integers(1, 40)).flatmap(
 def test_lossless_codecs_round_trip_exactly(rgba, codec):
     encoded = codecs.encode(rgba, codec)
     assert (encoded.width, encoded.height) == (rgba.shape[1], rgba.shape[0])
-    assert encoded.codec == ("raw" if codec == "auto" else codec)
+    assert encoded.codec == ("png" if codec == "auto" else codec)
     decoded = codecs.decode(encoded)
     assert decoded.dtype == np.uint8
     assert decoded.tobytes() == rgba.tobytes()
@@ -46,6 +46,18 @@ def test_raw_is_zlib_deflate_the_browser_decompression_stream_reads():
     data = codecs.encode(rgba, "raw").data
     assert data[0] == 0x78  # zlib header: DecompressionStream("deflate")
     assert zlib.decompress(data) == rgba.tobytes()
+
+
+def test_png_is_filter_none_rgba_the_browser_image_decoder_reads():
+    import zlib
+
+    rgba = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    data = codecs.encode(rgba, "png").data
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert data.endswith(b"IEND\xaeB`\x82")
+    assert data[16:26] == bytes([0, 0, 0, 3, 0, 0, 0, 2, 8, 6])  # 3x2, 8 bits, RGBA
+    idat = data[data.index(b"IDAT") + 4 : data.index(b"IEND") - 8]
+    assert zlib.decompress(idat) == b"".join(b"\x00" + row.tobytes() for row in rgba)
 
 
 def test_png_fallback_and_bad_input():

@@ -155,3 +155,82 @@ def test_requests_from_a_view_that_left_are_dropped(page):
     assert source.rendered == [1, 9]  # frame 2 of the departed view was never drawn
     assert not [i for i, _ in page.items() if i["type"] == "frame" and i["view"] == "v1"]
     core.close()
+
+
+def frame_messages(page: FakePage) -> list[list[int]]:
+    """The frame ids of each message the kernel sent, in order (messages without frames left out)."""
+    with page._cond:
+        sent = list(page.sent)
+    out = [[item["id"] for item in content["msgs"] if item["type"] == "frame"] for content, _ in sent]
+    return [ids for ids in out if ids]
+
+
+def gated_core(page: FakePage, monkeypatch: pytest.MonkeyPatch) -> tuple[PlayerCore, SlowSource]:
+    """A core whose frames wait for ``source.go``; no hold timer, so only the batching rules decide."""
+    from ipybridge.player import widget
+
+    monkeypatch.setattr(widget, "BATCH_HOLD_S", 60.0)
+    core = PlayerCore(page.send)
+    source = SlowSource()
+    core.source = source
+    core.receive(*envelope({"type": "hello"}))
+    return core, source
+
+
+def frame_request(ident: int, index: int, **extra: object) -> dict[str, object]:
+    return {"type": "frame", "id": ident, "index": index, "gen": 0, "codec": "raw", "quality": 80, **extra}
+
+
+def test_frames_asked_for_together_leave_together(page, monkeypatch):
+    core, source = gated_core(page, monkeypatch)
+    core.receive(*envelope(*[frame_request(i, 20 + i) for i in range(1, 5)]))
+    source.go.set()
+    page.wait_for(lambda i: i.get("id") == 4 and i["type"] == "frame")
+    assert frame_messages(page) == [[1, 2, 3, 4]]  # sent when nothing more was left to draw
+    core.close()
+
+
+def test_an_urgent_frame_leaves_at_once_and_batches_are_bounded(page, monkeypatch):
+    from ipybridge.player import widget
+
+    core, source = gated_core(page, monkeypatch)
+    requests = [frame_request(1, 20, urgent=True)] + [frame_request(i, 20 + i) for i in range(2, 13)]
+    core.receive(*envelope(*requests))
+    source.go.set()
+    page.wait_for(lambda i: i.get("id") == 12 and i["type"] == "frame")
+    messages = frame_messages(page)
+    assert messages[0] == [1]  # the frame the page waits for did not wait for company
+    assert max(len(ids) for ids in messages) <= widget.BATCH_FRAMES
+    assert [i for ids in messages for i in ids] == list(range(1, 13))
+    assert len(messages) == 3  # [1], then 8, then the last 3 when nothing was left to draw
+    core.close()
+
+
+class SecondFrameWaits:
+    """Frame 1 draws at once; frame 2 waits for ``go``."""
+
+    length = 10
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+
+    def render(self, index: int) -> np.ndarray:
+        if index == 2:
+            self.go.wait(10)
+        return np.zeros((2, 2, 4), np.uint8)
+
+
+def test_a_held_frame_leaves_after_the_hold_time(page, monkeypatch):
+    from ipybridge.player import widget
+
+    monkeypatch.setattr(widget, "BATCH_HOLD_S", 0.05)
+    core = PlayerCore(page.send)
+    core.source = source = SecondFrameWaits()
+    core.receive(*envelope({"type": "hello"}))
+    core.receive(*envelope(frame_request(1, 1), frame_request(2, 2)))
+    # Frame 1 is held for company while frame 2 draws, but not for longer than the hold.
+    page.wait_for(lambda i: i.get("id") == 1 and i["type"] == "frame", timeout=5)
+    assert frame_messages(page) == [[1]]
+    source.go.set()
+    page.wait_for(lambda i: i.get("id") == 2 and i["type"] == "frame", timeout=5)
+    core.close()

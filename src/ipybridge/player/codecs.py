@@ -1,26 +1,33 @@
 """Frame encodings: RGBA image -> bytes for the page, and back (for tests).
 
-Measured on the reference animation (640x480, one line; docs/player.md):
+Measured on the reference animation (640x480, one line; docs/player.md), with
+the page's CPU per frame (decode + paint, all Chromium processes, same run):
 
-=========  ==========  ========  =========================================
-codec      encode      bytes     page decode
-=========  ==========  ========  =========================================
-raw        ~1.6 ms     ~23 kB    DecompressionStream("deflate") + putImageData
-png (1)    ~4 ms       ~25 kB    createImageBitmap (off the main thread)
-jpeg (85)  ~0.5 ms     ~19 kB    createImageBitmap; lossy, blurs thin lines
+=========  ==========  ========  ===============================================
+codec      encode      bytes     page decode (CPU per frame)
+=========  ==========  ========  ===============================================
+png        ~1.6 ms     ~22 kB    createImageBitmap, off the main thread (~1.6 ms)
+raw        ~1.6 ms     ~22 kB    DecompressionStream + putImageData (~6 ms)
+jpeg (85)  ~0.5 ms     ~18 kB    createImageBitmap (~2 ms); lossy, blurs lines
 xor delta  ~1.7 ms     ~20 kB    needs the previous frame: breaks random access
-=========  ==========  ========  =========================================
+=========  ==========  ========  ===============================================
 
-``raw`` (RGBA rows deflated by zlib at level 1) is the lossless default: the
-fastest to encode by far, about as small as PNG for plots, and zlib's C code
-releases the GIL, so it overlaps with drawing the next frame. Frame deltas
-saved ~12% on a line plot and would tie every frame to its predecessor in a
-cache the page evicts and revisits freely, so they are not used.
+``png`` (the default, ``auto``) is written here, not by Pillow: RGBA rows with
+PNG filter 0 (none) deflated by zlib at level 1, i.e. the ``raw`` bytes plus
+one byte per row and ~60 bytes of framing. That costs the kernel what ``raw``
+costs (zlib's C code releases the GIL, so it overlaps with drawing the next
+frame), and lets the browser decode it with its image decoder on a worker
+thread into an ImageBitmap: no main-thread inflate, no 1.2 MB ``ImageData``
+per frame for the garbage collector. Pillow's PNG (adaptive filters) was ~4x
+slower to encode and no smaller for plots. Frame deltas saved ~12 % on a line
+plot and would tie every frame to its predecessor in a cache the page evicts
+and revisits freely, so they are not used.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -42,7 +49,7 @@ class Encoded:
 def resolve(codec: str) -> str:
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {', '.join(CODECS)}; not {codec!r}")
-    return "raw" if codec == "auto" else codec
+    return "png" if codec == "auto" else codec
 
 
 def encode(rgba: np.ndarray, codec: str = "auto", quality: int = 85) -> Encoded:
@@ -53,16 +60,44 @@ def encode(rgba: np.ndarray, codec: str = "auto", quality: int = 85) -> Encoded:
     kind = resolve(codec)
     if kind == "raw":
         return Encoded("raw", width, height, zlib.compress(np.ascontiguousarray(rgba).data, RAW_LEVEL))
+    if kind == "png":
+        return Encoded("png", width, height, fast_png(rgba, PNG_LEVEL))
     from PIL import Image
 
-    image = Image.fromarray(np.ascontiguousarray(rgba), "RGBA")
     out = io.BytesIO()
-    if kind == "png":
-        image.save(out, format="png", compress_level=PNG_LEVEL)
-    else:
-        quality = int(min(max(quality, 1), 100))
-        image.convert("RGB").save(out, format="jpeg", quality=quality)
+    quality = int(min(max(quality, 1), 100))
+    Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB").save(out, format="jpeg", quality=quality)
     return Encoded(kind, width, height, out.getvalue())
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _crc32(data: bytes, crc: int) -> int:
+    # In pieces below the 5 kB above which zlib.crc32 releases the GIL: a few
+    # microseconds of work are not worth waiting up to a switch interval
+    # (5 ms) to get the GIL back from the thread drawing the next frame.
+    view = memoryview(data)
+    for start in range(0, len(view), 4096):
+        crc = zlib.crc32(view[start : start + 4096], crc)
+    return crc
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", _crc32(data, zlib.crc32(tag)))
+
+
+def fast_png(rgba: np.ndarray, level: int = PNG_LEVEL) -> bytes:
+    """An 8-bit RGBA PNG of ``rgba`` with filter 0 on every row, deflated at ``level``."""
+    height, width = int(rgba.shape[0]), int(rgba.shape[1])
+    rows = np.empty((height, width * 4 + 1), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type "none"
+    rows[:, 1:] = rgba.reshape(height, width * 4)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, RGBA, deflate, no interlace
+    return b"".join(
+        (_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", zlib.compress(rows.data, level)),
+         _png_chunk(b"IEND", b""))
+    )  # fmt: skip
 
 
 def decode(encoded: Encoded) -> np.ndarray:

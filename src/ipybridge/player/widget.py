@@ -6,8 +6,14 @@ Threads (see docs/player.md):
   main thread where the frontend has no subshells) and are only queued;
 * the Player's render thread (the core's serial worker) draws one frame at a
   time under the figure's lock and copies the pixels out;
-* its encode thread compresses them (zlib/PIL release the GIL, so encoding
+* its encode thread compresses them (zlib releases the GIL, so encoding
   frame i overlaps drawing frame i+1) and posts the frame to the page.
+
+Frames the page asked for ahead of need leave together (up to
+:data:`BATCH_FRAMES` per message, held at most :data:`BATCH_HOLD_S`): every
+comm message costs the kernel, the server and the browser a few ms whatever
+it carries. A frame the page is waiting for (``urgent``), or the last one the
+kernel has to draw, leaves at once.
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ from . import codecs
 from .sources import FigureSource, FrameOutOfRange, FrameSource, VideoSource, from_animation
 
 LOOP_MODES = ("loop", "once", "reflect")
+#: At most this many frames leave in one message ...
+BATCH_FRAMES = 8
+#: ... and a frame asked for ahead of need waits at most this long (s) for company.
+BATCH_HOLD_S = 0.05
+#: Encode on a second thread, overlapping the next frame's draw (False: right after drawing, on the render thread).
+ENCODE_IN_PARALLEL = True
 
 
 def _int(value: Any) -> int | None:
@@ -45,8 +57,9 @@ class PlayerCore(BridgeCore):
         self.source: FrameSource | None = None
         self.on_length: Callable[[int], None] | None = None
         self._encoder = _runtime.SerialWorker(f"{name}-encoder")
-        self._encoder.on_idle = self.outbox.flush
         self._pending: set[tuple[str, int]] = set()
+        self._to_draw = 0  # requests queued or drawing on the render thread
+        self._held = 0  # frames posted to the outbox since the last flush this core asked for
         self._pending_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self.frames_rendered = 0
@@ -79,6 +92,7 @@ class PlayerCore(BridgeCore):
     def _request(self, view: str, data: dict[str, Any]) -> None:
         ident, index, gen = _int(data.get("id")), _int(data.get("index")), _int(data.get("gen", 0))
         codec, quality = data.get("codec", "auto"), _int(data.get("quality", 85))
+        urgent = data.get("urgent", False) is True
         if ident is None or index is None or gen is None or quality is None or codec not in codecs.CODECS:
             self.post(
                 {
@@ -94,7 +108,8 @@ class PlayerCore(BridgeCore):
             self._pending.add(key)
         with self._stats_lock:
             self.frames_requested += 1
-        self._worker.submit(lambda: self._render(view, ident, index, gen, codec, quality))
+            self._to_draw += 1
+        self._worker.submit(lambda: self._render(view, ident, index, gen, codec, quality, urgent))
 
     def _wanted(self, key: tuple[str, int]) -> bool:
         with self._pending_lock:
@@ -105,10 +120,16 @@ class PlayerCore(BridgeCore):
             self._pending.discard(key)
 
     # ------------------------------------------------------------ pipeline
-    def _render(self, view: str, ident: int, index: int, gen: int, codec: str, quality: int) -> None:
+    def _drawn(self) -> None:
+        with self._stats_lock:
+            self._to_draw -= 1
+
+    def _render(self, view: str, ident: int, index: int, gen: int, codec: str, quality: int, urgent: bool) -> None:
         key = (view, ident)
         if not self._wanted(key) or self.source is None:
             self._drop(key)
+            self._drawn()
+            self._encoder.submit(self._flush_if_nothing_to_draw)
             return
         length_before = self.source.length
         start = time.perf_counter()
@@ -116,24 +137,50 @@ class PlayerCore(BridgeCore):
             with self._worker.interruptible():
                 rgba = self.source.render(index)
         except BaseException as exc:  # noqa: BLE001 - the page shows it; the kernel goes on
+            self._drawn()
             self._drop(key)
             with self._stats_lock:
                 self.errors += 1
+            length = self.source.length
             self.post(
                 {"type": "frame_error", "view": view, "id": ident, "index": index, "gen": gen,
-                 "error": error_payload(exc)}
+                 "error": error_payload(exc), "length": length}
             )  # fmt: skip
-            length = self.source.length
             if isinstance(exc, FrameOutOfRange) and length is not None and length != length_before and self.on_length:
                 self.on_length(length)
             return
         rendered = time.perf_counter()
-        self._encoder.submit(lambda: self._encode(key, index, gen, codec, quality, rgba, rendered - start))
+        self._drawn()
+
+        def encode() -> None:
+            self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent)
+
+        if ENCODE_IN_PARALLEL:
+            self._encoder.submit(encode)
+        else:
+            encode()
+
+    def _flush_if_nothing_to_draw(self) -> None:
+        """On the thread that encodes: send the held frames when no more are coming soon."""
+        with self._stats_lock:
+            idle = self._to_draw == 0
+        if idle and self._held and self._encoder.idle():
+            self._held = 0
+            self.outbox.flush()
 
     def _encode(
-        self, key: tuple[str, int], index: int, gen: int, codec: str, quality: int, rgba: np.ndarray, render_s: float
+        self,
+        key: tuple[str, int],
+        index: int,
+        gen: int,
+        codec: str,
+        quality: int,
+        rgba: np.ndarray,
+        render_s: float,
+        urgent: bool,
     ) -> None:
         if not self._wanted(key):
+            self._flush_if_nothing_to_draw()
             return
         start = time.perf_counter()
         try:
@@ -163,7 +210,14 @@ class PlayerCore(BridgeCore):
                 "length": self.source.length if self.source is not None else None,
             },
             [memoryview(encoded.data)],
+            delay=0.0 if urgent else BATCH_HOLD_S,
         )
+        self._held += 1
+        if urgent or self._held >= BATCH_FRAMES:
+            self._held = 0
+            self.outbox.flush()
+        else:
+            self._flush_if_nothing_to_draw()
 
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:

@@ -566,6 +566,12 @@ function upcomingFrames(start, direction, frames, loop, count) {
   }
   return out;
 }
+function framesToRequest(missing, inflight, limit, playing, target) {
+  const wanted = missing.slice(0, Math.max(0, limit - inflight));
+  if (!wanted.length) return [];
+  const batch = playing ? Math.max(1, Math.floor(limit / 2)) : 1;
+  return wanted[0] === target || wanted.length >= batch || inflight === 0 ? wanted : [];
+}
 function stepTarget(index, n, frames, loop) {
   const target = index + n;
   if (frames === null || frames === void 0) return Math.max(0, target);
@@ -694,12 +700,13 @@ var FrameClock = class {
 };
 
 // js/player.js
-var MAX_INFLIGHT = 8;
-var MAX_INFLIGHT_UNTHROTTLED = 24;
+var MAX_INFLIGHT = 16;
+var MAX_INFLIGHT_UNTHROTTLED = 32;
 var MAX_DECODING = 4;
 var DECODED_BYTES = 48 << 20;
 var BUFFERING_AFTER_MS = 150;
 var SYNC_EVERY_MS = 250;
+var READOUTS_EVERY_MS = 100;
 var SVG = (body) => `<svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" focusable="false">${body}</svg>`;
 var ICONS = {
   first: SVG('<rect x="2" y="3" width="2" height="10"/><path d="M14 3v10L5 8z"/>'),
@@ -762,6 +769,7 @@ function render({ model, el }) {
     /** @type {CanvasRenderingContext2D} */
     canvas.getContext("2d")
   );
+  ctx.globalCompositeOperation = "copy";
   const buffering = make("div", { class: "ipb-buffering", role: "status", "aria-label": "Buffering", title: "Buffering" }, "<span></span>");
   buffering.hidden = true;
   const errorBox = make("div", { class: "ipb-error", role: "alert" });
@@ -817,14 +825,19 @@ function render({ model, el }) {
   let lateSince = 0;
   let lastSync = 0;
   let lastStats = 0;
+  let lastReadouts = 0;
   let painted = 0;
   let pumpQueued = false;
   let rafId = 0;
   let disposed = false;
   let ownChange = false;
+  let learntLength = (
+    /** @type {number|null} */
+    null
+  );
   const frames = () => (
     /** @type {number|null} */
-    model.get("frames") ?? null
+    model.get("frames") ?? learntLength
   );
   const loop = () => (
     /** @type {import("./player-logic.js").LoopMode} */
@@ -836,7 +849,7 @@ function render({ model, el }) {
   }
   function wireCodec() {
     const codec = model.get("codec") ?? "auto";
-    if ((codec === "auto" || codec === "raw") && typeof DecompressionStream === "undefined") return "png";
+    if (codec === "raw" && typeof DecompressionStream === "undefined") return "png";
     return codec;
   }
   function setModel(changes) {
@@ -849,11 +862,12 @@ function render({ model, el }) {
       ownChange = false;
     }
   }
-  function request(index) {
+  function request(index, urgent) {
     const id = nextRequestId++;
     inflight.set(id, index);
     inflightByIndex.set(index, id);
-    client._post({ type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 });
+    const item = { type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 };
+    client._post(urgent ? { ...item, urgent } : item);
   }
   function cancelUnwanted(keep) {
     const ids = [];
@@ -878,8 +892,13 @@ function render({ model, el }) {
       cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf2(buffers[item.b0 ?? 0]) });
       failed.delete(index);
     } else if (item.type === "frame_error") {
-      failed.set(index, item.error);
-      if (index === target) fail(index, item.error);
+      if (typeof item.length === "number" && index >= item.length && frames() === null) {
+        learntLength = item.length;
+        if (playing && target >= item.length && advance()) clock.start(performance.now() - clock.interval);
+      } else {
+        failed.set(index, item.error);
+        if (index === target) fail(index, item.error);
+      }
     }
     schedule();
   }
@@ -898,14 +917,20 @@ function render({ model, el }) {
     if (disposed) return;
     const want = wanted();
     cancelUnwanted(new Set(want));
+    const missing = [];
     for (const index of want) {
       if (failed.has(index)) break;
       if (decoded.has(index) || decoding.has(index)) continue;
       const encoded = cache.get(index);
       if (encoded) {
         if (decoding.size < MAX_DECODING * (playing && fps() <= 0 ? 2 : 1)) startDecode(index, encoded);
-      } else if (!inflightByIndex.has(index) && inflight.size < inflightLimit() && !client.closed) {
-        request(index);
+      } else if (!inflightByIndex.has(index)) {
+        missing.push(index);
+      }
+    }
+    if (!client.closed) {
+      for (const index of framesToRequest(missing, inflight.size, inflightLimit(), playing, target)) {
+        request(index, index === target);
       }
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
@@ -947,6 +972,7 @@ function render({ model, el }) {
     if (canvas.width !== image.width || canvas.height !== image.height) {
       canvas.width = image.width;
       canvas.height = image.height;
+      ctx.globalCompositeOperation = "copy";
     }
     if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
     else ctx.drawImage(image, 0, 0);
@@ -957,7 +983,7 @@ function render({ model, el }) {
     meter.tick(now);
     lateSince = 0;
     buffering.hidden = true;
-    updateReadouts(now);
+    if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
     if (!playing || now - lastSync >= SYNC_EVERY_MS) {
       lastSync = now;
       if (model.get("frame") !== index) setModel({ frame: index });
@@ -1003,7 +1029,6 @@ function render({ model, el }) {
       }
     } else if (clock.fps <= 0) {
       drain();
-      schedule();
     }
     if (playing) rafId = requestAnimationFrame(tick);
   }
@@ -1048,6 +1073,7 @@ function render({ model, el }) {
     if (shown >= 0 && model.get("frame") !== shown) changes.frame = shown;
     if (Object.keys(changes).length) setModel(changes);
     updateButtons();
+    updateReadouts(performance.now());
     sendStats(performance.now());
     schedule();
   }
@@ -1082,6 +1108,7 @@ ${trace}` : header;
     errorBox.hidden = true;
   }
   function updateReadouts(now, index = shown) {
+    lastReadouts = now;
     const total = frames();
     const max = total !== null ? Math.max(total - 1, 0) : Math.max(99, Math.ceil((Math.max(index, 0) + 1) * 1.5));
     slider.max = String(max);
