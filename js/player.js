@@ -87,13 +87,13 @@ function decodedBytes(frame) {
 /** @param {string} text */
 const stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
 
+/** Keys a focused slider or select acts on itself. */
+const CONTROL_KEYS = new Set([" ", "Enter", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"]);
+
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
   el.classList.add("ipybridge-player");
   el.tabIndex = 0;
-  // Lumino (JupyterLab, Notebook 7) sees keys in the capture phase; with this
-  // attribute it leaves keys pressed inside the focused player to the player.
-  el.setAttribute("data-lm-suppress-shortcuts", "true");
 
   // ------------------------------------------------------------------ DOM
   const stage = make("div", { class: "ipb-stage" });
@@ -560,23 +560,35 @@ function render({ model, el }) {
   speed.onchange = () => setModel({ fps: Number(speed.value) });
   loopMode.onchange = () => setModel({ loop: loopMode.value });
 
-  el.addEventListener("keydown", (event) => {
-    const onControl = event.target instanceof HTMLSelectElement || event.target === slider;
-    const onButton = event.target instanceof HTMLButtonElement;
-    let handled = true;
-    if (event.key === " " && !onControl && !onButton) {
+  // Keys pressed inside the player are the player's, the rest stay Jupyter's
+  // (Shift+Enter runs the cell, Ctrl+S saves). Jupyter's shortcut handler
+  // listens on the document, in the capture phase in Notebook 7, so the player
+  // listens earlier, on the window in the capture phase, and stops there the
+  // keys it owns; their default action (a button's press, a slider's step)
+  // still happens unless the player acted on the key itself.
+  /** @param {KeyboardEvent} event */
+  const onKey = (event) => {
+    const target = event.target;
+    if (!(target instanceof Node) || !el.contains(target)) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
+    const onControl = target instanceof HTMLSelectElement || target === slider;
+    const onButton = target instanceof HTMLButtonElement;
+    const native = (onControl && CONTROL_KEYS.has(event.key)) || (onButton && (event.key === " " || event.key === "Enter"));
+    let handled = !native;
+    if (native) {
+      // the focused control's own key: let the browser do it, keep it from Jupyter
+    } else if (event.key === " ") {
       if (playing) stop();
       else play.click();
-    } else if (event.key === "ArrowLeft" && !onControl) step(-1);
-    else if (event.key === "ArrowRight" && !onControl) step(1);
-    else if (event.key === "Home" && !onControl) first.click();
-    else if (event.key === "End" && !onControl) last.click();
+    } else if (event.key === "ArrowLeft") step(-1);
+    else if (event.key === "ArrowRight") step(1);
+    else if (event.key === "Home") first.click();
+    else if (event.key === "End") last.click();
     else handled = false;
-    if (handled) {
-      event.preventDefault();
-      event.stopPropagation(); // keep Jupyter's notebook shortcuts out of it
-    }
-  });
+    if (handled) event.preventDefault();
+    if (handled || native) event.stopPropagation();
+  };
+  window.addEventListener("keydown", onKey, true);
   // A click on the picture gives the player the keyboard.
   stage.addEventListener("mousedown", () => el.focus());
 
@@ -657,6 +669,7 @@ function render({ model, el }) {
     if (rafId) cancelAnimationFrame(rafId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
+    window.removeEventListener("keydown", onKey, true);
     cache.clear();
     decoded.clear();
     client.dispose();

@@ -141,6 +141,16 @@ def test_controls_keyboard_python_methods_and_saved_fallback(jupyter, ui):
     wait_frame(nb, canvas, lambda f: f >= 3, ">= 3 after Space")
     nb.page.keyboard.press("Space")
     probe(nb, 1, r"playing=False direction=1")
+    # Keys the player does not own stay Jupyter's: Shift+Enter
+    # from a focused player button runs the player's cell, as from any output.
+    button(nb, 0, "Next Frame").click()
+    prompt = nb.cell(0).locator(".jp-InputPrompt").first
+    count_before = prompt.inner_text()
+    nb.page.keyboard.press("Shift+Enter")
+    expect(prompt).not_to_have_text(count_before)
+    nb.wait_cell_done(0)
+    canvas = canvas_of(nb, 0)
+    expect(canvas).to_have_attribute("data-frame", "0")  # the re-run cell's new player
 
     # Speed and loop mode controls set the traits.
     player.get_by_label("Speed").select_option("40")  # the 2x option: twice the base 20 fps

@@ -754,10 +754,10 @@ function decodedBytes(frame) {
   return frame.width * frame.height * 4;
 }
 var stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
+var CONTROL_KEYS = /* @__PURE__ */ new Set([" ", "Enter", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"]);
 function render({ model, el }) {
   el.classList.add("ipybridge-player");
   el.tabIndex = 0;
-  el.setAttribute("data-lm-suppress-shortcuts", "true");
   const stage = make("div", { class: "ipb-stage" });
   const canvas = (
     /** @type {HTMLCanvasElement} */
@@ -1183,23 +1183,27 @@ ${trace}` : header;
   slider.oninput = () => seek(Number(slider.value));
   speed.onchange = () => setModel({ fps: Number(speed.value) });
   loopMode.onchange = () => setModel({ loop: loopMode.value });
-  el.addEventListener("keydown", (event) => {
-    const onControl = event.target instanceof HTMLSelectElement || event.target === slider;
-    const onButton = event.target instanceof HTMLButtonElement;
-    let handled = true;
-    if (event.key === " " && !onControl && !onButton) {
+  const onKey = (event) => {
+    const target2 = event.target;
+    if (!(target2 instanceof Node) || !el.contains(target2)) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
+    const onControl = target2 instanceof HTMLSelectElement || target2 === slider;
+    const onButton = target2 instanceof HTMLButtonElement;
+    const native = onControl && CONTROL_KEYS.has(event.key) || onButton && (event.key === " " || event.key === "Enter");
+    let handled = !native;
+    if (native) {
+    } else if (event.key === " ") {
       if (playing) stop();
       else play.click();
-    } else if (event.key === "ArrowLeft" && !onControl) step(-1);
-    else if (event.key === "ArrowRight" && !onControl) step(1);
-    else if (event.key === "Home" && !onControl) first.click();
-    else if (event.key === "End" && !onControl) last.click();
+    } else if (event.key === "ArrowLeft") step(-1);
+    else if (event.key === "ArrowRight") step(1);
+    else if (event.key === "Home") first.click();
+    else if (event.key === "End") last.click();
     else handled = false;
-    if (handled) {
-      event.preventDefault();
-      event.stopPropagation();
-    }
-  });
+    if (handled) event.preventDefault();
+    if (handled || native) event.stopPropagation();
+  };
+  window.addEventListener("keydown", onKey, true);
   stage.addEventListener("mousedown", () => el.focus());
   const onModel = (name, fn) => {
     const handler = () => {
@@ -1275,6 +1279,7 @@ ${trace}` : header;
     if (rafId) cancelAnimationFrame(rafId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
+    window.removeEventListener("keydown", onKey, true);
     cache.clear();
     decoded.clear();
     client.dispose();
