@@ -368,13 +368,29 @@ BAD_FIELDS = {
     "type unknown": ({"type": "pwn", "name": "echo"}, "ProtocolError"),
     "type a number": ({"type": 7, "name": "echo"}, "ProtocolError"),
     "unknown tag": ({"type": "call", "name": "echo", "args": [{"$ipb": "pickle", "v": "cos\nsystem"}]}, "DecodeError"),
-    "bad float tag": ({"type": "call", "name": "echo", "args": [{"$ipb": "float", "v": "__import__('os')"}]}, "DecodeError"),
+    "bad float tag": (
+        {"type": "call", "name": "echo", "args": [{"$ipb": "float", "v": "__import__('os')"}]},
+        "DecodeError",
+    ),
     "bad bigint tag": ({"type": "call", "name": "echo", "args": [{"$ipb": "bigint", "v": "9" * 5000}]}, "DecodeError"),
     "buffer index out of range": ({"type": "call", "name": "echo", "args": [{"$ipb": "bytes", "i": 7}]}, "DecodeError"),
     "buffer index negative": ({"type": "call", "name": "echo", "args": [{"$ipb": "bytes", "i": -1}]}, "DecodeError"),
-    "object dtype": ({"type": "call", "name": "echo", "args": [{"$ipb": "ndarray", "i": 0, "dtype": "O", "shape": [1]}]}, "DecodeError"),
-    "shape mismatch": ({"type": "call", "name": "echo", "args": [{"$ipb": "ndarray", "i": 0, "dtype": "float64", "shape": [2**40, 2**40]}]}, "DecodeError"),
-    "shape negative": ({"type": "call", "name": "echo", "args": [{"$ipb": "ndarray", "i": 0, "dtype": "uint8", "shape": [-8]}]}, "DecodeError"),
+    "object dtype": (
+        {"type": "call", "name": "echo", "args": [{"$ipb": "ndarray", "i": 0, "dtype": "O", "shape": [1]}]},
+        "DecodeError",
+    ),
+    "shape mismatch": (
+        {
+            "type": "call",
+            "name": "echo",
+            "args": [{"$ipb": "ndarray", "i": 0, "dtype": "float64", "shape": [2**40, 2**40]}],
+        },
+        "DecodeError",
+    ),
+    "shape negative": (
+        {"type": "call", "name": "echo", "args": [{"$ipb": "ndarray", "i": 0, "dtype": "uint8", "shape": [-8]}]},
+        "DecodeError",
+    ),
     "nested 500 deep": ({"type": "call", "name": "echo", "args": [json.loads("[" * 500 + "]" * 500)]}, "DecodeError"),
     "cancel reason": ({"type": "cancel", "reason": {"x": 1}}, "ProtocolError"),
     "reply ok not bool": ({"type": "reply", "ok": "yes"}, "ProtocolError"),
@@ -448,10 +464,22 @@ def test_wrong_types_in_every_field_get_structured_errors(dashboard: Page, voila
 
 
 def test_player_frame_requests_with_bad_indexes(dashboard: Page, voila: VoilaServer) -> None:
-    indexes = {"negative": -1, "past the end": 10, "beyond 2**53": 2**60, "huge": "__raw:" + "9" * 40,
-               "huge negative": "__raw:-" + "9" * 40}
-    not_ints = {"fractional": 1.5, "1e30 (a float in JSON)": 1e30, "string": "3", "null": None, "bool": True,
-                "list": [1], "object": {"i": 1}}
+    indexes = {
+        "negative": -1,
+        "past the end": 10,
+        "beyond 2**53": 2**60,
+        "huge": "__raw:" + "9" * 40,
+        "huge negative": "__raw:-" + "9" * 40,
+    }
+    not_ints = {
+        "fractional": 1.5,
+        "1e30 (a float in JSON)": 1e30,
+        "string": "3",
+        "null": None,
+        "bool": True,
+        "list": [1],
+        "object": {"i": 1},
+    }
     result = run(
         dashboard,
         f"""

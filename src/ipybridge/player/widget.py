@@ -85,8 +85,11 @@ class PlayerCore(BridgeCore):
                 {
                     "type": "protocol_error",
                     "view": view,
-                    "error": simple_error("ProtocolError", "a frame request needs an id in [0, 2**53), integer "
-                                          f"index, gen and quality, and a codec in {codecs.CODECS}"),
+                    "error": simple_error(
+                        "ProtocolError",
+                        "a frame request needs an id in [0, 2**53), integer "
+                        f"index, gen and quality, and a codec in {codecs.CODECS}",
+                    ),
                 }
             )
             return
