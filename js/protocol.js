@@ -476,10 +476,15 @@ export function splitIntoParts(json, buffers, partBytes, meta) {
   return parts;
 }
 
-/** UTF-8 length of a string (exact; counted only when it could matter, i.e. for long strings). @param {string} text */
+/** UTF-8 length of a string, without encoding it when it is short. @param {string} text */
 function utf8Bytes(text) {
-  if (text.length < 4096) return text.length * 3; // an upper bound is precise enough below a few KiB
-  return new TextEncoder().encode(text).byteLength;
+  if (text.length >= 4096) return new TextEncoder().encode(text).byteLength;
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2; // a surrogate pair is 4 bytes
+  }
+  return n;
 }
 
 /** @param {Uint8Array[]} buffers @param {number} from */
@@ -497,9 +502,10 @@ function itemBufferBytes(item) {
   return byteSum(own, 0);
 }
 
-/** @param {number} n */
+/** @param {number} n bytes, as people read them */
 function mib(n) {
-  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
 }
 
 /**

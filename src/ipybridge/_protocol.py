@@ -255,7 +255,10 @@ def request_ids(msgs: Any, view: str | None = None) -> tuple[tuple[str, int], ..
 
 
 def megabytes(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    """``n`` bytes as people read them (the page words its own errors the same way)."""
+    if n >= 2**20:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} bytes"
 
 
 @dataclass

@@ -538,3 +538,76 @@ def test_player_frame_requests_with_bad_indexes(dashboard: Page, voila: VoilaSer
         assert result["fields"][what][0] in ("frame", "frame_error", "protocol_error"), (what, result["fields"][what])
     assert result["good"] == ["frame", 3]
     assert_unharmed(dashboard, voila)
+
+
+def test_huge_and_deeply_nested_messages(dashboard: Page, voila: VoilaServer) -> None:
+    result = run(
+        dashboard,
+        r"""
+        const out = {};
+        const mib = 2 ** 20;
+        // 1. Deeply nested JSON, 100000 levels, in one message.
+        let from = hostile.state.items.length;
+        const deep = "[".repeat(100000) + "]".repeat(100000);
+        hostile.comm("bridge", JSON.parse(`{"ipb": 1, "msgs": [{"type": "call", "view": "visitor", "id": 501, "name": "echo", "args": [${deep}]}]}`));
+        const deepAnswer = await hostile.waitItem((i) => i.view === "visitor" && i.id === 501, from, 15000);
+        out.deep = deepAnswer && [deepAnswer.type, deepAnswer.error && deepAnswer.error.ename];
+        out.deepSocket = hostile.state.closed;
+        if (hostile.state.closed) await hostile.connect();
+        // 2. The same nesting as a split message: the kernel joins it and cannot read it.
+        from = hostile.state.items.length;
+        const text = new TextEncoder().encode(`{"ipb":1,"msgs":[{"type":"call","view":"visitor","id":502,"name":"echo","args":[${deep}]}]}`);
+        hostile.comm("bridge", {ipb: 1, msgs: [{type: "part", view: "visitor", id: 9000, seq: 0, count: 1, sizes: [text.byteLength], ids: [502]}]}, [text]);
+        const deepParts = await hostile.waitItem((i) => i.view === "visitor" && i.id === 502, from);
+        out.deepParts = deepParts && [deepParts.type, deepParts.error.ename];
+        // 3. 100 MB declared in parts: refused at the first part, before anything else is kept.
+        from = hostile.state.items.length;
+        const chunk = new Uint8Array(8 * mib);
+        hostile.comm("bridge", {ipb: 1, msgs: [{type: "part", view: "visitor", id: 9001, seq: 0, count: 13, sizes: [100, 100 * mib], ids: [503, 504]}]}, [chunk]);
+        const big = await hostile.waitItem((i) => i.view === "visitor" && i.id === 503, from);
+        const big2 = await hostile.waitItem((i) => i.view === "visitor" && i.id === 504, from);
+        out.parts100 = [big && big.error.ename, big && big.error.evalue, big2 && big2.error.ename];
+        for (let seq = 1; seq < 13; seq++) {
+          hostile.comm("bridge", {ipb: 1, msgs: [{type: "part", view: "visitor", id: 9001, seq, count: 13}]}, [chunk]);
+        }
+        // 4. Parts that start and never finish: bounded, the oldest answered when room is needed.
+        from = hostile.state.items.length;
+        for (let n = 0; n < 20; n++) {
+          hostile.comm("bridge", {ipb: 1, msgs: [{type: "part", view: "visitor", id: 9100 + n, seq: 0, count: 8, sizes: [100, 40 * mib], ids: [600 + n]}]}, [chunk]);
+        }
+        const evicted = await hostile.waitItem((i) => i.view === "visitor" && i.id === 600, from);
+        out.evicted = evicted && [evicted.error.ename, evicted.error.evalue];
+        // 5. 100 MB in one websocket message: the server refuses it before any Python sees it.
+        const huge = new Uint8Array(100 * mib);
+        hostile.comm("bridge", {ipb: 1, msgs: [{type: "call", view: "visitor", id: 505, name: "echo", args: [{"$ipb": "bytes", i: 0}]}]}, [huge]);
+        const end = Date.now() + 30000;
+        while (!hostile.state.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+        out.hugeSocket = hostile.state.closed;
+        await hostile.connect();
+        from = hostile.state.items.length;
+        const after = await hostile.request("bridge", {type: "call", name: "add", args: [40, 2], kwargs: {}});
+        out.after = after && [after.type, after.value];
+        return out;
+        """,
+    )
+    # Refused: a 100000-deep JSON message never reaches the widget. ipykernel's message layer
+    # cannot parse it (RecursionError in json.loads, logged as "Invalid message") and drops it,
+    # so there is no request to answer; the kernel goes on (checked below).
+    assert result["deep"] is None
+    assert "RecursionError" in voila.log_text()
+    # Answered: the same nesting arriving as parts is joined by the widget, which cannot read it.
+    assert result["deepParts"] == ["error", "ProtocolError"]
+    # Answered: a message declared at 100 MiB is refused at its first part, for each request it carries.
+    assert result["parts100"][0] == result["parts100"][2] == "MessageTooLargeError"
+    assert "64.0 MiB" in result["parts100"][1]
+    assert "max_message_bytes" in result["parts100"][1]
+    # Answered: unfinished split messages are bounded; the oldest is dropped and its request answered.
+    assert result["evicted"][0] == "MessageTooLargeError"
+    assert "unfinished" in result["evicted"][1]
+    # Refused: the server (tornado's websocket_max_message_size, 10 MiB) drops a websocket whose
+    # message is bigger: 1009 "too big", or 1006 when it just closes the connection. Only the
+    # visitor's own socket: the page's connection is another one and keeps working (below).
+    assert result["hugeSocket"] is not None
+    assert result["hugeSocket"]["code"] in (1006, 1009)
+    assert result["after"] == ["result", 42]
+    assert_unharmed(dashboard, voila)
