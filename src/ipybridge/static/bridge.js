@@ -576,8 +576,13 @@ function splitIntoParts(json, buffers, partBytes, meta) {
   return parts;
 }
 function utf8Bytes(text) {
-  if (text.length < 4096) return text.length * 3;
-  return new TextEncoder().encode(text).byteLength;
+  if (text.length >= 4096) return new TextEncoder().encode(text).byteLength;
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128) n += c < 2048 || c >= 55296 && c <= 57343 ? 1 : 2;
+  }
+  return n;
 }
 function byteSum(buffers, from) {
   let n = 0;
@@ -590,7 +595,8 @@ function itemBufferBytes(item) {
   return byteSum(own, 0);
 }
 function mib(n) {
-  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
 }
 function exactBuffer(bytes) {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
