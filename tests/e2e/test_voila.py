@@ -202,6 +202,19 @@ HOSTILE_JS = r"""
 
   const hostile = {
     config, modelIds, state, connect, sendRaw,
+    // A widget-protocol state update, as the page's own widget manager sends when a control changes.
+    update(target, state) {
+      const commId = target === "bridge" ? modelIds[0] : modelIds[1];
+      sendRaw({header: header("comm_msg"), parent_header: {}, metadata: {}, channel: "shell",
+               content: {comm_id: commId, data: {method: "update", state, buffer_paths: []}}});
+    },
+    async pythonState(target) {
+      const commId = target === "bridge" ? modelIds[0] : modelIds[1];
+      delete state.states[commId];
+      sendRaw({header: header("comm_msg"), parent_header: {}, metadata: {}, channel: "shell",
+               content: {comm_id: commId, data: {method: "request_state"}}});
+      return until(() => state.states[commId]);
+    },
     comm(target, content, buffers = []) {
       const commId = target === "bridge" ? modelIds[0] : target === "player" ? modelIds[1] : target;
       sendRaw({header: header("comm_msg"), parent_header: {}, metadata: {}, channel: "shell",
@@ -314,6 +327,8 @@ def test_only_exposed_names_are_callable_and_namespace_access_is_refused(dashboa
         dashboard,
         f"""
         const out = {{names: {{}}, requests: {{}}}};
+        // First try to switch permission on the way a page changes a widget: a state update.
+        hostile.update("bridge", {{allow_execute: true, _allow_execute: true, namespace: {{}}}});
         for (const name of {json.dumps(names)}) {{
           const answer = await hostile.request("bridge", {{type: "call", name, args: [{json.dumps(shell)}], kwargs: {{}}}});
           out.names[name] = answer && [answer.type, answer.error && answer.error.ename, answer.error && answer.error.evalue];
@@ -513,6 +528,12 @@ def test_player_frame_requests_with_bad_indexes(dashboard: Page, voila: VoilaSer
           out.fields[what] = answer && [answer.type, answer.error && answer.error.ename];
         }}
         hostile.comm("player", {{ipb: 1, msgs: [{{type: "frame_cancel", view: "visitor", ids: "all"}}, {{type: "player_stats", view: "visitor", stats: [1]}}]}});
+        hostile.update("player", {{fps: "fast", quality: "x", loop: "forever", codec: "exe", direction: "up", frame: "3"}});
+        hostile.update("bridge", {{allow_execute: true, _core: "x"}});
+        const player = await hostile.pythonState("player");
+        out.traits = player && [player.fps, player.quality, player.loop, player.codec, player.direction, player.frame];
+        const bridge = await hostile.pythonState("bridge");
+        out.bridgeKeys = bridge && ["allow_execute" in bridge, "_core" in bridge];
         const from = hostile.state.items.length;
         hostile.comm("player", {{ipb: 1, msgs: [{{type: "frame", view: "visitor", id: 999, index: 3, gen: 0, codec: "raw"}}]}});
         const good = await hostile.waitItem((i) => i.view === "visitor" && i.id === 999, from);
@@ -537,6 +558,11 @@ def test_player_frame_requests_with_bad_indexes(dashboard: Page, voila: VoilaSer
         assert result["fields"][what] is not None, what
         assert result["fields"][what][0] in ("frame", "frame_error", "protocol_error"), (what, result["fields"][what])
     assert result["good"] == ["frame", 3]
+    # Refused: trait values of the wrong type are rejected by the traits' validation in the kernel
+    # (ipywidgets logs the TraitError); Python's values did not change. The Bridge has no
+    # allow_execute trait to write (the first test tries, then is refused execute).
+    assert result["traits"] == [10.0, 85, "loop", "auto", 1, 0]
+    assert result["bridgeKeys"] == [False, False]
     assert_unharmed(dashboard, voila)
 
 
