@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ipybridge._core import BridgeCore
 from ipybridge._protocol import DEFAULT_MAX_MESSAGE_BYTES, MAX_PENDING_MESSAGES, PartAssembler
@@ -212,3 +214,31 @@ def test_an_endless_iterator_is_never_advanced_far_for_one_request() -> None:
     with pytest.raises(FrameOutOfRange, match="out of reach"):
         values[10**30]
     assert values[11 + MAX_LOOKAHEAD - 1] == 11 + MAX_LOOKAHEAD - 1  # within reach of what was produced
+
+
+part_fields = st.fixed_dictionaries(
+    {"type": st.just("part")},
+    optional={
+        "view": st.sampled_from(["v1", "v2"]) | st.integers() | st.none(),
+        "id": st.integers(-2, 5) | st.floats() | st.text(max_size=2),
+        "seq": st.integers(-1, 4) | st.none(),
+        "count": st.integers(-1, 5) | st.text(max_size=2),
+        "sizes": st.lists(st.integers(-5, 3 * LIMIT), max_size=4) | st.text(max_size=3),
+        "ids": st.lists(st.integers(-2, 2**60) | st.text(max_size=2), max_size=4) | st.integers(),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(st.tuples(part_fields, st.lists(st.binary(max_size=64), max_size=2)), max_size=30))
+def test_any_parts_never_raise_and_stay_bounded(parts: list[tuple[dict[str, Any], list[bytes]]]) -> None:
+    page = FakePage()
+    core = BridgeCore(page.send)
+    core.message_limit = lambda: LIMIT
+    try:
+        for item, buffers in parts:
+            core.receive({"ipb": 1, "msgs": [item]}, buffers)  # must not raise
+            assert core.parts.pending_bytes <= 2 * LIMIT
+            assert len(core.parts._partials) <= MAX_PENDING_MESSAGES
+    finally:
+        core.close()
