@@ -1,6 +1,6 @@
-"""The message-size limit as a user meets it in JupyterLab: a 40 MB array reaches Python, a bigger
-one is refused at once with MessageTooLargeError while other calls go on, and raising the limit
-from Python takes effect in the page without re-rendering."""
+"""The message-size limit as a user meets it in JupyterLab 4 and Notebook 7: a 40 MB array
+reaches Python, a bigger one is refused at once with MessageTooLargeError while other calls go
+on, and raising the limit from Python takes effect in the page without re-rendering."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ SETUP = textwrap.dedent(
 )
 
 
-def test_a_40_mb_upload_works_and_a_bigger_one_is_refused_at_once(jupyter) -> None:
-    nb = jupyter.open("lab", [f"JS = {JS!r}", SETUP, "b.max_message_bytes = 128 * 2**20"], name="limits")
+def test_a_40_mb_upload_works_and_a_bigger_one_is_refused_at_once(jupyter, ui) -> None:
+    nb = jupyter.open(ui, [f"JS = {JS!r}", SETUP, "b.max_message_bytes = 128 * 2**20"], name="limits")
     nb.run_cell(0)
     nb.run_cell(1)
     box = nb.page.locator("#results")
