@@ -106,7 +106,10 @@ function render({ model, el }) {
   const dismiss = button("Dismiss error", "&times;");
   errorBox.append(dismiss, errorText);
   errorBox.hidden = true;
-  stage.append(canvas, buffering, errorBox);
+  // Shown when the kernel restarts, dies or shuts down: nothing more can be drawn.
+  const goneBox = make("div", { class: "ipb-gone", role: "alert" });
+  goneBox.hidden = true;
+  stage.append(canvas, buffering, errorBox, goneBox);
 
   const controls = make("div", { class: "ipb-controls" });
   const first = button("First", ICONS.first);
@@ -177,6 +180,7 @@ function render({ model, el }) {
 
   /** @param {Record<string, any>} changes */
   function setModel(changes) {
+    if (client.closed) return; // no kernel to tell
     ownChange = true;
     try {
       for (const [key, value] of Object.entries(changes)) model.set(key, value);
@@ -258,7 +262,18 @@ function render({ model, el }) {
       }
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target) showBufferingIfStillWaiting();
     if (playing && fps() <= 0) drain();
+  }
+
+  /** Paused on a frame not here yet (a step, a seek): show the indicator if it is late. */
+  let waitTimer = 0;
+  function showBufferingIfStillWaiting() {
+    if (waitTimer) return;
+    waitTimer = window.setTimeout(() => {
+      waitTimer = 0;
+      if (!disposed && !playing && !client.closed && shown !== target && !failed.has(target)) buffering.hidden = false;
+    }, BUFFERING_AFTER_MS);
   }
 
   /** @param {number} index @param {EncodedFrame} encoded */
@@ -361,6 +376,7 @@ function render({ model, el }) {
   // ------------------------------------------------------------- playback
   /** @param {number} dir */
   function start(dir) {
+    if (client.closed) return; // the kernel is gone: the overlay says so
     hideError();
     failed.clear();
     direction = dir;
@@ -594,10 +610,16 @@ function render({ model, el }) {
       }),
     ),
   ];
-  client.onClose(() => {
-    // Cached frames still play; frames never fetched show the buffering indicator.
+  client.onClose((error) => {
     inflight.clear();
     inflightByIndex.clear();
+    if (disposed) return;
+    if (playing) stop();
+    buffering.hidden = true;
+    goneBox.textContent = `Kernel gone: ${error.message}. Re-run the cell to play again.`;
+    goneBox.hidden = false;
+    el.classList.add("ipb-kernel-gone");
+    updateButtons();
   });
 
   loopMode.value = loop();
@@ -610,6 +632,7 @@ function render({ model, el }) {
   return () => {
     disposed = true;
     if (rafId) cancelAnimationFrame(rafId);
+    clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
     cache.clear();
     decoded.clear();

@@ -84,6 +84,15 @@ export class BridgeClient {
     model.on("msg:custom", this._onMessage);
     model.on("destroy", this._onDestroy);
     this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
+    // A reload or a closed tab never disposes views: say bye, so the kernel
+    // stops working for this view (its queued calls and frame requests).
+    this._onPageHide = () => {
+      if (!this.closed) {
+        this._post({ type: "bye" });
+        this.flush();
+      }
+    };
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
     this._post({ type: "hello" });
   }
 
@@ -413,6 +422,7 @@ export class BridgeClient {
     this.closeAll("the view was removed from the page");
     this.model.off("msg:custom", this._onMessage);
     this.model.off("destroy", this._onDestroy);
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     this._unwatchKernel();
   }
 

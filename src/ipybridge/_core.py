@@ -106,10 +106,11 @@ class _JSCall:
 class _Queued:
     """A sync call waiting for (or running on) the worker; cancel drops its reply."""
 
-    __slots__ = ("cancelled",)
+    __slots__ = ("cancelled", "job")
 
     def __init__(self) -> None:
         self.cancelled = False
+        self.job: Callable[[], None] | None = None
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -241,6 +242,7 @@ class BridgeCore:
         #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
         self.delivered_on_main: bool | None = None
         self._delivery_seen = threading.Event()
+        _runtime.on_interrupt(self)
 
     # ----------------------------------------------------------------- expose
     def expose(self, fn: Callable[..., Any], name: str | None = None) -> None:
@@ -341,7 +343,7 @@ class BridgeCore:
         elif isinstance(item, Cancel):
             handle = self._running.get((item.view, item.id))
             if handle is not None:
-                _cancel_handle(handle)
+                self._cancel(handle)
         elif isinstance(item, (Execute, SetVar, GetVar)):
             if not self.allow_execute:
                 what = {Execute: "execute", SetVar: "set", GetVar: "get"}[type(item)]
@@ -402,7 +404,7 @@ class BridgeCore:
             for call in orphans:  # wait for the next view, as before the first one
                 self._before_view.append((call.item, call.buffers))
         for key in [k for k in self._running if k[0] == view]:
-            _cancel_handle(self._running.get(key))
+            self._cancel(self._running.get(key))
         self.parts.drop_view(view)
 
     # ---------------------------------------------------------------- calls
@@ -448,7 +450,10 @@ class BridgeCore:
                 if handle.cancelled or self.closed:
                     return
                 try:
-                    with capture(self._output_sink(view, ident), self._display_as_text(view, ident)):
+                    with (
+                        capture(self._output_sink(view, ident), self._display_as_text(view, ident)),
+                        self._worker.interruptible(),
+                    ):
                         value = run()
                 except BaseException as exc:  # noqa: BLE001 - SystemExit etc. become the call's error
                     if not handle.cancelled:
@@ -463,7 +468,30 @@ class BridgeCore:
                 elif self._worker.idle():
                     self.outbox.flush()
 
+        handle.job = job
         self._worker.submit(job)
+
+    def _cancel(self, handle: Any) -> None:
+        """The page gave up on a call: drop its answer; free the worker if it is stuck in it."""
+        _cancel_handle(handle)
+        if isinstance(handle, _Queued) and handle.job is not None and self._worker.running() is handle.job:
+            self._worker.release_later(handle.job)
+
+    def interrupt(self) -> None:
+        """The kernel was interrupted: every running or queued call fails with KeyboardInterrupt.
+
+        The page hears it at once; the functions themselves get a KeyboardInterrupt
+        where Python code runs (a worker stuck in C is left behind, see SerialWorker).
+        """
+        if self.closed:
+            return
+        for (view, ident), handle in list(self._running.items()):
+            if self._running.pop((view, ident), None) is None:
+                continue  # finished meanwhile: it answered on its own
+            _cancel_handle(handle)
+            self._reply_error_to(view, ident, KeyboardInterrupt("the kernel was interrupted"))
+        self._worker.interrupt()
+        self.outbox.flush()
 
     def _spawn_async(self, item: Call, fn: Callable[..., Any]) -> None:
         key = (item.view, item.id)

@@ -14,10 +14,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import queue
+import signal
 import threading
-from collections.abc import Callable, Coroutine
+import weakref
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 log = logging.getLogger("ipybridge")
@@ -79,42 +83,295 @@ def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
 
 _STOP = object()
 
+#: A cancelled or interrupted job that still holds its worker after this long
+#: (stuck in C code such as ``time.sleep``, or looping forever) is abandoned:
+#: a fresh thread takes over the queue so later calls do not wait behind it.
+RELEASE_AFTER_S = 0.5
+
+
+def _raise_in_thread(thread: threading.Thread | None, exc_type: type[BaseException] | None) -> None:
+    """Make ``thread`` raise ``exc_type`` at its next Python bytecode (None: forget a pending one)."""
+    if thread is None or thread.ident is None:
+        return
+    exc = ctypes.py_object(exc_type) if exc_type is not None else None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), exc)
+
+
+class _Lane:
+    """One thread serving a worker's queue, and what it is doing."""
+
+    __slots__ = ("abandoned", "in_user_code", "job", "thread")
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.job: Callable[[], None] | None = None
+        self.in_user_code = False  # only then may an interrupt raise KeyboardInterrupt in it
+        self.abandoned = False
+
 
 class SerialWorker:
-    """A daemon thread that runs submitted callables one at a time, in order."""
+    """Runs submitted callables one at a time, in order, on a daemon thread.
+
+    A job the caller gave up on (:meth:`release_later`, :meth:`interrupt`) that
+    still runs :data:`RELEASE_AFTER_S` later is abandoned: it finishes on its
+    old thread in the background while a new thread serves the queue.
+    """
 
     def __init__(self, name: str) -> None:
+        self._name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._started = False
         self._lock = threading.Lock()
+        self._lane: _Lane | None = None
+        self._abandoned: set[_Lane] = set()
+        self._local = threading.local()
+        self._stopped = False
+        self.threads_started = 0
         self.on_idle: Callable[[], None] | None = None
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
-            if not self._started:
-                self._started = True
-                self._thread.start()
+            if self._lane is None and not self._stopped:
+                self._start_lane()
         self._queue.put(job)
+
+    def _start_lane(self) -> None:
+        """A new thread for the queue (call with the lock held)."""
+        self.threads_started += 1
+        suffix = "" if self.threads_started == 1 else f"-{self.threads_started}"
+        lane = _Lane()
+        lane.thread = threading.Thread(target=self._run, args=(lane,), name=f"{self._name}{suffix}", daemon=True)
+        self._lane = lane
+        lane.thread.start()
 
     def idle(self) -> bool:
         return self._queue.empty()
 
     def is_current(self) -> bool:
-        return threading.current_thread() is self._thread
+        return getattr(self._local, "lane", None) is not None
+
+    def running(self) -> Callable[[], None] | None:
+        """The job the worker's current thread runs, if any."""
+        lane = self._lane
+        return lane.job if lane is not None else None
 
     def stop(self) -> None:
-        if self._started:
+        with self._lock:
+            self._stopped = True
+            started = self._lane is not None
+        if started:
             self._queue.put(_STOP)
 
-    def _run(self) -> None:
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Around the user's code in a job: a kernel interrupt raises KeyboardInterrupt there."""
+        lane: _Lane | None = getattr(self._local, "lane", None)
+        if lane is None:
+            yield
+            return
+        with self._lock:
+            lane.in_user_code = True
+        try:
+            yield
+        finally:
+            self._leave_user_code(lane)
+
+    def _leave_user_code(self, lane: _Lane) -> None:
+        while True:
+            try:
+                with self._lock:
+                    lane.in_user_code = False
+                    _raise_in_thread(lane.thread, None)  # an interrupt aimed at the user's code ends here
+                return
+            except KeyboardInterrupt:  # noqa: PERF203 - it landed just after the user's code returned: retry
+                continue
+
+    def interrupt(self) -> None:
+        """The kernel was interrupted: raise KeyboardInterrupt in the user code this worker
+        runs (abandoned jobs included); abandon the job if it does not stop soon."""
+        with self._lock:
+            for lane in [self._lane, *self._abandoned]:
+                if lane is not None and lane.in_user_code:
+                    _raise_in_thread(lane.thread, KeyboardInterrupt)
+            job = self._lane.job if self._lane is not None else None
+        if job is not None:
+            self.release_later(job)
+
+    def release_later(self, job: Callable[[], None], after: float = RELEASE_AFTER_S) -> None:
+        """If ``job`` still runs ``after`` seconds from now, leave it and serve the queue on a new thread."""
+        timer = threading.Timer(after, self._release, (job,))
+        timer.daemon = True
+        timer.start()
+
+    def _release(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            lane = self._lane
+            if lane is None or lane.job is not job or self._stopped:
+                return
+            lane.abandoned = True
+            self._abandoned.add(lane)
+            self._start_lane()
+        log.warning(
+            "ipybridge: a call given up on is still running on %s; later calls run on a new thread",
+            lane.thread.name if lane.thread is not None else "?",
+        )
+
+    def _run(self, lane: _Lane) -> None:
+        self._local.lane = lane
         while True:
             job = self._queue.get()
             if job is _STOP:
                 return
+            with self._lock:
+                lane.job = job
             try:
                 job()
             except BaseException:  # a worker must survive any job
                 log.exception("ipybridge worker job failed")
+            self._end_job(lane)
+            if lane.abandoned:
+                return  # a newer thread serves the queue now
             if self.on_idle is not None and self._queue.empty():
                 self.on_idle()
+
+    def _end_job(self, lane: _Lane) -> None:
+        while True:
+            try:
+                with self._lock:
+                    lane.job = None
+                    lane.in_user_code = False
+                    _raise_in_thread(lane.thread, None)
+                    self._abandoned.discard(lane)
+                return
+            except KeyboardInterrupt:  # noqa: PERF203 - aimed at the job that just ended: retry
+                continue
+
+
+# ------------------------------------------------------------------ interrupts
+# The kernel's "interrupt" is a SIGINT (sent by the server, or by ipykernel itself
+# for a control-channel interrupt_request). Python runs signal handlers on the
+# main thread only, and ipykernel ignores SIGINT while no cell runs: so nothing
+# would ever stop a call running on a worker thread. ipybridge chains its own
+# handler in front of whatever handler ipykernel installs (idle: SIG_IGN; a
+# running cell: default_int_handler; an async cell: its cancelling handler).
+# The handler only queues a note (SimpleQueue.put is safe in signal handlers);
+# the ``ipybridge-interrupt`` thread then tells every listener.
+
+_interrupts: queue.SimpleQueue[int] = queue.SimpleQueue()
+_listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+_listeners_lock = threading.Lock()
+_interrupt_thread: threading.Thread | None = None
+_hook_installed = False
+#: Interrupts every listener has been told about (tests wait on it).
+interrupts_handled = 0
+#: jupyter_client interrupts a kernel before it shuts it down. Page views must then
+#: see BridgeClosedError (when the frontend notices the shutdown), not
+#: KeyboardInterrupt: an interrupt is acted on only if no shutdown_request
+#: follows within this long.
+INTERRUPT_SETTLE_S = 0.25
+_shutting_down = threading.Event()
+
+
+class _ChainedSigint:
+    """A SIGINT handler: note the interrupt for ipybridge, then do what ``previous`` does."""
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: Any) -> Any:
+        kernel_interrupted()
+        previous = self.previous
+        if callable(previous):
+            return previous(signum, frame)
+        if previous == signal.SIG_DFL:
+            return signal.default_int_handler(signum, frame)
+        return None  # SIG_IGN (no cell running) or a handler not set from Python
+
+
+def kernel_interrupted() -> None:
+    """Tell every listener the kernel was interrupted (safe to call from a signal handler)."""
+    _interrupts.put(signal.SIGINT)
+
+
+def on_interrupt(listener: Any) -> None:
+    """Call ``listener.interrupt()`` on each kernel interrupt, while the listener lives."""
+    global _interrupt_thread
+    with _listeners_lock:
+        _listeners.add(listener)
+        if _interrupt_thread is None:
+            _interrupt_thread = threading.Thread(target=_serve_interrupts, name="ipybridge-interrupt", daemon=True)
+            _interrupt_thread.start()
+    install_interrupt_hook()
+
+
+def _serve_interrupts() -> None:
+    global interrupts_handled
+    while True:
+        _interrupts.get()
+        if _shutting_down.wait(INTERRUPT_SETTLE_S):
+            continue  # the interrupt that precedes a shutdown or restart: not the user's
+        with _listeners_lock:
+            listeners = list(_listeners)
+        for listener in listeners:
+            try:
+                listener.interrupt()
+            except Exception:  # noqa: PERF203 - one failing listener must not stop the others
+                log.exception("ipybridge could not handle a kernel interrupt")
+        interrupts_handled += 1
+
+
+def _chain_current_handler() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    current = signal.getsignal(signal.SIGINT)
+    if not isinstance(current, _ChainedSigint):
+        signal.signal(signal.SIGINT, _ChainedSigint(current))
+
+
+def install_interrupt_hook() -> None:
+    """Chain ipybridge's SIGINT handler into the running ipykernel (once, from the main thread)."""
+    global _hook_installed
+    if _hook_installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        from ipykernel.kernelbase import Kernel
+    except ImportError:
+        return
+    if not Kernel.initialized():
+        return
+    kernel = Kernel.instance()
+    _hook_installed = True
+    _chain_current_handler()
+    # A running cell's handler is swapped back to this one when the cell ends.
+    saved = getattr(kernel, "saved_sigint_handler", None)
+    if saved is not None and not isinstance(saved, _ChainedSigint):
+        kernel.saved_sigint_handler = _ChainedSigint(saved)
+    # Before each main-shell message ipykernel installs default_int_handler: chain it.
+    pre_handler_hook = getattr(kernel, "pre_handler_hook", None)
+    if pre_handler_hook is not None:
+
+        def chained_pre_handler_hook() -> None:
+            pre_handler_hook()
+            _chain_current_handler()
+
+        kernel.pre_handler_hook = chained_pre_handler_hook  # type: ignore[method-assign]
+    # A cell with top-level await installs its own handler, which cancels the cell: chain it.
+    cancel_on_sigint = getattr(kernel, "_cancel_on_sigint", None)
+    if cancel_on_sigint is not None:
+
+        @contextlib.contextmanager
+        def chained_cancel_on_sigint(future: Any) -> Iterator[None]:
+            with cancel_on_sigint(future):
+                _chain_current_handler()
+                yield
+
+        kernel._cancel_on_sigint = chained_cancel_on_sigint  # type: ignore[attr-defined]
+    # Note a shutdown (or restart) request, which jupyter_client sends right after a SIGINT.
+    control_handlers = getattr(kernel, "control_handlers", None)
+    shutdown_request = control_handlers.get("shutdown_request") if isinstance(control_handlers, dict) else None
+    if control_handlers is not None and shutdown_request is not None:
+
+        def noting_shutdown_request(*args: Any, **kwargs: Any) -> Any:
+            _shutting_down.set()
+            return shutdown_request(*args, **kwargs)
+
+        control_handlers["shutdown_request"] = noting_shutdown_request

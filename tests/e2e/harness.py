@@ -236,15 +236,35 @@ class NotebookPage:
         prompt = self.cell(index).locator(".jp-InputPrompt").first
         expect(prompt).to_have_text(_EXECUTED, timeout=timeout)
 
-    def restart_kernel(self) -> None:
-        self.menu("Kernel", "Restart Kernel")
-        self.page.locator(".jp-Dialog .jp-mod-accept").click()
+    def now(self) -> float:
+        """The page's clock (``Date.now()``, ms)."""
+        return float(self.page.evaluate("Date.now()"))
 
-    def shutdown_kernel(self) -> None:
+    def restart_kernel(self) -> float:
+        """Kernel > Restart Kernel, confirmed; returns the page's clock just before confirming."""
+        self.menu("Kernel", "Restart Kernel")
+        accept = self.page.locator(".jp-Dialog .jp-mod-accept")
+        accept.wait_for()
+        confirmed_at = self.now()
+        accept.click()
+        return confirmed_at
+
+    def shutdown_kernel(self) -> float:
+        """Kernel > Shut Down Kernel (confirmed if asked); returns the page's clock just before."""
+        confirmed_at = self.now()
         self.menu("Kernel", "Shut Down Kernel")
         dialog = self.page.locator(".jp-Dialog .jp-mod-accept")
+        try:
+            dialog.wait_for(timeout=3000)
+        except Exception:  # no confirmation dialog in this UI
+            return confirmed_at
+        confirmed_at = self.now()
         with contextlib.suppress(Exception):
             dialog.click(timeout=3000)
+        return confirmed_at
+
+    def interrupt_kernel(self) -> None:
+        self.menu("Kernel", "Interrupt Kernel")
 
     def save(self) -> None:
         self.page.keyboard.press("Control+s")

@@ -378,7 +378,10 @@ def test_pending_calls_reject_on_close_restart_and_shutdown(jupyter, ui):
         const t0 = Date.now();
         bridge.call("hang", []).then(
           () => { status.textContent = "resolved?!"; },
-          (e) => { status.textContent = `${e.name} after ${Date.now() - t0 < 10000 ? "seconds" : "too long"}`; },
+          (e) => {
+            status.dataset.rejectedAt = String(Date.now());
+            status.textContent = `${e.name} after ${Date.now() - t0 < 10000 ? "seconds" : "too long"}`;
+          },
         );
         """
     )
@@ -398,13 +401,20 @@ def test_pending_calls_reject_on_close_restart_and_shutdown(jupyter, ui):
     expect(nb.page.locator("#ipb-status-close")).to_have_text("BridgeClosedError after seconds")
     nb.run_cell(2)
     expect(nb.page.locator("#ipb-status-restart")).to_have_text("pending")
-    nb.restart_kernel()
+    confirmed_at = nb.restart_kernel()
     expect(nb.page.locator("#ipb-status-restart")).to_have_text("BridgeClosedError after seconds", timeout=15_000)
+    assert rejected_within(nb, "#ipb-status-restart", confirmed_at) < 2000
     # After the restart the bridge works again once its cell is re-run.
     nb.wait_kernel_idle()
     nb.run_cell(2)
     expect(nb.page.locator("#ipb-status-restart")).to_have_text("pending")
-    nb.shutdown_kernel()
+    confirmed_at = nb.shutdown_kernel()
     expect(nb.page.locator("#ipb-status-restart")).to_have_text(
         re.compile("BridgeClosedError after seconds"), timeout=15_000
     )
+    assert rejected_within(nb, "#ipb-status-restart", confirmed_at) < 2000
+
+
+def rejected_within(nb: NotebookPage, selector: str, since_ms: float) -> float:
+    """Milliseconds from ``since_ms`` (page clock) to the rejection the status element recorded."""
+    return float(nb.page.locator(selector).get_attribute("data-rejected-at")) - since_ms

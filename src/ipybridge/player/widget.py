@@ -117,7 +117,8 @@ class PlayerCore(BridgeCore):
         length_before = self.source.length
         start = time.perf_counter()
         try:
-            rgba = self.source.render(index)
+            with self._worker.interruptible():
+                rgba = self.source.render(index)
         except BaseException as exc:  # noqa: BLE001 - the page shows it; the kernel goes on
             self._drop(key)
             with self._stats_lock:

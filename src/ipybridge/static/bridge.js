@@ -214,6 +214,13 @@ var BridgeClient = class {
     model.on("msg:custom", this._onMessage);
     model.on("destroy", this._onDestroy);
     this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
+    this._onPageHide = () => {
+      if (!this.closed) {
+        this._post({ type: "bye" });
+        this.flush();
+      }
+    };
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
     this._post({ type: "hello" });
   }
   /**
@@ -526,6 +533,7 @@ var BridgeClient = class {
     this.closeAll("the view was removed from the page");
     this.model.off("msg:custom", this._onMessage);
     this.model.off("destroy", this._onDestroy);
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     this._unwatchKernel();
   }
   /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */

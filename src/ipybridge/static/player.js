@@ -214,6 +214,13 @@ var BridgeClient = class {
     model.on("msg:custom", this._onMessage);
     model.on("destroy", this._onDestroy);
     this._unwatchKernel = watchKernel(model, (why) => this.closeAll(why));
+    this._onPageHide = () => {
+      if (!this.closed) {
+        this._post({ type: "bye" });
+        this.flush();
+      }
+    };
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
     this._post({ type: "hello" });
   }
   /**
@@ -526,6 +533,7 @@ var BridgeClient = class {
     this.closeAll("the view was removed from the page");
     this.model.off("msg:custom", this._onMessage);
     this.model.off("destroy", this._onDestroy);
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     this._unwatchKernel();
   }
   /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */
@@ -878,7 +886,9 @@ function render({ model, el }) {
   const dismiss = button("Dismiss error", "&times;");
   errorBox.append(dismiss, errorText);
   errorBox.hidden = true;
-  stage.append(canvas, buffering, errorBox);
+  const goneBox = make("div", { class: "ipb-gone", role: "alert" });
+  goneBox.hidden = true;
+  stage.append(canvas, buffering, errorBox, goneBox);
   const controls = make("div", { class: "ipb-controls" });
   const first = button("First", ICONS.first);
   const prev = button("Prev Frame", ICONS.prev);
@@ -947,6 +957,7 @@ function render({ model, el }) {
     return codec;
   }
   function setModel(changes) {
+    if (client.closed) return;
     ownChange = true;
     try {
       for (const [key, value] of Object.entries(changes)) model.set(key, value);
@@ -1015,7 +1026,16 @@ function render({ model, el }) {
       }
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target) showBufferingIfStillWaiting();
     if (playing && fps() <= 0) drain();
+  }
+  let waitTimer = 0;
+  function showBufferingIfStillWaiting() {
+    if (waitTimer) return;
+    waitTimer = window.setTimeout(() => {
+      waitTimer = 0;
+      if (!disposed && !playing && !client.closed && shown !== target && !failed.has(target)) buffering.hidden = false;
+    }, BUFFERING_AFTER_MS);
   }
   function startDecode(index, encoded) {
     decoding.add(index);
@@ -1105,6 +1125,7 @@ function render({ model, el }) {
     if (playing) rafId = requestAnimationFrame(tick);
   }
   function start(dir) {
+    if (client.closed) return;
     hideError();
     failed.clear();
     direction = dir;
@@ -1322,9 +1343,16 @@ ${trace}` : header;
       })
     )
   ];
-  client.onClose(() => {
+  client.onClose((error) => {
     inflight.clear();
     inflightByIndex.clear();
+    if (disposed) return;
+    if (playing) stop();
+    buffering.hidden = true;
+    goneBox.textContent = `Kernel gone: ${error.message}. Re-run the cell to play again.`;
+    goneBox.hidden = false;
+    el.classList.add("ipb-kernel-gone");
+    updateButtons();
   });
   loopMode.value = loop();
   updateSpeed();
@@ -1335,6 +1363,7 @@ ${trace}` : header;
   return () => {
     disposed = true;
     if (rafId) cancelAnimationFrame(rafId);
+    clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
     cache.clear();
     decoded.clear();
