@@ -6,6 +6,14 @@
 import { decode, encode } from "./serialize.js";
 
 export const PROTOCOL_VERSION = 1;
+/** The kernel's default limit on one page message (JSON and buffers); its `welcome` says the real one. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
+/** No websocket message above this: a stock Jupyter server closes the kernel's websocket above 10 MiB. */
+export const PART_BYTES = 8 * 2 ** 20;
+/** Item types the kernel answers: their ids travel with a split message so a refusal can answer them. */
+const REQUEST_TYPES = new Set(["call", "execute", "set", "get"]);
+/** Room for `{"ipb":1,"msgs":[...]}` around the items. */
+const ENVELOPE_BYTES = 64;
 
 /**
  * @typedef {{send: (content: any, callbacks?: any, buffers?: ArrayBufferView[]) => void,
@@ -68,6 +76,8 @@ export class BridgeClient {
     this._handlers = new Map();
     /** @type {Set<(error: Error) => void>} */
     this._closeListeners = new Set();
+    /** What the kernel accepts (from its `welcome`); partBytes only changes in tests. */
+    this.limits = { messageBytes: DEFAULT_MAX_MESSAGE_BYTES, partBytes: PART_BYTES };
     this._customTypes = new Set(options.customTypes ?? []);
     this._onCustom = options.onCustom;
     /** Events that arrived before the view's setup registered a listener for them. */
@@ -237,25 +247,90 @@ export class BridgeClient {
     if (this._outgoing.length === 0 || this.closed) return;
     const queued = this._outgoing;
     this._outgoing = [];
+    const limit = this.limits.messageBytes;
     /** @type {Uint8Array[]} */
     const buffers = [];
-    const msgs = [];
+    /** @type {{item: Record<string, any>, encoded: Record<string, any>, text: string}[]} */
+    const ready = [];
+    let total = ENVELOPE_BYTES;
     for (const { item, fail } of queued) {
       const mark = buffers.length;
       try {
-        msgs.push(encodeItem(item, buffers));
+        const encoded = encodeItem(item, buffers);
+        const text = JSON.stringify(encoded);
+        const size = utf8Bytes(text) + byteSum(buffers, mark);
+        if (size + ENVELOPE_BYTES > limit) {
+          buffers.length = mark;
+          const what = item.name ?? item.type;
+          const error = makeError(
+            "MessageTooLargeError",
+            `${what}: the message would be ${mib(size)}, over the ${mib(limit)} this widget accepts ` +
+              "(max_message_bytes in Python); nothing was sent",
+          );
+          if (fail) fail(error);
+          else console.error("ipybridge: cannot send", item, error);
+          continue;
+        }
+        ready.push({ item, encoded, text });
+        total += size;
       } catch (error) {
         buffers.length = mark;
         if (fail) fail(makeError("TypeError", /** @type {Error} */ (error).message));
         else console.error("ipybridge: cannot send", item, error);
       }
     }
-    if (msgs.length === 0) return;
+    if (ready.length === 0) return;
     try {
-      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, undefined, buffers.map(exactBuffer));
+      if (total <= limit) {
+        this._sendEnvelope(ready.map((r) => r.encoded), ready.map((r) => r.text), buffers);
+        return;
+      }
+      // Together over the limit though each fits: one message per group that fits, each encoded anew.
+      /** @type {typeof ready} */
+      let group = [];
+      let groupBytes = ENVELOPE_BYTES;
+      const sendGroup = () => {
+        /** @type {Uint8Array[]} */
+        const own = [];
+        const encoded = group.map(({ item }) => encodeItem(item, own));
+        this._sendEnvelope(encoded, encoded.map((e) => JSON.stringify(e)), own);
+      };
+      for (const entry of ready) {
+        const size = utf8Bytes(entry.text) + itemBufferBytes(entry.item);
+        if (group.length > 0 && groupBytes + size > limit) {
+          sendGroup();
+          group = [];
+          groupBytes = ENVELOPE_BYTES;
+        }
+        group.push(entry);
+        groupBytes += size;
+      }
+      if (group.length > 0) sendGroup();
     } catch (error) {
       this.closeAll(`the kernel cannot be reached: ${/** @type {Error} */ (error).message}`);
     }
+  }
+
+  /**
+   * Send one envelope: whole when it fits in a websocket message, else as `part`s.
+   * @param {Record<string, any>[]} msgs the encoded items @param {string[]} texts their JSON
+   * @param {Uint8Array[]} buffers
+   */
+  _sendEnvelope(msgs, texts, buffers) {
+    let textBytes = ENVELOPE_BYTES;
+    for (const text of texts) textBytes += utf8Bytes(text);
+    if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
+      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, undefined, buffers.map(exactBuffer));
+      return;
+    }
+    const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
+    const ids = msgs.filter((i) => REQUEST_TYPES.has(i.type)).map((i) => i.id);
+    const parts = splitIntoParts(new TextEncoder().encode(json), buffers, this.limits.partBytes, {
+      view: this.viewId,
+      id: this._nextId++,
+      ids,
+    });
+    for (const { item, chunk } of parts) this.model.send({ ipb: PROTOCOL_VERSION, msgs: [item] }, undefined, [chunk]);
   }
 
   /** @param {any} content @param {ArrayLike<ArrayBuffer|ArrayBufferView>} [buffers] */
@@ -294,7 +369,11 @@ export class BridgeClient {
       case "call":
         this._answer(item, decode(item.args, buffers, base));
         return;
-      case "welcome":
+      case "welcome": {
+        const bytes = item.limits?.message_bytes;
+        if (Number.isSafeInteger(bytes) && bytes > 0) this.limits.messageBytes = bytes;
+        return;
+      }
       case "cancel":
         return;
       case "protocol_error":
@@ -375,6 +454,74 @@ function encodeItem(item, buffers) {
     if (key in out) out[key] = encode(out[key], buffers);
   }
   return out;
+}
+
+/**
+ * Cut one message (its JSON text and buffers, as one byte stream) into `part` items of at
+ * most `partBytes` each (docs/protocol.md, "Large messages"). Part 0 carries the sizes the
+ * kernel needs to cut the stream back, and the ids of the requests inside.
+ * @param {Uint8Array} json @param {Uint8Array[]} buffers @param {number} partBytes
+ * @param {{view: string, id: number, ids: number[]}} meta
+ * @returns {{item: Record<string, any>, chunk: Uint8Array}[]}
+ */
+export function splitIntoParts(json, buffers, partBytes, meta) {
+  const pieces = [json, ...buffers];
+  const sizes = pieces.map((p) => p.byteLength);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const count = Math.max(1, Math.ceil(total / partBytes));
+  const parts = [];
+  let piece = 0;
+  let offset = 0;
+  for (let seq = 0; seq < count; seq++) {
+    const chunk = new Uint8Array(Math.min(partBytes, total - seq * partBytes));
+    let filled = 0;
+    while (filled < chunk.length) {
+      const source = pieces[piece];
+      const n = Math.min(source.byteLength - offset, chunk.length - filled);
+      chunk.set(source.subarray(offset, offset + n), filled);
+      filled += n;
+      offset += n;
+      if (offset === source.byteLength) {
+        piece++;
+        offset = 0;
+      }
+    }
+    const item = { type: "part", view: meta.view, id: meta.id, seq, count, ...(seq === 0 ? { sizes, ids: meta.ids } : {}) };
+    parts.push({ item, chunk });
+  }
+  return parts;
+}
+
+/** UTF-8 length of a string, without encoding it when it is short. @param {string} text */
+function utf8Bytes(text) {
+  if (text.length >= 4096) return new TextEncoder().encode(text).byteLength;
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2; // a surrogate pair is 4 bytes
+  }
+  return n;
+}
+
+/** @param {Uint8Array[]} buffers @param {number} from */
+function byteSum(buffers, from) {
+  let n = 0;
+  for (let i = from; i < buffers.length; i++) n += buffers[i].byteLength;
+  return n;
+}
+
+/** Bytes of the binary values of an item, by encoding it on the side. @param {Record<string, any>} item */
+function itemBufferBytes(item) {
+  /** @type {Uint8Array[]} */
+  const own = [];
+  encodeItem(item, own);
+  return byteSum(own, 0);
+}
+
+/** @param {number} n bytes, as people read them */
+function mib(n) {
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
 }
 
 /**

@@ -25,6 +25,7 @@ from typing import Any
 from . import _runtime
 from ._capture import capture
 from ._protocol import (
+    DEFAULT_MAX_MESSAGE_BYTES,
     BadItem,
     Bye,
     Call,
@@ -34,11 +35,15 @@ from ._protocol import (
     GetVar,
     Hello,
     Item,
+    PartAssembler,
     ProtocolError,
+    Refusal,
     Reply,
     SetVar,
     envelope,
+    megabytes,
     parse_envelope,
+    request_ids,
     simple_error,
 )
 from ._serialize import SerializationError, encode
@@ -275,6 +280,10 @@ class BridgeCore:
         self.closed = False
         self._requests_received = 0
         self._messages_received = 0
+        #: Split page messages being joined (``part`` items).
+        self.parts = PartAssembler()
+        #: The most one page message may carry (bytes); the widget points this at its ``max_message_bytes``.
+        self.message_limit: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_BYTES
         #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
         self.delivered_on_main: bool | None = None
         self._delivery_seen = threading.Event()
@@ -315,6 +324,23 @@ class BridgeCore:
         on_main = threading.current_thread() is threading.main_thread()
         self.delivered_on_main = on_main
         self._delivery_seen.set()
+        limit = self.message_limit()
+        if _is_part(content):
+            whole, refusals = self.parts.add(content["msgs"][0], buffers, limit)
+            self._refuse(refusals)
+            if whole is None:
+                return
+            content, buffers = whole
+        elif buffers and (size := sum(memoryview(b).nbytes for b in buffers)) > limit:
+            # Only a page that ignores the limit it was told sends this (ours splits and checks first).
+            msgs = content.get("msgs") if isinstance(content, dict) else None
+            reason = (
+                f"the message carries {megabytes(size)} of buffers, over the {megabytes(limit)} this widget "
+                "accepts (max_message_bytes in Python); nothing of it was run"
+            )
+            refusals = [Refusal(view, (ident,), "MessageTooLargeError", reason) for view, ident in request_ids(msgs)]
+            self._refuse(refusals or [Refusal(None, (), "MessageTooLargeError", reason)])
+            return
         try:
             items = parse_envelope(content, buffers, self.custom_types)
         except ProtocolError as exc:
@@ -345,6 +371,16 @@ class BridgeCore:
         finally:
             self._envelope = None
             envelope.done()
+
+    def _refuse(self, refusals: list[Refusal]) -> None:
+        with self._lock:  # refused requests were received too: debug_stats stays balanced
+            self._requests_received += sum(len(refusal.ids) for refusal in refusals)
+        for refusal in refusals:
+            error = simple_error(refusal.ename, refusal.evalue)
+            if not refusal.ids:
+                self.post({"type": "protocol_error", "view": refusal.view, "error": error})
+            for ident in refusal.ids:
+                self.post({"type": "error", "view": refusal.view, "id": ident, "error": error})
 
     def _handle(self, item: Item) -> None:
         if isinstance(item, Call):
@@ -392,7 +428,7 @@ class BridgeCore:
             for call in self._js_calls.values():
                 if not call.targets:
                     call.targets.add(view)
-        self.post({"type": "welcome", "view": view})
+        self.post(self._welcome(view))
         for queued_item, queued_buffers in waiting:
             self.outbox.post(queued_item, queued_buffers)
         self.on_view_ready(view)
@@ -418,6 +454,14 @@ class BridgeCore:
                 "views": len(self.views),
             }
 
+    def _welcome(self, view: str) -> dict[str, Any]:
+        return {"type": "welcome", "view": view, "limits": {"message_bytes": self.message_limit()}}
+
+    def announce_limits(self) -> None:
+        """Tell every view the current limits (they also come with each view's welcome)."""
+        for view in list(self.views):
+            self.post(self._welcome(view))
+
     def on_view_ready(self, view: str) -> None:
         """Subclasses may send a view its initial state here."""
 
@@ -433,6 +477,7 @@ class BridgeCore:
                 self._before_view.append((call.item, call.buffers))
         for key in [k for k in self._running if k[0] == view]:
             self._cancel(self._running.get(key))
+        self.parts.drop_view(view)
 
     # ---------------------------------------------------------------- calls
     def _handle_call(self, item: Call) -> None:
@@ -681,7 +726,16 @@ class BridgeCore:
             _settle(call.future, exc=error)
         for handle in list(self._running.values()):
             _cancel_handle(handle)
+        self.parts.clear()
         self._worker.stop()
+
+
+def _is_part(content: Any) -> bool:
+    """Whether a page message is one ``part`` of a split message (a part always travels alone)."""
+    if not isinstance(content, dict) or type(content.get("ipb")) is not int or content["ipb"] != 1:
+        return False
+    msgs = content.get("msgs")
+    return isinstance(msgs, list) and len(msgs) == 1 and isinstance(msgs[0], dict) and msgs[0].get("type") == "part"
 
 
 def _settle(future: concurrent.futures.Future[Any], value: Any = None, exc: BaseException | None = None) -> bool:

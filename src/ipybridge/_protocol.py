@@ -18,6 +18,9 @@ caller can answer it with a structured error.
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +31,16 @@ PROTOCOL_VERSION = 1
 MAX_ID = 2**53 - 1
 MAX_NAME_LENGTH = 256
 MAX_ITEMS_PER_ENVELOPE = 10_000
+MAX_VIEW_LENGTH = 256
+#: Default of ``max_message_bytes``: the most one page message may carry, JSON and buffers together.
+DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
+#: The page never sends one websocket message above this: a stock jupyter_server closes the whole
+#: kernel websocket on a message above 10 MiB. Bigger messages travel as ``part`` items.
+PART_BYTES = 8 << 20
+#: Unfinished split messages one widget keeps at most; more evict the oldest.
+MAX_PENDING_MESSAGES = 16
+#: Item types the kernel answers with ``result``/``error``: the ids a refused message must answer.
+REQUEST_TYPES = frozenset({"call", "execute", "set", "get"})
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,9 @@ def parse_item(raw: Any, buffers: Sequence[Any], custom_types: frozenset[str] = 
         ident = raw.get("id") if is_valid_id(raw.get("id")) else None
         if view is None:
             raise ProtocolError("'view' must be a string")
+        if len(view) > MAX_VIEW_LENGTH:
+            view = None
+            raise ProtocolError(f"'view' is longer than {MAX_VIEW_LENGTH} characters")
         kind = raw.get("type")
         if kind == "hello":
             return Hello(view)
@@ -214,3 +230,174 @@ def envelope(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def simple_error(ename: str, evalue: str) -> dict[str, Any]:
     return {"ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
+
+
+# ------------------------------------------------------------------ parts
+@dataclass(frozen=True)
+class Refusal:
+    """A page message the kernel will not handle: answer each of ``ids`` (or the view) with this error."""
+
+    view: str | None
+    ids: tuple[int, ...]
+    ename: str
+    evalue: str
+
+
+def request_ids(msgs: Any, view: str | None = None) -> tuple[tuple[str, int], ...]:
+    """(view, id) of every request item in ``msgs`` that could be answered individually."""
+    found = []
+    for raw in msgs if isinstance(msgs, list) else ():
+        if isinstance(raw, dict) and raw.get("type") in REQUEST_TYPES and is_valid_id(raw.get("id")):
+            item_view = raw.get("view")
+            if isinstance(item_view, str) and len(item_view) <= MAX_VIEW_LENGTH and view in (None, item_view):
+                found.append((item_view, raw["id"]))
+    return tuple(found)
+
+
+def megabytes(n: int) -> str:
+    """``n`` bytes as people read them (the page words its own errors the same way)."""
+    if n >= 2**20:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} bytes"
+
+
+@dataclass
+class _Partial:
+    view: str
+    sizes: list[int]
+    total: int
+    count: int
+    ids: tuple[int, ...]
+    chunks: list[bytes] = field(default_factory=list)
+    received: int = 0
+    next_seq: int = 0
+
+
+class PartAssembler:
+    """Joins page messages that were split into ``part`` items, in bounded memory.
+
+    A part is ``{"type": "part", "view", "id", "seq", "count"}`` with exactly one
+    buffer (its slice of the message); part 0 also carries ``sizes`` (byte sizes
+    of the message's JSON text and of each of its buffers) and ``ids`` (the
+    message's request ids, so a refused message can still answer each request).
+    The declared size of an unfinished message is reserved when its first part
+    arrives: a message over ``limit`` is refused at once, and unfinished messages
+    together stay under ``2 * limit`` and :data:`MAX_PENDING_MESSAGES` (the oldest
+    is dropped, its requests answered). ``drop_view`` forgets a view's parts.
+    """
+
+    def __init__(self) -> None:
+        self._partials: OrderedDict[tuple[str, int], _Partial] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def pending_bytes(self) -> int:
+        with self._lock:
+            return sum(p.total for p in self._partials.values())
+
+    def add(
+        self, raw: dict[str, Any], buffers: Sequence[Any], limit: int
+    ) -> tuple[tuple[Any, list[memoryview]] | None, list[Refusal]]:
+        """Take one part; return the whole message once its last part is in, and any refusals."""
+        view = raw.get("view")
+        if not isinstance(view, str) or len(view) > MAX_VIEW_LENGTH:
+            return None, [Refusal(None, (), "ProtocolError", "a part needs a 'view' string")]
+        ident, seq, count = raw.get("id"), raw.get("seq"), raw.get("count")
+        if (
+            not (isinstance(ident, int) and isinstance(seq, int) and isinstance(count, int))
+            or not (is_valid_id(ident) and is_valid_id(seq) and is_valid_id(count) and seq < count)
+            or len(buffers) != 1
+        ):
+            return None, [Refusal(view, (), "ProtocolError", "a part needs an id, 0 <= seq < count and one buffer")]
+        chunk = bytes(memoryview(buffers[0]).cast("B"))
+        key = (view, ident)
+        refusals: list[Refusal] = []
+        with self._lock:
+            if seq == 0:
+                refusals += self._drop(key, "ProtocolError", "the message was restarted before it was complete")
+                started = self._start(view, raw, count, limit)
+                if isinstance(started, Refusal):
+                    return None, [*refusals, started]
+                refusals += self._make_room(started.total, limit)
+                self._partials[key] = started
+            partial = self._partials.get(key)
+            if partial is None:
+                return None, refusals  # the rest of a message already refused or dropped: nothing to answer
+            if seq != partial.next_seq or partial.received + len(chunk) > partial.total:
+                refusals += self._drop(key, "ProtocolError", "parts out of order or larger than declared")
+                return None, refusals
+            partial.chunks.append(chunk)
+            partial.received += len(chunk)
+            partial.next_seq += 1
+            if partial.next_seq < partial.count:
+                return None, refusals
+            del self._partials[key]
+        if partial.received != partial.total:
+            return None, [*refusals, Refusal(view, partial.ids, "ProtocolError", "parts smaller than declared")]
+        joined = _join(partial)
+        if isinstance(joined, Refusal):
+            return None, [*refusals, joined]
+        return joined, refusals
+
+    def _start(self, view: str, raw: dict[str, Any], count: int, limit: int) -> _Partial | Refusal:
+        ids_raw, sizes = raw.get("ids", []), raw.get("sizes")
+        ids = tuple(i for i in ids_raw if is_valid_id(i))[:MAX_ITEMS_PER_ENVELOPE] if isinstance(ids_raw, list) else ()
+        if (
+            not isinstance(sizes, list)
+            or not 1 <= len(sizes) <= MAX_ITEMS_PER_ENVELOPE
+            or not all(is_valid_id(n) for n in sizes)
+        ):
+            return Refusal(view, ids, "ProtocolError", "part 0 needs 'sizes': the byte sizes of the JSON and buffers")
+        total = sum(sizes)
+        if total > limit:
+            return Refusal(
+                view,
+                ids,
+                "MessageTooLargeError",
+                f"the message is {megabytes(total)}, over the {megabytes(limit)} this widget accepts "
+                "(max_message_bytes in Python); nothing of it was run",
+            )
+        if count > total + 1:
+            return Refusal(view, ids, "ProtocolError", "more parts than bytes")
+        return _Partial(view, sizes, total, count, ids)
+
+    def _make_room(self, incoming: int, limit: int) -> list[Refusal]:
+        refusals: list[Refusal] = []
+        pending = sum(p.total for p in self._partials.values())
+        while self._partials and (pending + incoming > 2 * limit or len(self._partials) >= MAX_PENDING_MESSAGES):
+            key, oldest = next(iter(self._partials.items()))
+            pending -= oldest.total
+            refusals += self._drop(
+                key,
+                "MessageTooLargeError",
+                "dropped unfinished: too many large messages were arriving at once "
+                f"(at most {MAX_PENDING_MESSAGES}, {megabytes(2 * limit)} together); send it again",
+            )
+        return refusals
+
+    def _drop(self, key: tuple[str, int], ename: str, evalue: str) -> list[Refusal]:
+        partial = self._partials.pop(key, None)
+        return [] if partial is None else [Refusal(partial.view, partial.ids, ename, evalue)]
+
+    def drop_view(self, view: str) -> None:
+        with self._lock:
+            for key in [k for k in self._partials if k[0] == view]:
+                del self._partials[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._partials.clear()
+
+
+def _join(partial: _Partial) -> tuple[Any, list[memoryview]] | Refusal:
+    blob = memoryview(b"".join(partial.chunks))
+    partial.chunks.clear()
+    try:
+        content = json.loads(bytes(blob[: partial.sizes[0]]))
+    except (ValueError, RecursionError) as exc:
+        return Refusal(partial.view, partial.ids, "ProtocolError", f"the joined message is not JSON: {exc}"[:500])
+    buffers, offset = [], partial.sizes[0]
+    for size in partial.sizes[1:]:
+        buffers.append(blob[offset : offset + size])
+        offset += size
+    return content, buffers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
@@ -10,15 +11,22 @@ import anywidget
 import traitlets
 
 from ._core import BridgeCore, JSFuture
+from ._protocol import DEFAULT_MAX_MESSAGE_BYTES
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATIC = pathlib.Path(__file__).parent / "static"
+log = logging.getLogger("ipybridge")
 
 
 class BridgeWidget(anywidget.AnyWidget):
     """Base of ipybridge's widgets: owns a :class:`BridgeCore` wired to the comm."""
 
     core_class: type[BridgeCore] = BridgeCore
+    #: The most one message from the page may carry, JSON and binary buffers together (bytes).
+    #: Set it on a class for every widget of that class (``ipybridge.Bridge.max_message_bytes = 256 << 20``)
+    #: or on one widget (``b.max_message_bytes = 16 << 20``). Checked in the kernel on every message;
+    #: the page learns it and rejects a bigger call at once (``MessageTooLargeError``), sending nothing.
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
     def __init__(
         self,
@@ -29,8 +37,27 @@ class BridgeWidget(anywidget.AnyWidget):
     ) -> None:
         super().__init__(**kwargs)
         self._core = self._make_core(allow_execute=allow_execute, namespace=namespace)
+        self._core.message_limit = self._message_limit
         self.on_msg(self._on_custom_msg)
         _route_off_main_thread(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "max_message_bytes":
+            _check_limit(value)
+            super().__setattr__(name, value)
+            core = getattr(self, "_core", None)
+            if core is not None:
+                core.announce_limits()
+            return
+        super().__setattr__(name, value)
+
+    def _message_limit(self) -> int:
+        value = self.max_message_bytes  # the instance's, else its class's: read per message
+        try:
+            return _check_limit(value)
+        except (TypeError, ValueError):
+            log.error("ipybridge: ignoring max_message_bytes=%r (not an int >= 1024)", value)
+            return DEFAULT_MAX_MESSAGE_BYTES
 
     def _make_core(self, **kwargs: Any) -> BridgeCore:
         return self.core_class(self._send_to_page, name=type(self).__name__, **kwargs)
@@ -54,6 +81,14 @@ class BridgeWidget(anywidget.AnyWidget):
         if core is not None:
             core.close()
         super().close()
+
+
+def _check_limit(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"max_message_bytes must be an int (bytes), not {type(value).__name__}")
+    if value < 1024:
+        raise ValueError(f"max_message_bytes must be at least 1024, not {value}")
+    return value
 
 
 def _route_off_main_thread(widget: anywidget.AnyWidget) -> None:

@@ -318,3 +318,75 @@ def launched_chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@dataclass
+class VoilaServer:
+    """``voila`` serving one notebook as a dashboard: every page visit gets its own kernel."""
+
+    root: Path
+    notebook: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kernel_alive(self, kernel_id: str) -> bool:
+        """Whether the server still has this kernel and it is not dead (Voila's /api/kernels/<id>)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/kernels/{kernel_id}", timeout=30) as response:
+                model = json.loads(response.read())
+        except OSError:
+            return False
+        return model.get("id") == kernel_id and model.get("execution_state") not in ("dead", None)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_voila(root: Path, cells: list[str], name: str = "dashboard") -> VoilaServer:
+    """Write ``cells`` as a notebook in ``root`` and serve it with ``voila``.
+
+    Token-less on 127.0.0.1 and a free port, as a dashboard is published; the
+    server's log goes to ``root`` (the fixture copies it to test-artifacts when
+    a test fails). Waits at most 90 s for the server to answer.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    notebook = root / f"{name}.ipynb"
+    write_notebook(notebook, cells)
+    port = free_port()
+    log_path = root / f"voila-{port}.log"
+    env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
+    env.pop("JUPYTER_TOKEN", None)
+    args = [
+        sys.executable, "-m", "voila", str(notebook), "--no-browser",
+        f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+        "--show_tracebacks=True", "--Voila.token=",
+    ]  # fmt: skip
+    log = log_path.open("wb")
+    process = subprocess.Popen(args, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = VoilaServer(root, notebook, port, process, log_path)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"voila exited:\n{server.log_text()}")
+        try:
+            # A static file: asking for the dashboard itself would start a kernel.
+            with urllib.request.urlopen(f"{server.url}/voila/static/voila.js", timeout=5):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    stop_voila(server)
+    raise RuntimeError(f"voila did not start in 90 s:\n{server.log_text()}")
+
+
+def stop_voila(server: VoilaServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(10)

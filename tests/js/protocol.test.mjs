@@ -2,7 +2,8 @@
 // timeouts, aborts, events, handlers and closing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BridgeClient } from "../../js/protocol.js";
+import { readFileSync } from "node:fs";
+import { BridgeClient, splitIntoParts } from "../../js/protocol.js";
 import { encode } from "../../js/serialize.js";
 
 class FakeModel {
@@ -183,6 +184,98 @@ test("the py proxy calls by property name and is not a thenable", async () => {
   assert.deepEqual([call.name, call.args], ["add", [1, 2]]);
   model.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: 3 }]);
   assert.equal(await p, 3);
+});
+
+// ------------------------------------------------------------ size limit and parts
+const { parts: partExamples } = JSON.parse(readFileSync(new URL("../shared/wire_examples.json", import.meta.url), "utf8"));
+const fromHex = (hex) => Uint8Array.from(hex.match(/../g) ?? [], (h) => parseInt(h, 16));
+const toHex = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+
+test("splitIntoParts cuts a message exactly as the shared examples say", () => {
+  for (const example of partExamples) {
+    const parts = splitIntoParts(new TextEncoder().encode(example.json), example.buffers.map(fromHex), example.part_bytes, example.meta);
+    assert.deepEqual(parts.map((p) => ({ item: p.item, chunk: toHex(p.chunk) })), example.parts);
+  }
+});
+
+/** Join what a fake model received as parts back into {content, buffers}, as the kernel does. */
+function joinParts(sent) {
+  const first = sent[0].content.msgs[0];
+  const stream = Buffer.concat(sent.map((m) => Buffer.from(m.buffers[0])));
+  const [jsonBytes, ...bufferSizes] = first.sizes;
+  const content = JSON.parse(stream.subarray(0, jsonBytes).toString("utf8"));
+  let offset = jsonBytes;
+  const buffers = bufferSizes.map((n) => stream.subarray(offset, (offset += n)));
+  return { first, content, buffers };
+}
+
+test("a message over the part size leaves as parts no bigger than it, and joins back", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  client.limits.partBytes = 1000;
+  await tick();
+  model.sent.length = 0; // the hello
+  const data = Float64Array.from({ length: 500 }, (_, i) => i);
+  const call = client.call("total", [data]);
+  await tick();
+  assert.ok(model.sent.length >= 4);
+  for (const m of model.sent) {
+    assert.equal(m.content.msgs.length, 1);
+    assert.equal(m.content.msgs[0].type, "part");
+    assert.equal(m.buffers.length, 1);
+    assert.ok(m.buffers[0].byteLength <= 1000);
+  }
+  const { first, content, buffers } = joinParts(model.sent);
+  const item = content.msgs[0];
+  assert.deepEqual(first.ids, [item.id]);
+  assert.equal(item.name, "total");
+  assert.deepEqual(new Float64Array(new Uint8Array(buffers[0]).slice().buffer), data);
+  model.fromKernel([{ type: "result", view: client.viewId, id: item.id, value: 7 }]);
+  assert.equal(await call, 7);
+});
+
+test("a call over the kernel's limit rejects at once with MessageTooLargeError and sends nothing", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  model.fromKernel([{ type: "welcome", view: client.viewId, limits: { message_bytes: 4096 } }]);
+  await tick();
+  model.sent.length = 0;
+  const big = client.call("echo", [new Uint8Array(5000)]);
+  const small = client.call("echo", [1]);
+  await assert.rejects(big, (e) => e.name === "MessageTooLargeError" && /over the 4\.0 KiB/.test(e.message) && /max_message_bytes/.test(e.message));
+  await tick();
+  assert.deepEqual(model.items().map((i) => [i.type, i.name]), [["call", "echo"]]); // only the small call left
+  model.fromKernel([{ type: "result", view: client.viewId, id: model.items()[0].id, value: 1 }]);
+  assert.equal(await small, 1);
+});
+
+test("calls that fit one by one but not together leave in separate messages", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  model.fromKernel([{ type: "welcome", view: client.viewId, limits: { message_bytes: 3000 } }]);
+  await tick();
+  model.sent.length = 0;
+  client.call("a", [new Uint8Array(2000)]);
+  client.call("b", [new Uint8Array(2000)]);
+  await tick();
+  assert.equal(model.sent.length, 2);
+  for (const m of model.sent) {
+    assert.equal(m.content.msgs.length, 1);
+    assert.equal(m.buffers.length, 1);
+    assert.equal(m.content.msgs[0].args[0].i, 0); // each message numbers its own buffers
+  }
+});
+
+test("a reply to Python too large to send becomes a failed reply", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  model.fromKernel([{ type: "welcome", view: client.viewId, limits: { message_bytes: 2048 } }]);
+  client.handle("big", () => new Uint8Array(4096));
+  model.fromKernel([{ type: "call", id: 5, name: "big", args: [] }]);
+  for (let i = 0; i < 5; i++) await tick();
+  const reply = model.items().find((i) => i.type === "reply");
+  assert.equal(reply.ok, false);
+  assert.equal(reply.error.name, "MessageTooLargeError");
 });
 
 test("diagnostics count answers for requests the view is not waiting for; the first answer wins", async () => {

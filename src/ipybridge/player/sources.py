@@ -62,6 +62,12 @@ def _out_of_range(index: int, length: int | None) -> FrameOutOfRange:
     return FrameOutOfRange(f"frame {index} is out of range: this animation has {length} frames (0..{length - 1})")
 
 
+#: How far past the values seen so far a request may advance an iterable's iterator. Without
+#: a bound, one request for frame 10**30 of an endless generator would occupy the render
+#: thread and grow memory forever.
+MAX_LOOKAHEAD = 100_000
+
+
 class FrameValues:
     """Random access to the values handed to the frame function.
 
@@ -105,6 +111,11 @@ class FrameValues:
         if self._seq is not None:
             return self._seq[index]
         with self._guard:
+            if index - len(self._seen) >= MAX_LOOKAHEAD:
+                raise FrameOutOfRange(
+                    f"frame {index} is out of reach: this animation's frames come from an iterator, "
+                    f"{len(self._seen)} produced so far; a request may go at most {MAX_LOOKAHEAD} beyond that"
+                )
             while len(self._seen) <= index:
                 assert self._iter is not None
                 try:

@@ -29,7 +29,7 @@ import traitlets
 
 from .. import _runtime
 from .._core import BridgeCore, Send, error_payload
-from .._protocol import Custom, simple_error
+from .._protocol import Custom, is_valid_id, simple_error
 from ..bridge import STATIC, BridgeWidget
 from . import codecs
 from .sources import FigureSource, FrameOutOfRange, FrameSource, VideoSource, from_animation
@@ -80,7 +80,7 @@ class PlayerCore(BridgeCore):
             if isinstance(ids, list):
                 with self._pending_lock:
                     for ident in ids:
-                        if _int(ident) is not None:
+                        if is_valid_id(ident):
                             self._pending.discard((item.view, ident))
         elif item.type == "player_stats":
             stats = data.get("stats")
@@ -90,7 +90,8 @@ class PlayerCore(BridgeCore):
                 }
 
     def _request(self, view: str, data: dict[str, Any]) -> None:
-        ident, index, gen = _int(data.get("id")), _int(data.get("index")), _int(data.get("gen", 0))
+        ident = data.get("id") if is_valid_id(data.get("id")) else None  # as for every request: [0, 2**53)
+        index, gen = _int(data.get("index")), _int(data.get("gen", 0))
         codec, quality = data.get("codec", "auto"), _int(data.get("quality", 85))
         urgent = data.get("urgent", False) is True
         if ident is None or index is None or gen is None or quality is None or codec not in codecs.CODECS:
@@ -98,8 +99,11 @@ class PlayerCore(BridgeCore):
                 {
                     "type": "protocol_error",
                     "view": view,
-                    "error": simple_error("ProtocolError", "a frame request needs integer id, index, gen, quality "
-                                          f"and a codec in {codecs.CODECS}"),
+                    "error": simple_error(
+                        "ProtocolError",
+                        "a frame request needs an id in [0, 2**53), integer "
+                        f"index, gen and quality, and a codec in {codecs.CODECS}",
+                    ),
                 }
             )
             return

@@ -326,6 +326,10 @@ function view(ctor, bytes) {
 
 // js/protocol.js
 var PROTOCOL_VERSION = 1;
+var DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
+var PART_BYTES = 8 * 2 ** 20;
+var REQUEST_TYPES = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
+var ENVELOPE_BYTES = 64;
 function makeError(name, message, extra = {}) {
   const error = new Error(message);
   error.name = name;
@@ -358,6 +362,7 @@ var BridgeClient = class {
     this._listeners = /* @__PURE__ */ new Map();
     this._handlers = /* @__PURE__ */ new Map();
     this._closeListeners = /* @__PURE__ */ new Set();
+    this.limits = { messageBytes: DEFAULT_MAX_MESSAGE_BYTES, partBytes: PART_BYTES };
     this._customTypes = new Set(options.customTypes ?? []);
     this._onCustom = options.onCustom;
     this._early = null;
@@ -510,12 +515,29 @@ var BridgeClient = class {
     if (this._outgoing.length === 0 || this.closed) return;
     const queued = this._outgoing;
     this._outgoing = [];
+    const limit = this.limits.messageBytes;
     const buffers = [];
-    const msgs = [];
+    const ready = [];
+    let total = ENVELOPE_BYTES;
     for (const { item, fail } of queued) {
       const mark = buffers.length;
       try {
-        msgs.push(encodeItem(item, buffers));
+        const encoded = encodeItem(item, buffers);
+        const text = JSON.stringify(encoded);
+        const size = utf8Bytes(text) + byteSum(buffers, mark);
+        if (size + ENVELOPE_BYTES > limit) {
+          buffers.length = mark;
+          const what = item.name ?? item.type;
+          const error = makeError(
+            "MessageTooLargeError",
+            `${what}: the message would be ${mib(size)}, over the ${mib(limit)} this widget accepts (max_message_bytes in Python); nothing was sent`
+          );
+          if (fail) fail(error);
+          else console.error("ipybridge: cannot send", item, error);
+          continue;
+        }
+        ready.push({ item, encoded, text });
+        total += size;
       } catch (error) {
         buffers.length = mark;
         if (fail) fail(makeError(
@@ -526,13 +548,55 @@ var BridgeClient = class {
         else console.error("ipybridge: cannot send", item, error);
       }
     }
-    if (msgs.length === 0) return;
+    if (ready.length === 0) return;
     try {
-      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, void 0, buffers.map(exactBuffer));
+      if (total <= limit) {
+        this._sendEnvelope(ready.map((r) => r.encoded), ready.map((r) => r.text), buffers);
+        return;
+      }
+      let group = [];
+      let groupBytes = ENVELOPE_BYTES;
+      const sendGroup = () => {
+        const own = [];
+        const encoded = group.map(({ item }) => encodeItem(item, own));
+        this._sendEnvelope(encoded, encoded.map((e) => JSON.stringify(e)), own);
+      };
+      for (const entry of ready) {
+        const size = utf8Bytes(entry.text) + itemBufferBytes(entry.item);
+        if (group.length > 0 && groupBytes + size > limit) {
+          sendGroup();
+          group = [];
+          groupBytes = ENVELOPE_BYTES;
+        }
+        group.push(entry);
+        groupBytes += size;
+      }
+      if (group.length > 0) sendGroup();
     } catch (error) {
       this.closeAll(`the kernel cannot be reached: ${/** @type {Error} */
       error.message}`);
     }
+  }
+  /**
+   * Send one envelope: whole when it fits in a websocket message, else as `part`s.
+   * @param {Record<string, any>[]} msgs the encoded items @param {string[]} texts their JSON
+   * @param {Uint8Array[]} buffers
+   */
+  _sendEnvelope(msgs, texts, buffers) {
+    let textBytes = ENVELOPE_BYTES;
+    for (const text of texts) textBytes += utf8Bytes(text);
+    if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
+      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, void 0, buffers.map(exactBuffer));
+      return;
+    }
+    const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
+    const ids = msgs.filter((i) => REQUEST_TYPES.has(i.type)).map((i) => i.id);
+    const parts = splitIntoParts(new TextEncoder().encode(json), buffers, this.limits.partBytes, {
+      view: this.viewId,
+      id: this._nextId++,
+      ids
+    });
+    for (const { item, chunk } of parts) this.model.send({ ipb: PROTOCOL_VERSION, msgs: [item] }, void 0, [chunk]);
   }
   /** @param {any} content @param {ArrayLike<ArrayBuffer|ArrayBufferView>} [buffers] */
   _onMessage(content, buffers = []) {
@@ -569,7 +633,11 @@ var BridgeClient = class {
       case "call":
         this._answer(item, decode(item.args, buffers, base));
         return;
-      case "welcome":
+      case "welcome": {
+        const bytes = item.limits?.message_bytes;
+        if (Number.isSafeInteger(bytes) && bytes > 0) this.limits.messageBytes = bytes;
+        return;
+      }
       case "cancel":
         return;
       case "protocol_error":
@@ -645,6 +713,56 @@ function encodeItem(item, buffers) {
     if (key in out) out[key] = encode(out[key], buffers);
   }
   return out;
+}
+function splitIntoParts(json, buffers, partBytes, meta) {
+  const pieces = [json, ...buffers];
+  const sizes = pieces.map((p) => p.byteLength);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const count = Math.max(1, Math.ceil(total / partBytes));
+  const parts = [];
+  let piece = 0;
+  let offset = 0;
+  for (let seq = 0; seq < count; seq++) {
+    const chunk = new Uint8Array(Math.min(partBytes, total - seq * partBytes));
+    let filled = 0;
+    while (filled < chunk.length) {
+      const source = pieces[piece];
+      const n = Math.min(source.byteLength - offset, chunk.length - filled);
+      chunk.set(source.subarray(offset, offset + n), filled);
+      filled += n;
+      offset += n;
+      if (offset === source.byteLength) {
+        piece++;
+        offset = 0;
+      }
+    }
+    const item = { type: "part", view: meta.view, id: meta.id, seq, count, ...seq === 0 ? { sizes, ids: meta.ids } : {} };
+    parts.push({ item, chunk });
+  }
+  return parts;
+}
+function utf8Bytes(text) {
+  if (text.length >= 4096) return new TextEncoder().encode(text).byteLength;
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128) n += c < 2048 || c >= 55296 && c <= 57343 ? 1 : 2;
+  }
+  return n;
+}
+function byteSum(buffers, from) {
+  let n = 0;
+  for (let i = from; i < buffers.length; i++) n += buffers[i].byteLength;
+  return n;
+}
+function itemBufferBytes(item) {
+  const own = [];
+  encodeItem(item, own);
+  return byteSum(own, 0);
+}
+function mib(n) {
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
 }
 function exactBuffer(bytes) {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
