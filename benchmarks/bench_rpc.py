@@ -21,7 +21,9 @@ Then the same notebook on a second server that loads ipybridge's server extensio
 (TCP_NODELAY on kernel websockets): latency and calls/s again.
 
 Both servers raise tornado's ``websocket_max_message_size`` (10 MiB by default)
-to 256 MiB: a bigger page->kernel message would close the kernel websocket.
+to 256 MiB: a bigger page->kernel message would close the kernel websocket of the
+floor and invoke (ipybridge sends parts of at most 8 MiB on its own; the notebook
+raises its ``max_message_bytes`` to 256 MiB for the 81 MiB of base64 text).
 
     .venv/bin/python benchmarks/bench_rpc.py [--repeats 3] [--window 2] [--no-nodelay]
 
@@ -203,6 +205,7 @@ SETUP_CELL = (
                 "source_b64": array_to_b64,
             },
         )
+        bridge.max_message_bytes = 256 * 2**20  # the 64 MB array as base64 text is 81 MiB (default limit 64 MiB)
         display(Floor(), Invoke(), bridge)
         """
     )
