@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._serialize import DecodeError, decode
+from ._serialize import DecodeError, OwnedBuffer, decode
 
 PROTOCOL_VERSION = 1
 MAX_ID = 2**53 - 1
@@ -268,7 +268,7 @@ class _Partial:
     total: int
     count: int
     ids: tuple[int, ...]
-    chunks: list[bytes] = field(default_factory=list)
+    chunks: list[memoryview] = field(default_factory=list)
     received: int = 0
     next_seq: int = 0
 
@@ -309,7 +309,7 @@ class PartAssembler:
             or len(buffers) != 1
         ):
             return None, [Refusal(view, (), "ProtocolError", "a part needs an id, 0 <= seq < count and one buffer")]
-        chunk = bytes(memoryview(buffers[0]).cast("B"))
+        chunk = memoryview(buffers[0]).cast("B")  # kept as received: _join copies each byte once
         key = (view, ident)
         refusals: list[Refusal] = []
         with self._lock:
@@ -390,14 +390,24 @@ class PartAssembler:
 
 
 def _join(partial: _Partial) -> tuple[Any, list[memoryview]] | Refusal:
-    blob = memoryview(b"".join(partial.chunks))
+    """The message's JSON and buffers, each copied once from the parts into memory of its own.
+
+    Each buffer gets its own :class:`OwnedBuffer` (writable, allocator-aligned),
+    so an array decoded from it needs no further copy.
+    """
+    pieces = [OwnedBuffer(size) for size in partial.sizes]
+    piece, filled = 0, 0
+    for chunk in partial.chunks:
+        used = 0
+        while used < len(chunk):
+            while filled == len(pieces[piece]):  # the next piece (zero-length ones take nothing)
+                piece, filled = piece + 1, 0
+            n = min(len(chunk) - used, len(pieces[piece]) - filled)
+            pieces[piece][filled : filled + n] = chunk[used : used + n]
+            used, filled = used + n, filled + n
     partial.chunks.clear()
     try:
-        content = json.loads(bytes(blob[: partial.sizes[0]]))
+        content = json.loads(pieces[0])
     except (ValueError, RecursionError) as exc:
         return Refusal(partial.view, partial.ids, "ProtocolError", f"the joined message is not JSON: {exc}"[:500])
-    buffers, offset = [], partial.sizes[0]
-    for size in partial.sizes[1:]:
-        buffers.append(blob[offset : offset + size])
-        offset += size
-    return content, buffers
+    return content, [memoryview(buffer) for buffer in pieces[1:]]

@@ -166,6 +166,14 @@ def _decode(tree: Any, buffers: Sequence[Any], depth: int) -> Any:
     raise DecodeError(f"not a JSON value: {type(tree).__name__}")
 
 
+class OwnedBuffer(bytearray):
+    """Memory ipybridge allocated for one value of one message and hands over.
+
+    An array decoded from it may use it without a copy: nobody else holds it.
+    (Any other buffer is copied, so a decoded array never aliases a caller's memory.)
+    """
+
+
 def _buffer(tree: Mapping[str, Any], buffers: Sequence[Any]) -> memoryview:
     index = tree.get("i")
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(buffers):
@@ -215,5 +223,11 @@ def _decode_ndarray(tree: Mapping[str, Any], buffers: Sequence[Any]) -> np.ndarr
             f"{count * dtype.itemsize} bytes, buffer has {data.nbytes}"
         )
     flat = np.frombuffer(data, dtype=np.uint8 if dtype_name == "bool" else dtype, count=count)
-    array = flat != 0 if dtype_name == "bool" else flat.astype(dtype.newbyteorder("="), copy=True)
+    array: np.ndarray
+    if dtype_name == "bool":
+        array = flat != 0
+    elif isinstance(data.obj, OwnedBuffer) and dtype.isnative and flat.flags.aligned:
+        array = flat  # memory ipybridge made for this value alone (a joined split message): no copy
+    else:  # a buffer someone else owns (the comm's): the caller gets a writable array of its own
+        array = flat.astype(dtype.newbyteorder("="), copy=True)
     return array.reshape(shape)

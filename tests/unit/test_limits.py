@@ -245,3 +245,21 @@ def test_any_parts_never_raise_and_stay_bounded(parts: list[tuple[dict[str, Any]
             assert len(core.parts._partials) <= MAX_PENDING_MESSAGES
     finally:
         core.close()
+
+
+def test_an_array_from_a_split_message_is_writable_and_needs_no_copy_after_joining(
+    core: BridgeCore, page: FakePage
+) -> None:
+    seen: list[np.ndarray] = []
+    core.expose(lambda a: seen.append(a) or float(a.sum()), "keep")
+    values = np.arange(40_000, dtype=np.float64)
+    content, buffers = envelope({"type": "call", "id": 9, "name": "keep", "args": [values], "kwargs": {}})
+    for part in split(content, buffers, 50_000, ident=5):
+        core.receive(*part)
+    assert page.value_of(page.answer("v1", 9)) == float(values.sum())
+    (received,) = seen
+    np.testing.assert_array_equal(received, values)
+    assert received.flags.writeable
+    assert received.flags.aligned
+    assert not received.flags.owndata  # it uses the joined buffer made for it, not a second copy
+    received[0] = 7.0  # and the function may change it
