@@ -26,6 +26,7 @@ from . import _runtime
 from ._capture import capture
 from ._protocol import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
     BadItem,
     Bye,
     Call,
@@ -732,7 +733,7 @@ class BridgeCore:
 
 def _is_part(content: Any) -> bool:
     """Whether a page message is one ``part`` of a split message (a part always travels alone)."""
-    if not isinstance(content, dict) or type(content.get("ipb")) is not int or content["ipb"] != 1:
+    if not isinstance(content, dict) or type(content.get("ipb")) is not int or content["ipb"] != PROTOCOL_VERSION:
         return False
     msgs = content.get("msgs")
     return isinstance(msgs, list) and len(msgs) == 1 and isinstance(msgs[0], dict) and msgs[0].get("type") == "part"

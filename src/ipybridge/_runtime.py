@@ -100,12 +100,13 @@ def _raise_in_thread(thread: threading.Thread | None, exc_type: type[BaseExcepti
 class _Lane:
     """One thread serving a worker's queue, and what it is doing."""
 
-    __slots__ = ("abandoned", "in_user_code", "job", "thread")
+    __slots__ = ("abandoned", "in_user_code", "interrupt_aimed", "job", "thread")
 
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
         self.job: Callable[[], None] | None = None
         self.in_user_code = False  # only then may an interrupt raise KeyboardInterrupt in it
+        self.interrupt_aimed = False  # a KeyboardInterrupt was aimed at it and may still be pending
         self.abandoned = False
 
 
@@ -168,9 +169,9 @@ class SerialWorker:
         if lane is None:
             yield
             return
-        with self._lock:
-            lane.in_user_code = True
         try:
+            with self._lock:  # interrupt() aims only after this releases the lock: inside the try
+                lane.in_user_code = True
             yield
         finally:
             self._leave_user_code(lane)
@@ -180,7 +181,9 @@ class SerialWorker:
             try:
                 with self._lock:
                     lane.in_user_code = False
-                    _raise_in_thread(lane.thread, None)  # an interrupt aimed at the user's code ends here
+                    if lane.interrupt_aimed:  # an interrupt aimed at the user's code ends here
+                        lane.interrupt_aimed = False
+                        _raise_in_thread(lane.thread, None)
                 return
             except KeyboardInterrupt:  # noqa: PERF203 - it landed just after the user's code returned: retry
                 continue
@@ -191,6 +194,7 @@ class SerialWorker:
         with self._lock:
             for lane in [self._lane, *self._abandoned]:
                 if lane is not None and lane.in_user_code:
+                    lane.interrupt_aimed = True
                     _raise_in_thread(lane.thread, KeyboardInterrupt)
             job = self._lane.job if self._lane is not None else None
         if job is not None:
@@ -234,16 +238,11 @@ class SerialWorker:
                 self.on_idle()
 
     def _end_job(self, lane: _Lane) -> None:
-        while True:
-            try:
-                with self._lock:
-                    lane.job = None
-                    lane.in_user_code = False
-                    _raise_in_thread(lane.thread, None)
-                    self._abandoned.discard(lane)
-                return
-            except KeyboardInterrupt:  # noqa: PERF203 - aimed at the job that just ended: retry
-                continue
+        # No KeyboardInterrupt can land here: interrupts only aim at user code,
+        # and interruptible() cleared any pending one when that code ended.
+        with self._lock:
+            lane.job = None
+            self._abandoned.discard(lane)
 
 
 # ------------------------------------------------------------------ interrupts
