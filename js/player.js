@@ -131,7 +131,12 @@ function render({ model, el }) {
   for (const mode of ["loop", "once", "reflect"]) loopMode.append(new Option(mode, mode));
   const fpsReadout = make("span", { "aria-label": "Displayed fps", title: "Displayed fps", class: "ipb-fps" }, "0.0 fps");
   controls.append(first, prev, reverse, pause, play, next, last, slider, counter, speed, loopMode, fpsReadout);
-  el.replaceChildren(stage, controls);
+  // An array's title (xarray: variable and units) and colour bar.
+  const title = make("div", { class: "ipb-title", role: "heading", "aria-level": "3" });
+  const colorbar = /** @type {HTMLImageElement} */ (make("img", { class: "ipb-colorbar", alt: "Colour bar", title: "Colour bar" }));
+  const view = make("div", { class: "ipb-view" });
+  view.append(stage, colorbar);
+  el.replaceChildren(title, view, controls);
 
   // ---------------------------------------------------------------- state
   const client = new BridgeClient(model, { customTypes: ["frame", "frame_error"], onCustom });
@@ -147,6 +152,8 @@ function render({ model, el }) {
   const inflightByIndex = new Map();
   /** @type {Set<number>} */
   const decoding = new Set();
+  /** @type {Map<number, string>} frame index -> what the counter shows besides the index (xarray: the coordinate) */
+  const labels = new Map();
   /** @type {Map<number, any>} frames whose drawing failed -> the Python error */
   const failed = new Map();
   const meter = new FpsMeter();
@@ -231,6 +238,10 @@ function render({ model, el }) {
     if (item.type === "frame") {
       cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf(buffers[item.b0 ?? 0]) });
       failed.delete(index);
+      if (typeof item.label === "string") {
+        if (labels.size >= 100000) labels.clear();
+        labels.set(index, item.label);
+      }
     } else if (item.type === "frame_error") {
       if (typeof item.length === "number" && index >= item.length && frames() === null) {
         // A generator ran out: the kernel learnt the length (the `frames` trait follows).
@@ -483,7 +494,9 @@ function render({ model, el }) {
     const max = total !== null ? Math.max(total - 1, 0) : Math.max(99, Math.ceil((Math.max(index, 0) + 1) * 1.5));
     slider.max = String(max);
     if (document.activeElement !== slider || playing) slider.value = String(Math.max(index, 0));
-    counter.textContent = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "∞"}`;
+    const position = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "∞"}`;
+    const label = labels.get(Math.max(index, 0));
+    counter.textContent = label ? `${label} (${position})` : position;
     fpsReadout.textContent = `${meter.rate(now).toFixed(1)} fps`;
   }
 
@@ -637,6 +650,7 @@ function render({ model, el }) {
       onModel(name, () => {
         generation = model.get("_generation") ?? 0;
         cancelUnwanted(new Set());
+        labels.clear();
         cache.clear();
         decoded.clear();
         failed.clear();
@@ -657,6 +671,26 @@ function render({ model, el }) {
     updateButtons();
   });
 
+  let colorbarUrl = "";
+  function updateTitle() {
+    const text = String(model.get("title") ?? "");
+    title.textContent = text;
+    title.hidden = !text;
+  }
+  function updateColorbar() {
+    if (colorbarUrl) URL.revokeObjectURL(colorbarUrl);
+    colorbarUrl = "";
+    const png = model.get("_colorbar");
+    const bytes = png ? bytesOf(png) : new Uint8Array(0);
+    if (bytes.byteLength) colorbarUrl = URL.createObjectURL(new Blob([/** @type {BlobPart} */ (bytes)], { type: "image/png" }));
+    colorbar.hidden = !colorbarUrl;
+    if (colorbarUrl) colorbar.src = colorbarUrl;
+    else colorbar.removeAttribute("src");
+  }
+  unsubscribe.push(onModel("title", updateTitle), onModel("_colorbar", updateColorbar));
+  updateTitle();
+  updateColorbar();
+
   loopMode.value = loop();
   updateSpeed();
   updateButtons();
@@ -669,6 +703,7 @@ function render({ model, el }) {
     if (rafId) cancelAnimationFrame(rafId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
+    if (colorbarUrl) URL.revokeObjectURL(colorbarUrl);
     window.removeEventListener("keydown", onKey, true);
     cache.clear();
     decoded.clear();

@@ -32,7 +32,9 @@ from .._core import BridgeCore, Send, error_payload
 from .._protocol import Custom, is_valid_id, simple_error
 from ..bridge import STATIC, BridgeWidget
 from . import codecs
-from .sources import FigureSource, FrameOutOfRange, FrameSource, VideoSource, from_animation
+from .arrays import ArraySource
+from .parallel import PureFigureSource
+from .sources import FigureSource, FrameOutOfRange, FrameSource, from_animation
 
 LOOP_MODES = ("loop", "once", "reflect")
 #: At most this many frames leave in one message ...
@@ -58,6 +60,8 @@ class PlayerCore(BridgeCore):
         self.on_length: Callable[[int], None] | None = None
         self._encoder = _runtime.SerialWorker(f"{name}-encoder")
         self._pending: set[tuple[str, int]] = set()
+        # Requests whose frame the source started ahead of need (sources with prefetch/cancel), by key.
+        self._started: dict[tuple[str, int], int] = {}
         self._to_draw = 0  # requests queued or drawing on the render thread
         self._held = 0  # frames posted to the outbox since the last flush this core asked for
         self._pending_lock = threading.Lock()
@@ -78,10 +82,15 @@ class PlayerCore(BridgeCore):
         elif item.type == "frame_cancel":
             ids = data.get("ids")
             if isinstance(ids, list):
+                dropped = []
                 with self._pending_lock:
                     for ident in ids:
                         if is_valid_id(ident):
                             self._pending.discard((item.view, ident))
+                            index = self._started.pop((item.view, ident), None)
+                            if index is not None:
+                                dropped.append(index)
+                self._cancel_started(dropped)
         elif item.type == "player_stats":
             stats = data.get("stats")
             if isinstance(stats, dict):
@@ -108,12 +117,31 @@ class PlayerCore(BridgeCore):
             )
             return
         key = (view, ident)
+        prefetch = getattr(self.source, "prefetch", None)
         with self._pending_lock:
             self._pending.add(key)
+            if prefetch is not None:
+                self._started[key] = index
         with self._stats_lock:
             self.frames_requested += 1
             self._to_draw += 1
+        if prefetch is not None:
+            prefetch(index)  # reading or drawing starts now, in parallel; _render collects it in order
         self._worker.submit(lambda: self._render(view, ident, index, gen, codec, quality, urgent))
+
+    def _cancel_started(self, indexes: list[int]) -> None:
+        cancel = getattr(self.source, "cancel", None)
+        if cancel is not None:
+            for index in indexes:
+                cancel(index)
+
+    def _collecting(self, key: tuple[str, int]) -> None:
+        """The render thread takes up request ``key``: a frame started for it is now its to collect or drop."""
+        with self._pending_lock:
+            index = self._started.pop(key, None)
+            wanted = key in self._pending and key[0] in self.views and not self.closed
+        if index is not None and not wanted:
+            self._cancel_started([index])
 
     def _wanted(self, key: tuple[str, int]) -> bool:
         with self._pending_lock:
@@ -130,6 +158,7 @@ class PlayerCore(BridgeCore):
 
     def _render(self, view: str, ident: int, index: int, gen: int, codec: str, quality: int, urgent: bool) -> None:
         key = (view, ident)
+        self._collecting(key)
         if not self._wanted(key) or self.source is None:
             self._drop(key)
             self._drawn()
@@ -155,9 +184,11 @@ class PlayerCore(BridgeCore):
             return
         rendered = time.perf_counter()
         self._drawn()
+        labeller = getattr(self.source, "label", None)
+        label = labeller(index) if labeller is not None else None
 
         def encode() -> None:
-            self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent)
+            self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent, label)
 
         if ENCODE_IN_PARALLEL:
             self._encoder.submit(encode)
@@ -182,6 +213,7 @@ class PlayerCore(BridgeCore):
         rgba: np.ndarray,
         render_s: float,
         urgent: bool,
+        label: str | None = None,
     ) -> None:
         if not self._wanted(key):
             self._flush_if_nothing_to_draw()
@@ -201,18 +233,21 @@ class PlayerCore(BridgeCore):
             self._render_s += render_s
             self._encode_s += encode_s
             self._bytes += len(encoded.data)
+        message = {
+            "type": "frame",
+            "view": key[0],
+            "id": key[1],
+            "index": index,
+            "gen": gen,
+            "codec": encoded.codec,
+            "width": encoded.width,
+            "height": encoded.height,
+            "length": self.source.length if self.source is not None else None,
+        }
+        if label is not None:
+            message["label"] = label
         self.post(
-            {
-                "type": "frame",
-                "view": key[0],
-                "id": key[1],
-                "index": index,
-                "gen": gen,
-                "codec": encoded.codec,
-                "width": encoded.width,
-                "height": encoded.height,
-                "length": self.source.length if self.source is not None else None,
-            },
+            message,
             [memoryview(encoded.data)],
             delay=0.0 if urgent else BATCH_HOLD_S,
         )
@@ -242,6 +277,9 @@ class PlayerCore(BridgeCore):
     def close(self) -> None:
         super().close()
         self._encoder.stop()
+        close_source = getattr(self.source, "close", None)
+        if close_source is not None:
+            close_source()
 
 
 class Player(BridgeWidget):
@@ -251,13 +289,31 @@ class Player(BridgeWidget):
 
         Player(anim, fps=None)            # a matplotlib FuncAnimation; fps None = 1000 / its interval
         Player(fig, func, frames=100, init_func=None, fargs=None, fps=30, blit=False)
-        Player(video)                     # numpy (N, H, W) or (N, H, W, 3|4), uint8 or float in [0, 1]
+        Player(array, fps=30, cmap=None, vmin=None, vmax=None, norm=None, dim=None,
+               colorbar=False, executor=None)
+                                          # any array-like (T, H, W) or (T, H, W, 3|4): numpy, memmap,
+                                          # zarr, h5py, dask, xarray; read frame by frame
+        Player(fig, func, frames=100, pure=True, executor=ProcessPoolExecutor(2))
+                                          # a pure frame function drawn on several processes
 
     The figure is closed in pyplot (so it is not shown again as a static
     image) and drawn through the Player's own Agg canvas, under
     :func:`ipybridge.player.figure_lock`. ``fps=0`` plays as fast as frames
     arrive. The displayed output also carries an ``image/png`` of the current
     frame for viewers without a kernel.
+
+    Arrays (see :mod:`ipybridge.player.arrays`): only the frames the page asks
+    for are read. Scalar frames are coloured as ``imshow(frame, cmap=cmap,
+    vmin=vmin, vmax=vmax, norm=norm)`` colours them; limits not given come from a
+    few frames sampled evenly over the array (fix them with ``vmin``/``vmax``,
+    ``norm`` or :meth:`set_clim`). ``colorbar=True`` shows a colour bar. For an
+    xarray DataArray, ``dim`` is the animated dimension (default: the first), the
+    counter shows its coordinate and the title the variable's name and units.
+
+    ``executor``: a :class:`concurrent.futures.Executor` or a dask
+    ``distributed.Client`` that makes frames in parallel: array frames, and frames
+    of a frame function declared ``pure=True`` (frame k depends only on k); see
+    :mod:`ipybridge.player.parallel`. Frames reach the page in the order it asked.
     """
 
     core_class = PlayerCore
@@ -273,6 +329,8 @@ class Player(BridgeWidget):
     codec = traitlets.Enum(codecs.CODECS, "auto").tag(sync=True)
     quality = traitlets.Int(85, help="JPEG quality, 1-100").tag(sync=True)
     cache_mb = traitlets.Float(128.0, help="bound of the page's frame cache, in MB").tag(sync=True)
+    title = traitlets.Unicode("", help="shown above the frames (xarray: variable and units)").tag(sync=True)
+    _colorbar = traitlets.Bytes(b"", help="PNG of the colour bar, or empty").tag(sync=True)
     _base_fps = traitlets.Float(30.0).tag(sync=True)
     _generation = traitlets.Int(0).tag(sync=True)
 
@@ -291,9 +349,22 @@ class Player(BridgeWidget):
         quality: int = 85,
         autoplay: bool = False,
         cache_mb: float = 128.0,
+        cmap: Any = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        norm: Any = None,
+        dim: str | None = None,
+        colorbar: bool = False,
+        executor: Any = None,
+        pure: bool = False,
         **kwargs: Any,
     ) -> None:
-        frame_source, default_fps, default_loop = _make_source(source, func, frames, init_func, fargs, blit)
+        colour = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "norm": norm, "dim": dim}
+        frame_source, default_fps, default_loop = _make_source(
+            source, func, frames, init_func, fargs, blit, colour=colour, executor=executor, pure=pure
+        )
+        if colorbar and not isinstance(frame_source, ArraySource):
+            raise TypeError("colorbar=True goes with an array of scalar data; a figure draws its own colorbar")
         chosen_fps = float(default_fps if fps is None else fps)
         super().__init__(
             fps=chosen_fps,
@@ -305,6 +376,11 @@ class Player(BridgeWidget):
             **kwargs,
         )
         self.frames = frame_source.length
+        self._want_colorbar = bool(colorbar)
+        if isinstance(frame_source, ArraySource):
+            self.title = frame_source.title or ""
+            if colorbar:
+                self._colorbar = colorbar_png(frame_source)
         core = self._player_core
         core.source = frame_source
         core.on_length = self._set_length
@@ -381,6 +457,15 @@ class Player(BridgeWidget):
         """Show frame ``i``; an index out of range shows an error in the player and pauses."""
         self.frame = int(i)
 
+    def set_clim(self, vmin: float | None = None, vmax: float | None = None) -> None:
+        """New colour limits for an array of scalar data (as ``imshow``'s ``set_clim``); frames are redrawn."""
+        if not isinstance(self._source, ArraySource):
+            raise TypeError("set_clim applies to a Player of an array")
+        self._source.set_clim(vmin, vmax)
+        if self._want_colorbar:
+            self._colorbar = colorbar_png(self._source)
+        self.invalidate()
+
     def invalidate(self) -> None:
         """Forget every frame the page has cached (after changing what the frames depend on)."""
         self._generation += 1
@@ -413,8 +498,14 @@ def _make_source(
     init_func: Callable[[], Any] | None,
     fargs: Sequence[Any] | None,
     blit: bool,
+    *,
+    colour: dict[str, Any] | None = None,
+    executor: Any = None,
+    pure: bool = False,
 ) -> tuple[FrameSource, float, str]:
     import sys
+
+    colour = {k: v for k, v in (colour or {}).items() if v is not None}
 
     # matplotlib is imported only if the caller has it loaded: a numpy video needs none.
     animation = sys.modules.get("matplotlib.animation")
@@ -422,18 +513,65 @@ def _make_source(
     if animation is not None and isinstance(source, animation.FuncAnimation):
         if func is not None:
             raise TypeError("Player(anim) takes no frame function: the FuncAnimation has one")
+        _no_colour(colour, "an animation")
         anim_source, fps = from_animation(source)
+        if executor is not None:
+            return _parallel(anim_source, executor, pure), fps, "loop" if getattr(source, "_repeat", True) else "once"
         return anim_source, fps, "loop" if getattr(source, "_repeat", True) else "once"
     if figure is not None and isinstance(source, figure.Figure):
         if func is None:
             raise TypeError("Player(fig, func, frames=...) needs a frame function func(frame, *fargs)")
-        fig_source: FrameSource = FigureSource(source, func, frames, init_func, fargs, blit=blit)
+        _no_colour(colour, "a figure")
+        fig_source: Any = FigureSource(source, func, frames, init_func, fargs, blit=blit)
+        if pure and not getattr(fig_source, "pure", False):
+            fig_source.pure = True
+        if executor is not None:
+            return _parallel(fig_source, executor, pure), 30.0, "loop"
         return fig_source, 30.0, "loop"
-    if isinstance(source, np.ndarray) or (hasattr(source, "__array__") and func is None):
+    if hasattr(source, "shape") and hasattr(source, "dtype"):
         if func is not None:
-            raise TypeError("Player(video) takes no frame function")
-        return VideoSource(source), 30.0, "loop"
+            raise TypeError("Player(array) takes no frame function")
+        if pure:
+            raise TypeError("pure= describes a frame function; an array's frames are always independent")
+        return ArraySource(source, executor=executor, **colour), 30.0, "loop"
     raise TypeError(
-        "Player plays a matplotlib FuncAnimation, Player(fig, func, frames=...), "
-        f"or a numpy video (N, H, W[, 3|4]); not {type(source).__name__}"
+        "Player plays a matplotlib FuncAnimation, Player(fig, func, frames=...), or an array-like "
+        f"(T, H, W[, 3|4]) with shape and dtype (numpy, zarr, h5py, dask, xarray); not {type(source).__name__}"
     )
+
+
+def _no_colour(colour: dict[str, Any], what: str) -> None:
+    if colour:
+        raise TypeError(f"{', '.join(colour)} colour an array's frames; {what} draws its own colours")
+
+
+def _parallel(source: Any, executor: Any, pure: bool) -> FrameSource:
+    if not (pure or getattr(source, "pure", False)):
+        raise TypeError(
+            "executor= draws frames of a frame function on other processes only when it is declared pure "
+            "(frame k depends only on k): Player(fig, func, frames=..., pure=True, executor=...)"
+        )
+    return PureFigureSource(source, executor)
+
+
+def colorbar_png(source: ArraySource) -> bytes:
+    """A PNG of a vertical colour bar for ``source``'s colour map and norm, as tall as its frames (at least 160 px)."""
+    if source.rgb:
+        return b""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.figure import Figure
+
+    height = max(int(source.shape[1]), 160)
+    dpi = 100
+    fig = Figure(figsize=(1.1, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.08, 12 / height, 0.2, 1 - 24 / height))
+    fig.colorbar(ScalarMappable(norm=source.mapper.norm, cmap=source.mapper.cmap), cax=ax)
+    if source.title:
+        ax.set_ylabel(source.title)
+    import io
+
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=dpi, transparent=True)
+    return out.getvalue()

@@ -922,7 +922,14 @@ function render({ model, el }) {
   for (const mode of ["loop", "once", "reflect"]) loopMode.append(new Option(mode, mode));
   const fpsReadout = make("span", { "aria-label": "Displayed fps", title: "Displayed fps", class: "ipb-fps" }, "0.0 fps");
   controls.append(first, prev, reverse, pause, play, next, last, slider, counter, speed, loopMode, fpsReadout);
-  el.replaceChildren(stage, controls);
+  const title = make("div", { class: "ipb-title", role: "heading", "aria-level": "3" });
+  const colorbar = (
+    /** @type {HTMLImageElement} */
+    make("img", { class: "ipb-colorbar", alt: "Colour bar", title: "Colour bar" })
+  );
+  const view2 = make("div", { class: "ipb-view" });
+  view2.append(stage, colorbar);
+  el.replaceChildren(title, view2, controls);
   const client = new BridgeClient(model, { customTypes: ["frame", "frame_error"], onCustom });
   const cache = new FrameCache(cacheBytes(), (f) => f.bytes.byteLength);
   const decoded = new FrameCache(DECODED_BYTES, decodedBytes, (f) => {
@@ -931,6 +938,7 @@ function render({ model, el }) {
   const inflight = /* @__PURE__ */ new Map();
   const inflightByIndex = /* @__PURE__ */ new Map();
   const decoding = /* @__PURE__ */ new Set();
+  const labels = /* @__PURE__ */ new Map();
   const failed = /* @__PURE__ */ new Map();
   const meter = new FpsMeter();
   const clock = new FrameClock(model.get("fps"));
@@ -1009,6 +1017,10 @@ function render({ model, el }) {
     if (item.type === "frame") {
       cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf2(buffers[item.b0 ?? 0]) });
       failed.delete(index);
+      if (typeof item.label === "string") {
+        if (labels.size >= 1e5) labels.clear();
+        labels.set(index, item.label);
+      }
     } else if (item.type === "frame_error") {
       if (typeof item.length === "number" && index >= item.length && frames() === null) {
         learntLength = item.length;
@@ -1231,7 +1243,9 @@ ${trace}` : header;
     const max = total !== null ? Math.max(total - 1, 0) : Math.max(99, Math.ceil((Math.max(index, 0) + 1) * 1.5));
     slider.max = String(max);
     if (document.activeElement !== slider || playing) slider.value = String(Math.max(index, 0));
-    counter.textContent = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "\u221E"}`;
+    const position = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "\u221E"}`;
+    const label = labels.get(Math.max(index, 0));
+    counter.textContent = label ? `${label} (${position})` : position;
     fpsReadout.textContent = `${meter.rate(now).toFixed(1)} fps`;
   }
   function updateButtons() {
@@ -1367,6 +1381,7 @@ ${trace}` : header;
       (name) => onModel(name, () => {
         generation = model.get("_generation") ?? 0;
         cancelUnwanted(/* @__PURE__ */ new Set());
+        labels.clear();
         cache.clear();
         decoded.clear();
         failed.clear();
@@ -1386,6 +1401,28 @@ ${trace}` : header;
     el.classList.add("ipb-kernel-gone");
     updateButtons();
   });
+  let colorbarUrl = "";
+  function updateTitle() {
+    const text = String(model.get("title") ?? "");
+    title.textContent = text;
+    title.hidden = !text;
+  }
+  function updateColorbar() {
+    if (colorbarUrl) URL.revokeObjectURL(colorbarUrl);
+    colorbarUrl = "";
+    const png = model.get("_colorbar");
+    const bytes = png ? bytesOf2(png) : new Uint8Array(0);
+    if (bytes.byteLength) colorbarUrl = URL.createObjectURL(new Blob([
+      /** @type {BlobPart} */
+      bytes
+    ], { type: "image/png" }));
+    colorbar.hidden = !colorbarUrl;
+    if (colorbarUrl) colorbar.src = colorbarUrl;
+    else colorbar.removeAttribute("src");
+  }
+  unsubscribe.push(onModel("title", updateTitle), onModel("_colorbar", updateColorbar));
+  updateTitle();
+  updateColorbar();
   loopMode.value = loop();
   updateSpeed();
   updateButtons();
@@ -1397,6 +1434,7 @@ ${trace}` : header;
     if (rafId) cancelAnimationFrame(rafId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
+    if (colorbarUrl) URL.revokeObjectURL(colorbarUrl);
     window.removeEventListener("keydown", onKey, true);
     cache.clear();
     decoded.clear();

@@ -1,0 +1,227 @@
+"""Frames drawn ahead of need, in parallel: on the kernel's threads, a process pool or a Dask cluster.
+
+The Player's render thread takes the page's requests one at a time, in the order
+they came, and posts each frame when it is done. A source with :class:`Ahead`
+starts every request as it arrives (``prefetch``) on a small thread pool, so
+several frames are read or drawn at once while the render thread collects them
+in order: the page gets its frames in the order it asked for them, whoever
+finished first. A request the page cancels (it seeked away) is dropped before it
+starts.
+
+Executors: any :class:`concurrent.futures.Executor` (a ``ProcessPoolExecutor``
+for CPU-bound frames) or a dask ``distributed.Client`` (a ``LocalCluster`` or a
+real cluster). Dask is the distributed engine; nothing here starts a worker.
+
+A frame function declared pure (``Player(fig, func, frames=..., pure=True,
+executor=...)``: frame k depends only on k, not on the frames drawn before it)
+is drawn on the executor's workers by :class:`PureFigureSource`: the figure,
+``func``, ``init_func`` and ``fargs`` are pickled once in the kernel (with
+cloudpickle, so functions defined in a notebook travel too; with a dask Client
+the pickle is scattered to every worker once), unpickled once per worker
+process, and each worker draws the frames it is given through its own Agg canvas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+#: Threads starting frames ahead of need, shared by all players in the kernel (reads are I/O
+#: bound: disk, network, decompression; waits on an executor's futures cost nothing).
+AHEAD_THREADS = 4
+#: At most this many frames started ahead per player (the page keeps at most 32 requests out).
+MAX_AHEAD = 48
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def ahead_pool() -> ThreadPoolExecutor:
+    """The threads that start frames ahead for every player in this kernel (made on first use)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(AHEAD_THREADS, thread_name_prefix="ipybridge-ahead")
+        return _pool
+
+
+def is_distributed_client(executor: Any) -> bool:
+    """True for a dask ``distributed.Client`` (checked without importing distributed)."""
+    return type(executor).__module__.split(".")[0] == "distributed" and hasattr(executor, "compute")
+
+
+def check_executor(executor: Any) -> None:
+    if executor is None or is_distributed_client(executor):
+        return
+    if not callable(getattr(executor, "submit", None)):
+        raise TypeError(
+            f"executor must be a concurrent.futures.Executor or a dask distributed.Client, not {executor!r}"
+        )
+
+
+class Ahead:
+    """Frames started as the page asks for them, collected in the order it asked.
+
+    ``work(index)`` makes frame ``index`` (RGBA uint8); it runs on :func:`ahead_pool`.
+    Several requests for the same frame share one piece of work.
+    """
+
+    def __init__(self, work: Callable[[int], np.ndarray], length: Callable[[], int | None]) -> None:
+        self._work = work
+        self._length = length
+        self._lock = threading.Lock()
+        self._started: dict[int, tuple[Future[np.ndarray], int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._started)
+
+    def prefetch(self, index: int) -> None:
+        length = self._length()
+        if index < 0 or (length is not None and index >= length):
+            return  # render() reports it
+        with self._lock:
+            entry = self._started.get(index)
+            if entry is not None:
+                self._started[index] = (entry[0], entry[1] + 1)
+                return
+            if len(self._started) >= MAX_AHEAD:
+                return  # made when collected, on the render thread
+            self._started[index] = (ahead_pool().submit(self._work, index), 1)
+
+    def cancel(self, index: int) -> None:
+        with self._lock:
+            entry = self._started.get(index)
+            if entry is None:
+                return
+            future, wants = entry
+            if wants > 1:
+                self._started[index] = (future, wants - 1)
+                return
+            del self._started[index]
+        future.cancel()
+
+    def collect(self, index: int) -> np.ndarray:
+        future: Future[np.ndarray] | None = None
+        with self._lock:
+            entry = self._started.get(index)
+            if entry is not None:
+                future, wants = entry
+                if wants > 1:
+                    self._started[index] = (future, wants - 1)
+                else:
+                    del self._started[index]
+        if future is not None:
+            try:
+                return future.result()
+            except CancelledError:
+                pass  # forgotten meanwhile (new limits, closing): make it now
+        return self._work(index)
+
+    def forget(self) -> None:
+        """Drop every frame started and not collected (what they show has changed)."""
+        with self._lock:
+            started, self._started = self._started, {}
+        for future, _ in started.values():
+            future.cancel()
+
+
+# ---------------------------------------------------------------- pure frame functions
+
+#: Figures unpickled in this (worker) process, by the hash of their pickle; a few, least recently used out.
+_figures: OrderedDict[str, _WorkerFigure] = OrderedDict()
+_figures_lock = threading.Lock()
+_FIGURES_KEPT = 4
+
+
+class _WorkerFigure:
+    def __init__(self, blob: bytes) -> None:
+        import pickle
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.fig, self.func, self.init_func, self.fargs = pickle.loads(blob)  # noqa: S301 - our own pickle, from the kernel
+        self.canvas: Any = FigureCanvasAgg(self.fig)
+        self.lock = threading.Lock()
+        self.initialized = False
+
+    def draw(self, value: Any) -> np.ndarray:
+        with self.lock:
+            if not self.initialized:
+                self.initialized = True
+                if self.init_func is not None:
+                    self.init_func()
+            self.func(value, *self.fargs)
+            self.canvas.draw()
+            return np.array(self.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
+
+
+def draw_pure_frame(token: str, blob: bytes, value: Any) -> np.ndarray:
+    """On a worker: frame ``value`` of the pickled figure ``blob`` (unpickled once per process)."""
+    with _figures_lock:
+        figure = _figures.get(token)
+        if figure is None:
+            figure = _figures[token] = _WorkerFigure(blob)
+            while len(_figures) > _FIGURES_KEPT:
+                _figures.popitem(last=False)
+        _figures.move_to_end(token)
+    return figure.draw(value)
+
+
+class PureFigureSource:
+    """A pure frame function's frames, drawn on an executor's workers (see the module's docstring)."""
+
+    pure = True
+
+    def __init__(self, source: Any, executor: Any) -> None:
+        check_executor(executor)
+        try:
+            import cloudpickle
+        except ImportError as exc:  # pragma: no cover - installed with the [science] extra
+            raise ImportError(
+                "drawing frames on an executor pickles the frame function with cloudpickle: "
+                "pip install 'ipybridge[science]'"
+            ) from exc
+        self.source = source
+        self.fig = source.fig
+        self.executor = executor
+        self._distributed = is_distributed_client(executor)
+        with source.lock:
+            blob = cloudpickle.dumps((source.fig, source.func, source.init_func, source.fargs))
+        self.pickle_bytes = len(blob)
+        self.token = hashlib.sha256(blob).hexdigest()
+        self._payload: Any = blob
+        if self._distributed:
+            # Sent to every worker once; tasks carry a reference to it.
+            self._payload = executor.scatter(blob, broadcast=True, hash=False)
+        self.ahead = Ahead(self._work, lambda: self.source.length)
+
+    @property
+    def length(self) -> int | None:
+        length: int | None = self.source.length
+        return length
+
+    def _work(self, index: int) -> np.ndarray:
+        value = self.source.values[index]  # out of range raises here, in the kernel
+        if self._distributed:
+            future = self.executor.submit(draw_pure_frame, self.token, self._payload, value, pure=False)
+        else:
+            future = self.executor.submit(draw_pure_frame, self.token, self._payload, value)
+        return np.asarray(future.result())
+
+    def prefetch(self, index: int) -> None:
+        self.ahead.prefetch(index)
+
+    def cancel(self, index: int) -> None:
+        self.ahead.cancel(index)
+
+    def render(self, index: int) -> np.ndarray:
+        return self.ahead.collect(index)
+
+    def close(self) -> None:
+        self.ahead.forget()

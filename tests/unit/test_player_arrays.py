@@ -1,0 +1,363 @@
+"""Array sources: lazy reads, imshow's colours, xarray labels, executors (process pools, Dask)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib import colors
+
+from ipybridge.player import codecs
+from ipybridge.player.arrays import SAMPLE_FRAMES, ArraySource
+from ipybridge.player.sources import FigureSource
+from ipybridge.player.widget import PlayerCore
+
+from .fakepage import FakePage, envelope
+
+RNG = np.random.default_rng(7)
+# A temperature field in kelvin with a few missing values: what "floats clipped to [0, 1]" painted white.
+KELVIN = (RNG.normal(285.0, 12.0, (12, 24, 32))).astype(np.float32)
+KELVIN[2, 5, 6] = np.nan
+KELVIN[7, :3, 10] = np.nan
+
+
+def imshow_rgba(frame: np.ndarray, **kwargs) -> np.ndarray:
+    """What matplotlib paints for ``imshow(frame, **kwargs)`` at one pixel per data pixel."""
+    height, width = frame.shape[:2]
+    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100, facecolor="none")
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.imshow(frame, interpolation="none", **kwargs)
+    fig.canvas.draw()
+    out = np.asarray(fig.canvas.buffer_rgba()).copy()
+    plt.close(fig)
+    return out
+
+
+def assert_same_picture(mine: np.ndarray, reference: np.ndarray) -> None:
+    """Equal alpha everywhere, equal colour wherever a pixel is visible (Agg leaves junk colour at alpha 0)."""
+    assert mine.shape == reference.shape
+    assert np.array_equal(mine[..., 3], reference[..., 3])
+    visible = reference[..., 3] > 0
+    assert np.array_equal(mine[visible], reference[visible])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reference"),
+    [
+        ({"vmin": 270, "vmax": 300}, {"vmin": 270, "vmax": 300}),
+        ({"cmap": "magma", "norm": colors.LogNorm(260, 310)}, {"cmap": "magma", "norm": colors.LogNorm(260, 310)}),
+        (
+            {"cmap": "RdBu_r", "norm": colors.TwoSlopeNorm(285, 250, 320)},
+            {"cmap": "RdBu_r", "norm": colors.TwoSlopeNorm(285, 250, 320)},
+        ),
+        (
+            {"cmap": plt.get_cmap("coolwarm", 7), "vmin": 275, "vmax": 295},
+            {"cmap": plt.get_cmap("coolwarm", 7), "vmin": 275, "vmax": 295},
+        ),
+        (
+            {"cmap": "viridis", "norm": colors.BoundaryNorm([260, 280, 290, 300], 256)},
+            {"cmap": "viridis", "norm": colors.BoundaryNorm([260, 280, 290, 300], 256)},
+        ),
+    ],
+)
+def test_scalar_frames_are_coloured_exactly_as_imshow(kwargs, reference):
+    source = ArraySource(KELVIN, **kwargs)
+    for index in (2, 7, 11):
+        assert_same_picture(source.render(index), imshow_rgba(KELVIN[index], **reference))
+
+
+def test_integer_and_boolean_frames_match_imshow():
+    counts = RNG.integers(0, 4096, (3, 10, 12), dtype=np.uint16)
+    assert_same_picture(ArraySource(counts, vmin=0, vmax=4095).render(1), imshow_rgba(counts[1], vmin=0, vmax=4095))
+    mask = RNG.random((3, 10, 12)) > 0.5
+    assert_same_picture(ArraySource(mask, cmap="gray", vmin=0, vmax=1).render(0), imshow_rgba(mask[0], cmap="gray"))
+
+
+def test_rgb_frames_are_shown_as_imshow_shows_them():
+    floats = RNG.random((4, 9, 11, 3)).astype(np.float32) * 1.2 - 0.1  # out of [0, 1] on purpose: clipped
+    reference = imshow_rgba(floats[2])  # matplotlib logs "Clipping input data to the valid range"
+    assert_same_picture(ArraySource(floats).render(2), reference)
+    bytes_rgb = RNG.integers(0, 256, (4, 9, 11, 3), dtype=np.uint8)
+    assert_same_picture(ArraySource(bytes_rgb).render(3), imshow_rgba(bytes_rgb[3]))
+    opaque_rgba = np.concatenate([bytes_rgb, np.full((4, 9, 11, 1), 255, np.uint8)], axis=-1)
+    assert np.array_equal(ArraySource(opaque_rgba).render(1), opaque_rgba[1])
+    with pytest.raises(ValueError, match="RGB"):
+        ArraySource(bytes_rgb, cmap="gray")
+
+
+def test_automatic_limits_come_from_sampled_frames_and_can_be_fixed():
+    stack = np.zeros((100, 4, 5), np.float32)
+    stack[:] = np.arange(100, dtype=np.float32)[:, None, None]  # frame i holds the value i
+    source = ArraySource(stack)
+    assert len(source.sampled_frames) == SAMPLE_FRAMES
+    assert source.sampled_frames[0] == 0
+    assert source.sampled_frames[-1] == 99
+    assert (source.vmin, source.vmax) == (0.0, 99.0)
+    assert source.reads == SAMPLE_FRAMES  # not the whole array
+    half = ArraySource(stack, vmax=50)
+    assert (half.vmin, half.vmax) == (0.0, 50.0)
+    assert_same_picture(half.render(70), imshow_rgba(stack[70], vmin=0, vmax=50))
+    half.set_clim(10, 20)
+    assert_same_picture(half.render(15), imshow_rgba(stack[15], vmin=10, vmax=20))
+    given = ArraySource(stack, vmin=1, vmax=2)
+    assert given.reads == 0
+    assert given.sampled_frames == []
+    # The caller's norm is not changed by sampling.
+    norm = colors.LogNorm()
+    ArraySource(stack + 1, norm=norm)
+    assert norm.vmin is None
+
+
+class CountingArray:
+    """An array-like that is not numpy: records every read; whole-array reads are a failure."""
+
+    def __init__(self, data: np.ndarray, gate: threading.Event | None = None) -> None:
+        self.data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.gate = gate
+        self.reads: list[int] = []
+        self.lock = threading.Lock()
+
+    def __getitem__(self, key):
+        assert isinstance(key, int), f"read {key!r}: more than one frame"
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        with self.lock:
+            self.reads.append(key)
+        return self.data[key]
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole array was read")
+
+
+def request(core, ident, index):
+    core.receive(*envelope({"type": "frame", "id": ident, "index": index, "gen": 0, "codec": "raw", "quality": 80}))
+
+
+def frames_sent(page: FakePage) -> list[tuple[dict, bytes]]:
+    return [(item, bufs[item.get("b0", 0)]) for item, bufs in page.items() if item["type"] == "frame"]
+
+
+def test_only_requested_frames_are_read_and_cancelled_ones_never(tmp_path):
+    gate = threading.Event()
+    array = CountingArray(KELVIN, gate)
+    page = FakePage()
+    core = PlayerCore(page.send)
+    core.source = ArraySource(array, vmin=260, vmax=310)
+    core.receive(*envelope({"type": "hello"}))
+    try:
+        for ident in range(1, 11):  # frames 0..9 asked for ahead of need
+            request(core, ident, ident - 1)
+        core.receive(*envelope({"type": "frame_cancel", "ids": list(range(6, 11))}))  # the page seeked away
+        gate.set()
+        page.wait_for(lambda i: i.get("id") == 5 and i["type"] == "frame")
+        sent = frames_sent(page)
+        assert [item["index"] for item, _ in sent] == [0, 1, 2, 3, 4]  # in the order asked
+        for item, data in sent:
+            image = codecs.decode(codecs.Encoded(item["codec"], item["width"], item["height"], data))
+            assert_same_picture(image, imshow_rgba(KELVIN[item["index"]], vmin=260, vmax=310))
+        # Reads already started when the cancel came may finish; none past the first pool's worth.
+        assert set(array.reads) <= set(range(9))
+        assert {0, 1, 2, 3, 4} <= set(array.reads)
+        assert len(array.reads) <= 9
+        assert core.source.ahead.__len__() == 0  # nothing left behind
+    finally:
+        core.close()
+
+
+def test_reads_overlap_on_several_threads():
+    """Four slow reads asked for at once run at once (reads are I/O: they wait, not compute)."""
+    barrier = threading.Barrier(4, timeout=10)
+
+    class SlowArray(CountingArray):
+        def __getitem__(self, key):
+            barrier.wait()  # passes only when four reads are in progress together
+            return super().__getitem__(key)
+
+    page = FakePage()
+    core = PlayerCore(page.send)
+    core.source = ArraySource(SlowArray(KELVIN), vmin=0, vmax=1)
+    core.receive(*envelope({"type": "hello"}))
+    try:
+        for ident in range(1, 5):
+            request(core, ident, ident + 3)
+        page.wait_for(lambda i: i.get("id") == 4 and i["type"] == "frame")
+        assert [item["index"] for item, _ in frames_sent(page)] == [4, 5, 6, 7]
+    finally:
+        core.close()
+
+
+def test_zarr_h5py_dask_and_memmap_read_frame_by_frame(tmp_path):
+    import dask.array as da
+    import h5py
+    import zarr
+
+    z = zarr.open(str(tmp_path / "t.zarr"), mode="w", shape=KELVIN.shape, chunks=(1, 24, 32), dtype="f4")
+    z[:] = KELVIN
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f["t"] = KELVIN
+    mm = np.lib.format.open_memmap(tmp_path / "t.npy", mode="w+", dtype="f4", shape=KELVIN.shape)
+    mm[:] = KELVIN
+    mm.flush()
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        arrays = {"zarr": z, "h5py": f["t"], "dask": da.from_array(KELVIN, chunks=(1, 24, 32)),
+                  "memmap": np.load(tmp_path / "t.npy", mmap_mode="r")}  # fmt: skip
+        for name, array in arrays.items():
+            source = ArraySource(array, cmap="inferno", vmin=265, vmax=305)
+            source.prefetch(7)
+            assert_same_picture(source.render(7), imshow_rgba(KELVIN[7], cmap="inferno", vmin=265, vmax=305)), name
+            assert source.reads == 1, name
+
+
+def test_xarray_title_counter_label_and_dim():
+    import xarray as xr
+
+    times = np.arange("2021-06-01", "2021-06-13", dtype="datetime64[D]")
+    air = xr.DataArray(
+        KELVIN, dims=("time", "lat", "lon"), coords={"time": times}, name="t2m",
+        attrs={"long_name": "2 m temperature", "units": "K"},
+    )  # fmt: skip
+    source = ArraySource(air, vmin=270, vmax=300)
+    assert source.title == "2 m temperature [K]"
+    assert source.label(3) == "time = 2021-06-04"
+    assert_same_picture(source.render(3), imshow_rgba(air.isel(time=3).values, vmin=270, vmax=300))
+    # Another animated dimension: the others keep their order.
+    by_lat = ArraySource(air.transpose("lat", "time", "lon"), dim="time", vmin=270, vmax=300)
+    assert by_lat.shape == (12, 24, 32)
+    assert_same_picture(by_lat.render(5), imshow_rgba(KELVIN[5], vmin=270, vmax=300))
+    across = ArraySource(air, dim="lon", vmin=270, vmax=300)
+    assert across.shape == (32, 12, 24)
+    assert across.label(0) is None  # lon has no coordinate
+    assert ArraySource(air.rename(None).assign_attrs(long_name=None, units=None), vmin=0, vmax=1).title is None
+    with pytest.raises(ValueError, match=r"dim='level' is not a dimension.*\('time', 'lat', 'lon'\)"):
+        ArraySource(air, dim="level")
+    with pytest.raises(TypeError, match="xarray"):
+        ArraySource(KELVIN, dim="time")
+
+
+def test_labels_travel_with_frames_to_the_page():
+    import xarray as xr
+
+    air = xr.DataArray(KELVIN, dims=("step", "y", "x"), coords={"step": np.arange(12) * 0.5})
+    page = FakePage()
+    core = PlayerCore(page.send)
+    core.source = ArraySource(air, vmin=0, vmax=1)
+    core.receive(*envelope({"type": "hello"}))
+    try:
+        request(core, 1, 3)
+        item = page.wait_for(lambda i: i.get("id") == 1)
+        assert item["label"] == "step = 1.5"
+    finally:
+        core.close()
+
+
+@pytest.mark.parametrize(
+    ("array", "error", "match"),
+    [
+        (np.zeros((4, 5)), ValueError, r"\(T, H, W\) or \(T, H, W, 3\|4\).*\(4, 5\).*a\[None\]"),
+        (np.zeros((2, 3, 8, 8)), ValueError, r"shape \(2, 3, 8, 8\).*channels first"),
+        (np.zeros((2, 4, 5, 2)), ValueError, r"\(2, 4, 5, 2\)"),
+        (np.zeros((2, 4, 5), complex), TypeError, "complex numbers"),
+        (np.array([[["a"]]]), TypeError, "dtype <U1"),
+        (np.zeros((2, 0, 5)), ValueError, "no pixels"),
+        ([[1, 2]], TypeError, "list has no shape"),
+    ],
+)
+def test_wrong_shape_or_dtype_is_a_clear_error(array, error, match):
+    with pytest.raises(error, match=match):
+        ArraySource(array)
+
+
+def test_bad_colour_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="either norm or vmin/vmax"):
+        ArraySource(KELVIN, norm=colors.Normalize(0, 1), vmin=0)
+    with pytest.raises(TypeError, match="Normalize"):
+        ArraySource(KELVIN, norm="log")
+    with pytest.raises(ValueError, match="is not a matplotlib colour map"):
+        ArraySource(KELVIN, cmap="no-such-map")
+    with pytest.raises(TypeError, match=r"concurrent.futures.Executor or a dask distributed.Client"):
+        ArraySource(KELVIN, executor=object())
+    with pytest.raises(IndexError, match=r"12 frames \(0..11\)"):
+        ArraySource(KELVIN, vmin=0, vmax=1).render(12)
+
+
+def test_a_process_pool_colours_array_frames_exactly():
+    with ProcessPoolExecutor(2) as pool:
+        source = ArraySource(KELVIN, cmap="plasma", vmin=270, vmax=300, executor=pool)
+        for index in range(4):
+            source.prefetch(index)
+        for index in range(4):
+            assert_same_picture(source.render(index), imshow_rgba(KELVIN[index], cmap="plasma", vmin=270, vmax=300))
+
+
+def _figure_and_func():
+    fig = plt.figure(figsize=(2, 1.5), dpi=50)
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 2 * np.pi)
+    ax.set_ylim(-1.1, 1.1)
+    (line,) = ax.plot([], [])
+    x = np.linspace(0, 2 * np.pi, 50)
+
+    def update(k):  # pure: frame k depends only on k (a closure, as written in a notebook)
+        line.set_data(x, np.sin(x + k / 3))
+        ax.set_title(f"k = {k}")
+
+    return fig, update
+
+
+def test_a_pure_frame_function_draws_on_worker_processes_in_order():
+    fig, update = _figure_and_func()
+    serial = FigureSource(fig, update, frames=8)
+    expected = [serial.render(k) for k in range(8)]
+    from ipybridge.player.parallel import PureFigureSource
+
+    fig2, update2 = _figure_and_func()
+    with ProcessPoolExecutor(2) as pool:
+        source = PureFigureSource(FigureSource(fig2, update2, frames=8), pool)
+        for k in (5, 1, 7, 0):
+            source.prefetch(k)
+        for k in (5, 1, 7, 0, 3):
+            assert np.array_equal(source.render(k), expected[k]), k
+        with pytest.raises(IndexError):
+            source.render(8)
+    plt.close("all")
+
+
+def test_an_executor_needs_a_pure_frame_function():
+    import ipybridge
+
+    fig, update = _figure_and_func()
+    with ProcessPoolExecutor(1) as pool, pytest.raises(TypeError, match="pure=True"):
+        ipybridge.Player(fig, update, frames=4, executor=pool)
+    with pytest.raises(TypeError, match="colour an array"):
+        ipybridge.Player(fig, update, frames=4, cmap="gray")
+    plt.close("all")
+
+
+def test_dask_arrays_compute_each_frame_on_a_distributed_cluster():
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    stack = da.from_array(KELVIN, chunks=(1, 24, 32)) - 273.15  # a lazy computation, in degrees Celsius
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        source = ArraySource(stack, cmap="turbo", vmin=-5, vmax=30, executor=client)
+        source.prefetch(4)
+        picture = source.render(4)
+        assert_same_picture(picture, imshow_rgba(KELVIN[4] - np.float32(273.15), cmap="turbo", vmin=-5, vmax=30))
+        assert any("render_frame" in str(key) for key in client.run_on_scheduler(_task_prefixes))
+
+
+def _task_prefixes(dask_scheduler=None):
+    return list(dask_scheduler.task_prefixes)
