@@ -16,6 +16,7 @@ from matplotlib import colors
 
 from ipybridge.player import codecs
 from ipybridge.player.arrays import SAMPLE_FRAMES, ArraySource
+from ipybridge.player.parallel import AHEAD_THREADS
 from ipybridge.player.sources import FigureSource
 from ipybridge.player.widget import PlayerCore
 
@@ -329,6 +330,12 @@ def test_a_pure_frame_function_draws_on_worker_processes_in_order():
             assert np.array_equal(source.render(k), expected[k]), k
         with pytest.raises(IndexError):
             source.render(8)
+        for k in range(8):
+            source.prefetch(k)
+        for k in range(8):
+            assert np.array_equal(source.render(k), expected[k]), k
+        # The pickle goes to a worker that asks for it: a few times at the start, not once per frame.
+        assert 1 <= source.pickles_sent <= AHEAD_THREADS
     plt.close("all")
 
 

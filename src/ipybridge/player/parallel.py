@@ -16,9 +16,10 @@ A frame function declared pure (``Player(fig, func, frames=..., pure=True,
 executor=...)``: frame k depends only on k, not on the frames drawn before it)
 is drawn on the executor's workers by :class:`PureFigureSource`: the figure,
 ``func``, ``init_func`` and ``fargs`` are pickled once in the kernel (with
-cloudpickle, so functions defined in a notebook travel too; with a dask Client
-the pickle is scattered to every worker once), unpickled once per worker
-process, and each worker draws the frames it is given through its own Agg canvas.
+cloudpickle, so functions defined in a notebook travel too), sent to each
+worker process about once (a dask Client scatters it to every worker; a process
+pool's tasks carry only its hash, and a worker that has not seen it asks for
+it: a few sends at the start, never one per frame), unpickled once per process, and each worker draws the frames it is given through its own Agg canvas.
 """
 
 from __future__ import annotations
@@ -161,11 +162,21 @@ class _WorkerFigure:
             return np.array(self.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
 
 
-def draw_pure_frame(token: str, blob: bytes, value: Any) -> np.ndarray:
-    """On a worker: frame ``value`` of the pickled figure ``blob`` (unpickled once per process)."""
+#: What a worker answers when it has not seen the figure yet and was sent only its hash.
+UNKNOWN_FIGURE = "ipybridge: figure not unpickled in this process yet"
+
+
+def draw_pure_frame(token: str, blob: bytes | None, value: Any) -> np.ndarray | str:
+    """On a worker: frame ``value`` of the pickled figure ``blob`` (unpickled once per process).
+
+    With ``blob=None`` a worker that has not seen the figure answers :data:`UNKNOWN_FIGURE`
+    and the kernel sends the task again with the pickle: each process receives it about once.
+    """
     with _figures_lock:
         figure = _figures.get(token)
         if figure is None:
+            if blob is None:
+                return UNKNOWN_FIGURE
             figure = _figures[token] = _WorkerFigure(blob)
             while len(_figures) > _FIGURES_KEPT:
                 _figures.popitem(last=False)
@@ -194,6 +205,7 @@ class PureFigureSource:
         with source.lock:
             blob = cloudpickle.dumps((source.fig, source.func, source.init_func, source.fargs))
         self.pickle_bytes = len(blob)
+        self.pickles_sent = 0
         self.token = hashlib.sha256(blob).hexdigest()
         self._payload: Any = blob
         if self._distributed:
@@ -210,9 +222,13 @@ class PureFigureSource:
         value = self.source.values[index]  # out of range raises here, in the kernel
         if self._distributed:
             future = self.executor.submit(draw_pure_frame, self.token, self._payload, value, pure=False)
-        else:
-            future = self.executor.submit(draw_pure_frame, self.token, self._payload, value)
-        return np.asarray(future.result())
+            return np.asarray(future.result())
+        # A process pool cannot be told "every worker": send the hash, and the pickle to a worker that asks.
+        result = self.executor.submit(draw_pure_frame, self.token, None, value).result()
+        if isinstance(result, str) and result == UNKNOWN_FIGURE:
+            self.pickles_sent += 1
+            result = self.executor.submit(draw_pure_frame, self.token, self._payload, value).result()
+        return np.asarray(result)
 
     def prefetch(self, index: int) -> None:
         self.ahead.prefetch(index)

@@ -1,0 +1,385 @@
+"""Science-data benchmark: Player(array) on a >= 2 GB zarr stack vs the tools users reach for today.
+
+One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py), same machine, same data:
+
+* writes a zarr stack of 2,000 x 512 x 512 float32 frames, one chunk per frame (>= 2 GB on disk:
+  a moving warm front over sensor noise, in kelvin), and a 200-frame one, in a temp dir
+  (deleted at the end);
+* ``ipybridge.Player(zarr_array, cmap="inferno")`` (limits from sampled frames):
+  - first frame painted after Run, for 200 and 2,000 frames;
+  - painted frames per second asked for 60 (frames never seen before), counted in the page;
+  - kernel RSS growth while playing through all 2,000 frames (fps 0, once), at every quarter;
+* competitors in the same notebook:
+  - ``HTML(FuncAnimation(imshow).to_jshtml())`` of the 200-frame stack: time to its first frame
+    on screen and the kernel's RSS growth (2,000 frames would embed ~1 GB of PNG in the page);
+  - an ipywidgets ``Play`` driving ``interact`` that re-draws ``imshow`` with the inline backend
+    (the usual slider idiom) at 60 fps: new images painted per second, counted in the page;
+* a frame function costing ~100 ms of CPU (``pure=True``): frames/s drawn in order with 16 requests
+  out (as the page keeps them), serially, on a ``ProcessPoolExecutor`` of 1 and 2 processes and on a
+  dask ``LocalCluster`` of 2 worker processes (in this process, no browser).
+
+    .venv/bin/python benchmarks/bench_arrays.py [--frames 2000] [--window 2] [--windows 3]
+
+Prints a table, writes benchmarks/results/arrays.json. Machine load (``uptime``) is printed first
+and last: other jobs on the machine slow everything and bend the ratios less than the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from bench_player import COUNT_JS, TTFF_JS, run_and_read  # noqa: E402
+
+from tests.e2e.harness import Jupyter, launched_chromium, start_server, stop_server  # noqa: E402
+
+RESULTS = HERE / "results"
+SIZE = 512
+
+
+def write_stack(path: Path, frames: int) -> float:
+    """A (frames, 512, 512) float32 zarr array, one chunk per frame; returns its size on disk in GB."""
+    import numpy as np
+    import zarr
+
+    z = zarr.open(str(path), mode="w", shape=(frames, SIZE, SIZE), chunks=(1, SIZE, SIZE), dtype="f4")
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    block = 50
+    for start in range(0, frames, block):
+        n = min(block, frames - start)
+        t = np.arange(start, start + n, dtype=np.float32)[:, None, None]
+        front = 280 + 12 * np.tanh((x - (t * 3) % (SIZE + 200) + 100) / 40) * np.cos(y / 60)
+        z[start : start + n] = (front + rng.normal(0, 2, (n, SIZE, SIZE))).astype(np.float32)
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e9
+
+
+def uptime() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split(" ")[:3].__repr__()
+    except OSError:
+        return "?"
+
+
+SETUP = textwrap.dedent(
+    """
+    import json, os, time
+    import numpy as np
+    import zarr
+    import ipybridge
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    big = zarr.open({big!r}, mode="r")
+    small = zarr.open({small!r}, mode="r")
+    rss0 = rss_mb()
+    print("ready")
+    """
+)
+
+INTERACT = textwrap.dedent(
+    """
+    %matplotlib inline
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    play = widgets.Play(min=0, max=len(small) - 1, interval=1000 / 60)
+    def show(i):
+        fig, ax = plt.subplots(figsize=(5.12, 5.12), dpi=100)
+        ax.imshow(small[i], cmap="inferno", vmin=265, vmax=295)
+        plt.show()
+    ui = widgets.interactive(show, i=play)
+    ui
+    """
+)
+
+JSHTML = textwrap.dedent(
+    """
+    import matplotlib, matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+    from IPython.display import HTML
+    matplotlib.rcParams["animation.embed_limit"] = 4000
+    r_before = rss_mb()
+    fig, ax = plt.subplots(figsize=(5.12, 5.12), dpi=100)
+    im = ax.imshow(small[0], cmap="inferno", vmin=265, vmax=295)
+    anim = FuncAnimation(fig, lambda i: im.set_data(small[i]), frames=len(small), interval=1000 / 60)
+    html = HTML(anim.to_jshtml()); plt.close(fig)
+    jshtml_rss = rss_mb() - r_before
+    html
+    """
+)
+
+# Counts images the interact output paints: every new <img> in that cell's output.
+IMG_COUNT_JS = """([cell, ms]) => new Promise((resolve) => {
+  const out = document.querySelectorAll('.jp-Notebook .jp-Cell')[cell];
+  let n = 0;
+  const obs = new MutationObserver((records) => {
+    for (const r of records) for (const node of r.addedNodes)
+      if (node.nodeType === 1 && (node.tagName === 'IMG' || node.querySelector?.('img'))) n++;
+  });
+  obs.observe(out, {subtree: true, childList: true});
+  setTimeout(() => { obs.disconnect(); resolve(n * 1000 / ms); }, ms);
+})"""
+
+
+def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small: Path) -> dict[str, Any]:
+    cells = [
+        SETUP.format(big=str(big), small=str(small)),
+        'ps = ipybridge.Player(small, cmap="inferno")\nps',
+        'pb = ipybridge.Player(big, cmap="inferno", fps=60)\npb',
+        'pb.pause(); print(json.dumps({"stats": pb.stats, "reads": pb.source.reads}))',
+        'pm = ipybridge.Player(big, cmap="inferno", fps=0, loop="once", cache_mb=64)\npm',
+        'print(json.dumps({"rss": rss_mb(), "frame": pm.frame, "reads": pm.source.reads}))',
+        INTERACT,
+        "play.playing = False",
+        JSHTML,
+        'print(json.dumps({"jshtml_rss_mb": jshtml_rss, "html_mb": len(html.data) / 1e6}))',
+    ]
+    nb = jupyter.open("lab", cells, name="bench-arrays")
+    assert run_and_read(nb, 0) == "ready"
+    out: dict[str, Any] = {}
+    selector = ".ipybridge-player canvas"
+    for canvas, (cell, key) in enumerate(((1, "first_frame_200"), (2, "first_frame_2000"))):
+        nb.page.evaluate(TTFF_JS, canvas)
+        nb.run_cell(cell)
+        out[key] = nb.page.evaluate("window.__ttff")
+        print(f"  {key}: {out[key]}", flush=True)
+    # Painted fps at 60 on frames never seen before.
+    nb.output(2).get_by_role("button", name="Play", exact=True).click()
+    nb.page.wait_for_timeout(1000)  # warm-up before counting; the count windows are the measurement
+    rates = [nb.page.evaluate(COUNT_JS, [selector, 1, int(args.window * 1000)]) for _ in range(args.windows)]
+    out["painted_fps_at_60"] = statistics.median(rates)
+    stats = json.loads(run_and_read(nb, 3))
+    out["kernel_at_60"] = {k: stats["stats"][k] for k in ("render_ms", "encode_ms", "bytes_per_frame")}
+    print(f"  painted fps at 60: {rates} kernel {out['kernel_at_60']}", flush=True)
+    # Kernel RSS over all frames, unthrottled, once through.
+    nb.page.evaluate(TTFF_JS, 2)
+    nb.run_cell(4)
+    nb.page.evaluate("window.__ttff")
+    first = json.loads(run_and_read(nb, 5))
+    checkpoints = [{"frame": 0, "rss_mb": first["rss"]}]
+    start = time.monotonic()
+    nb.output(4).get_by_role("button", name="Play", exact=True).click()
+    quarter = args.frames // 4
+    for k in range(1, 5):
+        mark = min(k * quarter, args.frames - 1)
+        nb.page.wait_for_function(
+            f"() => Number(document.querySelectorAll('{selector}')[2].dataset.frame) >= {mark}",
+            timeout=int(args.frames * 1000 / 5) + 60_000,
+        )
+        now = json.loads(run_and_read(nb, 5))
+        checkpoints.append({"frame": mark, "rss_mb": now["rss"], "reads": now["reads"]})
+        print(f"  memory at frame {mark}: {checkpoints[-1]}", flush=True)
+    seconds = time.monotonic() - start
+    out["memory"] = {
+        "frames": args.frames,
+        "seconds": seconds,
+        "unthrottled_fps": args.frames / seconds,
+        "checkpoints": checkpoints,
+        "rss_growth_mb": max(c["rss_mb"] for c in checkpoints) - checkpoints[0]["rss_mb"],
+    }
+    # ipywidgets Play + interact(imshow), inline backend, asked for 60 fps.
+    nb.run_cell(6)
+    nb.output(6).locator("img").first.wait_for(timeout=60_000)
+    nb.output(6).get_by_role("button").first.click()  # the Play widget's play button
+    nb.page.wait_for_timeout(1000)  # warm-up
+    rates = [nb.page.evaluate(IMG_COUNT_JS, [6, int(args.window * 1000)]) for _ in range(args.windows)]
+    out["interact_painted_fps_at_60"] = statistics.median(rates)
+    run_and_read(nb, 7)
+    print(f"  interact fps: {rates}", flush=True)
+    # to_jshtml of the 200-frame stack.
+    started = time.monotonic()
+    nb.run_cell(8)
+    nb.page.wait_for_function(
+        """() => { const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[8];
+            const img = cell && cell.querySelector('.jp-OutputArea-output img[id^="_anim_img"]');
+            return img && img.complete && img.naturalWidth > 0; }""",
+        timeout=900_000,
+    )
+    out["jshtml_first_frame_200_s"] = time.monotonic() - started
+    out.update(json.loads(run_and_read(nb, 9)))
+    print(f"  to_jshtml 200: {out['jshtml_first_frame_200_s']:.1f} s, {out['jshtml_rss_mb']:.0f} MB", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------ frame function (~100 ms CPU)
+
+
+def heavy_figure() -> tuple[Any, Any]:
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 4), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    im = ax.imshow(np.zeros((300, 300)), vmin=0, vmax=60, cmap="twilight")
+    c = (np.linspace(-2, 1, 300)[None, :] + 1j * np.linspace(-1.5, 1.5, 300)[:, None]).astype(np.complex128)
+
+    def mandelbrot(k):  # pure: frame k depends only on k; ~100 ms of numpy work
+        z = np.zeros_like(c)
+        count = np.zeros(c.shape)
+        zoom = c * (0.98**k) + (-0.7436 + 0.1318j) * (1 - 0.98**k)
+        for _ in range(60):
+            z = z * z + zoom
+            inside = np.abs(z) < 2
+            count += inside
+            z[~inside] = 2
+        for _ in range(int(os.environ.get("BENCH_EXTRA", "3"))):
+            count = np.sqrt(count * count + 1e-9)
+        im.set_data(count)
+
+    return fig, mandelbrot
+
+
+def frames_per_second(source: Any, n: int, inflight: int = 16) -> float:
+    """Frames in order, with ``inflight`` requests out, as the page keeps them."""
+    start = time.perf_counter()
+    asked = 0
+    for k in range(n):
+        while asked < min(n, k + inflight):
+            getattr(source, "prefetch", lambda i: None)(asked)
+            asked += 1
+        source.render(k)
+    return n / (time.perf_counter() - start)
+
+
+def function_section(n: int) -> dict[str, Any]:
+    from ipybridge.player.parallel import PureFigureSource
+    from ipybridge.player.sources import FigureSource
+
+    out: dict[str, Any] = {}
+    fig, func = heavy_figure()
+    serial = FigureSource(fig, func, frames=10_000)
+    serial.render(0)
+    start = time.perf_counter()
+    serial.render(1)
+    out["ms_per_frame"] = 1000 * (time.perf_counter() - start)
+    out["serial_fps"] = frames_per_second(serial, n)
+    for workers in (1, 2):
+        with ProcessPoolExecutor(workers) as pool:
+            fig, func = heavy_figure()
+            source = PureFigureSource(FigureSource(fig, func, frames=10_000), pool)
+            frames_per_second(source, workers * 2)  # workers start and unpickle the figure
+            out[f"pool_{workers}_fps"] = frames_per_second(source, n)
+        print(f"  process pool of {workers}: {out[f'pool_{workers}_fps']:.2f} fps", flush=True)
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        fig, func = heavy_figure()
+        source = PureFigureSource(FigureSource(fig, func, frames=10_000), client)
+        frames_per_second(source, 4)
+        out["dask_2_fps"] = frames_per_second(source, n)
+    print(f"  dask LocalCluster of 2: {out['dask_2_fps']:.2f} fps", flush=True)
+    out["speedup_2_vs_1"] = out["pool_2_fps"] / out["pool_1_fps"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--window", type=float, default=2.0)
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--function-frames", type=int, default=24)
+    parser.add_argument("--skip-browser", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": uptime()}
+    }
+    print(f"load average before: {results['machine']['load_before']}", flush=True)
+    print("frame function (~100 ms CPU), pure, drawn in order with 16 requests out:", flush=True)
+    results["function"] = function_section(args.function_frames)
+    print(f"  {json.dumps(results['function'])}", flush=True)
+    if not args.skip_browser:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-arrays-"))
+        try:
+            started = time.monotonic()
+            big, small = tmp / "big.zarr", tmp / "small.zarr"
+            results["stack_gb"] = write_stack(big, args.frames)
+            write_stack(small, 200)
+            print(f"wrote {args.frames} x {SIZE} x {SIZE} float32: {results['stack_gb']:.2f} GB on disk "
+                  f"in {time.monotonic() - started:.0f} s", flush=True)  # fmt: skip
+            server = start_server(tmp / "jupyter")
+            try:
+                with launched_chromium() as browser:
+                    jupyter = Jupyter(server, browser, ROOT / "test-artifacts")
+                    try:
+                        results["browser"] = browser_section(jupyter, args, big, small)
+                    finally:
+                        jupyter.close(None)
+            finally:
+                stop_server(server)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    results["machine"]["load_after"] = uptime()
+    report(results)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "arrays.json").write_text(json.dumps(results, indent=2))
+
+
+def report(results: dict[str, Any]) -> None:
+    f = results["function"]
+    print(f"\nload average before {results['machine']['load_before']}, after {results['machine']['load_after']}")
+    print(f"\nFrame function, {f['ms_per_frame']:.0f} ms per frame on one process")
+    print(f"  serial (kernel)           {f['serial_fps']:6.2f} fps")
+    print(f"  ProcessPoolExecutor(1)    {f['pool_1_fps']:6.2f} fps")
+    print(f"  ProcessPoolExecutor(2)    {f['pool_2_fps']:6.2f} fps   x{f['speedup_2_vs_1']:.2f} vs 1 process")
+    print(f"  dask LocalCluster(2)      {f['dask_2_fps']:6.2f} fps   x{f['dask_2_fps'] / f['pool_1_fps']:.2f}")
+    checks = {"2 processes >= 1.6x 1 process": f["speedup_2_vs_1"] >= 1.6}
+    b = results.get("browser")
+    if b:
+        print(f"\nzarr stack {results['stack_gb']:.2f} GB on disk, 512 x 512 float32 frames, cmap inferno")
+        for n in (200, 2000):
+            t = b[f"first_frame_{n}"]
+            print(f"  Player first frame, {n:>5} frames: {t['from_run_ms']:6.0f} ms after Run "
+                  f"({t['from_output_ms']:.0f} ms after the output appears)")  # fmt: skip
+        print(f"  to_jshtml first frame, 200 frames: {b['jshtml_first_frame_200_s'] * 1000:6.0f} ms after Run "
+              f"(x{b['jshtml_first_frame_200_s'] * 1000 / b['first_frame_200']['from_run_ms']:.0f}), "
+              f"kernel +{b['jshtml_rss_mb']:.0f} MB, page +{b['html_mb']:.0f} MB of HTML")  # fmt: skip
+        print(f"  painted fps asked for 60: Player {b['painted_fps_at_60']:.1f}, ipywidgets Play + interact(imshow) "
+              f"{b['interact_painted_fps_at_60']:.1f} (x{b['painted_fps_at_60'] / max(b['interact_painted_fps_at_60'], 1e-9):.1f})")  # fmt: skip
+        m = b["memory"]
+        rss = " -> ".join(f"{c['rss_mb']:.0f}" for c in m["checkpoints"])
+        print(f"  all {m['frames']} frames once, unthrottled: {m['seconds']:.0f} s ({m['unthrottled_fps']:.1f} fps), "
+              f"kernel RSS {rss} MB (growth {m['rss_growth_mb']:.0f} MB)")  # fmt: skip
+        checks.update(
+            {
+                "stack >= 2 GB on disk": results["stack_gb"] >= 2.0,
+                "first frame <= 300 ms after Run (200 and 2000 frames)": max(
+                    b["first_frame_200"]["from_run_ms"], b["first_frame_2000"]["from_run_ms"]
+                )
+                <= 300,
+                "kernel RSS growth <= 200 MB over all frames": m["rss_growth_mb"] <= 200,
+                "painted fps asked for 60 >= 50": b["painted_fps_at_60"] >= 50,
+            }
+        )
+    print("\nTargets")
+    for what, ok in checks.items():
+        print(f"  [{'pass' if ok else 'FAIL'}] {what}")
+    results["targets"] = checks
+
+
+if __name__ == "__main__":
+    main()
