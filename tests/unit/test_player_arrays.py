@@ -368,3 +368,45 @@ def test_dask_arrays_compute_each_frame_on_a_distributed_cluster():
 
 def _task_prefixes(dask_scheduler=None):
     return list(dask_scheduler.task_prefixes)
+
+
+@pytest.mark.parametrize("codec", ["auto", "png", "raw"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"cmap": "viridis", "vmin": 270, "vmax": 300},  # 256 colours + under, over, bad: 259 table rows
+        {"cmap": plt.get_cmap("coolwarm", 7), "vmin": 275, "vmax": 295},  # 7 colours
+        {
+            "cmap": plt.get_cmap("viridis").with_extremes(under="white", over="black", bad="red"),
+            "vmin": 280,
+            "vmax": 290,
+        },
+    ],
+)
+def test_frames_sent_to_the_page_decode_to_imshow_pixels(kwargs, codec):
+    """Colour-mapped frames travel as palette PNGs (one byte per pixel): still exactly imshow's pixels."""
+    source = ArraySource(KELVIN, **kwargs)
+    for index in (2, 7):
+        source.prefetch(index, (codec, 85))
+        encoded = source.collect(index, (codec, 85))
+        image = codecs.decode(encoded)
+        assert_same_picture(image, imshow_rgba(KELVIN[index], **kwargs))
+        assert np.array_equal(image, source.render(index))
+
+
+def test_more_than_256_colours_in_a_frame_fall_back_to_rgba():
+    ramp = np.linspace(-0.1, 1.1, 40 * 40, dtype=np.float64).reshape(1, 40, 40).repeat(2, axis=0)
+    ramp[:, 0, 0] = np.nan  # every table row is used: 256 colours, under, over and bad
+    cmap = plt.get_cmap("viridis").with_extremes(under="white", over="black", bad="red")
+    source = ArraySource(ramp, cmap=cmap, vmin=0, vmax=1)
+    encoded = source.collect(1, ("png", 85))
+    assert_same_picture(codecs.decode(encoded), imshow_rgba(ramp[1], cmap=cmap, vmin=0, vmax=1))
+
+
+def test_indexed_png_round_trips():
+    palette = RNG.integers(0, 256, (200, 4), dtype=np.uint8)
+    indices = RNG.integers(0, 200, (13, 17), dtype=np.uint8)
+    data = codecs.indexed_png(indices, palette)
+    assert np.array_equal(codecs.decode(codecs.Encoded("png", 17, 13, data)), palette[indices])
+    with pytest.raises(ValueError, match=r"1\.\.256"):
+        codecs.indexed_png(indices, np.zeros((257, 4), np.uint8))

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .parallel import Ahead, ahead_pool, check_executor, is_distributed_client
+from . import codecs
+from .parallel import Ahead, Encoding, ahead_pool, check_executor, is_distributed_client
 from .sources import FrameOutOfRange
 
 #: Frames read to choose colour limits when ``vmin``/``vmax``/``norm`` leave them open.
@@ -57,6 +58,32 @@ def _format_coord(value: Any) -> str:
     return str(value.item() if value.ndim == 0 else value)
 
 
+class Paletted:
+    """A colour-mapped frame as colour-map indices ``(H, W)`` uint8 and their RGBA colours ``(n, 4)`` uint8."""
+
+    __slots__ = ("indices", "palette")
+
+    def __init__(self, indices: np.ndarray, palette: np.ndarray) -> None:
+        self.indices = indices
+        self.palette = palette
+
+    def rgba(self) -> np.ndarray:
+        out: np.ndarray = self.palette.take(self.indices, axis=0)
+        return out
+
+
+def finish(frame: np.ndarray | Paletted, encoding: Encoding) -> Any:
+    """A frame made by :meth:`ColourMapper.paletted` as the page asked: RGBA (``encoding`` None) or encoded."""
+    if encoding is None:
+        return frame.rgba() if isinstance(frame, Paletted) else frame
+    if isinstance(frame, Paletted):
+        if codecs.resolve(encoding[0]) == "png":
+            data = codecs.indexed_png(frame.indices, frame.palette)
+            return codecs.Encoded("png", int(frame.indices.shape[1]), int(frame.indices.shape[0]), data)
+        frame = frame.rgba()
+    return codecs.encode(frame, *encoding)
+
+
 class ColourMapper:
     """Frame -> RGBA uint8 ``(H, W, 4)``, as ``imshow`` colours it; picklable, so workers can run it.
 
@@ -69,9 +96,48 @@ class ColourMapper:
         self.cmap = cmap
         self.norm = norm
         self._mappable: Any = None
+        self._index_cmap: Any = None
+        self._table: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"rgb": self.rgb, "cmap": self.cmap, "norm": self.norm, "_mappable": None}
+        return {"rgb": self.rgb, "cmap": self.cmap, "norm": self.norm, "_mappable": None, "_index_cmap": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def _indexing(self) -> tuple[Any, np.ndarray]:
+        """A copy of the colour map whose table holds row numbers, and the real table as bytes.
+
+        Calling the copy runs matplotlib's own colour-map code (under, over, bad, N) and
+        returns, for every pixel, the row of the table ``imshow`` would paint it with.
+        """
+        if self._index_cmap is None:
+            cmap = self.cmap
+            cmap(0.5)  # builds its table (_lut: N colours, then under, over, bad)
+            table = (cmap._lut * 255).astype(np.uint8)  # as Colormap.__call__(bytes=True) makes it
+            rows = copy.copy(cmap)
+            rows._lut = np.arange(len(table), dtype=np.uint16)[:, None]
+            self._index_cmap, self._table = rows, table
+        assert self._table is not None
+        return self._index_cmap, self._table
+
+    def paletted(self, frame: np.ndarray) -> np.ndarray | Paletted:
+        """The frame coloured: RGB(A) frames as RGBA, scalar frames as :class:`Paletted` (or RGBA past 256 colours)."""
+        if self.rgb:
+            return rgb_to_rgba(frame)
+        rows_cmap, table = self._indexing()
+        if frame.dtype.kind == "b":
+            frame = frame.astype(np.uint8)
+        # ScalarMappable.to_rgba's steps: norm, then the colour map, here one that returns table rows.
+        rows = rows_cmap(self.norm(np.ma.masked_invalid(frame, copy=False)))[..., 0]
+        if len(table) <= 256:
+            return Paletted(rows.astype(np.uint8), table)
+        used = np.flatnonzero(np.bincount(rows.ravel(), minlength=len(table)))
+        if len(used) > 256:
+            return table.take(rows, axis=0)  # type: ignore[no-any-return]
+        remap = np.zeros(len(table), dtype=np.uint8)
+        remap[used] = np.arange(len(used), dtype=np.uint8)
+        return Paletted(remap.take(rows), table[used])
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         if self.rgb:
@@ -100,9 +166,9 @@ def rgb_to_rgba(frame: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_frame(mapper: ColourMapper, frame: Any) -> np.ndarray:
+def render_frame(mapper: ColourMapper, frame: Any) -> np.ndarray | Paletted:
     """Colour one frame (run in the kernel's threads or on an executor's workers)."""
-    return mapper(np.asarray(frame))
+    return mapper.paletted(np.asarray(frame))
 
 
 class ArraySource:
@@ -178,7 +244,7 @@ class ArraySource:
                 self._sample_limits()
         elif cmap is not None or vmin is not None or vmax is not None or norm is not None:
             raise ValueError("cmap, vmin, vmax and norm colour scalar data; RGB(A) frames are shown as they are")
-        self.ahead = Ahead(self._work, lambda: self.length)
+        self.ahead = Ahead(self._work, lambda: self.length, finish)
 
     # ------------------------------------------------------------ xarray
     def _from_xarray(self, da: Any, dim: str | None) -> Any:
@@ -249,42 +315,54 @@ class ArraySource:
         self.reads += 1
         return np.asarray(frame)
 
-    def _work(self, index: int) -> np.ndarray:
+    def _work(self, index: int) -> np.ndarray | Paletted:
+        """Frame ``index`` read and coloured (RGBA, or palette indices for scalar data)."""
         if self._distributed:
             return self._on_cluster(index)
         frame = self._read(index)
         if self.executor is not None:
-            return np.asarray(self.executor.submit(render_frame, self.mapper, frame).result())
-        return self.mapper(frame)
+            made: np.ndarray | Paletted = self.executor.submit(render_frame, self.mapper, frame).result()
+            return made
+        return self.mapper.paletted(frame)
 
-    def _on_cluster(self, index: int) -> np.ndarray:
+    def _on_cluster(self, index: int) -> np.ndarray | Paletted:
         client = self.executor
         if self._dask:
             from dask.delayed import delayed
 
-            # The frame is computed where its chunks are, coloured there, and only RGBA comes back.
+            # The frame is computed where its chunks are, coloured there; only the coloured frame comes back.
             job = delayed(render_frame)(self.mapper, self.array[index])
-            rgba: np.ndarray = client.compute(job).result()
+            made: np.ndarray | Paletted = client.compute(job).result()
             self.reads += 1
-            return rgba
+            return made
         frame = self._read(index)
-        return np.asarray(client.submit(render_frame, self.mapper, frame, pure=False).result())
+        result: np.ndarray | Paletted = client.submit(render_frame, self.mapper, frame, pure=False).result()
+        return result
 
-    def prefetch(self, index: int) -> None:
-        """Start frame ``index`` now (the page asked for it); :meth:`render` collects it."""
-        self.ahead.prefetch(index)
+    def prefetch(self, index: int, encoding: Encoding = None) -> None:
+        """Start frame ``index`` now (the page asked for it), encoded as ``encoding`` = (codec, quality)."""
+        self.ahead.prefetch(index, encoding)
 
-    def cancel(self, index: int) -> None:
+    def cancel(self, index: int, encoding: Encoding = None) -> None:
         """The page no longer wants one request for frame ``index``: work not yet started is dropped."""
-        self.ahead.cancel(index)
+        self.ahead.cancel(index, encoding)
 
-    def render(self, index: int) -> np.ndarray:
-        """RGBA uint8 ``(H, W, 4)`` of frame ``index``."""
+    def _check(self, index: int) -> None:
         if self.length is None or not 0 <= index < self.length:
             raise FrameOutOfRange(
                 f"frame {index} is out of range: this array has {self.length} frames (0..{(self.length or 0) - 1})"
             )
-        return self.ahead.collect(index)
+
+    def collect(self, index: int, encoding: Encoding = None) -> Any:
+        """Frame ``index`` as asked for by :meth:`prefetch`: RGBA, or encoded when ``encoding`` is given."""
+        self._check(index)
+        return self.ahead.collect(index, encoding)
+
+    def render(self, index: int) -> np.ndarray:
+        """RGBA uint8 ``(H, W, 4)`` of frame ``index``."""
+        self._check(index)
+        rgba: np.ndarray = self.ahead.collect(index)
+        return rgba
 
     def close(self) -> None:
         self.ahead.forget()

@@ -100,6 +100,33 @@ def fast_png(rgba: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     )  # fmt: skip
 
 
+def indexed_png(indices: np.ndarray, palette: np.ndarray, level: int = PNG_LEVEL) -> bytes:
+    """An 8-bit palette PNG: ``indices`` uint8 ``(H, W)`` into ``palette`` uint8 ``(n <= 256, 4)`` (RGBA).
+
+    A colour-mapped frame has at most 256 colours: one byte per pixel to compress
+    instead of four, so it encodes ~3-4x faster and smaller than RGBA, and the
+    browser's decoder expands it back to exactly ``palette[indices]``.
+    """
+    height, width = int(indices.shape[0]), int(indices.shape[1])
+    if indices.dtype != np.uint8 or palette.dtype != np.uint8 or not 1 <= len(palette) <= 256:
+        raise ValueError("indexed_png takes uint8 indices and a uint8 palette of 1..256 RGBA entries")
+    rows = np.empty((height, width + 1), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type "none"
+    rows[:, 1:] = indices
+    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)  # 8 bits, palette, deflate, no interlace
+    chunks = [
+        _PNG_SIGNATURE,
+        _png_chunk(b"IHDR", header),
+        _png_chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes()),
+    ]
+    alpha = palette[:, 3]
+    if (alpha != 255).any():
+        last = int(np.nonzero(alpha != 255)[0][-1]) + 1  # entries after the last translucent one default to opaque
+        chunks.append(_png_chunk(b"tRNS", alpha[:last].tobytes()))
+    chunks += [_png_chunk(b"IDAT", zlib.compress(rows.data, level)), _png_chunk(b"IEND", b"")]
+    return b"".join(chunks)
+
+
 def decode(encoded: Encoded) -> np.ndarray:
     """The RGBA image ``(H, W, 4)`` the page would paint."""
     if encoded.codec == "raw":

@@ -67,63 +67,90 @@ def check_executor(executor: Any) -> None:
         )
 
 
+#: How the page wants a frame encoded: (codec, quality), or None for the RGBA image itself.
+Encoding = tuple[str, int] | None
+
+
 class Ahead:
     """Frames started as the page asks for them, collected in the order it asked.
 
-    ``work(index)`` makes frame ``index`` (RGBA uint8); it runs on :func:`ahead_pool`.
-    Several requests for the same frame share one piece of work.
+    ``work(index)`` makes frame ``index`` (RGBA uint8, or what ``finish(made, encoding)``
+    turns into RGBA or an encoded frame); it runs on :func:`ahead_pool`,
+    followed by encoding when the request names one (zlib releases the GIL, so frames
+    are compressed in parallel too). Several requests for the same frame and
+    encoding share one piece of work.
     """
 
-    def __init__(self, work: Callable[[int], np.ndarray], length: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        work: Callable[[int], Any],
+        length: Callable[[], int | None],
+        finish: Callable[[Any, Encoding], Any] | None = None,
+    ) -> None:
         self._work = work
         self._length = length
+        self._finish = finish
         self._lock = threading.Lock()
-        self._started: dict[int, tuple[Future[np.ndarray], int]] = {}
+        self._started: dict[tuple[int, Encoding], tuple[Future[Any], int]] = {}
 
     def __len__(self) -> int:
         return len(self._started)
 
-    def prefetch(self, index: int) -> None:
+    def _make(self, index: int, encoding: Encoding) -> Any:
+        made = self._work(index)
+        if self._finish is not None:
+            return self._finish(made, encoding)
+        if encoding is None:
+            return made
+        from . import codecs
+
+        return codecs.encode(made, *encoding)
+
+    def prefetch(self, index: int, encoding: Encoding = None) -> None:
         length = self._length()
         if index < 0 or (length is not None and index >= length):
-            return  # render() reports it
+            return  # collect() reports it
+        key = (index, encoding)
         with self._lock:
-            entry = self._started.get(index)
+            entry = self._started.get(key)
             if entry is not None:
-                self._started[index] = (entry[0], entry[1] + 1)
+                self._started[key] = (entry[0], entry[1] + 1)
                 return
             if len(self._started) >= MAX_AHEAD:
                 return  # made when collected, on the render thread
-            self._started[index] = (ahead_pool().submit(self._work, index), 1)
+            self._started[key] = (ahead_pool().submit(self._make, index, encoding), 1)
 
-    def cancel(self, index: int) -> None:
+    def cancel(self, index: int, encoding: Encoding = None) -> None:
+        key = (index, encoding)
         with self._lock:
-            entry = self._started.get(index)
+            entry = self._started.get(key)
             if entry is None:
                 return
             future, wants = entry
             if wants > 1:
-                self._started[index] = (future, wants - 1)
+                self._started[key] = (future, wants - 1)
                 return
-            del self._started[index]
+            del self._started[key]
         future.cancel()
 
-    def collect(self, index: int) -> np.ndarray:
-        future: Future[np.ndarray] | None = None
+    def collect(self, index: int, encoding: Encoding = None) -> Any:
+        """Frame ``index``: an RGBA image, or a :class:`~ipybridge.player.codecs.Encoded` when ``encoding`` is given."""
+        key = (index, encoding)
+        future: Future[Any] | None = None
         with self._lock:
-            entry = self._started.get(index)
+            entry = self._started.get(key)
             if entry is not None:
                 future, wants = entry
                 if wants > 1:
-                    self._started[index] = (future, wants - 1)
+                    self._started[key] = (future, wants - 1)
                 else:
-                    del self._started[index]
+                    del self._started[key]
         if future is not None:
             try:
                 return future.result()
             except CancelledError:
                 pass  # forgotten meanwhile (new limits, closing): make it now
-        return self._work(index)
+        return self._make(index, encoding)
 
     def forget(self) -> None:
         """Drop every frame started and not collected (what they show has changed)."""
@@ -231,14 +258,18 @@ class PureFigureSource:
             result = self.executor.submit(draw_pure_frame, self.token, self._payload, value).result()
         return np.asarray(result)
 
-    def prefetch(self, index: int) -> None:
-        self.ahead.prefetch(index)
+    def prefetch(self, index: int, encoding: Encoding = None) -> None:
+        self.ahead.prefetch(index, encoding)
 
-    def cancel(self, index: int) -> None:
-        self.ahead.cancel(index)
+    def cancel(self, index: int, encoding: Encoding = None) -> None:
+        self.ahead.cancel(index, encoding)
+
+    def collect(self, index: int, encoding: Encoding = None) -> Any:
+        return self.ahead.collect(index, encoding)
 
     def render(self, index: int) -> np.ndarray:
-        return self.ahead.collect(index)
+        rgba: np.ndarray = self.ahead.collect(index)
+        return rgba
 
     def close(self) -> None:
         self.ahead.forget()

@@ -61,7 +61,7 @@ class PlayerCore(BridgeCore):
         self._encoder = _runtime.SerialWorker(f"{name}-encoder")
         self._pending: set[tuple[str, int]] = set()
         # Requests whose frame the source started ahead of need (sources with prefetch/cancel), by key.
-        self._started: dict[tuple[str, int], int] = {}
+        self._started: dict[tuple[str, int], tuple[int, tuple[str, int]]] = {}
         self._to_draw = 0  # requests queued or drawing on the render thread
         self._held = 0  # frames posted to the outbox since the last flush this core asked for
         self._pending_lock = threading.Lock()
@@ -87,9 +87,9 @@ class PlayerCore(BridgeCore):
                     for ident in ids:
                         if is_valid_id(ident):
                             self._pending.discard((item.view, ident))
-                            index = self._started.pop((item.view, ident), None)
-                            if index is not None:
-                                dropped.append(index)
+                            started = self._started.pop((item.view, ident), None)
+                            if started is not None:
+                                dropped.append(started)
                 self._cancel_started(dropped)
         elif item.type == "player_stats":
             stats = data.get("stats")
@@ -121,27 +121,27 @@ class PlayerCore(BridgeCore):
         with self._pending_lock:
             self._pending.add(key)
             if prefetch is not None:
-                self._started[key] = index
+                self._started[key] = (index, (codec, quality))
         with self._stats_lock:
             self.frames_requested += 1
             self._to_draw += 1
         if prefetch is not None:
-            prefetch(index)  # reading or drawing starts now, in parallel; _render collects it in order
+            prefetch(index, (codec, quality))  # drawing and encoding start now, in parallel; _render collects in order
         self._worker.submit(lambda: self._render(view, ident, index, gen, codec, quality, urgent))
 
-    def _cancel_started(self, indexes: list[int]) -> None:
+    def _cancel_started(self, started: list[tuple[int, tuple[str, int]]]) -> None:
         cancel = getattr(self.source, "cancel", None)
         if cancel is not None:
-            for index in indexes:
-                cancel(index)
+            for index, encoding in started:
+                cancel(index, encoding)
 
     def _collecting(self, key: tuple[str, int]) -> None:
         """The render thread takes up request ``key``: a frame started for it is now its to collect or drop."""
         with self._pending_lock:
-            index = self._started.pop(key, None)
+            started = self._started.pop(key, None)
             wanted = key in self._pending and key[0] in self.views and not self.closed
-        if index is not None and not wanted:
-            self._cancel_started([index])
+        if started is not None and not wanted:
+            self._cancel_started([started])
 
     def _wanted(self, key: tuple[str, int]) -> bool:
         with self._pending_lock:
@@ -167,8 +167,10 @@ class PlayerCore(BridgeCore):
         length_before = self.source.length
         start = time.perf_counter()
         try:
+            collect = getattr(self.source, "collect", None)
             with self._worker.interruptible():
-                rgba = self.source.render(index)
+                # A source that works ahead hands over the frame already encoded (see parallel.Ahead).
+                rgba = collect(index, (codec, quality)) if collect is not None else self.source.render(index)
         except BaseException as exc:  # noqa: BLE001 - the page shows it; the kernel goes on
             self._drawn()
             self._drop(key)
@@ -210,7 +212,7 @@ class PlayerCore(BridgeCore):
         gen: int,
         codec: str,
         quality: int,
-        rgba: np.ndarray,
+        rgba: np.ndarray | codecs.Encoded,
         render_s: float,
         urgent: bool,
         label: str | None = None,
@@ -220,7 +222,7 @@ class PlayerCore(BridgeCore):
             return
         start = time.perf_counter()
         try:
-            encoded = codecs.encode(rgba, codec, quality)
+            encoded = rgba if isinstance(rgba, codecs.Encoded) else codecs.encode(rgba, codec, quality)
         except Exception as exc:  # noqa: BLE001 - e.g. Pillow missing for png/jpeg
             self._drop(key)
             self.post({"type": "frame_error", "view": key[0], "id": key[1], "index": index, "gen": gen,
