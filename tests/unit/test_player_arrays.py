@@ -410,3 +410,58 @@ def test_indexed_png_round_trips():
     assert np.array_equal(codecs.decode(codecs.Encoded("png", 17, 13, data)), palette[indices])
     with pytest.raises(ValueError, match=r"1\.\.256"):
         codecs.indexed_png(indices, np.zeros((257, 4), np.uint8))
+
+
+def test_a_flood_of_requests_keeps_work_ahead_bounded_and_answers_every_one():
+    """A hostile or runaway page asking for every frame at once: at most MAX_AHEAD frames in the works."""
+    from ipybridge.player.parallel import MAX_AHEAD
+
+    stack = RNG.random((120, 6, 7)).astype(np.float32)
+    gate = threading.Event()
+    array = CountingArray(stack, gate)
+    page = FakePage()
+    core = PlayerCore(page.send)
+    source = ArraySource(array, vmin=0, vmax=1)
+    core.source = source
+    core.receive(*envelope({"type": "hello"}))
+    try:
+        for ident in range(1, 121):
+            request(core, ident, ident - 1)
+        request(core, 121, 10**12)  # far out of range: an error, nothing read
+        assert len(source.ahead) <= MAX_AHEAD
+        gate.set()
+        page.wait_for(lambda i: i.get("id") == 121, timeout=60)
+        page.wait_for(lambda i: i.get("id") == 120, timeout=60)  # frames asked ahead may leave after the error
+        sent = frames_sent(page)
+        assert [item["index"] for item, _ in sent] == list(range(120))
+        assert sorted(array.reads) == list(range(120))  # each frame read once
+        error = next(item for item, _ in page.items() if item.get("id") == 121)
+        assert error["type"] == "frame_error"
+        assert "out of range" in error["error"]["evalue"]
+    finally:
+        core.close()
+
+
+def test_player_widget_for_an_xarray_with_colour_bar_and_set_clim():
+    import xarray as xr
+
+    import ipybridge
+
+    air = xr.DataArray(KELVIN, dims=("time", "y", "x"), name="t2m", attrs={"units": "K"})
+    p = ipybridge.Player(air, cmap="coolwarm", colorbar=True)
+    try:
+        assert p.title == "t2m [K]"
+        assert p.frames == 12
+        assert p._colorbar.startswith(b"\x89PNG")
+        before, generation = p._colorbar, p._generation
+        p.set_clim(250, 320)
+        assert (p.source.vmin, p.source.vmax) == (250, 320)
+        assert p._colorbar != before
+        assert p._generation == generation + 1  # the page drops the frames coloured with the old limits
+        assert_same_picture(p.source.render(4), imshow_rgba(KELVIN[4], cmap="coolwarm", vmin=250, vmax=320))
+        with pytest.raises(TypeError, match="takes no frame function"):
+            ipybridge.Player(KELVIN, lambda i: None)
+        with pytest.raises(TypeError, match="pure="):
+            ipybridge.Player(KELVIN, pure=True)
+    finally:
+        p.close()
