@@ -465,3 +465,20 @@ def test_player_widget_for_an_xarray_with_colour_bar_and_set_clim():
             ipybridge.Player(KELVIN, pure=True)
     finally:
         p.close()
+
+
+def test_the_saved_static_picture_is_the_current_frame_as_imshow_paints_it():
+    import base64
+
+    import ipybridge
+
+    p = ipybridge.Player(KELVIN, cmap="magma", vmin=270, vmax=300)
+    try:
+        p.seek(7)
+        bundle = p._repr_mimebundle_()
+        assert bundle is not None
+        png = base64.b64decode(bundle[0]["image/png"])
+        image = codecs.decode(codecs.Encoded("png", 32, 24, png))
+        assert_same_picture(image, imshow_rgba(KELVIN[7], cmap="magma", vmin=270, vmax=300))
+    finally:
+        p.close()

@@ -486,8 +486,12 @@ class Player(BridgeWidget):
         if self.frames is not None:
             index = min(max(index, 0), max(self.frames - 1, 0))
         try:
-            rgba = self._source.render(index)
-            bundle[0]["image/png"] = base64.b64encode(codecs.png_bytes(rgba)).decode("ascii")
+            collect = getattr(self._source, "collect", None)
+            if collect is not None:  # an array: its fast PNG (a palette PNG for colour-mapped frames)
+                png = collect(index, ("png", 85)).data
+            else:
+                png = codecs.png_bytes(self._source.render(index))
+            bundle[0]["image/png"] = base64.b64encode(png).decode("ascii")
         except Exception:  # noqa: BLE001, S110 - no static picture is better than no widget
             pass
         return bundle
