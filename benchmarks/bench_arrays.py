@@ -129,7 +129,7 @@ INTERACT = textwrap.dedent(
     %matplotlib inline
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    play = widgets.Play(min=0, max=len(small) - 1, interval=1000 / 60)
+    play = widgets.Play(min=0, max=small.shape[0] - 1, interval=1000 / 60)
     def show(i):
         fig, ax = plt.subplots(figsize=(5.12, 5.12), dpi=100)
         ax.imshow(small[i], cmap="inferno", vmin=265, vmax=295)
@@ -148,7 +148,7 @@ JSHTML = textwrap.dedent(
     r_before = rss_mb()
     fig, ax = plt.subplots(figsize=(5.12, 5.12), dpi=100)
     im = ax.imshow(small[0], cmap="inferno", vmin=265, vmax=295)
-    anim = FuncAnimation(fig, lambda i: im.set_data(small[i]), frames=len(small), interval=1000 / 60)
+    anim = FuncAnimation(fig, lambda i: im.set_data(small[i]), frames=small.shape[0], interval=1000 / 60)
     html = HTML(anim.to_jshtml()); plt.close(fig)
     jshtml_rss = rss_mb() - r_before
     html
