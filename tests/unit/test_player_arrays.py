@@ -243,6 +243,11 @@ def test_xarray_title_counter_label_and_dim():
         ArraySource(air, dim="level")
     with pytest.raises(TypeError, match="xarray"):
         ArraySource(KELVIN, dim="time")
+    levels = xr.DataArray(np.zeros((2, 3, 4, 5), np.float32), dims=("time", "level", "lat", "lon"))
+    with pytest.raises(
+        ValueError, match=r"\('time', 'level', 'lat', 'lon'\): select the others first, e.g. da.isel\(level=0\)"
+    ):
+        ArraySource(levels)
 
 
 def test_labels_travel_with_frames_to_the_page():

@@ -255,6 +255,12 @@ class ArraySource:
             raise ValueError(f"dim={dim!r} is not a dimension of this DataArray; its dimensions are {dims}")
         if dim is not None and dims and dims[0] != dim:
             da = da.transpose(dim, ...)
+        if len(dims) > 4 or (len(dims) == 4 and da.shape[3] not in (3, 4)):
+            extra = list(da.dims[1:-2])
+            raise ValueError(
+                f"Player plays a DataArray of dimensions ({dim}, y, x) or ({dim}, y, x, rgb); this one has "
+                f"{tuple(da.dims)}: select the others first, e.g. da.isel({extra[0]}=0)"
+            )
         name = da.attrs.get("long_name") or da.name
         units = da.attrs.get("units")
         if name is not None:
