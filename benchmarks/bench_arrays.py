@@ -282,6 +282,23 @@ def heavy_figure() -> tuple[Any, Any]:
     return fig, mandelbrot
 
 
+def sleepy_figure() -> tuple[Any, Any]:
+    """A control: a frame function that waits 100 ms and computes nothing. Its frames/s show whether
+    the machinery overlaps frames, whatever the CPU load (CPU-bound frames can only go as fast as the
+    CPU share the machine leaves)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 2), dpi=50)
+    ax = fig.add_subplot()
+    (line,) = ax.plot([0, 1], [0, 1])
+
+    def wait(k):  # pure
+        time.sleep(0.1)
+        line.set_ydata([0, k % 7])
+
+    return fig, wait
+
+
 def frames_per_second(source: Any, n: int, inflight: int = 16) -> float:
     """Frames in order, with ``inflight`` requests out, as the page keeps them."""
     start = time.perf_counter()
@@ -302,8 +319,8 @@ def function_section(n: int, rounds: int) -> dict[str, Any]:
     from ipybridge.player.parallel import PureFigureSource
     from ipybridge.player.sources import FigureSource
 
-    def source(executor: Any) -> Any:
-        fig, func = heavy_figure()
+    def source(executor: Any, make: Any = heavy_figure) -> Any:
+        fig, func = make()
         made = FigureSource(fig, func, frames=10_000)
         return made if executor is None else PureFigureSource(made, executor)
 
@@ -329,8 +346,16 @@ def function_section(n: int, rounds: int) -> dict[str, Any]:
             for name, made in sources.items():
                 rates[name].append(frames_per_second(made, n))
             print(f"  round: { {k: round(v[-1], 2) for k, v in rates.items()} }", flush=True)
+        executors = {"serial": None, "pool_1": pool_1, "pool_2": pool_2, "dask_2": client}
+        control = {}
+        for name, executor in executors.items():
+            made = source(executor, sleepy_figure)
+            frames_per_second(made, 4)
+            control[name] = frames_per_second(made, n)
+        print(f"  control (100 ms sleep per frame): { {k: round(v, 2) for k, v in control.items()} }", flush=True)
     out: dict[str, Any] = {f"{k}_fps": statistics.median(v) for k, v in rates.items()}
     out["rounds"] = rates
+    out["control_sleep_100ms_fps"] = control
     out["ms_per_frame"] = statistics.median(costs)
     out["speedup_2_vs_1"] = out["pool_2_fps"] / out["pool_1_fps"]
     return out
@@ -387,6 +412,9 @@ def report(results: dict[str, Any]) -> None:
     print(f"  ProcessPoolExecutor(1)    {f['pool_1_fps']:6.2f} fps")
     print(f"  ProcessPoolExecutor(2)    {f['pool_2_fps']:6.2f} fps   x{f['speedup_2_vs_1']:.2f} vs 1 process")
     print(f"  dask LocalCluster(2)      {f['dask_2_fps']:6.2f} fps   x{f['dask_2_fps'] / f['pool_1_fps']:.2f}")
+    c = f["control_sleep_100ms_fps"]
+    print(f"  control, 100 ms sleep per frame: serial {c['serial']:.2f}, 1 process {c['pool_1']:.2f}, "
+          f"2 processes {c['pool_2']:.2f}, LocalCluster(2) {c['dask_2']:.2f} fps")  # fmt: skip
     checks = {"2 processes >= 1.6x 1 process": f["speedup_2_vs_1"] >= 1.6}
     b = results.get("browser")
     if b:
