@@ -119,7 +119,7 @@ SETUP = textwrap.dedent(
     # A first, tiny player loads the page module (once per notebook, as for any widget): the players
     # timed below are not the notebook's first widget.
     def python_rate(array, first, n=120, window=16):
-        """Encoded frames/s the kernel alone makes for the page (same source, same 16 requests out)."""
+        # Encoded frames/s the kernel alone makes for the page (same source, same 16 requests out).
         from ipybridge.player.arrays import ArraySource
         source = ArraySource(array, cmap="inferno")
         start = time.perf_counter()
@@ -185,7 +185,8 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
         SETUP.format(big=str(big), small=str(small)),
         'ps = ipybridge.Player(small, cmap="inferno")\nps',
         'pb = ipybridge.Player(big, cmap="inferno", fps=60)\npb',
-        'pb.pause(); print(json.dumps({"stats": pb.stats, "reads": pb.source.reads, "python_fps": python_rate(big, 1500)}))',
+        'pb.pause(); print(json.dumps({"stats": pb.stats, "reads": pb.source.reads, '
+        '"python_fps": python_rate(big, 1500)}))',
         'pm = ipybridge.Player(big, cmap="inferno", fps=0, loop="once", cache_mb=64)\npm',
         'print(json.dumps({"rss": rss_mb(), "frame": pm.frame, "reads": pm.source.reads}))',
         INTERACT,
