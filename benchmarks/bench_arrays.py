@@ -190,7 +190,7 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
         'pm = ipybridge.Player(big, cmap="inferno", fps=0, loop="once", cache_mb=64)\npm',
         'print(json.dumps({"rss": rss_mb(), "frame": pm.frame, "reads": pm.source.reads}))',
         INTERACT,
-        "play.playing = False",
+        'play.playing = False; print("stopped")',
         JSHTML,
         'print(json.dumps({"jshtml_rss_mb": jshtml_rss, "html_mb": len(html.data) / 1e6}))',
     ]
