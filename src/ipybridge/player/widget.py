@@ -488,7 +488,16 @@ class Player(BridgeWidget):
         try:
             collect = getattr(self._source, "collect", None)
             if collect is not None:  # an array: its fast PNG (a palette PNG for colour-mapped frames)
-                png = collect(index, ("png", 85)).data
+                encoding = (self.codec, self.quality)
+                if codecs.resolve(self.codec) != "png":
+                    encoding = ("png", 85)
+                encoded = collect(index, encoding)
+                png = encoded.data
+                if encoding == (self.codec, self.quality):
+                    # The page's first request for this frame (it asks as soon as the output shows) gets it at once.
+                    ahead = getattr(self._source, "ahead", None)
+                    if ahead is not None:
+                        ahead.keep(index, encoding, encoded)
             else:
                 png = codecs.png_bytes(self._source.render(index))
             bundle[0]["image/png"] = base64.b64encode(png).decode("ascii")
