@@ -340,6 +340,16 @@ class Player(BridgeWidget):
             raise traitlets.TraitError(f"fps must be a finite number >= 0 (0 = as fast as possible), not {value}")
         return value
 
+    @traitlets.validate("codec")
+    def _valid_codec(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value == "jpeg":
+            try:
+                codecs.pillow()
+            except ModuleNotFoundError as exc:
+                raise traitlets.TraitError(str(exc)) from exc
+        return value
+
     @traitlets.validate("quality")
     def _valid_quality(self, proposal: Any) -> int:
         value = int(proposal["value"])
@@ -433,6 +443,11 @@ def _make_source(
         if func is not None:
             raise TypeError("Player(video) takes no frame function")
         return VideoSource(source), 30.0, "loop"
+    if figure is None:
+        try:
+            import matplotlib  # noqa: F401 - only to tell a missing extra from a wrong argument
+        except ImportError as exc:
+            raise codecs.missing_extra("Player(fig, func, frames=...) and Player(anim)", "matplotlib") from exc
     raise TypeError(
         "Player plays a matplotlib FuncAnimation, Player(fig, func, frames=...), "
         f"or a numpy video (N, H, W[, 3|4]); not {type(source).__name__}"
