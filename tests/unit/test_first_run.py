@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -174,3 +175,25 @@ def test_examples_never_rebind_what_an_earlier_cells_function_reads(notebook: st
             if rebound:
                 problems.append(f"cell {j} rebinds {sorted(rebound)}, read by a function of cell {i}")
     assert not problems, problems
+
+
+def _readme_block(heading: str) -> str:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(f"\n## {heading}\n") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("\n```", start)]
+
+
+@pytest.mark.parametrize(("heading", "widget"), [("Player", "Player"), ("Ten lines", "Bridge")])
+def test_readme_examples_run_as_written(heading: str, widget: str) -> None:
+    """README's short examples are complete programs: pasted into a cell, they make their widget."""
+    code = _readme_block(heading)
+    assert len(code.strip().splitlines()) <= 14
+    *body, last = code.strip().splitlines()
+    script = "\n".join([*body, f"result = ({last})", "print(type(result).__name__)"])
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == widget
