@@ -43,7 +43,12 @@ def test_demo_serves_a_copy_of_the_examples_quietly(tmp_path: Path, browser) -> 
     log_path = tmp_path / "demo.log"
     # A fresh user's JupyterLab: no workspace restoring notebooks of earlier sessions.
     workspaces = tmp_path / "workspaces"
-    env = {**os.environ, "IPYBRIDGE_SETUP": "done", "JUPYTER_PLATFORM_DIRS": "1", "JUPYTERLAB_WORKSPACES_DIR": str(workspaces)}
+    env = {
+        **os.environ,
+        "IPYBRIDGE_SETUP": "done",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
+    }
     env.pop("JUPYTER_TOKEN", None)
     # Exactly the README's command, with the arguments a user passes through to jupyter lab;
     # no --allow-root, whoever runs the tests (root in containers and CI).
