@@ -206,6 +206,64 @@ export class FpsMeter {
 }
 
 /**
+ * What reached the screen. A canvas shows the last thing drawn on it before a display refresh:
+ * draws between two refreshes replace each other, and only the last is displayed.
+ * Call `drew(now)` after each draw and `refresh(now)` once per display refresh (in a
+ * requestAnimationFrame callback, after that callback's own draws; callbacks of one refresh
+ * share its timestamp).
+ */
+export class ScreenCounter {
+  /** @param {number} [windowMs] */
+  constructor(windowMs = 1000) {
+    /** Frames drawn on the canvas. */
+    this.drawn = 0;
+    /** Refreshes that showed a newly drawn frame: at most one per refresh. */
+    this.displayed = 0;
+    /** Frames drawn and replaced by a later draw before a refresh showed them. */
+    this.dropped = 0;
+    this.displayedMeter = new FpsMeter(windowMs);
+    this.drawnMeter = new FpsMeter(windowMs);
+    this._pending = 0;
+    this._lastRefresh = -1;
+  }
+
+  /** @param {number} now ms */
+  drew(now) {
+    this.drawn++;
+    this._pending++;
+    this.drawnMeter.tick(now);
+  }
+
+  /** A display refresh at `now`; true if it showed a newly drawn frame. @param {number} now */
+  refresh(now) {
+    if (!this._pending) return false;
+    if (now === this._lastRefresh) {
+      // Drawn again within a refresh already counted: what it showed before is replaced.
+      this.dropped += this._pending;
+      this._pending = 0;
+      return false;
+    }
+    this.displayed++;
+    this.dropped += this._pending - 1;
+    this._pending = 0;
+    this._lastRefresh = now;
+    this.displayedMeter.tick(now);
+    return true;
+  }
+
+  /** Whether frames were drawn that no refresh has shown yet. */
+  get pending() {
+    return this._pending > 0;
+  }
+
+  /** Restart the rates (not the counts), e.g. when playback starts. */
+  resetRates() {
+    this.displayedMeter.reset();
+    this.drawnMeter.reset();
+  }
+}
+
+/**
  * Playback clock at `fps`: `due(now)` says whether the next frame should be
  * painted now; after painting call `advance(now)`. Late frames do not make
  * the clock burst to catch up.

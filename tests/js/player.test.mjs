@@ -5,6 +5,7 @@ import {
   FpsMeter,
   FrameCache,
   FrameClock,
+  ScreenCounter,
   framesToRequest,
   nextFrame,
   stepTarget,
@@ -112,4 +113,36 @@ test("framesToRequest asks in batches while playing, at once when the next frame
   // a full window asks for nothing
   assert.deepEqual(framesToRequest([40], 16, 16, true, 40), []);
   assert.deepEqual(framesToRequest([], 0, 16, true, 0), []);
+});
+
+test("ScreenCounter counts at most one displayed frame per refresh and the draws replaced before it", () => {
+  const screen = new ScreenCounter(1000);
+  // 60 Hz refreshes; two draws before the first refresh, one before the second, none before the third.
+  screen.drew(1);
+  screen.drew(5);
+  assert.equal(screen.refresh(16.7), true);
+  screen.drew(20);
+  assert.equal(screen.refresh(33.4), true);
+  assert.equal(screen.refresh(50.1), false);
+  assert.deepEqual([screen.drawn, screen.displayed, screen.dropped], [3, 2, 1]);
+  // A second requestAnimationFrame callback of the same refresh that drew again: still one displayed.
+  screen.drew(60);
+  assert.equal(screen.refresh(66.8), true);
+  screen.drew(67);
+  assert.equal(screen.refresh(66.8), false);
+  assert.deepEqual([screen.drawn, screen.displayed, screen.dropped], [5, 3, 2]);
+  assert.equal(screen.pending, false);
+});
+
+test("ScreenCounter's displayed rate follows refreshes, not draws", () => {
+  const screen = new ScreenCounter(1000);
+  // Draws at 120/s against 60 Hz refreshes: 60 displayed per second, 60 dropped.
+  for (let i = 0; i < 240; i++) {
+    screen.drew(i * (1000 / 120));
+    if (i % 2 === 1) screen.refresh(i * (1000 / 120) + 1);
+  }
+  const now = 239 * (1000 / 120) + 1;
+  assert.ok(Math.abs(screen.displayedMeter.rate(now) - 60) < 1, String(screen.displayedMeter.rate(now)));
+  assert.ok(Math.abs(screen.drawnMeter.rate(now) - 120) < 1, String(screen.drawnMeter.rate(now)));
+  assert.equal(screen.dropped, 120);
 });

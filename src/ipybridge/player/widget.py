@@ -236,6 +236,7 @@ class PlayerCore(BridgeCore):
             }
         page = dict(self.page_stats)
         out["displayed_fps"] = float(page.pop("displayed_fps", 0.0))
+        out["dropped"] = int(page.pop("dropped", 0))
         out.update({f"page_{k}": v for k, v in page.items()})
         return out
 
@@ -397,8 +398,14 @@ class Player(BridgeWidget):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """``frames_rendered``, ``render_ms``, ``encode_ms`` (averages), ``bytes_per_frame``,
-        ``displayed_fps`` (from the page) and a few more counters."""
+        """``frames_rendered``, ``render_ms``, ``encode_ms`` (averages), ``bytes_per_frame``, and from
+        the page (its latest view, reported every second while playing and on pause):
+
+        ``displayed_fps``: frames that reached the screen per second, over the last second (at most one
+        per display refresh: a refresh that showed a newly painted frame counts once, as the readout
+        does); ``dropped``: frames painted on the canvas and replaced before a refresh showed them;
+        ``page_drawn_fps``, ``page_painted`` (frames painted), ``page_displayed`` and cache counters.
+        """
         return self._player_core.stats()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:

@@ -794,6 +794,48 @@ var FpsMeter = class {
     this._times = [];
   }
 };
+var ScreenCounter = class {
+  /** @param {number} [windowMs] */
+  constructor(windowMs = 1e3) {
+    this.drawn = 0;
+    this.displayed = 0;
+    this.dropped = 0;
+    this.displayedMeter = new FpsMeter(windowMs);
+    this.drawnMeter = new FpsMeter(windowMs);
+    this._pending = 0;
+    this._lastRefresh = -1;
+  }
+  /** @param {number} now ms */
+  drew(now) {
+    this.drawn++;
+    this._pending++;
+    this.drawnMeter.tick(now);
+  }
+  /** A display refresh at `now`; true if it showed a newly drawn frame. @param {number} now */
+  refresh(now) {
+    if (!this._pending) return false;
+    if (now === this._lastRefresh) {
+      this.dropped += this._pending;
+      this._pending = 0;
+      return false;
+    }
+    this.displayed++;
+    this.dropped += this._pending - 1;
+    this._pending = 0;
+    this._lastRefresh = now;
+    this.displayedMeter.tick(now);
+    return true;
+  }
+  /** Whether frames were drawn that no refresh has shown yet. */
+  get pending() {
+    return this._pending > 0;
+  }
+  /** Restart the rates (not the counts), e.g. when playback starts. */
+  resetRates() {
+    this.displayedMeter.reset();
+    this.drawnMeter.reset();
+  }
+};
 var FrameClock = class {
   /** @param {number} fps */
   constructor(fps) {
@@ -932,7 +974,7 @@ function render({ model, el }) {
   const inflightByIndex = /* @__PURE__ */ new Map();
   const decoding = /* @__PURE__ */ new Set();
   const failed = /* @__PURE__ */ new Map();
-  const meter = new FpsMeter();
+  const screen = new ScreenCounter();
   const clock = new FrameClock(model.get("fps"));
   let nextRequestId = 1;
   let generation = model.get("_generation") ?? 0;
@@ -944,9 +986,9 @@ function render({ model, el }) {
   let lastSync = 0;
   let lastStats = 0;
   let lastReadouts = 0;
-  let painted = 0;
   let pumpQueued = false;
   let rafId = 0;
+  let refreshId = 0;
   let disposed = false;
   let ownChange = false;
   let learntLength = (
@@ -1053,7 +1095,6 @@ function render({ model, el }) {
     }
     if (!playing && shown !== target && decoded.has(target)) paint(target);
     if (!playing && shown !== target) showBufferingIfStillWaiting();
-    if (playing && fps() <= 0) drain();
   }
   let waitTimer = 0;
   function showBufferingIfStillWaiting() {
@@ -1096,9 +1137,9 @@ function render({ model, el }) {
     else ctx.drawImage(image, 0, 0);
     shown = index;
     canvas.dataset.frame = String(index);
-    painted++;
     const now = performance.now();
-    meter.tick(now);
+    screen.drew(now);
+    if (!rafId && !refreshId) refreshId = requestAnimationFrame(countRefresh);
     lateSince = 0;
     buffering.hidden = true;
     if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
@@ -1122,18 +1163,15 @@ function render({ model, el }) {
     target = after.index;
     return true;
   }
-  function drain() {
-    while (playing && decoded.has(target)) {
-      paint(target);
-      if (!advance()) return;
-    }
-    if (playing && failed.has(target)) fail(target, failed.get(target));
+  function countRefresh(now) {
+    refreshId = 0;
+    screen.refresh(now);
   }
   function tick(now) {
     rafId = 0;
     if (!playing || disposed) return;
     clock.fps = fps();
-    if (clock.fps > 0 && clock.due(now)) {
+    if (clock.due(now)) {
       if (decoded.has(target)) {
         paint(target);
         clock.advance(now);
@@ -1145,9 +1183,8 @@ function render({ model, el }) {
         if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;
         schedule();
       }
-    } else if (clock.fps <= 0) {
-      drain();
     }
+    screen.refresh(now);
     if (playing) rafId = requestAnimationFrame(tick);
   }
   function start(dir) {
@@ -1172,7 +1209,7 @@ function render({ model, el }) {
     clock.fps = fps();
     clock.start(performance.now());
     lateSince = 0;
-    meter.reset();
+    screen.resetRates();
     updateButtons();
     if (!rafId) rafId = requestAnimationFrame(tick);
     schedule();
@@ -1181,6 +1218,7 @@ function render({ model, el }) {
     playing = false;
     if (rafId) cancelAnimationFrame(rafId);
     rafId = 0;
+    if (screen.pending && !refreshId) refreshId = requestAnimationFrame(countRefresh);
     buffering.hidden = true;
     if (shown >= 0) target = shown;
     const changes = (
@@ -1232,7 +1270,7 @@ ${trace}` : header;
     slider.max = String(max);
     if (document.activeElement !== slider || playing) slider.value = String(Math.max(index, 0));
     counter.textContent = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "\u221E"}`;
-    fpsReadout.textContent = `${meter.rate(now).toFixed(1)} fps`;
+    fpsReadout.textContent = `${screen.displayedMeter.rate(now).toFixed(1)} fps`;
   }
   function updateButtons() {
     pause.setAttribute("aria-pressed", String(!playing));
@@ -1265,8 +1303,11 @@ ${trace}` : header;
     lastStats = now;
     if (client.closed) return;
     const stats = {
-      displayed_fps: Math.round(meter.rate(now) * 100) / 100,
-      painted,
+      displayed_fps: Math.round(screen.displayedMeter.rate(now) * 100) / 100,
+      drawn_fps: Math.round(screen.drawnMeter.rate(now) * 100) / 100,
+      displayed: screen.displayed,
+      dropped: screen.dropped,
+      painted: screen.drawn,
       cache_frames: cache.size,
       cache_bytes: cache.bytes,
       cache_hits: cache.hits,
@@ -1395,6 +1436,7 @@ ${trace}` : header;
   return () => {
     disposed = true;
     if (rafId) cancelAnimationFrame(rafId);
+    if (refreshId) cancelAnimationFrame(refreshId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
     window.removeEventListener("keydown", onKey, true);
