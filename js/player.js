@@ -245,6 +245,22 @@ function render({ model, el }) {
     schedule();
   }
 
+  /**
+   * The frame the kernel drew for the output's static picture arrives with the widget's state:
+   * put it in the cache, so the first paint needs neither a request nor a second draw.
+   */
+  function usePoster() {
+    const poster = model.get("_poster");
+    const index = model.get("_poster_frame");
+    if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
+    if ((model.get("_poster_gen") ?? 0) !== generation || cache.get(index)) return;
+    const bytes = bytesOf(poster);
+    if (bytes.byteLength < 24) return;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, 24); // PNG signature, then IHDR: width, height
+    cache.set(index, { codec: "png", width: header.getUint32(16), height: header.getUint32(20), bytes });
+    schedule();
+  }
+
   // -------------------------------------------------------------- pipeline
   function schedule() {
     if (pumpQueued || disposed) return;
@@ -638,6 +654,7 @@ function render({ model, el }) {
       schedule();
     }),
     onModel("cache_mb", () => cache.resize(cacheBytes())),
+    onModel("_poster", usePoster),
     ...["codec", "quality", "_generation"].map((name) =>
       onModel(name, () => {
         generation = model.get("_generation") ?? 0;
@@ -666,6 +683,7 @@ function render({ model, el }) {
   updateSpeed();
   updateButtons();
   updateReadouts(performance.now(), target);
+  usePoster();
   if (model.get("playing")) start(direction);
   else schedule();
 

@@ -276,6 +276,11 @@ class Player(BridgeWidget):
     cache_mb = traitlets.Float(128.0, help="bound of the page's frame cache, in MB").tag(sync=True)
     _base_fps = traitlets.Float(30.0).tag(sync=True)
     _generation = traitlets.Int(0).tag(sync=True)
+    #: The frame drawn for the output's static picture (PNG), sent with the widget's state so that a
+    #: view paints it at once instead of asking the kernel to draw it again (see _repr_mimebundle_).
+    _poster = traitlets.Bytes(b"").tag(sync=True)
+    _poster_frame = traitlets.Int(-1).tag(sync=True)
+    _poster_gen = traitlets.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -416,8 +421,14 @@ class Player(BridgeWidget):
         if self.frames is not None:
             index = min(max(index, 0), max(self.frames - 1, 0))
         try:
-            rgba = self._source.render(index)
-            bundle[0]["image/png"] = base64.b64encode(codecs.png_bytes(rgba)).decode("ascii")
+            png = codecs.encode(self._source.render(index), "png").data
+            bundle[0]["image/png"] = base64.b64encode(png).decode("ascii")
+            # The same picture is the view's first frame: it reaches the page with the widget's state
+            # (an update sent before this display message), so the first paint needs no round trip.
+            with self.hold_sync():
+                self._poster_frame = index
+                self._poster_gen = self._generation
+                self._poster = png
         except Exception:  # noqa: BLE001, S110 - no static picture is better than no widget
             pass
         return bundle

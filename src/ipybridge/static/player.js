@@ -1062,6 +1062,17 @@ function render({ model, el }) {
     }
     schedule();
   }
+  function usePoster() {
+    const poster = model.get("_poster");
+    const index = model.get("_poster_frame");
+    if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
+    if ((model.get("_poster_gen") ?? 0) !== generation || cache.get(index)) return;
+    const bytes = bytesOf2(poster);
+    if (bytes.byteLength < 24) return;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
+    cache.set(index, { codec: "png", width: header.getUint32(16), height: header.getUint32(20), bytes });
+    schedule();
+  }
   function schedule() {
     if (pumpQueued || disposed) return;
     pumpQueued = true;
@@ -1404,6 +1415,7 @@ ${trace}` : header;
       schedule();
     }),
     onModel("cache_mb", () => cache.resize(cacheBytes())),
+    onModel("_poster", usePoster),
     ...["codec", "quality", "_generation"].map(
       (name) => onModel(name, () => {
         generation = model.get("_generation") ?? 0;
@@ -1431,6 +1443,7 @@ ${trace}` : header;
   updateSpeed();
   updateButtons();
   updateReadouts(performance.now(), target);
+  usePoster();
   if (model.get("playing")) start(direction);
   else schedule();
   return () => {
