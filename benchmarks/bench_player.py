@@ -182,14 +182,14 @@ SEED_VIEWER = textwrap.dedent(
             self.on_msg(self._answer)
 
         def _answer(self, _widget, content, _buffers):
-            frames = list(range(1)) if content.get("index") == 0 else []
-            for i in frames:
-                self._anim._func(i)
-                self._canvas.draw()
-                out = io.BytesIO()
-                Image.fromarray(np.asarray(self._canvas.buffer_rgba())).save(out, format="png")
-                self.send({"index": i}, [out.getvalue()])
-    print("ready")
+            i = content.get("index")
+            if i != 0:
+                return
+            self._anim._func(i)
+            self._canvas.draw()
+            out = io.BytesIO()
+            Image.fromarray(np.asarray(self._canvas.buffer_rgba())).save(out, format="png")
+            self.send({"index": i}, [out.getvalue()])
     '''
 )
 
@@ -228,7 +228,7 @@ TTFF_ANY_JS = """([selector, nth]) => { window.__ttff = new Promise((resolve) =>
 
 def startup_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any]:
     """First frame after Run, Player vs the seed-style viewer alternated; displayed vs drawn fps."""
-    cells = [PLAYER_SETUP + SEED_VIEWER]
+    cells = [SEED_VIEWER + PLAYER_SETUP]
     order: list[tuple[str, int]] = []
     for _ in range(args.repeats):
         for n in (100, 10000):

@@ -168,7 +168,10 @@ export class FrameCache {
   }
 }
 
-/** Frames painted per second over the last `windowMs`. */
+/**
+ * Events (frames) per second: the count over the last `windowMs` once the meter has run that long
+ * (frames that came in bursts or stalls count as they happened), before that the mean interval.
+ */
 export class FpsMeter {
   /** @param {number} [windowMs] */
   constructor(windowMs = 1000) {
@@ -176,10 +179,12 @@ export class FpsMeter {
     /** @type {number[]} */
     this._times = [];
     this.count = 0;
+    this._since = -1;
   }
 
   /** @param {number} now ms */
   tick(now) {
+    if (this._since < 0) this._since = now;
     this._times.push(now);
     this.count++;
     this._drop(now);
@@ -197,11 +202,13 @@ export class FpsMeter {
     this._drop(now);
     const times = this._times;
     if (times.length < 2) return 0;
+    if (now - this._since >= this.windowMs) return (times.length * 1000) / this.windowMs;
     return ((times.length - 1) * 1000) / Math.max(times[times.length - 1] - times[0], 1);
   }
 
   reset() {
     this._times = [];
+    this._since = -1;
   }
 }
 

@@ -770,9 +770,11 @@ var FpsMeter = class {
     this.windowMs = windowMs;
     this._times = [];
     this.count = 0;
+    this._since = -1;
   }
   /** @param {number} now ms */
   tick(now) {
+    if (this._since < 0) this._since = now;
     this._times.push(now);
     this.count++;
     this._drop(now);
@@ -788,10 +790,12 @@ var FpsMeter = class {
     this._drop(now);
     const times = this._times;
     if (times.length < 2) return 0;
+    if (now - this._since >= this.windowMs) return times.length * 1e3 / this.windowMs;
     return (times.length - 1) * 1e3 / Math.max(times[times.length - 1] - times[0], 1);
   }
   reset() {
     this._times = [];
+    this._since = -1;
   }
 };
 var ScreenCounter = class {
