@@ -281,7 +281,8 @@ def startup_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any
         nb.page.wait_for_timeout(1000)  # warm-up before counting; the count windows are the measurement
         windows = [nb.page.evaluate(SCREEN_COUNT_JS, [".ipybridge-player canvas", nth, int(args.window * 1000)])
                    for _ in range(args.windows)]  # fmt: skip
-        run_and_read(nb, cell + 1)  # pause: the page stops and reports its stats of the last second
+        nb.run_cell(cell + 1)  # pause: the page stops and reports its stats of the last second
+        nb.wait_cell_done(cell + 1)
         nb.output(cell).locator(".ipybridge-player:not(.ipb-playing)").wait_for()
         nb.page.wait_for_timeout(500)  # for that report to reach the kernel (a bound, not a measurement)
         stats = json.loads(run_and_read(nb, cell + 2))
