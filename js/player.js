@@ -164,7 +164,7 @@ function render({ model, el }) {
   let lastReadouts = 0;
   let pumpQueued = false;
   let rafId = 0;
-  let refreshId = 0; // a requestAnimationFrame that only counts what a refresh showed (not playing)
+  let refreshId = 0; // paused: the requestAnimationFrame that paints the frame to show
   let disposed = false;
   let ownChange = false; // model changes made by this view, not to be handled as Python's
 
@@ -298,7 +298,7 @@ function render({ model, el }) {
         request(index, index === target);
       }
     }
-    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target && decoded.has(target) && !refreshId) refreshId = requestAnimationFrame(onRefresh);
     if (!playing && shown !== target) showBufferingIfStillWaiting();
   }
 
@@ -350,7 +350,6 @@ function render({ model, el }) {
     canvas.dataset.frame = String(index);
     const now = performance.now();
     screen.drew(now);
-    if (!rafId && !refreshId) refreshId = requestAnimationFrame(countRefresh); // playing, tick() counts
     lateSince = 0;
     buffering.hidden = true;
     // Playing, each readout change costs a style and layout pass of the whole page.
@@ -378,9 +377,15 @@ function render({ model, el }) {
     return true;
   }
 
-  /** @param {number} now */
-  function countRefresh(now) {
+  /**
+   * Paused: paint the frame to show at the next display refresh, when it would become visible
+   * anyway; steps and seeks faster than the display then never draw a frame nobody sees.
+   * @param {number} now
+   */
+  function onRefresh(now) {
     refreshId = 0;
+    if (disposed) return;
+    if (!playing && shown !== target && decoded.has(target)) paint(target);
     screen.refresh(now);
   }
 
@@ -445,7 +450,6 @@ function render({ model, el }) {
     playing = false;
     if (rafId) cancelAnimationFrame(rafId);
     rafId = 0;
-    if (screen.pending && !refreshId) refreshId = requestAnimationFrame(countRefresh);
     buffering.hidden = true;
     if (shown >= 0) target = shown;
     const changes = /** @type {Record<string, any>} */ ({});

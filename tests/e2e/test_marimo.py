@@ -35,9 +35,9 @@ BRIDGE_JS = """
 const $ = (s) => el.querySelector(s);
 $(".add").onclick = async () => { $(".sum").textContent = "..."; $(".sum").textContent = await py.add(1, 2); };
 $(".say").onclick = async () => {
-  const lines = [];
-  const value = await bridge.call("say", ["marimo"], {onOutput: (stream, text) => lines.push(stream + ":" + text)});
-  $(".out").textContent = lines.join("") + "=" + value;
+  const streams = {stdout: "", stderr: ""};  // a print may arrive in several writes
+  const value = await bridge.call("say", ["marimo"], {onOutput: (stream, text) => { streams[stream] += text; }});
+  $(".out").textContent = "stdout:" + streams.stdout + "stderr:" + streams.stderr + "=" + value;
 };
 $(".fail").onclick = async () => {
   try { await py.fail(); } catch (e) { $(".err").textContent = e.name + ": " + e.message; }
@@ -206,7 +206,7 @@ def test_bridge_and_player_in_marimo(marimo: MarimoServer, browser: Browser, req
         page.locator("button.add").click()
         expect(page.locator(".sum")).to_have_text("3")
         page.locator("button.say").click()
-        expect(page.locator(".out")).to_have_text("stdout:hello marimo\n=6")
+        expect(page.locator(".out")).to_have_text("stdout:hello marimo\nstderr:=6")
         page.locator("button.fail").click()
         expect(page.locator(".err")).to_have_text("ValueError: bad input from marimo")
         page.locator("button.ping").click()

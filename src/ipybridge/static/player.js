@@ -1108,7 +1108,7 @@ function render({ model, el }) {
         request(index, index === target);
       }
     }
-    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target && decoded.has(target) && !refreshId) refreshId = requestAnimationFrame(onRefresh);
     if (!playing && shown !== target) showBufferingIfStillWaiting();
   }
   let waitTimer = 0;
@@ -1154,7 +1154,6 @@ function render({ model, el }) {
     canvas.dataset.frame = String(index);
     const now = performance.now();
     screen.drew(now);
-    if (!rafId && !refreshId) refreshId = requestAnimationFrame(countRefresh);
     lateSince = 0;
     buffering.hidden = true;
     if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
@@ -1178,8 +1177,10 @@ function render({ model, el }) {
     target = after.index;
     return true;
   }
-  function countRefresh(now) {
+  function onRefresh(now) {
     refreshId = 0;
+    if (disposed) return;
+    if (!playing && shown !== target && decoded.has(target)) paint(target);
     screen.refresh(now);
   }
   function tick(now) {
@@ -1233,7 +1234,6 @@ function render({ model, el }) {
     playing = false;
     if (rafId) cancelAnimationFrame(rafId);
     rafId = 0;
-    if (screen.pending && !refreshId) refreshId = requestAnimationFrame(countRefresh);
     buffering.hidden = true;
     if (shown >= 0) target = shown;
     const changes = (
