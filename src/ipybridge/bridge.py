@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 import anywidget
 import traitlets
 
+from ._capture import protect_cell_parent
 from ._core import BridgeCore, JSFuture
 from ._protocol import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -40,6 +41,7 @@ class BridgeWidget(anywidget.AnyWidget):
         self._core.message_limit = self._message_limit
         self.on_msg(self._on_custom_msg)
         _route_off_main_thread(self)
+        protect_cell_parent()
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "max_message_bytes":
