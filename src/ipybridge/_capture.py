@@ -114,12 +114,13 @@ def _route_writes(stream: Any, name: str) -> None:
 class _Router:
     """``stream.write`` of a routed stream: captured text to its sink, the rest to ``inner``."""
 
-    __slots__ = ("inner", "name", "stream")
+    __slots__ = ("assigned", "inner", "name", "stream")
 
-    def __init__(self, stream: Any, inner: Callable[[str], Any], name: str) -> None:
+    def __init__(self, stream: Any, inner: Callable[[str], Any], name: str, *, assigned: bool) -> None:
         self.stream = stream
         self.inner = inner
         self.name = name
+        self.assigned = assigned  # inner is a write someone assigned, not the class's own
 
     def __call__(self, text: str) -> Any:
         capture_id = _current.get()
@@ -142,10 +143,14 @@ class _RoutedWrite:
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
             return self
-        inner = vars(obj).get(_ASSIGNED_WRITE)
-        if inner is None:
-            inner = types.MethodType(self.base_write, obj)
-        return _Router(obj, inner, self.name)
+        attributes = vars(obj)
+        assigned = attributes.get(_ASSIGNED_WRITE)
+        router: _Router | None = attributes.get(_ROUTER)  # one per inner write: print() looks it up per call
+        if router is None or (router.inner is not assigned if assigned is not None else router.assigned):
+            inner = assigned if assigned is not None else types.MethodType(self.base_write, obj)
+            router = _Router(obj, inner, self.name, assigned=assigned is not None)
+            attributes[_ROUTER] = router
+        return router
 
     def __set__(self, obj: Any, value: Any) -> None:
         while isinstance(value, _Router) and value.stream is obj:
@@ -160,6 +165,7 @@ class _RoutedWrite:
 
 
 _ASSIGNED_WRITE = "_ipybridge_assigned_write"
+_ROUTER = "_ipybridge_router"
 _routed_classes: dict[tuple[type, str], type] = {}
 
 

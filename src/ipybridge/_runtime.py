@@ -3,12 +3,15 @@
 * Messages from the page arrive on whatever thread the kernel delivers comm
   messages on: a subshell thread when the frontend uses kernel subshells
   (JupyterLab 4.4+, Notebook 7.4+ with ipykernel 7+), else the main thread.
-  That thread only parses, validates and routes; it never runs user code.
+  That thread only parses, validates and routes; it never runs user code and
+  never waits for the loop or a worker (the page's replies must get through).
 * ``async def`` exposed functions run as tasks on ipybridge's own asyncio event
   loop, in the daemon thread ``ipybridge-loop`` shared by all bridges. It keeps
   running while a cell blocks the kernel's main thread.
 * Plain ``def`` exposed functions run on the bridge's :class:`SerialWorker`
-  thread, one at a time, in the order the page called them.
+  thread, one at a time, in the order the page called them. One that blocks on
+  the page (``call_js(...).result()``) runs the calls queued meanwhile, nested
+  (:func:`wait_serving`), so calls may nest in both directions without deadlock.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger("ipybridge")
@@ -60,27 +63,6 @@ def in_loop_thread() -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
-
-
-def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    """Start ``coro`` as a task on ipybridge's loop from any thread; return the task.
-
-    From another thread this blocks only until the task object exists (a few
-    microseconds), so the caller can cancel it later.
-    """
-    loop = event_loop()
-    if in_loop_thread():
-        return loop.create_task(coro)
-    holder: list[asyncio.Task[Any]] = []
-    made = threading.Event()
-
-    def create() -> None:
-        holder.append(loop.create_task(coro))
-        made.set()
-
-    loop.call_soon_threadsafe(create)
-    made.wait()
-    return holder[0]
 
 
 _STOP = object()
