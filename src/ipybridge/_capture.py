@@ -23,8 +23,8 @@ same time has its own context and keeps its own output. Nothing replaces
   also replaces the *process-wide* fallback parent of the streams and
   publishers: the one threads a cell started write under. Their lines then
   went to the widget message instead of their cell. :func:`protect_cell_parent`
-  makes ``set_parent`` from any thread but the main one set the calling
-  context's parent only.
+  makes ``set_parent`` on a subshell thread set the calling context's parent
+  only.
 
 Outside ipykernel (plain Python, tests), ``sys.stdout``/``sys.stderr`` get a
 routing stream, installed once, that writes to the current capture when there
@@ -222,8 +222,8 @@ def protect_cell_parent() -> None:
 
     ``set_parent`` of the standard streams, the display publisher and the display
     hook sets the calling context's parent *and* a process-wide fallback. Called
-    from a subshell thread (a widget message), the fallback is left alone: it
-    belongs to the main shell, whose cell may have threads printing. Idempotent.
+    on a kernel subshell thread (a widget message), the fallback is left alone:
+    it belongs to the main shell, whose cell may have threads printing. Idempotent.
     """
     try:
         from IPython import get_ipython
@@ -244,12 +244,16 @@ def protect_cell_parent() -> None:
 
 def _keep_main_fallback(target: Any) -> None:
     original = target.set_parent
+    try:
+        from ipykernel.subshell import SubshellThread
+    except ImportError:  # an ipykernel without subshells: nothing to protect
+        return
 
     def set_parent(parent: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
-            original(parent)
-        else:
+        if isinstance(threading.current_thread(), SubshellThread):
             target.set_thread_parent(parent)
+        else:
+            original(parent)
 
     setattr(set_parent, _WRAPPED, True)
     target.set_parent = set_parent

@@ -165,9 +165,9 @@ def page() -> Iterator[Page]:
     km.start_kernel(env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     kc = km.blocking_client()
     kc.start_channels()
+    page = Page(kc)
     try:
         kc.wait_for_ready(timeout=60)
-        page = Page(kc)
         msg_id = page.execute(SETUP)
         reply = kc.get_shell_msg(timeout=60)
         while reply["parent_header"].get("msg_id") != msg_id:
@@ -182,6 +182,7 @@ def page() -> Iterator[Page]:
         yield page
     finally:
         page.stopped = True
+        page.reader.join(5)  # it polls every 0.2 s; then the channels can close under nobody
         kc.stop_channels()
         km.shutdown_kernel(now=True)
 
