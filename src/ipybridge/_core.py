@@ -740,7 +740,10 @@ class BridgeCore:
         _settle(
             call.future,
             exc=JavaScriptError(
-                item.error.get("name", "Error"), item.error.get("message", ""), item.error.get("stack", "")
+                item.error.get("name", "Error"),
+                item.error.get("message", ""),
+                item.error.get("stack", ""),
+                handler=call.name,
             ),
         )
 
