@@ -42,6 +42,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import traitlets
+
 from ._capture import capture
 from ._core import BridgeCore, error_payload, format_result, run_code
 from ._protocol import MAX_NAME_LENGTH, Custom, ProtocolError, is_valid_id, simple_error
@@ -312,10 +314,18 @@ class LegacyWidget(BridgeWidget):
 
     _esm = STATIC / "legacy.js"
     core_class = LegacyCore
+    #: This widget's model id, so that its view can find itself in the widget manager
+    #: and from there the notebook panel it is shown in (js/legacy.js).
+    _legacy_model_id = traitlets.Unicode("").tag(sync=True)
+    #: Set by a view that found its JupyterLab / Notebook 7 notebook panel: scripts that
+    #: widget callbacks display are then sent to the widget's cell (the classic notebook
+    #: itself puts them there on its own).
+    _in_lab_notebook = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        model_id = uuid.uuid4().hex
         # Running the page's code is the point of the legacy API: %load_ext is the opt-in.
-        super().__init__(allow_execute=True, **kwargs)
+        super().__init__(allow_execute=True, model_id=model_id, _legacy_model_id=model_id, **kwargs)
 
     def __repr__(self) -> str:  # the text a page without widgets (nbviewer, GitHub) shows
         return "ipybridge: classic IPython.notebook.kernel.execute API enabled"
@@ -331,6 +341,101 @@ def _legacy_widget() -> LegacyWidget:
         if _widget is None or _widget._core.closed or getattr(_widget, "comm", None) is None:
             _widget = LegacyWidget()
         return _widget
+
+
+#: How a classic ``%%javascript`` / ``Javascript(...)`` output runs once the legacy API is
+#: active: as in the classic notebook (which ran it with ``eval`` inside its OutputArea),
+#: ``element`` is the output's element wrapped in jQuery, ``this`` the output area, and
+#: ``var`` declarations stay local to the script. Where the page has no ipybridge (the
+#: classic notebook itself, nbviewer, a page not yet given ``%load_ext``) it runs as before.
+CLASSIC_SCRIPT = """(function (body, self, el) {{
+  var hub = window.__ipybridgeLegacy;
+  if (hub && hub.classic) return hub.classic.runOutputScript(body, el);
+  return body.call(self, el);
+}})(function (element) {{
+{code}
+}}, this, typeof element === "undefined" ? undefined : element);"""
+
+
+def classic_script(code: str) -> str:
+    """``code`` (an ``application/javascript`` output) wrapped to run as the classic notebook ran it."""
+    return CLASSIC_SCRIPT.format(code=code)
+
+
+def _classic_javascript(obj: Any) -> Any:
+    """The ``application/javascript`` formatter of ``IPython.display.Javascript`` (and subclasses)."""
+    result = obj._repr_javascript_()
+    if isinstance(result, tuple):
+        data, metadata = result
+        return (classic_script(data), metadata) if isinstance(data, str) else result
+    return classic_script(result) if isinstance(result, str) else result
+
+
+def _install_classic_javascript(shell: Any) -> None:
+    from IPython.display import Javascript
+
+    formatter = shell.display_formatter.formatters.get("application/javascript")
+    if formatter is not None:
+        formatter.for_type(Javascript, _classic_javascript)
+
+
+def _is_captured_by_output_widget(msg_id: str) -> bool:
+    """Whether an ``ipywidgets.Output`` is capturing the outputs of request ``msg_id`` (``with out:``)."""
+    widgets = sys.modules.get("ipywidgets.widgets.widget")
+    output = sys.modules.get("ipywidgets.widgets.widget_output")
+    instances = getattr(widgets, "_instances", None)
+    if output is None or not isinstance(instances, dict):
+        return False
+    return any(isinstance(w, output.Output) and w.msg_id == msg_id for w in list(instances.values()))
+
+
+def widget_callback_script(msg: dict[str, Any], parent: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``legacy_display`` item for a script displayed by a widget's callback, else None.
+
+    The classic notebook put what a widget's event handler displayed into the output of
+    the cell holding the widget; JupyterLab sends it to its log console, where a script
+    never runs. ``msg`` is an outgoing ``display_data`` message, ``parent`` the request
+    being handled (a ``comm_msg`` to the widget's model).
+    """
+    if msg.get("msg_type") != "display_data" or not parent:
+        return None
+    header = parent.get("header") or {}
+    if header.get("msg_type") != "comm_msg" or (msg.get("parent_header") or {}).get("msg_id") != header.get("msg_id"):
+        return None
+    content = msg.get("content") or {}
+    if "application/javascript" not in (content.get("data") or {}):
+        return None
+    comm_id = (parent.get("content") or {}).get("comm_id")
+    if not isinstance(comm_id, str) or _is_captured_by_output_widget(str(header.get("msg_id"))):
+        return None
+    return {"type": "legacy_display", "key": uuid.uuid4().hex, "model_id": comm_id, "content": display_content(content)}
+
+
+def _widget_callback_hook(msg: dict[str, Any]) -> dict[str, Any] | None:
+    widget = _widget
+    if widget is None or widget._core.closed or getattr(widget, "comm", None) is None or not widget._in_lab_notebook:
+        return msg
+    kernel = getattr(_shell(), "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+        item = widget_callback_script(msg, parent)
+    except Exception:  # noqa: BLE001 - a display must never fail because of this hook
+        return msg
+    if item is None:
+        return msg
+    widget._core.post(item)
+    return None  # shown in the widget's cell, as classic did (not in the log console)
+
+
+_hooked_publishers: set[int] = set()
+
+
+def _install_widget_callback_hook(shell: Any) -> None:
+    publisher = getattr(shell, "display_pub", None)
+    if publisher is None or not hasattr(publisher, "register_hook") or id(publisher) in _hooked_publishers:
+        return
+    publisher.register_hook(_widget_callback_hook)  # thread-local: widget messages are handled on this thread
+    _hooked_publishers.add(id(publisher))
 
 
 def shim_source() -> str:
@@ -351,6 +456,10 @@ def enable_legacy_api() -> None:
     # The empty text/plain keeps an untrusted (reopened) notebook from offering to run it.
     display_({"application/javascript": shim_source(), "text/plain": ""}, raw=True)
     display_(_legacy_widget())
+    shell = _shell()
+    if shell is not None:
+        _install_classic_javascript(shell)
+        _install_widget_callback_hook(shell)
 
 
 def load_ipython_extension(ip: Any) -> None:

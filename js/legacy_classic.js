@@ -1,0 +1,438 @@
+// The classic notebook page that old scripts expect, installed by the
+// `%load_ext ipybridge` output next to the kernel hub (js/legacy_shim.js):
+// jQuery as `$`/`jQuery`, RequireJS (`require`, `define`, `requirejs`) with the
+// classic module names, and `IPython`/`Jupyter` with the notebook API mapped
+// onto JupyterLab's / Notebook 7's own notebook widget and command registry.
+// Members not provided throw, naming themselves (never a silent `undefined`).
+//
+// The notebook handles (`{panel, notebook, context, commands}`) come from the
+// legacy widget's view (js/legacy.js), which walks from its own Lumino widget up
+// to the NotebookPanel holding it; the application's CommandRegistry is the one
+// the panel's toolbar buttons run commands with.
+
+import jQuery from "jquery";
+import installRequireJS from "ipybridge:requirejs";
+
+/** Classic events ipybridge triggers; other classic-looking names never fire (a console warning says so). */
+export const CLASSIC_EVENTS = Object.freeze([
+  "kernel_connected.Kernel",
+  "kernel_disconnected.Kernel",
+  "kernel_ready.Kernel",
+  "kernel_starting.Kernel",
+  "kernel_restarting.Kernel",
+  "kernel_autorestarting.Kernel",
+  "kernel_busy.Kernel",
+  "kernel_idle.Kernel",
+  "kernel_dead.Kernel",
+  "notebook_saved.Notebook",
+]);
+
+/** Kernel status (JupyterLab's ISessionContext) -> the classic event it fires. */
+export const STATUS_EVENTS = Object.freeze({
+  idle: "kernel_idle.Kernel",
+  busy: "kernel_busy.Kernel",
+  starting: "kernel_starting.Kernel",
+  restarting: "kernel_restarting.Kernel",
+  autorestarting: "kernel_autorestarting.Kernel",
+  dead: "kernel_dead.Kernel",
+});
+
+/** How often, and how many times, an output script looks whether its output has joined the page. */
+const ATTACH_POLL_MS = 10;
+const ATTACH_TRIES = 300;
+
+/** Classic module names that exist in the classic page but not here: loading one fails, naming it. */
+const UNSUPPORTED_MODULES = [
+  "base/js/utils",
+  "base/js/dialog",
+  "base/js/keyboard",
+  "notebook/js/outputarea",
+  "notebook/js/codecell",
+  "notebook/js/notebook",
+  "services/kernels/comm",
+  "services/kernels/kernel",
+];
+
+/** @param {any} win @param {any} hub the page's legacy hub */
+export function installClassic(win, hub) {
+  if (hub.classic) {
+    hub.installGlobals();
+    return hub.classic;
+  }
+  const current = win.IPython;
+  const realKernel = current && typeof current === "object" && current.notebook && current.notebook.kernel;
+  if (realKernel && !realKernel.__ipybridge) return null; // the classic notebook itself
+  const doc = win.document;
+  const strict = hub.strict;
+  const $ = jQuery;
+  if (win.jQuery === undefined) win.jQuery = $;
+  if (win.$ === undefined) win.$ = $;
+
+  // ------------------------------------------------------------ events
+  const events = $({}); // classic: $([new Events()]), a jQuery-wrapped event bus
+  const on = events.on;
+  /** @param {any} name */
+  function warnIfNeverFired(name) {
+    for (const one of String(name).split(/\s+/)) {
+      if (/\.(Kernel|Notebook|Session|CodeCell|Cell|OutputArea|TextCell)$/.test(one) && !CLASSIC_EVENTS.includes(one)) {
+        console.warn(`ipybridge: the classic event ${one} is never triggered by ipybridge (see docs/legacy.md)`);
+      }
+    }
+  }
+  events.on = /** @type {any} */ (
+    function (/** @type {any[]} */ ...args) {
+      if (typeof args[0] === "string") warnIfNeverFired(args[0]);
+      return on.apply(this, /** @type {any} */ (args));
+    }
+  );
+
+  // ------------------------------------------------------------ notebook
+  function baseUrl() {
+    try {
+      const el = doc.getElementById("jupyter-config-data");
+      const url = el ? JSON.parse(el.textContent || "{}").baseUrl : undefined;
+      if (typeof url === "string") return url.endsWith("/") ? url : `${url}/`;
+    } catch {
+      // fall through
+    }
+    return "/";
+  }
+
+  /** @param {string} member @returns {any} the notebook handles, or throws saying why none */
+  function need(member) {
+    const handles = hub.current();
+    if (!handles) {
+      throw new Error(
+        `IPython.notebook.${member}: ipybridge has not found this notebook yet ` +
+          "(run %load_ext ipybridge in it; use require(['base/js/namespace'], ...) to wait for it)",
+      );
+    }
+    return handles;
+  }
+
+  /** @param {any} h @param {string} member */
+  function commandsOf(h, member) {
+    if (!h.commands) {
+      throw new Error(
+        `IPython.notebook.${member}: ipybridge could not reach the application's commands ` +
+          "(it finds them through the notebook toolbar's run button)",
+      );
+    }
+    return h.commands;
+  }
+
+  /** Run cells through the application's own command, so the notebook shows them running. */
+  function runCells(/** @type {any} */ h, /** @type {number[]} */ indices, /** @type {string} */ member) {
+    const commands = commandsOf(h, member);
+    const notebook = h.notebook;
+    const widgets = indices.map((i) => notebook.widgets[i]).filter(Boolean);
+    if (widgets.length === 0) return;
+    notebook.deselectAll();
+    notebook.activeCellIndex = notebook.widgets.indexOf(widgets[0]);
+    for (const widget of widgets) notebook.select(widget);
+    const last = notebook.widgets.indexOf(widgets[widgets.length - 1]);
+    const done = commands.execute("notebook:run-cell", { widgetId: h.panel.id, activate: false });
+    // As the classic execute_cells: the cell after the last one run is selected.
+    notebook.activeCellIndex = Math.min(last + 1, notebook.widgets.length - 1);
+    Promise.resolve(done).catch((/** @type {any} */ error) => console.error("ipybridge: running cells failed", error));
+  }
+
+  /** @type {WeakMap<object, any>} one classic cell object per cell widget (so === works) */
+  const cellObjects = new WeakMap();
+
+  /** @param {any} model a cell model: its metadata as a classic object (top-level keys read and written live) */
+  function metadataOf(model) {
+    return new Proxy(
+      {},
+      {
+        get: (_t, key) => (typeof key === "symbol" ? undefined : model.getMetadata(key)),
+        set: (_t, key, value) => {
+          if (typeof key !== "symbol") model.setMetadata(key, value);
+          return true;
+        },
+        deleteProperty: (_t, key) => {
+          if (typeof key !== "symbol") model.deleteMetadata(key);
+          return true;
+        },
+        has: (_t, key) => typeof key === "string" && model.getMetadata(key) !== undefined,
+        ownKeys: () => Object.keys(model.metadata || {}),
+        getOwnPropertyDescriptor: (_t, key) =>
+          typeof key === "string" && model.getMetadata(key) !== undefined
+            ? { value: model.getMetadata(key), writable: true, enumerable: true, configurable: true }
+            : undefined,
+      },
+    );
+  }
+
+  /** @param {any} h @param {any} widget a JupyterLab cell widget @returns {any} its classic Cell */
+  function cellObject(h, widget) {
+    let cell = cellObjects.get(widget);
+    if (cell) return cell;
+    const index = () => h.notebook.widgets.indexOf(widget);
+    cell = strict("IPython.notebook cell", {
+      get cell_type() {
+        return widget.model.type;
+      },
+      get metadata() {
+        return metadataOf(widget.model);
+      },
+      get element() {
+        markClassicCells(h);
+        return $(widget.node);
+      },
+      get input() {
+        return $(widget.node.querySelector(".jp-Cell-inputWrapper") || widget.node);
+      },
+      get_text: () => widget.model.sharedModel.getSource(),
+      set_text: (/** @type {unknown} */ text) => widget.model.sharedModel.setSource(String(text)),
+      execute: () => runCells(h, [index()], "cell.execute"),
+      select: () => {
+        h.notebook.activeCellIndex = index();
+        return cell;
+      },
+    });
+    cellObjects.set(widget, cell);
+    return cell;
+  }
+
+  /** The classic page gave every cell the class `cell` (scripts find their cell with `.parents('.cell')`). */
+  function markClassicCells(/** @type {any} */ h) {
+    for (const widget of h.notebook.widgets) {
+      widget.node.classList.add("cell", widget.model.type === "code" ? "code_cell" : "text_cell");
+    }
+  }
+
+  const notebook = strict("IPython.notebook", {
+    get kernel() {
+      return hub.kernel;
+    },
+    get events() {
+      return events;
+    },
+    get base_url() {
+      return baseUrl();
+    },
+    get notebook_path() {
+      return need("notebook_path").context.path;
+    },
+    get notebook_name() {
+      const path = need("notebook_name").context.path;
+      return path.slice(path.lastIndexOf("/") + 1);
+    },
+    ncells: () => need("ncells").notebook.widgets.length,
+    get_cells: () => {
+      const h = need("get_cells");
+      return h.notebook.widgets.map((/** @type {any} */ w) => cellObject(h, w));
+    },
+    get_cell: (/** @type {number} */ index) => {
+      const h = need("get_cell");
+      const widget = h.notebook.widgets[index];
+      return widget ? cellObject(h, widget) : null;
+    },
+    get_cell_elements: () => {
+      const h = need("get_cell_elements");
+      markClassicCells(h);
+      return $(h.notebook.widgets.map((/** @type {any} */ w) => w.node));
+    },
+    get_selected_index: () => need("get_selected_index").notebook.activeCellIndex,
+    get_selected_cell: () => {
+      const h = need("get_selected_cell");
+      const widget = h.notebook.activeCell;
+      return widget ? cellObject(h, widget) : null;
+    },
+    find_cell_index: (/** @type {any} */ cell) => {
+      const h = need("find_cell_index");
+      const found = h.notebook.widgets.findIndex((/** @type {any} */ w) => cellObjects.get(w) === cell);
+      return found >= 0 ? found : null;
+    },
+    select: (/** @type {number} */ index) => {
+      const h = need("select");
+      if (index >= 0 && index < h.notebook.widgets.length) {
+        h.notebook.deselectAll();
+        h.notebook.activeCellIndex = index;
+      }
+      return notebook;
+    },
+    execute_cells: (/** @type {number[]} */ indices) => runCells(need("execute_cells"), [...indices], "execute_cells"),
+    execute_cell_range: (/** @type {number} */ start, /** @type {number} */ end) => {
+      const h = need("execute_cell_range");
+      const indices = [];
+      for (let i = Math.max(0, start); i < Math.min(end, h.notebook.widgets.length); i++) indices.push(i);
+      runCells(h, indices, "execute_cell_range");
+    },
+    execute_cells_below: () => {
+      const h = need("execute_cells_below");
+      notebook.execute_cell_range(h.notebook.activeCellIndex, h.notebook.widgets.length);
+    },
+    execute_cells_above: () => {
+      const h = need("execute_cells_above");
+      notebook.execute_cell_range(0, h.notebook.activeCellIndex);
+    },
+    execute_all_cells: () => notebook.execute_cell_range(0, need("execute_all_cells").notebook.widgets.length),
+    execute_selected_cells: () => {
+      const h = need("execute_selected_cells");
+      runCells(h, [h.notebook.activeCellIndex], "execute_selected_cells");
+    },
+    save_notebook: () => need("save_notebook").context.save(),
+  });
+
+  // ------------------------------------------------------------ keyboard manager
+  // Classic disable() kept the notebook's shortcuts from firing while a script's own
+  // input had the keys. Here: keys typed in an output area reach no notebook shortcut
+  // while disabled (Lumino stops looking for shortcuts at data-lm-suppress-shortcuts).
+  const SUPPRESS = "data-lm-suppress-shortcuts";
+  let keyboardEnabled = true;
+  doc.addEventListener(
+    "keydown",
+    (/** @type {KeyboardEvent} */ event) => {
+      if (keyboardEnabled) return;
+      const target = /** @type {any} */ (event.target);
+      const area = target && target.closest ? target.closest(".jp-OutputArea") : null;
+      if (area) area.setAttribute(SUPPRESS, "true");
+    },
+    true,
+  );
+  const keyboardManager = strict("IPython.keyboard_manager", {
+    get enabled() {
+      return keyboardEnabled;
+    },
+    enable() {
+      keyboardEnabled = true;
+      for (const el of doc.querySelectorAll(`.jp-OutputArea[${SUPPRESS}]`)) el.removeAttribute(SUPPRESS);
+    },
+    disable() {
+      keyboardEnabled = false;
+    },
+    register_events() {},
+  });
+
+  const namespace = strict("IPython", { notebook, keyboard_manager: keyboardManager, events });
+
+  // ------------------------------------------------------------ RequireJS
+  const amd = installRequireJS.call(win);
+  /** @type {any[]} callbacks waiting for a notebook to be found */
+  let waiting = [];
+  amd.define("ipybridge/notebook", [], () => ({
+    load(/** @type {string} */ _name, /** @type {any} */ _req, /** @type {any} */ onload) {
+      if (hub.current()) onload(namespace);
+      else waiting.push(() => onload(namespace));
+    },
+  }));
+  amd.define("base/js/namespace", ["ipybridge/notebook!ready"], (/** @type {any} */ ns) => ns);
+  amd.define("base/js/events", [], () => events);
+  amd.define("jquery", [], () => $);
+  for (const name of UNSUPPORTED_MODULES) {
+    amd.define(name, [], () => {
+      throw new Error(`the classic module '${name}' is not supported by ipybridge (see docs/legacy.md)`);
+    });
+  }
+  /** The notebook a script lives in stays the target of calls made in its require() callbacks. */
+  const withScriptTarget = (/** @type {Function} */ fn) =>
+    new Proxy(fn, {
+      apply(target, self, args) {
+        const notebookEl = hub.pickTarget();
+        if (notebookEl && typeof args[1] === "function") {
+          const callback = args[1];
+          args[1] = function (/** @type {any[]} */ ...values) {
+            const before = hub.scriptTarget;
+            hub.scriptTarget = notebookEl;
+            try {
+              return callback.apply(this, values);
+            } finally {
+              hub.scriptTarget = before;
+            }
+          };
+        }
+        return Reflect.apply(target, self, args);
+      },
+    });
+  const requireFn = withScriptTarget(amd.require);
+  const requirejsFn = withScriptTarget(amd.requirejs);
+
+  // ------------------------------------------------------------ page DOM
+  function syncNotebookName() {
+    let span = doc.getElementById("notebook_name");
+    if (span && !span.classList.contains("ipybridge-classic")) return; // the page has its own
+    const h = hub.current();
+    if (!h) return;
+    if (!span) {
+      span = doc.createElement("span");
+      span.id = "notebook_name";
+      span.className = "ipybridge-classic";
+      span.hidden = true;
+      doc.body.appendChild(span);
+    }
+    const path = h.context.path;
+    span.textContent = path.slice(path.lastIndexOf("/") + 1).replace(/\.ipynb$/, "");
+  }
+  for (const type of ["pointerdown", "focusin"]) doc.addEventListener(type, () => setTimeout(syncNotebookName), true);
+
+  const classic = {
+    namespace,
+    events,
+    /** A transport found its notebook: wire its kernel and save signals to the classic events. */
+    panelFound(/** @type {any} */ h) {
+      const session = h.context.sessionContext;
+      let previous = session.kernelDisplayStatus;
+      session.statusChanged.connect((/** @type {any} */ _s, /** @type {string} */ status) => {
+        const name = /** @type {Record<string, string>} */ (STATUS_EVENTS)[status];
+        if (name) events.trigger(name, { kernel: hub.kernel });
+        if (status === "idle" && ["starting", "restarting", "autorestarting", "unknown"].includes(previous)) {
+          events.trigger("kernel_ready.Kernel", { kernel: hub.kernel });
+        }
+        previous = status;
+      });
+      session.connectionStatusChanged.connect((/** @type {any} */ _s, /** @type {string} */ status) => {
+        if (status === "connected") events.trigger("kernel_connected.Kernel", { kernel: hub.kernel });
+        if (status === "disconnected") events.trigger("kernel_disconnected.Kernel", { kernel: hub.kernel });
+      });
+      h.context.saveState.connect((/** @type {any} */ _c, /** @type {string} */ state) => {
+        if (state === "completed") events.trigger("notebook_saved.Notebook");
+      });
+      h.context.pathChanged.connect(syncNotebookName);
+      syncNotebookName();
+      const ready = waiting;
+      waiting = [];
+      for (const fn of ready) fn();
+    },
+    /**
+     * Run an output's classic script as the classic page did: `element` is the output's
+     * element wrapped in jQuery, `this` the output area (its `element` too).
+     * @param {Function} body @param {any} element
+     */
+    runOutputScript(body, element) {
+      const node = element && element.jquery ? element[0] : element;
+      if (node && node.isConnected === false && (node.__ipybridgeWaits = (node.__ipybridgeWaits || 0) + 1) < ATTACH_TRIES) {
+        // JupyterLab renders an output before it joins the page; the classic page ran
+        // scripts in place (`this.element.parents('.cell')` finds the cell): wait for it.
+        setTimeout(() => classic.runOutputScript(body, element), ATTACH_POLL_MS);
+        return undefined;
+      }
+      const notebookEl = hub.notebookOf(node);
+      const area = node && node.closest ? node.closest(".jp-OutputArea") || node : node;
+      const before = hub.scriptTarget;
+      hub.scriptTarget = notebookEl || before;
+      try {
+        const h = hub.current();
+        if (h && notebookEl) markClassicCells(h);
+        const outputArea = strict("this (the classic OutputArea)", { element: $(area) });
+        return body.call(outputArea, $(node));
+      } finally {
+        hub.scriptTarget = before;
+      }
+    },
+  };
+  hub.classic = classic;
+  hub.namespace = namespace;
+  const installGlobals = hub.installGlobals;
+  hub.installGlobals = () => {
+    installGlobals();
+    if (win.IPython !== namespace) return;
+    win.require = requireFn;
+    win.requirejs = requirejsFn;
+    win.define = amd.define;
+  };
+  hub.installGlobals();
+  for (const transport of hub.transports) if (transport.alive && transport.panel) classic.panelFound(transport.panel);
+  return classic;
+}

@@ -1,0 +1,211 @@
+"""Classic notebooks run unmodified: the same classic-era notebook in the classic
+notebook (nbclassic, the reference), JupyterLab 4 and Notebook 7.
+
+The user's steps (run cells, click, type) are the same in every page; what each
+page reaches is collected into a dict. The classic notebook's dict is the
+expected one: JupyterLab and Notebook 7 (after ``%load_ext ipybridge``) must reach
+the same, except for the classic members ipybridge does not provide, which must
+fail loudly, naming themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from . import classic_notebook as cn
+from .harness import WAIT_MS, Jupyter, JupyterServer, write_notebook
+
+
+class Notebook(Protocol):
+    page: Page
+    path: Path
+
+    def run_cell(self, index: int) -> None: ...
+    def wait_cell_done(self, index: int, timeout: int = WAIT_MS) -> None: ...
+    def output(self, index: int) -> Locator: ...
+
+
+class ClassicNotebook:
+    """A notebook open in the classic notebook (nbclassic), driven as a user would."""
+
+    def __init__(self, page: Page, server: JupyterServer, path: Path) -> None:
+        self.page = page
+        self.server = server
+        self.path = path
+
+    def open(self) -> ClassicNotebook:
+        rel = self.path.relative_to(self.server.root).as_posix()
+        self.page.goto(f"{self.server.url}/nbclassic/notebooks/{rel}")  # nbclassic next to Notebook 7
+        expect(self.page.locator("#kernel_indicator_icon.kernel_idle_icon")).to_be_attached()
+        return self
+
+    def cell(self, index: int) -> Locator:
+        return self.page.locator("#notebook-container > .cell").nth(index)
+
+    def output(self, index: int) -> Locator:
+        return self.cell(index).locator(".output_subarea")
+
+    def run_cell(self, index: int) -> None:
+        self.cell(index).locator(".input_prompt").first.click()
+        self.page.keyboard.press("Escape")
+        self.page.keyboard.press("Shift+Enter")
+        expect(self.cell(index).locator(".input_prompt").first).to_have_text(re.compile(r"In\s*\[(\*|\d+)\]"))
+
+    def wait_cell_done(self, index: int, timeout: int = WAIT_MS) -> None:
+        expect(self.cell(index).locator(".input_prompt").first).to_have_text(
+            re.compile(r"In\s*\[\d+\]"), timeout=timeout
+        )
+
+
+def drive(nb: Notebook) -> dict[str, Any]:
+    """Run the classic-era notebook as a user would; return what the page reached."""
+    page, i = nb.page, cn.INDEX
+    seen: dict[str, Any] = {}
+    for name in ("load", "form", "require_name", "define_label", "label_button", "labeller", "use_global",
+                 "element", "iframe", "api", "widget", "run_below"):  # fmt: skip
+        nb.run_cell(i[name])
+    nb.wait_cell_done(i["run_below"])
+
+    def printed(name: str) -> str:
+        nb.run_cell(i[name])
+        nb.wait_cell_done(i[name])
+        expect(nb.output(i[name])).not_to_have_text("")
+        return nb.output(i[name]).inner_text().strip()
+
+    # 1. jQuery: the form's button asks the kernel; the answer is shown with $('#r').text().
+    page.get_by_role("button", name="go", exact=True).click()
+    expect(page.locator("#r")).to_have_text("42")
+    seen["form"] = page.locator("#r").inner_text()
+    # 2. require(['base/js/namespace']) gives Jupyter.notebook, whose notebook_name reached the kernel.
+    seen["nb_name"] = printed("print_name")
+    # 4. A function defined in %%javascript, called by another output's onclick.
+    page.get_by_role("button", name="3", exact=True).click()
+    seen["last_key"] = _eventually(nb, "print_label", "3")
+    # 1 + 2 + 4: the labelling tool (built with jQuery, stored with define/require).
+    page.locator("#pick-s1-dog").click()
+    page.locator("#pick-s2-cat").click()
+    expect(page.locator("#samples")).to_have_attribute("data-count", "2")
+    seen["labels"] = _eventually(nb, "print_labels", '{"s1":"dog","s2":"cat"}')
+    expect(page.locator("#ajax")).not_to_have_text("")
+    seen["ajax"] = page.locator("#ajax").inner_text()
+    seen["global"] = page.locator("#global-labels").inner_text()
+    # 5. element and this in %%javascript; the classic cell-index snippet; #notebook_name.
+    expect(page.locator("#from-element")).not_to_have_text("")
+    seen["element"] = page.locator("#from-element").inner_text()
+    seen["dom"] = printed("print_dom")
+    # 6. parent.IPython from an output's iframe.
+    page.frame_locator("#frame").locator("#in-frame").click()
+    seen["iframe"] = _eventually(nb, "print_iframe", "42")
+    # 3 + 8. The notebook API, then saving (the notebook_saved.Notebook event).
+    expect(page.locator("#api")).not_to_have_text("")
+    seen["api"] = json.loads(page.locator("#api").inner_text())
+    page.locator("#save").click()
+    expect(page.locator("#api")).to_have_attribute("data-saved", "yes")
+    seen["saved"] = json.loads(nb.path.read_text())["cells"][0]["metadata"].get("classic_tag")
+    # 7. A widget callback displays JavaScript: it runs in the widget's cell.
+    page.get_by_role("button", name="Clicked from a widget").click()
+    callback = nb.output(i["widget"]).filter(has_text="callback ran")
+    expect(callback).to_have_text("callback ran function")
+    seen["callback"] = callback.inner_text()
+    # 3. A button runs the cells below it, visibly (they show their outputs).
+    page.locator("#run-below").click()
+    nb.wait_cell_done(i["below_2"])
+    expect(nb.output(i["below_2"])).to_have_text("second below ran 1")
+    seen["below"] = [nb.output(i["below_1"]).inner_text().strip(), nb.output(i["below_2"]).inner_text().strip()]
+    return seen
+
+
+def _eventually(nb: Notebook, name: str, expected: str) -> str:
+    """Run the print cell ``name`` until it prints ``expected`` (the click's kernel call may still be on its way)."""
+    index = cn.INDEX[name]
+    for _attempt in range(20):
+        nb.run_cell(index)
+        nb.wait_cell_done(index)
+        text = nb.output(index).inner_text().strip()
+        if text == expected:
+            return text
+        nb.page.wait_for_timeout(250)  # the click's call is in flight: let it land, then print again
+    return text
+
+
+@pytest.fixture(scope="module")
+def classic_reference(server: JupyterServer, browser: Browser) -> Iterator[dict[str, Any]]:
+    """What the classic notebook (nbclassic, served by the same server) reaches with the same steps."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        path = server.root / "classic_era.ipynb"
+        write_notebook(path, cn.CELLS)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        yield {"seen": drive(ClassicNotebook(page, server, path).open()), "name": path.name}
+    finally:
+        context.close()
+        server.shutdown_kernels()
+
+
+def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
+    jupyter: Jupyter, ui: str, classic_reference: dict[str, Any]
+) -> None:
+    nb = jupyter.open(ui, cn.CELLS, name="classic_era")
+    seen = drive(nb)
+    expected = json.loads(json.dumps(classic_reference["seen"]))
+    # What differs by nature: the file name, and the classic members ipybridge lacks.
+    name, stem = nb.path.name, nb.path.stem
+    classic_name = classic_reference["name"]
+    assert expected["nb_name"] == classic_name
+    expected["nb_name"] = name
+    assert expected["dom"] == f"{cn.INDEX['element']} {Path(classic_name).stem}"
+    expected["dom"] = f"{cn.INDEX['element']} {stem}"
+    assert expected["api"].pop("missing").startswith("read function")
+    assert expected["api"].pop("comm") == "no error"
+    missing, comm = seen["api"].pop("missing"), seen["api"].pop("comm")
+    assert missing.startswith("IPython.notebook.undelete_cell is not supported by ipybridge")
+    assert comm.startswith("IPython.notebook.kernel.comm_manager is not supported by ipybridge")
+    assert seen == expected
+    # And the values themselves, so that the reference cannot drift unnoticed.
+    assert seen["form"] == "42"
+    assert seen["last_key"] == "3"
+    assert seen["labels"] == '{"s1":"dog","s2":"cat"}'
+    assert seen["ajax"] == "type=notebook"
+    assert seen["global"] == "cat/dog/bird object"
+    assert seen["element"] == "element is jQuery: true"
+    assert seen["iframe"] == "42"
+    assert seen["saved"] == "set from js"
+    assert seen["below"] == ["below ran 1", "second below ran 1"]
+    api = seen["api"]
+    assert (api["ncells"], api["first"], api["same_object"], api["out_of_range"]) == (
+        len(cn.CELLS),
+        cn.LOAD,
+        True,
+        None,
+    )
+    assert (api["metadata"], api["hidden"], api["selected_is_cell"]) == ("set from js", True, True)
+
+
+NOTHING = """
+from IPython.display import HTML
+HTML('''<pre id="globals"></pre><script>
+document.getElementById("globals").textContent = JSON.stringify(
+  ["$", "jQuery", "require", "requirejs", "define", "IPython", "Jupyter", "__ipybridgeLegacy"]
+    .filter(function (name) { return typeof window[name] !== "undefined"; }));
+</script>''')
+"""
+
+
+def test_without_load_ext_nothing_classic_is_installed(jupyter: Jupyter, ui: str) -> None:
+    nb = jupyter.open(ui, [NOTHING, cn.JQUERY_FORM], name="plain")
+    nb.run_cell(0)
+    nb.run_cell(1)
+    nb.wait_cell_done(1)
+    expect(nb.page.locator("#globals")).to_have_text("[]")
+    # The classic script's button fails as it always did in JupyterLab: no answer, an error in the console.
+    nb.page.get_by_role("button", name="go", exact=True).click()
+    expect(nb.page.locator("#r")).to_have_text("")
+    assert nb.page.evaluate("typeof window.$ + typeof window.require") == "undefinedundefined"
