@@ -48,13 +48,14 @@ var chosen = {};
 define('labeller/store', ['jquery'], function ($) {
   return {save: function (k, v) { chosen[k] = v; $('#samples').attr('data-count', Object.keys(chosen).length); }};
 });
+requirejs.config({map: {'*': {store: 'labeller/store'}}});
 $(document).ready(function () {
   $.each(['s1', 's2'], function (i, name) {
     var li = $('<li>').attr('id', 'sample-' + name).text(name + ': ').appendTo('#samples');
     $.each(LABELS, function (j, label) {
       $('<button>').addClass('pick').attr('id', 'pick-' + name + '-' + label).text(label)
         .on('click', function () {
-          require(['labeller/store'], function (store) {
+          require(['store'], function (store) {
             store.save(name, label);
             IPython.notebook.kernel.execute("labels = " + JSON.stringify(JSON.stringify(chosen)));
           });
@@ -88,6 +89,12 @@ PRINT_IFRAME = "print(from_iframe)"
 # events, saving; members ipybridge lacks throw naming themselves.
 NOTEBOOK_API = r'''HTML("""<pre id="api"></pre><button id="save" onclick="saveIt()">save</button>
 <script>
+IPython.notebook.events.on('kernel_ready.Kernel', function () {
+  $('#api').attr('data-ready', +($('#api').attr('data-ready') || 0) + 1);
+});
+require(['base/js/events'], function (events) {
+  events.on('kernel_restarting.Kernel', function () { $('#api').attr('data-restarting', 'yes'); });
+});
 function saveIt() {
   IPython.notebook.events.one('notebook_saved.Notebook', function () { $('#api').attr('data-saved', 'yes'); });
   IPython.notebook.save_notebook();

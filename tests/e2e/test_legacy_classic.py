@@ -30,6 +30,7 @@ class Notebook(Protocol):
     def run_cell(self, index: int) -> None: ...
     def wait_cell_done(self, index: int, timeout: int = WAIT_MS) -> None: ...
     def output(self, index: int) -> Locator: ...
+    def restart_kernel(self) -> float: ...
 
 
 class ClassicNotebook:
@@ -57,6 +58,12 @@ class ClassicNotebook:
         self.page.keyboard.press("Escape")
         self.page.keyboard.press("Shift+Enter")
         expect(self.cell(index).locator(".input_prompt").first).to_have_text(re.compile(r"In\s*\[(\*|\d+)\]"))
+
+    def restart_kernel(self) -> float:
+        self.page.locator("#kernellink").click()
+        self.page.locator("#restart_kernel > a").click()
+        self.page.locator(".modal-dialog .btn-danger").click()
+        return 0.0
 
     def wait_cell_done(self, index: int, timeout: int = WAIT_MS) -> None:
         expect(self.cell(index).locator(".input_prompt").first).to_have_text(
@@ -119,6 +126,11 @@ def drive(nb: Notebook) -> dict[str, Any]:
     nb.wait_cell_done(i["below_2"])
     expect(nb.output(i["below_2"])).to_have_text("second below ran 1")
     seen["below"] = [nb.output(i["below_1"]).inner_text().strip(), nb.output(i["below_2"]).inner_text().strip()]
+    # 3. Kernel events: a restart fires kernel_restarting.Kernel, then kernel_ready.Kernel once.
+    nb.restart_kernel()
+    expect(page.locator("#api")).to_have_attribute("data-restarting", "yes")
+    expect(page.locator("#api")).to_have_attribute("data-ready", re.compile(r"\d"))
+    seen["ready_after_restart"] = page.locator("#api").get_attribute("data-ready")
     return seen
 
 
@@ -179,6 +191,7 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
     assert seen["iframe"] == "42"
     assert seen["saved"] == "set from js"
     assert seen["below"] == ["below ran 1", "second below ran 1"]
+    assert seen["ready_after_restart"] == "1"
     api = seen["api"]
     assert (api["ncells"], api["first"], api["same_object"], api["out_of_range"]) == (
         len(cn.CELLS),
@@ -205,7 +218,8 @@ def test_without_load_ext_nothing_classic_is_installed(jupyter: Jupyter, ui: str
     nb.run_cell(1)
     nb.wait_cell_done(1)
     expect(nb.page.locator("#globals")).to_have_text("[]")
-    # The classic script's button fails as it always did in JupyterLab: no answer, an error in the console.
-    nb.page.get_by_role("button", name="go", exact=True).click()
+    # The classic script's button fails as it always did in JupyterLab: $ is not defined.
+    with nb.page.expect_event("pageerror") as error:
+        nb.page.get_by_role("button", name="go", exact=True).click()
+    assert "$ is not defined" in str(error.value)
     expect(nb.page.locator("#r")).to_have_text("")
-    assert nb.page.evaluate("typeof window.$ + typeof window.require") == "undefinedundefined"
