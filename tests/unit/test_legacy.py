@@ -389,7 +389,11 @@ def _comm_msg(msg_id: str = "req-1", comm_id: str = "button-model") -> dict[str,
 
 
 def _display(parent_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"msg_type": "display_data", "parent_header": {"msg_id": parent_id}, "content": {"data": data, "metadata": {}}}
+    return {
+        "msg_type": "display_data",
+        "parent_header": {"msg_id": parent_id},
+        "content": {"data": data, "metadata": {}},
+    }
 
 
 def test_a_script_displayed_by_a_widget_callback_goes_to_the_widgets_cell() -> None:
