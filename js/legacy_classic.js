@@ -373,14 +373,17 @@ export function installClassic(win, hub) {
     /** A transport found its notebook: wire its kernel and save signals to the classic events. */
     panelFound(/** @type {any} */ h) {
       const session = h.context.sessionContext;
-      let previous = session.kernelDisplayStatus;
+      // kernel_ready.Kernel: the first idle after the kernel (re)started (a new kernel
+      // reports busy/idle for its kernel_info request on the way).
+      let starting = false;
       session.statusChanged.connect((/** @type {any} */ _s, /** @type {string} */ status) => {
         const name = /** @type {Record<string, string>} */ (STATUS_EVENTS)[status];
         if (name) events.trigger(name, { kernel: hub.kernel });
-        if (status === "idle" && ["starting", "restarting", "autorestarting", "unknown"].includes(previous)) {
+        if (["starting", "restarting", "autorestarting", "unknown"].includes(status)) starting = true;
+        else if (status === "idle" && starting) {
+          starting = false;
           events.trigger("kernel_ready.Kernel", { kernel: hub.kernel });
         }
-        previous = status;
       });
       session.connectionStatusChanged.connect((/** @type {any} */ _s, /** @type {string} */ status) => {
         if (status === "connected") events.trigger("kernel_connected.Kernel", { kernel: hub.kernel });
