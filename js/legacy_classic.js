@@ -137,6 +137,32 @@ export function installClassic(win, hub) {
     Promise.resolve(done).catch((/** @type {any} */ error) => console.error("ipybridge: running cells failed", error));
   }
 
+  // The classic notebook selected a clicked cell only when the click bubbled up to it, after
+  // the output's own handlers ran: a button's onclick saw the cell selected *before* the
+  // click (insert_cell_below() inserted below it, execute_cells_below() started there).
+  // JupyterLab selects on mousedown; remember what was selected before the press.
+  /** @type {WeakMap<Element, {index: number, time: number}>} */
+  const selectedBeforePress = new WeakMap();
+  const PRESS_EVENTS = new Set(["pointerdown", "mousedown", "pointerup", "mouseup", "click", "dblclick"]);
+  doc.addEventListener(
+    "pointerdown",
+    (/** @type {PointerEvent} */ event) => {
+      const notebookEl = hub.notebookOf(event.target);
+      const t = notebookEl && hub.transports.find((/** @type {any} */ x) => x.alive && x.panel && x.notebook() === notebookEl);
+      if (t) selectedBeforePress.set(notebookEl, { index: t.panel.notebook.activeCellIndex, time: event.timeStamp });
+    },
+    true,
+  );
+  /** @param {any} h @returns {number} the selected cell's index as a classic script saw it */
+  function selectedIndex(h) {
+    const press = selectedBeforePress.get(h.notebook.node);
+    const event = /** @type {any} */ (win).event;
+    if (press && event && PRESS_EVENTS.has(event.type) && event.timeStamp >= press.time) {
+      return Math.min(press.index, h.notebook.widgets.length - 1);
+    }
+    return h.notebook.activeCellIndex;
+  }
+
   /** @type {WeakMap<object, any>} one classic cell object per cell widget (so === works) */
   const cellObjects = new WeakMap();
 
@@ -195,11 +221,40 @@ export function installClassic(win, hub) {
     return cell;
   }
 
-  /** The classic page gave every cell the class `cell` (scripts find their cell with `.parents('.cell')`). */
+  /**
+   * The classic page's class names on this notebook's cells (`.cell`, `.code_cell`/`.text_cell`,
+   * `div.input`, `.output_wrapper`): scripts find their cell with `.parents('.cell')` and hide
+   * code with `$('div.input').hide()`.
+   */
   function markClassicCells(/** @type {any} */ h) {
-    for (const widget of h.notebook.widgets) {
-      widget.node.classList.add("cell", widget.model.type === "code" ? "code_cell" : "text_cell");
+    markCells(h.notebook.node);
+  }
+  /** @param {Element} notebookEl */
+  function markCells(notebookEl) {
+    for (const node of notebookEl.querySelectorAll(".jp-Cell")) {
+      node.classList.add("cell", node.classList.contains("jp-CodeCell") ? "code_cell" : "text_cell");
+      node.querySelector(":scope > .jp-Cell-inputWrapper")?.classList.add("input");
+      node.querySelector(":scope > .jp-Cell-outputWrapper")?.classList.add("output_wrapper");
     }
+  }
+
+  /** Insert a cell with the application's command; returns its classic cell object (null for a bad index). */
+  function insertCell(/** @type {any} */ h, /** @type {string} */ where, /** @type {any} */ type, /** @type {any} */ index) {
+    const member = `insert_cell_${where}`;
+    const commands = commandsOf(h, member);
+    const nb = h.notebook;
+    const at = index === undefined || index === null ? selectedIndex(h) : Number(index);
+    if (nb.widgets.length > 0 && !(at >= 0 && at < nb.widgets.length)) return null;
+    const args = { widgetId: h.panel.id, activate: false };
+    nb.deselectAll();
+    nb.activeCellIndex = at;
+    commands.execute(`notebook:insert-cell-${where}`, args);
+    const kind = type === undefined || type === null ? "code" : String(type);
+    if (kind === "markdown" || kind === "raw") commands.execute(`notebook:change-cell-to-${kind}`, args);
+    else if (kind !== "code") throw new Error(`IPython.notebook.${member}: unknown cell type '${kind}'`);
+    nb.mode = "command";
+    markClassicCells(h);
+    return nb.activeCell ? cellObject(h, nb.activeCell) : null;
   }
 
   const notebook = strict("IPython.notebook", {
@@ -234,10 +289,10 @@ export function installClassic(win, hub) {
       markClassicCells(h);
       return $(h.notebook.widgets.map((/** @type {any} */ w) => w.node));
     },
-    get_selected_index: () => need("get_selected_index").notebook.activeCellIndex,
+    get_selected_index: () => selectedIndex(need("get_selected_index")),
     get_selected_cell: () => {
       const h = need("get_selected_cell");
-      const widget = h.notebook.activeCell;
+      const widget = h.notebook.widgets[selectedIndex(h)];
       return widget ? cellObject(h, widget) : null;
     },
     find_cell_index: (/** @type {any} */ cell) => {
@@ -262,18 +317,22 @@ export function installClassic(win, hub) {
     },
     execute_cells_below: () => {
       const h = need("execute_cells_below");
-      notebook.execute_cell_range(h.notebook.activeCellIndex, h.notebook.widgets.length);
+      notebook.execute_cell_range(selectedIndex(h), h.notebook.widgets.length);
     },
     execute_cells_above: () => {
       const h = need("execute_cells_above");
-      notebook.execute_cell_range(0, h.notebook.activeCellIndex);
+      notebook.execute_cell_range(0, selectedIndex(h));
     },
     execute_all_cells: () => notebook.execute_cell_range(0, need("execute_all_cells").notebook.widgets.length),
     execute_selected_cells: () => {
       const h = need("execute_selected_cells");
-      runCells(h, [h.notebook.activeCellIndex], "execute_selected_cells");
+      runCells(h, [selectedIndex(h)], "execute_selected_cells");
     },
     save_notebook: () => need("save_notebook").context.save(),
+    insert_cell_below: (/** @type {any} */ type, /** @type {any} */ index) =>
+      insertCell(need("insert_cell_below"), "below", type, index),
+    insert_cell_above: (/** @type {any} */ type, /** @type {any} */ index) =>
+      insertCell(need("insert_cell_above"), "above", type, index),
   });
 
   // ------------------------------------------------------------ keyboard manager
@@ -306,7 +365,13 @@ export function installClassic(win, hub) {
     register_events() {},
   });
 
-  const namespace = strict("IPython", { notebook, keyboard_manager: keyboardManager, events });
+  // Settings of the classic output area that JupyterLab already has as they set them (no
+  // auto-scrolling of long outputs): accepted and kept, so course notebooks' setup cells run.
+  const OutputArea = strict("IPython.OutputArea", {
+    prototype: strict("IPython.OutputArea.prototype", {}),
+    auto_scroll_threshold: 100,
+  });
+  const namespace = strict("IPython", { notebook, keyboard_manager: keyboardManager, events, OutputArea });
 
   // ------------------------------------------------------------ RequireJS
   const amd = installRequireJS.call(win);
@@ -393,6 +458,8 @@ export function installClassic(win, hub) {
         if (state === "completed") events.trigger("notebook_saved.Notebook");
       });
       h.context.pathChanged.connect(syncNotebookName);
+      markClassicCells(h);
+      h.notebook.model?.cells?.changed?.connect(() => setTimeout(() => markClassicCells(h)));
       syncNotebookName();
       const ready = waiting;
       waiting = [];
@@ -436,6 +503,9 @@ export function installClassic(win, hub) {
     win.define = amd.define;
   };
   hub.installGlobals();
+  // At once, before this notebook's panel is found: a script in the next cells may look for them.
+  const here = hub.pickTarget();
+  for (const notebookEl of here ? [here] : doc.querySelectorAll(".jp-Notebook")) markCells(notebookEl);
   for (const transport of hub.transports) if (transport.alive && transport.panel) classic.panelFound(transport.panel);
   return classic;
 }

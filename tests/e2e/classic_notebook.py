@@ -162,3 +162,37 @@ INDEX = {name: i for i, name in enumerate(
     ["load", "form", "require_name", "print_name", "define_label", "label_button", "print_label", "labeller",
      "use_global", "print_labels", "element", "print_dom", "iframe", "print_iframe", "api", "widget", "run_below",
      "below_1", "below_2"])}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------
+# A second classic notebook, as course material of those years set itself up: no
+# output scrolling, a notes box that keeps the notebook's shortcuts away, a button that
+# writes and runs a new cell, and the famous "toggle the raw code" cell.
+NO_SCROLL = """%%javascript
+IPython.OutputArea.prototype._should_scroll = function(lines) {
+    return false;
+}"""
+NOTES = """from IPython.display import HTML
+HTML('<textarea id="notes" onfocus="IPython.keyboard_manager.disable()" onblur="IPython.keyboard_manager.enable()"></textarea>')"""
+ADD_CELL = r'''HTML("""<button id="add-cell" onclick="addCell()">Add the exercise</button>
+<script>
+function addCell() {
+    var cell = IPython.notebook.insert_cell_below('code');
+    cell.set_text('answer = 6 * 7\\nprint(answer)');
+    cell.execute();
+}
+</script>""")'''
+TOGGLE_CODE = """HTML('''<script>
+code_show=true;
+function code_toggle() {
+ if (code_show){
+ $('div.input').hide();
+ } else {
+ $('div.input').show();
+ }
+ code_show = !code_show
+}
+$( document ).ready(code_toggle);
+</script>
+<form action="javascript:code_toggle()"><input type="submit" id="toggle" value="Click here to toggle on/off the raw code."></form>''')"""
+COURSE_CELLS = [LOAD, NO_SCROLL, NOTES, ADD_CELL, TOGGLE_CODE]

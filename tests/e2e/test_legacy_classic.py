@@ -31,6 +31,7 @@ class Notebook(Protocol):
     def wait_cell_done(self, index: int, timeout: int = WAIT_MS) -> None: ...
     def output(self, index: int) -> Locator: ...
     def restart_kernel(self) -> float: ...
+    def run_all(self) -> None: ...
 
 
 class ClassicNotebook:
@@ -58,6 +59,10 @@ class ClassicNotebook:
         self.page.keyboard.press("Escape")
         self.page.keyboard.press("Shift+Enter")
         expect(self.cell(index).locator(".input_prompt").first).to_have_text(re.compile(r"In\s*\[(\*|\d+)\]"))
+
+    def run_all(self) -> None:
+        self.page.locator("#celllink").click()
+        self.page.locator("#run_all_cells > a").click()
 
     def restart_kernel(self) -> float:
         self.page.locator("#kernellink").click()
@@ -135,6 +140,34 @@ def drive(nb: Notebook) -> dict[str, Any]:
     return seen
 
 
+def drive_course(nb: Notebook) -> dict[str, Any]:
+    """The course-material notebook: run all, read the page, use its buttons and notes box."""
+    page, last = nb.page, len(cn.COURSE_CELLS) - 1
+    seen: dict[str, Any] = {}
+    visible_inputs = "() => $('div.input:visible').length"
+    nb.run_all()
+    nb.wait_cell_done(last)
+    page.wait_for_function(f"() => ({visible_inputs})() === 0")  # the toggle hid the code
+    seen["after_load"] = page.evaluate(visible_inputs)
+    seen["no_scroll_output"] = "".join(t.strip() for t in nb.output(1).all_inner_texts())
+    page.locator("#toggle").click()
+    page.wait_for_function(f"() => ({visible_inputs})() > 0")
+    seen["after_toggle"] = page.evaluate(visible_inputs)
+    # Letters typed into the notes box stay there: no notebook shortcut (a: insert above...) fires.
+    page.locator("#notes").click()
+    page.keyboard.type("ab")
+    expect(page.locator("#notes")).to_have_value("ab")
+    seen["notes"] = page.locator("#notes").input_value()
+    seen["cells_after_typing"] = page.evaluate("IPython.notebook.ncells()")
+    # The new cell goes below the cell selected before the click (the notes box's), as in classic.
+    page.locator("#add-cell").click()  # also takes the focus off the notes box (enable())
+    nb.wait_cell_done(3)
+    expect(nb.output(3)).to_have_text("42")
+    seen["added"] = [page.evaluate("IPython.notebook.get_cell(3).get_text()"), nb.output(3).inner_text().strip()]
+    seen["cells_after_adding"] = page.evaluate("IPython.notebook.ncells()")
+    return seen
+
+
 def _eventually(nb: Notebook, name: str, expected: str) -> str:
     """Run the print cell ``name`` until it prints ``expected`` (the click's kernel call may still be on its way)."""
     index = cn.INDEX[name]
@@ -201,6 +234,35 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
         None,
     )
     assert (api["metadata"], api["hidden"], api["selected_is_cell"]) == ("set from js", True, True)
+
+
+@pytest.fixture(scope="module")
+def classic_course(server: JupyterServer, browser: Browser) -> Iterator[dict[str, Any]]:
+    """The course-material notebook in the classic notebook."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        path = server.root / "classic_course.ipynb"
+        write_notebook(path, cn.COURSE_CELLS)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        yield drive_course(ClassicNotebook(page, server, path).open())
+    finally:
+        context.close()
+        server.shutdown_kernels()
+
+
+def test_a_classic_course_notebook_sets_itself_up_as_in_the_classic_notebook(
+    jupyter: Jupyter, ui: str, classic_course: dict[str, Any]
+) -> None:
+    nb = jupyter.open(ui, cn.COURSE_CELLS, name="classic_course")
+    seen = drive_course(nb)
+    assert seen == classic_course
+    assert seen["after_load"] == 0
+    assert seen["after_toggle"] == len(cn.COURSE_CELLS)
+    assert seen["no_scroll_output"] == ""
+    assert (seen["notes"], seen["cells_after_typing"]) == ("ab", len(cn.COURSE_CELLS))
+    assert seen["added"] == ["answer = 6 * 7\nprint(answer)", "42"]
+    assert seen["cells_after_adding"] == len(cn.COURSE_CELLS) + 1
 
 
 NOTHING = """
