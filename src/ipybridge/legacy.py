@@ -1,16 +1,26 @@
-"""``%load_ext ipybridge``: the classic notebook's ``IPython.notebook.kernel.execute``.
+"""``%load_ext ipybridge``: the classic notebook's page, ``IPython.notebook.kernel.execute`` first.
 
 Classic-notebook JavaScript (IPython 1.x-5.x) calls
-``IPython.notebook.kernel.execute(code, callbacks, options)``; JupyterLab 4 and
-Notebook 7 have no ``IPython`` object in the page. :func:`enable_legacy_api`
+``IPython.notebook.kernel.execute(code, callbacks, options)`` and leans on the
+rest of the classic page (jQuery, RequireJS, ``Jupyter.notebook``'s cells);
+JupyterLab 4 and Notebook 7 have none of it. :func:`enable_legacy_api`
 (also run by ``%load_ext ipybridge``) displays two outputs:
 
 1. an ``application/javascript`` output, the shim (``static/legacy_shim.js``):
-   it installs ``IPython.notebook.kernel`` / ``Jupyter.notebook.kernel`` the
-   moment it is rendered, queues calls, and routes each to the notebook the
-   user last interacted with;
+   it installs the classic page the moment it is rendered (jQuery, RequireJS,
+   ``IPython``/``Jupyter``; see docs/legacy.md), queues ``kernel.execute`` calls,
+   and routes each to the notebook its script lives in, else the one the user
+   last interacted with;
 2. a small widget view (:class:`LegacyWidget`) per notebook: the transport.
-   It registers with the shim and carries the calls over ipybridge's protocol.
+   It registers with the shim, carries the calls over ipybridge's protocol, and
+   finds the notebook panel and the application's commands that the shim's
+   ``Jupyter.notebook`` methods use.
+
+It also makes ``Javascript(...)``/``%%javascript`` outputs run as in the classic
+notebook (``element`` in jQuery, ``this`` the output area: :func:`classic_script`)
+and sends scripts that widget callbacks display to the widget's cell
+(:func:`widget_callback_script`, item ``{type: "legacy_display", key, model_id,
+content}``).
 
 Kernel side, one ``legacy_execute`` item per call::
 
@@ -444,8 +454,9 @@ def shim_source() -> str:
 
 
 def enable_legacy_api() -> None:
-    """Make ``IPython.notebook.kernel.execute`` (and ``Jupyter.notebook.kernel``) work
-    in this notebook's page, bound to this kernel. ``%load_ext ipybridge`` calls it.
+    """Install the classic notebook's page API in this notebook's page, bound to this kernel:
+    ``IPython.notebook.kernel.execute``, jQuery, RequireJS and ``Jupyter.notebook``
+    (docs/legacy.md lists what maps to what). ``%load_ext ipybridge`` calls it.
 
     Call it again (or re-run ``%load_ext ipybridge``) after reloading the page.
     """

@@ -439,3 +439,28 @@ def test_the_widget_callback_hook_passes_everything_through_without_a_lab_page()
     finally:
         legacy._widget = previous
         widget.close()
+
+
+def test_with_a_lab_page_a_widget_callbacks_script_is_sent_to_the_page_not_the_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ipybridge import legacy
+
+    parent = _comm_msg("req-9", "the-button")
+    kernel = type("Kernel", (), {"get_parent": lambda self: parent})()
+    monkeypatch.setattr(legacy, "_shell", lambda: type("Shell", (), {"kernel": kernel})())
+    widget = legacy.LegacyWidget()
+    posted: list[dict[str, Any]] = []
+    monkeypatch.setattr(widget._core, "post", lambda item, *args, **kwargs: posted.append(item))
+    monkeypatch.setattr(legacy, "_widget", widget)
+    try:
+        widget._in_lab_notebook = True  # what its view says once it found its notebook panel
+        script = _display("req-9", {"application/javascript": "element.text('hi')", "text/plain": "<js>"})
+        assert legacy._widget_callback_hook(script) is None  # not to JupyterLab's log console
+        [item] = posted
+        assert (item["type"], item["model_id"]) == ("legacy_display", "the-button")
+        assert item["content"]["data"]["application/javascript"] == "element.text('hi')"
+        html = _display("req-9", {"text/html": "<b>x</b>"})
+        assert legacy._widget_callback_hook(html) is html  # only scripts are moved
+    finally:
+        widget.close()
