@@ -40,6 +40,8 @@ export const STATUS_EVENTS = Object.freeze({
 /** How often, and how many times, an output script looks whether its output has joined the page. */
 const ATTACH_POLL_MS = 10;
 const ATTACH_TRIES = 300;
+/** How long `require(['base/js/namespace'], ...)` waits for its notebook to be found. */
+const NOTEBOOK_WAIT_MS = 30_000;
 
 /** Classic module names that exist in the classic page but not here: loading one fails, naming it. */
 const UNSUPPORTED_MODULES = [
@@ -379,8 +381,26 @@ export function installClassic(win, hub) {
   let waiting = [];
   amd.define("ipybridge/notebook", [], () => ({
     load(/** @type {string} */ _name, /** @type {any} */ _req, /** @type {any} */ onload) {
-      if (hub.current()) onload(namespace);
-      else waiting.push(() => onload(namespace));
+      if (hub.current()) {
+        onload(namespace);
+        return;
+      }
+      // Never a silent hang: without a notebook (a page with no notebook panel, or
+      // %load_ext not run in it) the require fails, saying why.
+      const timer = setTimeout(() => {
+        waiting = waiting.filter((fn) => fn !== ready);
+        onload.error(
+          new Error(
+            "base/js/namespace: ipybridge found no notebook for this script " +
+              `within ${NOTEBOOK_WAIT_MS / 1000} s (run %load_ext ipybridge in the notebook)`,
+          ),
+        );
+      }, NOTEBOOK_WAIT_MS);
+      const ready = () => {
+        clearTimeout(timer);
+        onload(namespace);
+      };
+      waiting.push(ready);
     },
   }));
   amd.define("base/js/namespace", ["ipybridge/notebook!ready"], (/** @type {any} */ ns) => ns);
