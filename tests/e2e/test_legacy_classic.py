@@ -236,6 +236,10 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
     assert (api["metadata"], api["hidden"], api["selected_is_cell"]) == ("set from js", True, True)
 
 
+CLASSIC_GLOBALS = """() => ["$", "jQuery", "require", "requirejs", "define", "IPython", "Jupyter", "__ipybridgeLegacy"]
+    .filter((name) => typeof window[name] !== "undefined")"""
+
+
 @pytest.fixture(scope="module")
 def classic_course(server: JupyterServer, browser: Browser) -> Iterator[dict[str, Any]]:
     """The course-material notebook in the classic notebook."""
@@ -255,6 +259,8 @@ def test_a_classic_course_notebook_sets_itself_up_as_in_the_classic_notebook(
     jupyter: Jupyter, ui: str, classic_course: dict[str, Any]
 ) -> None:
     nb = jupyter.open(ui, cn.COURSE_CELLS, name="classic_course")
+    # Before %load_ext ipybridge runs, nothing of the classic page is there.
+    assert nb.page.evaluate(CLASSIC_GLOBALS) == []
     seen = drive_course(nb)
     assert seen == classic_course
     assert seen["after_load"] == 0
@@ -263,26 +269,3 @@ def test_a_classic_course_notebook_sets_itself_up_as_in_the_classic_notebook(
     assert (seen["notes"], seen["cells_after_typing"]) == ("ab", len(cn.COURSE_CELLS))
     assert seen["added"] == ["answer = 6 * 7\nprint(answer)", "42"]
     assert seen["cells_after_adding"] == len(cn.COURSE_CELLS) + 1
-
-
-NOTHING = """
-from IPython.display import HTML
-HTML('''<pre id="globals"></pre><script>
-document.getElementById("globals").textContent = JSON.stringify(
-  ["$", "jQuery", "require", "requirejs", "define", "IPython", "Jupyter", "__ipybridgeLegacy"]
-    .filter(function (name) { return typeof window[name] !== "undefined"; }));
-</script>''')
-"""
-
-
-def test_without_load_ext_nothing_classic_is_installed(jupyter: Jupyter, ui: str) -> None:
-    nb = jupyter.open(ui, [NOTHING, cn.JQUERY_FORM], name="plain")
-    nb.run_cell(0)
-    nb.run_cell(1)
-    nb.wait_cell_done(1)
-    expect(nb.page.locator("#globals")).to_have_text("[]")
-    # The classic script's button fails as it always did in JupyterLab.
-    with nb.page.expect_event("pageerror") as error:
-        nb.page.get_by_role("button", name="go", exact=True).click()
-    assert re.fullmatch(r"(IPython|\$) is not defined", str(error.value))
-    expect(nb.page.locator("#r")).to_have_text("")
