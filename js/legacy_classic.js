@@ -100,6 +100,27 @@ export function installClassic(win, hub) {
     return "/";
   }
 
+  /**
+   * The notebook's path as the page shows it, for scripts that read it before the
+   * legacy widget has found the notebook (the cells right after `%load_ext` in a
+   * "Run All"): Notebook 7's URL (`.../notebooks/<path>`), else the JupyterLab tab
+   * of the script's notebook (its caption's "Path:" line). Null when neither says.
+   * @returns {string|null}
+   */
+  function pathFromPage() {
+    const notebookEl = hub.pickTarget() || doc.querySelector(".jp-Notebook");
+    const panel = notebookEl ? notebookEl.closest(".jp-NotebookPanel") : null;
+    const tab = panel && panel.id ? doc.querySelector(`.lm-TabBar-tab[data-id="${CSS.escape(panel.id)}"]`) : null;
+    if (tab) {
+      const caption = /^Path: (.+)$/m.exec(tab.getAttribute("title") || "");
+      return caption ? caption[1] : null;
+    }
+    const base = baseUrl();
+    const here = win.location.pathname;
+    if (here.startsWith(`${base}notebooks/`)) return decodeURIComponent(here.slice(base.length + "notebooks/".length));
+    return null;
+  }
+
   /** @param {string} member @returns {any} the notebook handles, or throws saying why none */
   function need(member) {
     const handles = hub.current();
@@ -270,10 +291,12 @@ export function installClassic(win, hub) {
       return baseUrl();
     },
     get notebook_path() {
-      return need("notebook_path").context.path;
+      const early = hub.current() ? null : pathFromPage();
+      return early ?? need("notebook_path").context.path;
     },
     get notebook_name() {
-      const path = need("notebook_name").context.path;
+      const early = hub.current() ? null : pathFromPage();
+      const path = early ?? need("notebook_name").context.path;
       return path.slice(path.lastIndexOf("/") + 1);
     },
     ncells: () => need("ncells").notebook.widgets.length,

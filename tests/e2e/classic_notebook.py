@@ -173,7 +173,8 @@ IPython.OutputArea.prototype._should_scroll = function(lines) {
     return false;
 }"""
 NOTES = """from IPython.display import HTML
-HTML('<textarea id="notes" onfocus="IPython.keyboard_manager.disable()" onblur="IPython.keyboard_manager.enable()"></textarea>')"""
+HTML('''<textarea id="notes" onfocus="IPython.keyboard_manager.disable()" onblur="IPython.keyboard_manager.enable()"></textarea>
+<script>$('#notes').attr('placeholder', 'Notes on ' + IPython.notebook.notebook_name);</script>''')"""
 ADD_CELL = r'''HTML("""<button id="add-cell" onclick="addCell()">Add the exercise</button>
 <script>
 function addCell() {
