@@ -189,7 +189,7 @@ export function installClassic(win, hub) {
   /** @type {WeakMap<object, any>} one classic cell object per cell widget (so === works) */
   const cellObjects = new WeakMap();
 
-  /** @param {any} model a cell model: its metadata as a classic object (top-level keys read and written live) */
+  /** @param {any} model a cell's or the notebook's model: its metadata as a classic object (top-level keys read and written live) */
   function metadataOf(model) {
     return new Proxy(
       {},
@@ -354,6 +354,13 @@ export function installClassic(win, hub) {
       runCells(h, [selectedIndex(h)], "execute_selected_cells");
     },
     save_notebook: () => need("save_notebook").context.save(),
+    save_checkpoint: () => {
+      const context = need("save_checkpoint").context;
+      return context.save().then(() => context.createCheckpoint());
+    },
+    get metadata() {
+      return metadataOf(need("metadata").context.model);
+    },
     insert_cell_below: (/** @type {any} */ type, /** @type {any} */ index) =>
       insertCell(need("insert_cell_below"), "below", type, index),
     insert_cell_above: (/** @type {any} */ type, /** @type {any} */ index) =>

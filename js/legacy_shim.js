@@ -1,7 +1,9 @@
-// The synchronous half of the legacy API: a classic script (no modules), run
-// by the application/javascript output of `%load_ext ipybridge`. It installs
+// The synchronous half of the legacy API's kernel part: a classic script (no
+// modules), bundled into the application/javascript output of `%load_ext ipybridge`
+// (with js/legacy_classic.js, the rest of the classic page). It installs
 // `IPython.notebook.kernel` and `Jupyter.notebook.kernel` at once, so a script
-// rendered right after it can call `kernel.execute`. Calls wait in a queue
+// rendered right after it can call `kernel.execute`. Every classic object it
+// makes throws on a member it lacks, naming it (`strict`). Calls wait in a queue
 // until a transport (the legacy widget's view, js/legacy.js) of the right
 // notebook registers with the hub; each call goes to the notebook its script
 // lives in, else to the notebook the user last clicked or typed in.

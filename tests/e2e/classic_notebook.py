@@ -109,6 +109,7 @@ function saveIt() {
   out.same_object = nb.get_cell(1) === cells[1];
   out.out_of_range = nb.get_cell(999);
   nb.get_cell(0).metadata.classic_tag = 'set from js';
+  nb.metadata.labelling = {done: true};
   out.metadata = nb.get_cell(0).metadata.classic_tag;
   nb.get_cell(2).input.hide();
   out.hidden = !nb.get_cell(2).input.is(':visible');

@@ -120,7 +120,8 @@ def drive(nb: Notebook) -> dict[str, Any]:
     seen["api"] = json.loads(page.locator("#api").inner_text())
     page.locator("#save").click()
     expect(page.locator("#api")).to_have_attribute("data-saved", "yes")
-    seen["saved"] = json.loads(nb.path.read_text())["cells"][0]["metadata"].get("classic_tag")
+    saved = json.loads(nb.path.read_text())
+    seen["saved"] = [saved["cells"][0]["metadata"].get("classic_tag"), saved["metadata"].get("labelling")]
     # 7. A widget callback displays JavaScript: it runs in the widget's cell.
     page.get_by_role("button", name="Clicked from a widget").click()
     callback = nb.output(i["widget"]).filter(has_text="callback ran")
@@ -225,7 +226,7 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
     assert seen["global"] == "cat/dog/bird object"
     assert seen["element"] == "element is jQuery: true"
     assert seen["iframe"] == "42"
-    assert seen["saved"] == "set from js"
+    assert seen["saved"] == ["set from js", {"done": True}]
     assert seen["below"] == ["below ran 1", "second below ran 1"]
     assert seen["ready_after_restart"] is True
     api = seen["api"]
