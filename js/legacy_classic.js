@@ -69,6 +69,9 @@ export function installClassic(win, hub) {
   const $ = jQuery;
   if (win.jQuery === undefined) win.jQuery = $;
   if (win.$ === undefined) win.$ = $;
+  else if (!(win.$ && win.$.fn && win.$.fn.jquery)) {
+    console.warn("ipybridge: this page already has a `$` that is not jQuery; classic scripts get that one (use `jQuery`)");
+  }
 
   // ------------------------------------------------------------ events
   const events = $({}); // classic: $([new Events()]), a jQuery-wrapped event bus
