@@ -92,7 +92,6 @@ class Ahead:
         self._finish = finish
         self._lock = threading.Lock()
         self._started: dict[tuple[int, Encoding], tuple[Future[Any], int]] = {}
-        self._kept: tuple[tuple[int, Encoding], Any] | None = None
 
     def __len__(self) -> int:
         return len(self._started)
@@ -117,21 +116,9 @@ class Ahead:
             if entry is not None:
                 self._started[key] = (entry[0], entry[1] + 1)
                 return
-            if self._kept is not None and self._kept[0] == key:
-                done: Future[Any] = Future()
-                done.set_result(self._kept[1])
-                self._kept = None
-                self._started[key] = (done, 1)
-                return
             if len(self._started) >= MAX_AHEAD:
                 return  # made when collected, on the render thread
             self._started[key] = (ahead_pool().submit(self._make, index, encoding), 1)
-
-    def keep(self, index: int, encoding: Encoding, made: Any) -> None:
-        """Hold a frame already made (e.g. the static picture of the displayed output) for the page's first
-        request of it; dropped when collected, by :meth:`forget`, or never asked for (one frame)."""
-        with self._lock:
-            self._kept = ((index, encoding), made)
 
     def cancel(self, index: int, encoding: Encoding = None) -> None:
         key = (index, encoding)
@@ -169,7 +156,6 @@ class Ahead:
         """Drop every frame started and not collected (what they show has changed)."""
         with self._lock:
             started, self._started = self._started, {}
-            self._kept = None
         for future, _ in started.values():
             future.cancel()
 

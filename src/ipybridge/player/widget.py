@@ -273,6 +273,7 @@ class PlayerCore(BridgeCore):
             }
         page = dict(self.page_stats)
         out["displayed_fps"] = float(page.pop("displayed_fps", 0.0))
+        out["dropped"] = int(page.pop("dropped", 0))
         out.update({f"page_{k}": v for k, v in page.items()})
         return out
 
@@ -335,6 +336,11 @@ class Player(BridgeWidget):
     _colorbar = traitlets.Bytes(b"", help="PNG of the colour bar, or empty").tag(sync=True)
     _base_fps = traitlets.Float(30.0).tag(sync=True)
     _generation = traitlets.Int(0).tag(sync=True)
+    #: The frame drawn for the output's static picture (PNG), sent with the widget's state so that a
+    #: view paints it at once instead of asking the kernel to draw it again (see _repr_mimebundle_).
+    _poster = traitlets.Bytes(b"").tag(sync=True)
+    _poster_frame = traitlets.Int(-1).tag(sync=True)
+    _poster_gen = traitlets.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -418,6 +424,16 @@ class Player(BridgeWidget):
             raise traitlets.TraitError(f"fps must be a finite number >= 0 (0 = as fast as possible), not {value}")
         return value
 
+    @traitlets.validate("codec")
+    def _valid_codec(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value == "jpeg":
+            try:
+                codecs.pillow()
+            except ModuleNotFoundError as exc:
+                raise traitlets.TraitError(str(exc)) from exc
+        return value
+
     @traitlets.validate("quality")
     def _valid_quality(self, proposal: Any) -> int:
         value = int(proposal["value"])
@@ -474,8 +490,14 @@ class Player(BridgeWidget):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """``frames_rendered``, ``render_ms``, ``encode_ms`` (averages), ``bytes_per_frame``,
-        ``displayed_fps`` (from the page) and a few more counters."""
+        """``frames_rendered``, ``render_ms``, ``encode_ms`` (averages), ``bytes_per_frame``, and from
+        the page (its latest view, reported every second while playing and on pause):
+
+        ``displayed_fps``: frames that reached the screen per second, over the last second (at most one
+        per display refresh: a refresh that showed a newly painted frame counts once, as the readout
+        does); ``dropped``: frames painted on the canvas and replaced before a refresh showed them;
+        ``page_drawn_fps``, ``page_painted`` (frames painted), ``page_displayed`` and cache counters.
+        """
         return self._player_core.stats()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
@@ -488,19 +510,16 @@ class Player(BridgeWidget):
         try:
             collect = getattr(self._source, "collect", None)
             if collect is not None:  # an array: its fast PNG (a palette PNG for colour-mapped frames)
-                encoding = (self.codec, self.quality)
-                if codecs.resolve(self.codec) != "png":
-                    encoding = ("png", 85)
-                encoded = collect(index, encoding)
-                png = encoded.data
-                if encoding == (self.codec, self.quality):
-                    # The page's first request for this frame (it asks as soon as the output shows) gets it at once.
-                    ahead = getattr(self._source, "ahead", None)
-                    if ahead is not None:
-                        ahead.keep(index, encoding, encoded)
+                png = collect(index, ("png", 85)).data
             else:
-                png = codecs.png_bytes(self._source.render(index))
+                png = codecs.encode(self._source.render(index), "png").data
             bundle[0]["image/png"] = base64.b64encode(png).decode("ascii")
+            # The same picture is the view's first frame: it reaches the page with the widget's state
+            # (an update sent before this display message), so the first paint needs no round trip.
+            with self.hold_sync():
+                self._poster_frame = index
+                self._poster_gen = self._generation
+                self._poster = png
         except Exception:  # noqa: BLE001, S110 - no static picture is better than no widget
             pass
         return bundle
@@ -549,6 +568,11 @@ def _make_source(
         if pure:
             raise TypeError("pure= describes a frame function; an array's frames are always independent")
         return ArraySource(source, executor=executor, **colour), 30.0, "loop"
+    if figure is None:
+        try:
+            import matplotlib  # noqa: F401 - only to tell a missing extra from a wrong argument
+        except ImportError as exc:
+            raise codecs.missing_extra("Player(fig, func, frames=...) and Player(anim)", "matplotlib") from exc
     raise TypeError(
         "Player plays a matplotlib FuncAnimation, Player(fig, func, frames=...), or an array-like "
         f"(T, H, W[, 3|4]) with shape and dtype (numpy, zarr, h5py, dask, xarray); not {type(source).__name__}"
