@@ -404,7 +404,7 @@ class Player(BridgeWidget):
 
     @property
     def source(self) -> FrameSource:
-        """Where frames come from (a :class:`~ipybridge.player.sources.FigureSource` or ``VideoSource``)."""
+        """Where frames come from (a ``FigureSource``, an :class:`~ipybridge.player.arrays.ArraySource`, ...)."""
         return self._source
 
     def _set_length(self, length: int) -> None:
@@ -541,7 +541,7 @@ def _make_source(
 
     colour = {k: v for k, v in (colour or {}).items() if v is not None}
 
-    # matplotlib is imported only if the caller has it loaded: a numpy video needs none.
+    # matplotlib is imported only if the caller has it loaded: an RGB(A) array needs none.
     animation = sys.modules.get("matplotlib.animation")
     figure = sys.modules.get("matplotlib.figure")
     if animation is not None and isinstance(source, animation.FuncAnimation):
