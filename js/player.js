@@ -269,6 +269,8 @@ function render({ model, el }) {
     if (bytes.byteLength < 24) return;
     const header = new DataView(bytes.buffer, bytes.byteOffset, 24); // PNG signature, then IHDR: width, height
     cache.set(index, { codec: "png", width: header.getUint32(16), height: header.getUint32(20), bytes });
+    const label = model.get("_poster_label");
+    if (label) labels.set(index, String(label));
     schedule();
   }
 

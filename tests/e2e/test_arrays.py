@@ -106,6 +106,7 @@ def test_zarr_xarray_and_dask_arrays_play_as_imshow_paints_them(jupyter, ui):
     # and frames equal to imshow with the limits the Player chose (printed by the kernel).
     xr_player = nb.output(0).locator(".ipybridge-player").nth(1)
     expect(xr_player.get_by_role("heading")).to_have_text("air temperature [K]")
+    expect(xr_player.get_by_label("Frame counter")).to_have_text("time = 2024-03-01 (0 / 29)")
     colour_bar = xr_player.get_by_role("img", name="Colour bar")
     expect(colour_bar).to_be_visible()
     assert colour_bar.evaluate("i => i.complete && i.naturalHeight") >= 36

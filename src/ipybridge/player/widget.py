@@ -341,6 +341,9 @@ class Player(BridgeWidget):
     _poster = traitlets.Bytes(b"").tag(sync=True)
     _poster_frame = traitlets.Int(-1).tag(sync=True)
     _poster_gen = traitlets.Int(0).tag(sync=True)
+    _poster_label = traitlets.Unicode("", help="the counter's label of the poster frame (an array's coordinate)").tag(
+        sync=True
+    )
 
     def __init__(
         self,
@@ -519,6 +522,8 @@ class Player(BridgeWidget):
             with self.hold_sync():
                 self._poster_frame = index
                 self._poster_gen = self._generation
+                labeller = getattr(self._source, "label", None)
+                self._poster_label = (labeller(index) if labeller is not None else None) or ""
                 self._poster = png
         except Exception:  # noqa: BLE001, S110 - no static picture is better than no widget
             pass
