@@ -115,8 +115,10 @@ class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
                 "in an async def"
             )
         self._core.check_can_block()
-        self._core.outbox.flush()  # the call leaves now, whatever else is busy
-        if not _runtime.wait_serving(self, timeout):
+        with _runtime.internal():
+            self._core.outbox.flush()  # the call leaves now, whatever else is busy
+            done = _runtime.wait_serving(self, timeout)
+        if not done:
             raise TimeoutError(f"JavaScript handler {self.name!r} did not answer within {timeout:g} s")
 
 
@@ -682,6 +684,10 @@ class BridgeCore:
 
     # ------------------------------------------------------------- to page
     def emit(self, name: str, payload: Any = None) -> None:
+        with _runtime.internal():  # called from user code: no interrupt lands in the bookkeeping
+            self._emit(name, payload)
+
+    def _emit(self, name: str, payload: Any) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"emit() needs a non-empty string event name, not {name!r}")
         buffers: list[memoryview] = []
@@ -696,6 +702,10 @@ class BridgeCore:
         self.post(item, buffers)
 
     def call_js(self, name: str, args: Sequence[Any], timeout: float | None) -> JSFuture:
+        with _runtime.internal():  # called from user code: no interrupt lands in the bookkeeping
+            return self._call_js(name, args, timeout)
+
+    def _call_js(self, name: str, args: Sequence[Any], timeout: float | None) -> JSFuture:
         if not isinstance(name, str) or not name:
             raise TypeError(f"call_js() needs a non-empty string handler name, not {name!r}")
         future = JSFuture(self, name)
