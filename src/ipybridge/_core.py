@@ -17,6 +17,7 @@ import keyword
 import linecache
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,8 @@ class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
         self.name = name
 
     def __await__(self) -> Any:
+        if not self.done():
+            self._core.check_can_wait()
         return asyncio.wrap_future(self).__await__()
 
     def result(self, timeout: float | None = None) -> Any:
@@ -316,6 +319,8 @@ class BridgeCore:
         #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
         self.delivered_on_main: bool | None = None
         self._delivery_seen = threading.Event()
+        #: The thread the host last delivered a page message on.
+        self._delivery_thread: threading.Thread | None = None
         _runtime.on_interrupt(self)
 
     # ----------------------------------------------------------------- expose
@@ -352,6 +357,7 @@ class BridgeCore:
         """Handle one comm message from the page (any thread)."""
         on_main = threading.current_thread() is threading.main_thread()
         self.delivered_on_main = on_main
+        self._delivery_thread = threading.current_thread()
         self._delivery_seen.set()
         limit = self.message_limit()
         if _is_part(content):
@@ -757,8 +763,27 @@ class BridgeCore:
             ),
         )
 
+    def check_can_wait(self) -> None:
+        """Raise instead of hanging when a cell awaits an answer the host cannot deliver meanwhile.
+
+        marimo hands page messages to widgets on the thread that runs cells, between cells:
+        whether a cell blocks or awaits, the answer can only arrive after the cell ends.
+        """
+        if _in_marimo_cell() and self._delivery_thread in (None, threading.current_thread()):
+            raise RuntimeError(
+                "cannot wait in a marimo cell for the page's answer: marimo delivers widget messages "
+                "to the kernel only between cells, so it would arrive after this cell ends. Call "
+                "call_js from an exposed function (async def ...: await bridge.call_js(...)) or a thread."
+            )
+
     def check_can_block(self) -> None:
-        """Raise instead of deadlocking when a cell blocks on an answer from the page."""
+        """Raise instead of deadlocking when a cell blocks on an answer from the page.
+
+        Answers can arrive while a cell blocks only where the host delivers them on another
+        thread: ipykernel >= 7 with kernel subshells. ipykernel without subshells and marimo
+        deliver them on the thread the cell occupies.
+        """
+        self.check_can_wait()
         if threading.current_thread() is not threading.main_thread() or _kernel() is None:
             return  # off the kernel's main thread (or no kernel): the answer can arrive
         if self.delivered_on_main is None and _kernel_has_subshells():
@@ -821,6 +846,17 @@ def _kernel() -> Any:
     except ImportError:
         return None
     return Kernel.instance() if Kernel.initialized() else None
+
+
+def _in_marimo_cell() -> bool:
+    """Whether this thread runs marimo cells (marimo's kernel thread, or a thread it lent its context)."""
+    marimo = sys.modules.get("marimo")
+    if marimo is None:
+        return False
+    try:
+        return bool(marimo.running_in_notebook())
+    except Exception:  # noqa: BLE001 - another marimo version: assume a plain thread
+        return False
 
 
 def _kernel_has_subshells() -> bool:

@@ -853,9 +853,11 @@ var FpsMeter = class {
     this.windowMs = windowMs;
     this._times = [];
     this.count = 0;
+    this._since = -1;
   }
   /** @param {number} now ms */
   tick(now) {
+    if (this._since < 0) this._since = now;
     this._times.push(now);
     this.count++;
     this._drop(now);
@@ -871,10 +873,54 @@ var FpsMeter = class {
     this._drop(now);
     const times = this._times;
     if (times.length < 2) return 0;
+    if (now - this._since >= this.windowMs) return times.length * 1e3 / this.windowMs;
     return (times.length - 1) * 1e3 / Math.max(times[times.length - 1] - times[0], 1);
   }
   reset() {
     this._times = [];
+    this._since = -1;
+  }
+};
+var ScreenCounter = class {
+  /** @param {number} [windowMs] */
+  constructor(windowMs = 1e3) {
+    this.drawn = 0;
+    this.displayed = 0;
+    this.dropped = 0;
+    this.displayedMeter = new FpsMeter(windowMs);
+    this.drawnMeter = new FpsMeter(windowMs);
+    this._pending = 0;
+    this._lastRefresh = -1;
+  }
+  /** @param {number} now ms */
+  drew(now) {
+    this.drawn++;
+    this._pending++;
+    this.drawnMeter.tick(now);
+  }
+  /** A display refresh at `now`; true if it showed a newly drawn frame. @param {number} now */
+  refresh(now) {
+    if (!this._pending) return false;
+    if (now === this._lastRefresh) {
+      this.dropped += this._pending;
+      this._pending = 0;
+      return false;
+    }
+    this.displayed++;
+    this.dropped += this._pending - 1;
+    this._pending = 0;
+    this._lastRefresh = now;
+    this.displayedMeter.tick(now);
+    return true;
+  }
+  /** Whether frames were drawn that no refresh has shown yet. */
+  get pending() {
+    return this._pending > 0;
+  }
+  /** Restart the rates (not the counts), e.g. when playback starts. */
+  resetRates() {
+    this.displayedMeter.reset();
+    this.drawnMeter.reset();
   }
 };
 var FrameClock = class {
@@ -1015,7 +1061,7 @@ function render({ model, el }) {
   const inflightByIndex = /* @__PURE__ */ new Map();
   const decoding = /* @__PURE__ */ new Set();
   const failed = /* @__PURE__ */ new Map();
-  const meter = new FpsMeter();
+  const screen = new ScreenCounter();
   const clock = new FrameClock(model.get("fps"));
   let nextRequestId = 1;
   let generation = model.get("_generation") ?? 0;
@@ -1027,9 +1073,9 @@ function render({ model, el }) {
   let lastSync = 0;
   let lastStats = 0;
   let lastReadouts = 0;
-  let painted = 0;
   let pumpQueued = false;
   let rafId = 0;
+  let refreshId = 0;
   let disposed = false;
   let ownChange = false;
   let learntLength = (
@@ -1103,6 +1149,17 @@ function render({ model, el }) {
     }
     schedule();
   }
+  function usePoster() {
+    const poster = model.get("_poster");
+    const index = model.get("_poster_frame");
+    if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
+    if ((model.get("_poster_gen") ?? 0) !== generation || cache.get(index)) return;
+    const bytes = bytesOf2(poster);
+    if (bytes.byteLength < 24) return;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
+    cache.set(index, { codec: "png", width: header.getUint32(16), height: header.getUint32(20), bytes });
+    schedule();
+  }
   function schedule() {
     if (pumpQueued || disposed) return;
     pumpQueued = true;
@@ -1134,9 +1191,8 @@ function render({ model, el }) {
         request(index, index === target);
       }
     }
-    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target && decoded.has(target) && !refreshId) refreshId = requestAnimationFrame(onRefresh);
     if (!playing && shown !== target) showBufferingIfStillWaiting();
-    if (playing && fps() <= 0) drain();
   }
   let waitTimer = 0;
   function showBufferingIfStillWaiting() {
@@ -1179,9 +1235,8 @@ function render({ model, el }) {
     else ctx.drawImage(image, 0, 0);
     shown = index;
     canvas.dataset.frame = String(index);
-    painted++;
     const now = performance.now();
-    meter.tick(now);
+    screen.drew(now);
     lateSince = 0;
     buffering.hidden = true;
     if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
@@ -1205,18 +1260,17 @@ function render({ model, el }) {
     target = after.index;
     return true;
   }
-  function drain() {
-    while (playing && decoded.has(target)) {
-      paint(target);
-      if (!advance()) return;
-    }
-    if (playing && failed.has(target)) fail(target, failed.get(target));
+  function onRefresh(now) {
+    refreshId = 0;
+    if (disposed) return;
+    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    screen.refresh(now);
   }
   function tick(now) {
     rafId = 0;
     if (!playing || disposed) return;
     clock.fps = fps();
-    if (clock.fps > 0 && clock.due(now)) {
+    if (clock.due(now)) {
       if (decoded.has(target)) {
         paint(target);
         clock.advance(now);
@@ -1228,9 +1282,8 @@ function render({ model, el }) {
         if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;
         schedule();
       }
-    } else if (clock.fps <= 0) {
-      drain();
     }
+    screen.refresh(now);
     if (playing) rafId = requestAnimationFrame(tick);
   }
   function start(dir) {
@@ -1255,7 +1308,7 @@ function render({ model, el }) {
     clock.fps = fps();
     clock.start(performance.now());
     lateSince = 0;
-    meter.reset();
+    screen.resetRates();
     updateButtons();
     if (!rafId) rafId = requestAnimationFrame(tick);
     schedule();
@@ -1315,7 +1368,7 @@ ${trace}` : header;
     slider.max = String(max);
     if (document.activeElement !== slider || playing) slider.value = String(Math.max(index, 0));
     counter.textContent = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "\u221E"}`;
-    fpsReadout.textContent = `${meter.rate(now).toFixed(1)} fps`;
+    fpsReadout.textContent = `${screen.displayedMeter.rate(now).toFixed(1)} fps`;
   }
   function updateButtons() {
     pause.setAttribute("aria-pressed", String(!playing));
@@ -1348,8 +1401,11 @@ ${trace}` : header;
     lastStats = now;
     if (client.closed) return;
     const stats = {
-      displayed_fps: Math.round(meter.rate(now) * 100) / 100,
-      painted,
+      displayed_fps: Math.round(screen.displayedMeter.rate(now) * 100) / 100,
+      drawn_fps: Math.round(screen.drawnMeter.rate(now) * 100) / 100,
+      displayed: screen.displayed,
+      dropped: screen.dropped,
+      painted: screen.drawn,
       cache_frames: cache.size,
       cache_bytes: cache.bytes,
       cache_hits: cache.hits,
@@ -1446,6 +1502,7 @@ ${trace}` : header;
       schedule();
     }),
     onModel("cache_mb", () => cache.resize(cacheBytes())),
+    onModel("_poster", usePoster),
     ...["codec", "quality", "_generation"].map(
       (name) => onModel(name, () => {
         generation = model.get("_generation") ?? 0;
@@ -1473,11 +1530,13 @@ ${trace}` : header;
   updateSpeed();
   updateButtons();
   updateReadouts(performance.now(), target);
+  usePoster();
   if (model.get("playing")) start(direction);
   else schedule();
   return () => {
     disposed = true;
     if (rafId) cancelAnimationFrame(rafId);
+    if (refreshId) cancelAnimationFrame(refreshId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
     window.removeEventListener("keydown", onKey, true);
