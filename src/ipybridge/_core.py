@@ -58,6 +58,8 @@ Send = Callable[[dict[str, Any], list[memoryview]], None]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: A reply waiting for the rest of its message's calls is sent after at most this long.
 DEFERRED_FLUSH_S = 0.01
+#: How long printed text may wait for more before it leaves (seconds).
+OUTPUT_FLUSH_S = 0.01
 #: A message bigger than this is flushed at once instead of waiting for company.
 FLUSH_BYTES = 4 << 20
 
@@ -537,7 +539,12 @@ class BridgeCore:
     def _output_sink(self, view: str, ident: int) -> Callable[[str, str], None]:
         def sink(stream: str, text: str) -> None:
             if text:
-                self.post({"type": "output", "view": view, "id": ident, "stream": stream, "text": text})
+                # Held up to OUTPUT_FLUSH_S so that the pieces of one print() ("text", "\n") and a
+                # burst of lines reach onOutput together, as ipykernel's own stream buffering does;
+                # the call's answer flushes at once what is held, before it.
+                self.post(
+                    {"type": "output", "view": view, "id": ident, "stream": stream, "text": text}, delay=OUTPUT_FLUSH_S
+                )
 
         return sink
 
