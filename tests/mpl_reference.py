@@ -10,13 +10,15 @@ only): the e2e tests send this file's text to the kernel.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from matplotlib.animation import AbstractMovieWriter
 
 
-class _Enough(Exception):
+class _Enough(Exception):  # noqa: N818 - not an error: the frames asked for are in
     pass
 
 
@@ -50,8 +52,28 @@ def reference_frames(make: Callable[[], Any], n: int | None = None, scale: float
         FigureCanvasAgg(fig)
     fig.dpi = fig.dpi * scale
     grabber = FrameGrabber(n)
-    try:
+    with contextlib.suppress(_Enough):
         anim.save("unused.frames", writer=grabber, dpi=fig.dpi)
-    except _Enough:
-        pass
     return grabber.frames
+
+
+def window_frames(make: Callable[[], Any], n: int, scale: float = 1.0) -> list[np.ndarray]:
+    """The frames matplotlib's own loop shows in a window, on Agg: ``_init_draw``, a full draw,
+    then ``_draw_next_frame(value, blit)`` per frame (with blit: its background cache and
+    ``draw_artist``), the canvas's pixels after each."""
+    import itertools
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    anim = make()
+    fig = anim._fig
+    FigureCanvasAgg(fig)
+    fig.dpi = fig.dpi * scale
+    anim._blit_cache = {}
+    anim._init_draw()
+    fig.canvas.draw()
+    frames = []
+    for value in itertools.islice(anim.new_frame_seq(), n):
+        anim._draw_next_frame(value, anim._blit)
+        frames.append(np.array(fig.canvas.buffer_rgba(), dtype=np.uint8, copy=True))
+    return frames

@@ -228,15 +228,16 @@ def _take_over(fig: Any) -> Any:
 
 
 # --------------------------------------------------------------- animations
-def _animation_length(anim: Any) -> tuple[int | None, bool]:
-    """Frames in ``anim`` (None: unknown until its frames run out, or endless) and whether endless."""
+def _animation_length(animation: Any) -> tuple[int | None, bool]:
+    """Frames in ``animation`` (None: unknown until its frames run out, or endless) and whether endless."""
     from matplotlib.animation import ArtistAnimation, FuncAnimation
 
-    if isinstance(anim, FuncAnimation):
+    anim: Any = animation  # matplotlib's private attributes are how an animation can be read
+    if isinstance(animation, FuncAnimation):
         if anim._iter_gen is itertools.count:
             return None, True
         return anim._save_count, False
-    if isinstance(anim, ArtistAnimation):
+    if isinstance(animation, ArtistAnimation):
         return len(anim._framedata), False
     count = getattr(anim, "_save_count", None)
     if isinstance(count, int):
@@ -277,16 +278,17 @@ class AnimationSource:
     devicePixelRatio); the figure keeps its size in inches.
     """
 
-    def __init__(self, anim: Any, *, pure: bool | None = None) -> None:
+    def __init__(self, animation: Any, *, pure: bool | None = None) -> None:
         from matplotlib.animation import Animation, ArtistAnimation
 
-        if not isinstance(anim, Animation):
-            raise TypeError(f"AnimationSource plays a matplotlib Animation, not {type(anim).__name__}")
-        self.anim = anim
-        self.fig = anim._fig
+        if not isinstance(animation, Animation):
+            raise TypeError(f"AnimationSource plays a matplotlib Animation, not {type(animation).__name__}")
+        anim: Any = animation  # matplotlib's private attributes are how an animation can be driven
+        self.anim: Any = anim
+        self.fig: Any = self.anim._fig
         self.lock = figure_lock(self.fig)
         self.pure = bool(isinstance(anim, ArtistAnimation) if pure is None else pure)
-        self.blit = bool(anim._blit)
+        self.blit = bool(self.anim._blit)
         self.length, self.endless = _animation_length(anim)
         with self.lock:
             self._stop_matplotlib_loop()
@@ -317,7 +319,7 @@ class AnimationSource:
         return tuple(getattr(self.anim, "_args", ()) or ())
 
     def _stop_matplotlib_loop(self) -> None:
-        anim = self.anim
+        anim: Any = self.anim
         # No "Animation was deleted without rendering" warning; no _start (init draw, timer) on our first draw.
         anim._draw_was_started = True
         first_draw = getattr(anim, "_first_draw_id", None)
@@ -343,12 +345,13 @@ class AnimationSource:
             )
         if self._iter is None:
             self._iter = iter(self.anim.new_frame_seq())
+        end = object()
         while len(self._values) <= index:
-            try:
-                self._values.append(next(self._iter))
-            except StopIteration:
+            value = next(self._iter, end)
+            if value is end:
                 self.length = len(self._values)
-                raise _out_of_range(index, self.length) from None
+                raise _out_of_range(index, self.length)
+            self._values.append(value)
         return self._values[index]
 
     # ------------------------------------------------------------ render
@@ -377,7 +380,7 @@ class AnimationSource:
             self._set_scale(scale)
             pixels = self._pixels
             if pixels is not None and pixels[0] == index and pixels[1] == scale and self._at == index:
-                return pixels[2].copy()
+                return np.array(pixels[2], copy=True)
             if self.pure:
                 if self._at is None or self._at < -1:
                     self._init()
@@ -393,9 +396,10 @@ class AnimationSource:
             self.fig.stale = False  # a blitted frame leaves it stale; now it is drawn as it is
             rgba = np.array(self.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
             self._pixels = (index, scale, rgba)
-            return rgba.copy()
+            return np.array(rgba, copy=True)
 
     def _init(self) -> None:
+        _pyplot_local.stack = [self.canvas.manager]  # each call starts with the animation's figure current
         self.anim._init_draw()
         self._at = -1
         self._pixels = None
@@ -403,6 +407,7 @@ class AnimationSource:
 
     def _apply(self, index: int) -> None:
         value = self._value(index)
+        _pyplot_local.stack = [self.canvas.manager]
         self.anim._pre_draw(value, False)  # ArtistAnimation: hides the previous frame's artists
         self._at = index
         self._pixels = None
@@ -541,7 +546,7 @@ class VideoSource:
         self.array = array
         self.length: int | None = int(array.shape[0])
 
-    def render(self, index: int, scale: float = 1.0) -> np.ndarray:  # noqa: ARG002 - an array's pixels are its pixels
+    def render(self, index: int, scale: float = 1.0) -> np.ndarray:  # an array's pixels are its pixels: no scale
         if index < 0 or self.length is None or index >= self.length:
             raise _out_of_range(index, self.length)
         return to_rgba(self.array[index])

@@ -146,7 +146,11 @@ class PlayerCore(BridgeCore):
         codec, quality = data.get("codec", "auto"), _int(data.get("quality", 85))
         urgent = data.get("urgent", False) is True
         scale = data.get("scale", 1)
-        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]):
+        if not (
+            isinstance(scale, (int, float))
+            and not isinstance(scale, bool)
+            and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
+        ):
             scale = None
         if (
             ident is None or index is None or gen is None or quality is None
