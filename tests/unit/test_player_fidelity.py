@@ -183,3 +183,31 @@ def test_pyplot_is_the_animations_while_drawing_and_no_figure_leaks():
     assert plt.get_fignums() == [other.number]
     assert plt.gcf() is other  # the caller's pyplot state is untouched
     assert plt.gca() is other_ax
+
+
+def test_reverse_after_last_replays_once_per_window_not_once_per_frame():
+    fig, ax = plt.subplots(figsize=(2, 1.5), dpi=40)
+    (ln,) = ax.plot([0, 1], [0, 1])
+    calls = []
+
+    def update(i):
+        calls.append(i)
+        ln.set_ydata([0, (i % 7) / 7])
+
+    n = 200
+    page = Page.__new__(Page)
+    page.fake = FakePage()
+    page.core = PlayerCore(page.fake.send)
+    page.core.source = make_source(fig, update, frames=n)
+    page.core.receive(*envelope({"type": "hello"}))
+    page.ident = 0
+    try:
+        page.frame(n - 1)  # Last: fast-forwarded, one draw
+        assert len(calls) == n + 1
+        for k in range(n - 2, -1, -1):  # Reverse, frame by frame
+            page.frame(k)
+        replays = calls.count(0) // 2 - 1  # each pass calls update(0) twice: as init, then for frame 0 ...
+        assert 1 <= replays <= n // 32 + 2, replays
+        assert len(calls) < 8 * n, len(calls)  # ... instead of ~n*n/2 calls without the kept frames
+    finally:
+        page.close()

@@ -64,6 +64,11 @@ def _out_of_range(index: int, length: int | None) -> FrameOutOfRange:
     return FrameOutOfRange(f"frame {index} is out of range: this animation has {length} frames (0..{length - 1})")
 
 
+#: A replay (a frame behind the state was asked for) draws this many frames before it too, for
+#: whoever keeps them (the Player's kernel cache): Reverse asks for them next, and each would
+#: otherwise replay from the start again.
+REPLAY_KEEP = 32
+
 #: How far past the values seen so far a request may advance an iterable's iterator. Without
 #: a bound, one request for frame 10**30 of an endless generator would occupy the render
 #: thread and grow memory forever.
@@ -363,8 +368,13 @@ class AnimationSource:
             self._pixels = None
             self._background = None
 
-    def render(self, index: int, scale: float = 1.0) -> np.ndarray:
-        """RGBA ``(H, W, 4)`` uint8 of frame ``index`` at ``scale`` x the figure's dpi."""
+    def render(self, index: int, scale: float = 1.0, keep: Any = None) -> np.ndarray:
+        """RGBA ``(H, W, 4)`` uint8 of frame ``index`` at ``scale`` x the figure's dpi.
+
+        ``keep``: an object with ``has(i) -> bool`` and ``put(i, rgba)``; when frame ``index``
+        needs a replay from init, the :data:`REPLAY_KEEP` frames before it that ``keep`` has
+        not got are drawn on the way and handed to ``keep.put``.
+        """
         if index < 0 or (self.length is not None and index >= self.length):
             raise _out_of_range(index, self.length)
         if index - len(self._values) >= MAX_LOOKAHEAD:
@@ -386,10 +396,15 @@ class AnimationSource:
                     self._init()
                 self._apply(index)
             else:
-                if self._at is None or self._at < -1 or index < self._at:
+                replay = self._at is not None and (self._at < -1 or index < self._at)
+                if self._at is None or replay:
                     self._init()
                 while self._at is not None and self._at < index - 1:
-                    self._apply(self._at + 1)
+                    step = self._at + 1
+                    self._apply(step)
+                    if replay and keep is not None and step >= index - REPLAY_KEEP and not keep.has(step):
+                        self._draw()
+                        keep.put(step, np.array(self.canvas.buffer_rgba(), dtype=np.uint8, copy=True))
                 if self._at != index:
                     self._apply(index)
             self._draw()

@@ -19,6 +19,7 @@ kernel has to draw, leaves at once.
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -67,8 +68,10 @@ class ShownFrames:
                 self._frames.move_to_end(key)
             return frame
 
-    def put(self, key: tuple[int, str, int, float], frame: codecs.Encoded) -> None:
+    def put(self, key: tuple[int, str, int, float], frame: codecs.Encoded, *, replace: bool = True) -> None:
         with self._lock:
+            if not replace and key in self._frames:
+                return
             old = self._frames.pop(key, None)
             if old is not None:
                 self.bytes -= len(old.data)
@@ -85,6 +88,25 @@ class ShownFrames:
 
     def __len__(self) -> int:
         return len(self._frames)
+
+
+class _Keep:
+    """Frames a sequential source draws on its way to the one asked for: encoded and kept (never replacing one sent)."""
+
+    def __init__(self, core: PlayerCore, codec: str, quality: int, scale: float) -> None:
+        self.core, self.codec, self.quality, self.scale = core, codec, quality, scale
+
+    def has(self, index: int) -> bool:
+        return self.core.shown.get((index, self.codec, self.quality, self.scale)) is not None
+
+    def put(self, index: int, rgba: np.ndarray) -> None:
+        key = (index, self.codec, self.quality, self.scale)
+
+        def encode() -> None:
+            with contextlib.suppress(Exception):  # a frame that cannot be encoded is simply not kept
+                self.core.shown.put(key, codecs.encode(rgba, self.codec, self.quality), replace=False)
+
+        self.core._encoder.submit(encode)
 
 
 def _scalable(source: Any) -> bool:
@@ -211,7 +233,13 @@ class PlayerCore(BridgeCore):
         start = time.perf_counter()
         try:
             with self._worker.interruptible():
-                rgba = self.source.render(index, scale) if scale != 1.0 else self.source.render(index)
+                if sequential and _scalable(self.source):
+                    keep = _Keep(self, codec, quality, scale)
+                    rgba = self.source.render(index, scale, keep)  # type: ignore[call-arg]
+                elif scale != 1.0:
+                    rgba = self.source.render(index, scale)  # type: ignore[call-arg]
+                else:
+                    rgba = self.source.render(index)
         except BaseException as exc:  # noqa: BLE001 - the page shows it; the kernel goes on
             self._drawn()
             self._drop(key)
