@@ -275,6 +275,7 @@ function render({ model, el }) {
   function pump() {
     pumpQueued = false;
     if (disposed) return;
+    if (pageScale() !== scale) onScaleChange(); // a change no media-query event reported
     const want = wanted();
     cancelUnwanted(new Set(want));
     /** @type {number[]} */
@@ -344,7 +345,8 @@ function render({ model, el }) {
     schedule();
   }
 
-  // Follow the page's devicePixelRatio (another screen, the browser's zoom).
+  // Follow the page's devicePixelRatio (another screen, the browser's zoom): a media query for the
+  // current ratio says when it stops matching; a resize and every pump check it too.
   /** @type {MediaQueryList|null} */
   let ratioQuery = null;
   function watchScale() {
@@ -360,6 +362,7 @@ function render({ model, el }) {
     forgetFrames();
   }
   watchScale();
+  window.addEventListener("resize", onScaleChange);
 
   /** @param {number} index */
   function paint(index) {
@@ -708,6 +711,7 @@ function render({ model, el }) {
   return () => {
     disposed = true;
     ratioQuery?.removeEventListener("change", onScaleChange);
+    window.removeEventListener("resize", onScaleChange);
     if (rafId) cancelAnimationFrame(rafId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();

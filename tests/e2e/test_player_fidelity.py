@@ -159,6 +159,17 @@ def check_ui(jupyter, ui: str) -> None:
         assert not wrong, (
             f"{name} ({how}): frames {wrong} differ from matplotlib's; painted {[e['index'] for e in log]}"
         )
+    # The window moves to a screen of ratio 1: the player follows and asks for frames at it. (Headless
+    # Chromium's emulated ratio change fires neither the media query's change nor a resize: the next
+    # step a user takes shows it.)
+    cdp = nb.page.context.new_cdp_session(nb.page)
+    cdp.send(
+        "Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
+    )
+    players.nth(0).get_by_role("button", name="First", exact=True).click()
+    nb.page.wait_for_function(
+        "c => c.width === 120 && c.getBoundingClientRect().width === 120", arg=canvases[0].element_handle()
+    )
     # Nothing leaked into the next cell: no stray figure, no static image.
     nb.run_cell(3)
     nb.wait_cell_done(3)

@@ -1043,6 +1043,7 @@ function render({ model, el }) {
   function pump() {
     pumpQueued = false;
     if (disposed) return;
+    if (pageScale() !== scale) onScaleChange();
     const want = wanted();
     cancelUnwanted(new Set(want));
     const missing = [];
@@ -1117,6 +1118,7 @@ function render({ model, el }) {
     forgetFrames();
   }
   watchScale();
+  window.addEventListener("resize", onScaleChange);
   function paint(index) {
     const image = decoded.get(index);
     if (!image) return false;
@@ -1426,6 +1428,7 @@ ${trace}` : header;
   return () => {
     disposed = true;
     ratioQuery?.removeEventListener("change", onScaleChange);
+    window.removeEventListener("resize", onScaleChange);
     if (rafId) cancelAnimationFrame(rafId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
