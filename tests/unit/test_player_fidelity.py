@@ -211,3 +211,18 @@ def test_reverse_after_last_replays_once_per_window_not_once_per_frame():
         assert len(calls) < 8 * n, len(calls)  # ... instead of ~n*n/2 calls without the kept frames
     finally:
         page.close()
+
+
+def test_modes_each_kind_of_source_gets_and_how_to_choose():
+    entry = ZOO["artist_line_lists"]
+    assert make_source(entry.make()).pure  # an ArtistAnimation's frames are which artists are visible
+    assert not make_source(as_animation(ZOO["wave_no_init"].make())).pure  # FuncAnimation: sequential
+    assert make_source(as_animation(ZOO["wave_no_init"].make()), pure=True).pure
+    fig, func, kwargs = ZOO["pure_function"].make()
+    source = make_source(fig, func, **kwargs, pure=True)
+    assert source.pure
+    assert source.value(3) == 3
+    with pytest.raises(TypeError, match="pure"):
+        _make_source(np.zeros((2, 3, 4)), None, None, None, None, False, True)
+    with pytest.raises(TypeError, match="Animation"):
+        _make_source(object(), None, None, None, None, False, None)

@@ -359,6 +359,13 @@ class AnimationSource:
             self._values.append(value)
         return self._values[index]
 
+    def value(self, index: int) -> Any:
+        """The value frame ``index`` is drawn from (the ``index``-th of ``new_frame_seq()``).
+
+        Raises FrameOutOfRange past the end."""
+        with self.lock:
+            return self._value(index)
+
     # ------------------------------------------------------------ render
     def reset(self) -> None:
         """Start again from ``_init_draw()`` at the next frame (after the figure was changed from outside)."""
