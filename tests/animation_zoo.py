@@ -182,6 +182,44 @@ def random_histogram_hidden_state():
     return animation.FuncAnimation(fig, update, frames=10, blit=True)
 
 
+class UpdateDist:
+    """The gallery's Bayesian update, written afresh: a callable object with a start method, the
+    global RNG, blit, a reset at frame 0."""
+
+    def __init__(self, ax, prob=0.5):
+        self.success = 0
+        self.prob = prob
+        (self.line,) = ax.plot([], [], "k-")
+        self.x = np.linspace(0, 1, 200)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 10)
+        ax.grid(True)
+        ax.axvline(prob, linestyle="--", color="black")
+
+    def start(self):
+        return (self.line,)
+
+    def __call__(self, i):
+        if i == 0:
+            self.success = 0
+            self.line.set_data([], [])
+            return (self.line,)
+        if np.random.rand() < self.prob:
+            self.success += 1
+        a, b = self.success + 1, (i - self.success) + 1
+        y = self.x ** (a - 1) * (1 - self.x) ** (b - 1)
+        y = y / (y.sum() * (self.x[1] - self.x[0]))
+        self.line.set_data(self.x, y)
+        return (self.line,)
+
+
+def bayes_update():
+    np.random.seed(19680801)
+    fig, ax = plt.subplots(**SIZE)
+    ud = UpdateDist(ax, prob=0.7)
+    return animation.FuncAnimation(fig, ud, init_func=ud.start, frames=30, interval=100, blit=True)
+
+
 def decaying_trace_3d():
     fig = plt.figure(**SIZE)
     ax = fig.add_subplot(projection="3d")
@@ -330,6 +368,8 @@ ZOO: dict[str, Entry] = {
     "callable_object": Entry(callable_object, 15),
     "random_walk_reset_in_init": Entry(random_walk_reset_in_init, 14),
     "random_histogram_hidden_state": Entry(random_histogram_hidden_state, 10, replays=False),
+    # The pdf runs along the axes' bottom edge: blitted, it covers the spine there, as in matplotlib's window.
+    "bayes_update": Entry(bayes_update, 30, replays=False, reference="window"),
     "decaying_trace_3d": Entry(decaying_trace_3d, 8),
     "imshow_and_pcolormesh": Entry(imshow_and_pcolormesh, 8),
     # Blitted images cover the axes frame, as in matplotlib's window (save draws the frame over them).

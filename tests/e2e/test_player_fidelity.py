@@ -43,6 +43,7 @@ CASES = [
     ("pyplot_state", "play"),
     ("pyplot_text_blit", "play"),
     ("timed_subclass", "seek"),
+    ("bayes_update", "play"),
 ]
 
 SETUP = module_text("mpl_reference.py") + "\n" + module_text("animation_zoo.py")
