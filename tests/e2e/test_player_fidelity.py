@@ -18,8 +18,6 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from .harness import NotebookPage
-
 TESTS = Path(__file__).resolve().parents[1]
 
 
@@ -69,7 +67,7 @@ import ipybridge, ipywidgets
 players = []
 for name, _ in CASES:
     p = player_of(ZOO[name], ipybridge.Player)
-    p.fps, p.loop = 12, "once"
+    p.fps, p.loop = 60, "once"
     players.append(p)
 print("no figure left in pyplot:", plt.get_fignums() == [])
 ipywidgets.VBox(players)
@@ -103,30 +101,36 @@ def painted(canvas) -> list[dict]:
     return canvas.evaluate("c => window.__painted.get(c).map(e => ({...e}))")
 
 
-def drive(nb: NotebookPage, player, canvas, n: int, how: str) -> None:
-    def at(index: int) -> None:
-        expect(canvas).to_have_attribute("data-frame", str(index))
+def drive(players, canvases, lengths: list[int], hows: list[str]) -> None:
+    """Every player at once: Play through (or Last first), slider seeks, Prev, Reverse to frame 0."""
 
-    button = lambda name: player.get_by_role("button", name=name, exact=True)  # noqa: E731
-    slider = player.get_by_label("Frame", exact=True)
-    if how == "play":
-        button("Play").click()
-        at(n - 1)
-        expect(player).not_to_have_class(re.compile("ipb-playing"))
-        button("Last").click()
-        for index in (n // 2, 1, n - 2):
-            slider.fill(str(index))
-            at(index)
-    else:
-        button("Last").click()
-        at(n - 1)
-        for index in (n // 2, 1, n - 3):
-            slider.fill(str(index))
-            at(index)
-    button("Prev Frame").click()
-    button("Reverse").click()
-    at(0)
-    expect(player).not_to_have_class(re.compile("ipb-playing"))
+    def at(i: int, index: int) -> None:
+        expect(canvases[i]).to_have_attribute("data-frame", str(index))
+
+    def button(i: int, name: str):
+        return players.nth(i).get_by_role("button", name=name, exact=True)
+
+    everyone = range(len(lengths))
+    for i in everyone:
+        button(i, "Play" if hows[i] == "play" else "Last").click()
+    for i in everyone:
+        at(i, lengths[i] - 1)
+        expect(players.nth(i)).not_to_have_class(re.compile("ipb-playing"))
+    for i in everyone:
+        if hows[i] == "play":
+            button(i, "Last").click()
+    for step in range(3):
+        for i in everyone:
+            n = lengths[i]
+            index = (n // 2, 1, n - 2)[step] if hows[i] == "play" else (n // 2, 1, n - 3)[step]
+            players.nth(i).get_by_label("Frame", exact=True).fill(str(index))
+            at(i, index)
+    for i in everyone:
+        button(i, "Prev Frame").click()
+        button(i, "Reverse").click()
+    for i in everyone:
+        at(i, 0)
+        expect(players.nth(i)).not_to_have_class(re.compile("ipb-playing"))
 
 
 def check_ui(jupyter, ui: str) -> None:
@@ -146,11 +150,9 @@ def check_ui(jupyter, ui: str) -> None:
     size = canvases[0].evaluate("c => [c.width, c.height, c.getBoundingClientRect().width, devicePixelRatio]")
     assert size == [240, 180, 120, 2], size
 
-    for i, (name, how) in enumerate(CASES):
-        drive(nb, players.nth(i), canvases[i], len(want[name]), how)
+    drive(players, canvases, [len(want[name]) for name, _ in CASES], [how for _, how in CASES])
 
     for i, (name, how) in enumerate(CASES):
-        log = painted(canvases[i])
         nb.page.wait_for_function("c => window.__painted.get(c).every(e => e.sha)", arg=canvases[i].element_handle())
         log = painted(canvases[i])
         assert log, name
