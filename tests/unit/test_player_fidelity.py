@@ -226,3 +226,32 @@ def test_modes_each_kind_of_source_gets_and_how_to_choose():
         _make_source(np.zeros((2, 3, 4)), None, None, None, None, False, True)
     with pytest.raises(TypeError, match="Animation"):
         _make_source(object(), None, None, None, None, False, None)
+
+
+def test_a_frame_that_raises_is_never_drawn_half_applied():
+    fig, ax = plt.subplots(figsize=(2, 1.5), dpi=40)
+    (ln,) = ax.plot([0, 1], [0, 1])
+    calls = []
+
+    def update(i):
+        calls.append(i)
+        ln.set_ydata([0, i])
+        if i == 3:
+            raise ZeroDivisionError("frame three")
+
+    source = make_source(fig, update, frames=6)
+    for _attempt in range(2):
+        with pytest.raises(ZeroDivisionError):
+            source.render(3)
+    assert calls == [0, 0, 1, 2, 3, 0, 0, 1, 2, 3]  # each attempt replays from init
+    with pytest.raises(ZeroDivisionError):
+        source.render(5)  # matplotlib cannot get past frame 3 either
+    good = source.render(2)
+    want = reference_frames(lambda: matplotlib.animation.FuncAnimation(*_fresh_line(), frames=3))[2]
+    assert_same(good, want, "frame 2 after frame 3 raised")
+
+
+def _fresh_line():
+    fig, ax = plt.subplots(figsize=(2, 1.5), dpi=40)
+    (ln,) = ax.plot([0, 1], [0, 1])
+    return fig, lambda i: ln.set_ydata([0, i])

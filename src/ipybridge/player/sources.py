@@ -430,11 +430,15 @@ class AnimationSource:
     def _apply(self, index: int) -> None:
         value = self._value(index)
         _pyplot_local.stack = [self.canvas.manager]
-        self.anim._pre_draw(value, False)  # ArtistAnimation: hides the previous frame's artists
         self._at = index
         self._pixels = None
         self.calls += 1
-        self.anim._draw_frame(value)
+        try:
+            self.anim._pre_draw(value, False)  # ArtistAnimation: hides the previous frame's artists
+            self.anim._draw_frame(value)
+        except BaseException:
+            self._at = -2  # half applied: the next frame starts again from init
+            raise
 
     def _set_scale(self, scale: float) -> None:
         if self.fig.dpi != self._dpi:  # the figure's dpi was changed from outside: that is its dpi now
