@@ -51,7 +51,7 @@ class FrameSource(Protocol):
         ...
 
     def render(self, index: int, scale: float = 1.0) -> np.ndarray:
-        """RGBA uint8 image ``(H, W, 4)`` of frame ``index`` (a new array, the caller's to keep),
+        """RGBA uint8 image ``(H, W, 4)`` of frame ``index`` (the caller's to keep; it may be read-only),
         drawn at ``scale`` device pixels per CSS pixel where the source can."""
         ...
 
@@ -397,7 +397,7 @@ class AnimationSource:
             self._set_scale(scale)
             pixels = self._pixels
             if pixels is not None and pixels[0] == index and pixels[1] == scale and self._at == index:
-                return np.array(pixels[2], copy=True)
+                return pixels[2]
             if self.pure:
                 if self._at is None or self._at < -1:
                     self._init()
@@ -417,8 +417,9 @@ class AnimationSource:
             self._draw()
             self.fig.stale = False  # a blitted frame leaves it stale; now it is drawn as it is
             rgba = np.array(self.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
+            rgba.flags.writeable = False  # kept for the next request of this frame, and the caller's to read
             self._pixels = (index, scale, rgba)
-            return np.array(rgba, copy=True)
+            return rgba
 
     def _init(self) -> None:
         _pyplot_local.stack = [self.canvas.manager]  # each call starts with the animation's figure current
