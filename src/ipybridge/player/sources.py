@@ -408,7 +408,12 @@ class AnimationSource:
                     self._init()
                 while self._at is not None and self._at < index - 1:
                     step = self._at + 1
-                    self._apply(step)
+                    try:
+                        self._apply(step)
+                    except Exception as exc:
+                        _note(exc, f"raised by frame {step}, applied on the way to frame {index}: frames "
+                                   "play in order, as in matplotlib (pure=True draws each frame alone)")  # fmt: skip
+                        raise
                     if replay and keep is not None and step >= index - REPLAY_KEEP and not keep.has(step):
                         self._draw()
                         keep.put(step, np.array(self.canvas.buffer_rgba(), dtype=np.uint8, copy=True))
@@ -481,6 +486,12 @@ class AnimationSource:
     def _view_key(self) -> Any:
         views = tuple((id(ax), repr(ax._get_view())) for ax in self.fig.axes)
         return (self.canvas.get_width_height(), self.fig.dpi, views)
+
+
+def _note(exc: BaseException, note: str) -> None:
+    add_note = getattr(exc, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        add_note(note)
 
 
 @contextlib.contextmanager
