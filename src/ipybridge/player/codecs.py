@@ -48,6 +48,13 @@ except ImportError:  # pragma: no cover - the player extra installs it
 CODECS = ("auto", "png", "jpeg", "raw")
 #: The deflate in use: "isal" or "zlib".
 DEFLATE = "isal" if _deflater is not zlib else "zlib"
+
+
+def _deflate(data: memoryview, level: int) -> bytes:
+    """zlib-format deflate at ``level``: ISA-L's for its levels (0-3), zlib's above."""
+    if level <= 3:
+        return bytes(_deflater.compress(data, level))
+    return zlib.compress(data, level)
 RAW_LEVEL = 1
 PNG_LEVEL = 1
 
@@ -91,7 +98,7 @@ def encode(rgba: np.ndarray, codec: str = "auto", quality: int = 85) -> Encoded:
     height, width = int(rgba.shape[0]), int(rgba.shape[1])
     kind = resolve(codec)
     if kind == "raw":
-        return Encoded("raw", width, height, _deflater.compress(np.ascontiguousarray(rgba).data, RAW_LEVEL))
+        return Encoded("raw", width, height, _deflate(np.ascontiguousarray(rgba).data, RAW_LEVEL))
     if kind == "png":
         return Encoded("png", width, height, fast_png(rgba, PNG_LEVEL))
     Image = pillow()  # noqa: N806 - the module's own name
@@ -126,7 +133,7 @@ def fast_png(rgba: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     rows[:, 1:] = rgba.reshape(height, width * 4)
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, RGBA, deflate, no interlace
     return b"".join(
-        (_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", _deflater.compress(rows.data, level)),
+        (_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", _deflate(rows.data, level)),
          _png_chunk(b"IEND", b""))
     )  # fmt: skip
 
