@@ -364,8 +364,8 @@ class ArraySource:
         self._check(index)
         return self.ahead.collect(index, encoding)
 
-    def render(self, index: int) -> np.ndarray:
-        """RGBA uint8 ``(H, W, 4)`` of frame ``index``."""
+    def render(self, index: int, scale: float = 1.0) -> np.ndarray:
+        """RGBA uint8 ``(H, W, 4)`` of frame ``index`` (one pixel per data pixel: ``scale`` is not used)."""
         self._check(index)
         rgba: np.ndarray = self.ahead.collect(index)
         return rgba

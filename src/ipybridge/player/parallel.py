@@ -230,8 +230,15 @@ class PureFigureSource:
         self.fig = source.fig
         self.executor = executor
         self._distributed = is_distributed_client(executor)
+        import itertools
+
+        from .sources import FrameValues
+
+        anim = source.anim  # a FuncAnimation: its function, arguments and frame values travel to the workers
+        endless = anim._iter_gen is itertools.count
+        self.values = FrameValues(None if endless else anim._iter_gen, None if endless else anim._save_count)
         with source.lock:
-            blob = cloudpickle.dumps((source.fig, source.func, source.init_func, source.fargs))
+            blob = cloudpickle.dumps((source.fig, anim._func, anim._init_func, tuple(anim._args or ())))
         self.pickle_bytes = len(blob)
         self.pickles_sent = 0
         self.token = hashlib.sha256(blob).hexdigest()
@@ -247,7 +254,7 @@ class PureFigureSource:
         return length
 
     def _work(self, index: int) -> np.ndarray:
-        value = self.source.values[index]  # out of range raises here, in the kernel
+        value = self.values[index]  # out of range raises here, in the kernel
         if self._distributed:
             future = self.executor.submit(draw_pure_frame, self.token, self._payload, value, pure=False)
             return np.asarray(future.result())
@@ -267,7 +274,7 @@ class PureFigureSource:
     def collect(self, index: int, encoding: Encoding = None) -> Any:
         return self.ahead.collect(index, encoding)
 
-    def render(self, index: int) -> np.ndarray:
+    def render(self, index: int, scale: float = 1.0) -> np.ndarray:  # drawn at the figure's dpi on the workers
         rgba: np.ndarray = self.ahead.collect(index)
         return rgba
 
