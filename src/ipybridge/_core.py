@@ -46,6 +46,7 @@ from ._protocol import (
     megabytes,
     parse_envelope,
     request_ids,
+    shown_name,
     simple_error,
 )
 from ._serialize import SerializationError, encode
@@ -80,11 +81,19 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 
 
 class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
-    """Result of :meth:`Bridge.call_js`: await it, or block with ``.result(timeout)``."""
+    """Result of :meth:`Bridge.call_js`: await it, or block with ``.result(timeout)``.
 
-    def __init__(self, core: BridgeCore) -> None:
+    Blocking never deadlocks on ipybridge's own threads: on a widget's worker
+    (a ``def`` exposed function) the wait runs the calls queued meanwhile, so
+    the page's handler may call back into Python; on ipybridge's event loop it
+    raises at once (``await`` it there). A timeout raises :class:`TimeoutError`
+    naming the handler.
+    """
+
+    def __init__(self, core: BridgeCore, name: str = "") -> None:
         super().__init__()
         self._core = core
+        self.name = name
 
     def __await__(self) -> Any:
         if not self.done():
@@ -92,9 +101,26 @@ class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
         return asyncio.wrap_future(self).__await__()
 
     def result(self, timeout: float | None = None) -> Any:
-        if not self.done():
-            self._core.check_can_block()
-        return super().result(timeout)
+        self._wait(timeout)
+        return super().result(0)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        return super().exception(0)
+
+    def _wait(self, timeout: float | None) -> None:
+        if self.done():
+            return
+        if _runtime.in_loop_thread():
+            raise RuntimeError(
+                f"call_js({self.name!r}).result() would block ipybridge's event loop, which runs the async "
+                f"functions the page may call while it answers: use `await b.call_js({self.name!r}, ...)` "
+                "in an async def"
+            )
+        self._core.check_can_block()
+        self._core.outbox.flush()  # the call leaves now, whatever else is busy
+        if not _runtime.wait_serving(self, timeout):
+            raise TimeoutError(f"JavaScript handler {self.name!r} did not answer within {timeout:g} s")
 
 
 @dataclass
@@ -403,8 +429,8 @@ class BridgeCore:
             if handle is not None:
                 self._cancel(handle)
         elif isinstance(item, (Execute, SetVar, GetVar)):
+            what = {Execute: "execute", SetVar: "set", GetVar: "get"}[type(item)]
             if not self.allow_execute:
-                what = {Execute: "execute", SetVar: "set", GetVar: "get"}[type(item)]
                 self._reply_error_to(
                     item.view,
                     item.id,
@@ -414,7 +440,7 @@ class BridgeCore:
                     ),
                 )
             else:
-                self._submit_sync(item.view, item.id, lambda: self._namespace_op(item))
+                self._submit_sync(item.view, item.id, lambda: self._namespace_op(item), f"bridge.{what}()")
         elif isinstance(item, Custom):
             self.handle_custom(item)
         elif isinstance(item, BadItem):
@@ -490,14 +516,21 @@ class BridgeCore:
     def _handle_call(self, item: Call) -> None:
         fn = self.functions.get(item.name)
         if fn is None:
-            self._reply_error_to(
-                item.view, item.id, NameError(f"no Python function named {item.name!r} is exposed by this Bridge")
-            )
+            self._reply_error_to(item.view, item.id, NameError(self._not_exposed(item.name)))
             return
         if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
             self._spawn_async(item, fn)
         else:
-            self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs))
+            self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs), f"{item.name}()")
+
+    def _not_exposed(self, name: str) -> str:
+        message = f"no Python function named {shown_name(name)} is exposed by this Bridge"
+        close = [known for known in self.functions if known.strip() == name.strip() and known != name]
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        elif not self.functions:
+            message += " (it exposes none: use @bridge.expose)"
+        return message
 
     def _output_sink(self, view: str, ident: int) -> Callable[[str, str], None]:
         def sink(stream: str, text: str) -> None:
@@ -516,7 +549,7 @@ class BridgeCore:
 
         return on_display
 
-    def _submit_sync(self, view: str, ident: int, run: Callable[[], Any]) -> None:
+    def _submit_sync(self, view: str, ident: int, run: Callable[[], Any], what: str = "the request") -> None:
         key = (view, ident)
         handle = _Queued()
         self._running[key] = handle
@@ -539,7 +572,7 @@ class BridgeCore:
                         self._reply_error_to(view, ident, exc, delay=DEFERRED_FLUSH_S)
                     return
                 if not handle.cancelled:
-                    self._reply_value(view, ident, value, delay=DEFERRED_FLUSH_S)
+                    self._reply_value(view, ident, value, delay=DEFERRED_FLUSH_S, what=what)
             finally:
                 self._running.pop(key, None)
                 if envelope is not None:
@@ -574,8 +607,10 @@ class BridgeCore:
 
     def _spawn_async(self, item: Call, fn: Callable[..., Any]) -> None:
         key = (item.view, item.id)
+        finished = False
 
         async def run() -> None:
+            nonlocal finished
             try:
                 with capture(self._output_sink(item.view, item.id), self._display_as_text(item.view, item.id)):
                     value = await fn(*item.args, **item.kwargs)
@@ -584,24 +619,30 @@ class BridgeCore:
             except BaseException as exc:  # noqa: BLE001 - any failure becomes the call's error
                 self._reply_error_to(item.view, item.id, exc)
             else:
-                self._reply_value(item.view, item.id, value)
+                self._reply_value(item.view, item.id, value, what=f"{item.name}()")
             finally:
-                self._running.pop(key, None)
+                with self._lock:
+                    finished = True
+                    self._running.pop(key, None)
 
+        # Never wait for the loop here: this thread must stay free to receive the page's
+        # replies, which a busy loop may be waiting for.
+        future = asyncio.run_coroutine_threadsafe(run(), _runtime.event_loop())
         with self._lock:
-            task = _runtime.spawn(run())
-            if not task.done():
-                self._running[key] = task
+            if not finished:
+                self._running[key] = future
 
-    def _reply_value(self, view: str, ident: int, value: Any, delay: float = 0.0) -> None:
+    def _reply_value(self, view: str, ident: int, value: Any, delay: float = 0.0, what: str = "the request") -> None:
         buffers: list[memoryview] = []
         try:
             tree = encode(value, buffers)
         except SerializationError as exc:
-            self._reply_error_to(view, ident, TypeError(f"the result cannot be sent to JavaScript: {exc}"), delay)
+            error = TypeError(f"the result of {what} cannot be sent to JavaScript: {exc}")
+            self._reply_error_to(view, ident, error, delay)
             return
         except RecursionError:
-            self._reply_error_to(view, ident, TypeError("the result is nested too deeply to send"), delay)
+            error = TypeError(f"the result of {what} is nested too deeply to send to JavaScript")
+            self._reply_error_to(view, ident, error, delay)
             return
         self.post({"type": "result", "view": view, "id": ident, "value": tree}, buffers, delay)
 
@@ -620,14 +661,14 @@ class BridgeCore:
         ns = self.namespace
         if isinstance(item, SetVar):
             if not item.name.isidentifier() or keyword.iskeyword(item.name):
-                raise ValueError(f"{item.name!r} is not a valid Python variable name")
+                raise ValueError(f"bridge.set(): {shown_name(item.name)} is not a valid Python variable name")
             ns[item.name] = item.value
             return None
         if isinstance(item, GetVar):
             try:
                 return ns[item.name]
             except KeyError:
-                raise NameError(f"name {item.name!r} is not defined") from None
+                raise NameError(f"bridge.get(): name {shown_name(item.name)} is not defined") from None
         return self._execute(item)
 
     def _execute(self, item: Execute) -> dict[str, Any]:
@@ -648,7 +689,7 @@ class BridgeCore:
     # ------------------------------------------------------------- to page
     def emit(self, name: str, payload: Any = None) -> None:
         if not isinstance(name, str) or not name:
-            raise TypeError("event name must be a non-empty string")
+            raise TypeError(f"emit() needs a non-empty string event name, not {name!r}")
         buffers: list[memoryview] = []
         item = {"type": "event", "name": name, "payload": encode(payload, buffers)}
         self._send_or_queue(item, buffers)
@@ -662,10 +703,10 @@ class BridgeCore:
 
     def call_js(self, name: str, args: Sequence[Any], timeout: float | None) -> JSFuture:
         if not isinstance(name, str) or not name:
-            raise TypeError("handler name must be a non-empty string")
-        future = JSFuture(self)
+            raise TypeError(f"call_js() needs a non-empty string handler name, not {name!r}")
+        future = JSFuture(self, name)
         if self.closed:
-            future.set_exception(BridgeClosedError("the Bridge is closed"))
+            future.set_exception(BridgeClosedError(f"cannot call JavaScript handler {name!r}: the Bridge is closed"))
             return future
         buffers: list[memoryview] = []
         ident = next(self._js_ids)
@@ -705,7 +746,10 @@ class BridgeCore:
         _settle(
             call.future,
             exc=JavaScriptError(
-                item.error.get("name", "Error"), item.error.get("message", ""), item.error.get("stack", "")
+                item.error.get("name", "Error"),
+                item.error.get("message", ""),
+                item.error.get("stack", ""),
+                handler=call.name,
             ),
         )
 
@@ -747,9 +791,11 @@ class BridgeCore:
         if self.closed:
             return
         self.closed = True
-        error = BridgeClosedError("the Bridge was closed")
         for call in list(self._js_calls.values()):
-            _settle(call.future, exc=error)
+            _settle(
+                call.future,
+                exc=BridgeClosedError(f"JavaScript handler {call.name!r} cannot answer: the Bridge was closed"),
+            )
         for handle in list(self._running.values()):
             _cancel_handle(handle)
         self.parts.clear()
@@ -776,6 +822,7 @@ def _settle(future: concurrent.futures.Future[Any], value: Any = None, exc: Base
 
 
 def _cancel_handle(handle: Any) -> None:
+    """Cancel a running call: an async call's future (cancels its task), a task, or a queued sync call."""
     if isinstance(handle, asyncio.Task):
         handle.get_loop().call_soon_threadsafe(handle.cancel)
     elif handle is not None:

@@ -12,6 +12,7 @@
   }
   const doc = win.document;
   let counter = 0;
+  const PROBED = /* @__PURE__ */ new Set(["then", "toJSON", "nodeType", "jquery", "length", "window", "$$typeof", "asymmetricMatch", "__esModule"]);
   function notebookOf(node) {
     const element = node && node.nodeType === 1 ? node : node && node.parentElement;
     return element && typeof element.closest === "function" && element.closest(NOTEBOOK_SELECTOR) || null;
@@ -31,6 +32,11 @@
       /** @type {any} */
       null
     ),
+    /** the notebook of the script whose callback runs now (set around require() callbacks) */
+    scriptTarget: (
+      /** @type {any} */
+      null
+    ),
     /** @type {ReturnType<typeof setTimeout>|null} pending "calls are waiting" warning */
     warnTimer: (
       /** @type {any} */
@@ -42,6 +48,29 @@
       /** @type {any} */
       null
     ),
+    /** what `IPython` and `Jupyter` are (below; js/legacy_classic.js upgrades it) */
+    namespace: (
+      /** @type {any} */
+      null
+    ),
+    /** @type {any} makes a classic object that throws on members it lacks (below) */
+    strict: null,
+    /**
+     * The NotebookPanel-side handles of the notebook a call made now belongs to
+     * (found by its transport), or null when none is known yet.
+     * @returns {any}
+     */
+    current() {
+      const target = hub.pickTarget();
+      const live = hub.transports.filter((t) => t.alive && t.panel);
+      if (target) {
+        for (let i = live.length - 1; i >= 0; i--) if (live[i].notebook() === target) return live[i].panel;
+        return null;
+      }
+      const visible = live.filter((t) => isVisible(t.notebook()));
+      const pool = visible.length > 0 ? visible : live;
+      return pool.length > 0 ? pool[pool.length - 1].panel : null;
+    },
     /** @param {Transport} transport @returns {() => void} unregister */
     register(transport) {
       hub.transports.push(transport);
@@ -53,6 +82,7 @@
     },
     /** The notebook a call made now belongs to, or null when the page gives no clue. */
     pickTarget() {
+      if (hub.scriptTarget) return hub.scriptTarget;
       const fromScript = notebookOf(doc && doc.currentScript);
       if (fromScript) return fromScript;
       if (hub.lastNotebook && hub.lastNotebook.isConnected !== false) return hub.lastNotebook;
@@ -112,29 +142,40 @@
       }
       return call.msgId;
     },
-    /** Install `IPython.notebook.kernel` / `Jupyter.notebook.kernel` unless a real one exists. */
+    /** Install `IPython` / `Jupyter` (hub.namespace) unless the page is the classic notebook itself. */
     installGlobals() {
       const current = win.IPython;
-      const ns = current && typeof current === "object" ? current : {};
-      const kernel = ns.notebook && ns.notebook.kernel;
+      const kernel = current && typeof current === "object" && current.notebook && current.notebook.kernel;
       if (kernel && !kernel.__ipybridge) return;
-      ns.notebook = ns.notebook || {};
-      ns.notebook.kernel = hub.kernel;
-      ns.keyboard_manager = ns.keyboard_manager || { enable() {
-      }, disable() {
-      }, register_events() {
-      } };
-      win.IPython = ns;
-      const other = win.Jupyter && win.Jupyter.notebook && win.Jupyter.notebook.kernel;
-      if (!other || other.__ipybridge) win.Jupyter = ns;
+      win.IPython = hub.namespace;
+      win.Jupyter = hub.namespace;
     }
   };
-  hub.kernel = Object.freeze({
-    __ipybridge: true,
-    /** @param {unknown} code @param {any} [callbacks] @param {any} [options] */
-    execute: (code, callbacks, options) => hub.execute(code, callbacks, options),
-    is_connected: () => hub.transports.some((t) => t.alive),
-    is_fully_disconnected: () => !hub.transports.some((t) => t.alive)
+  function strict(path, target) {
+    return new Proxy(target, {
+      get(obj, key, receiver) {
+        if (typeof key === "symbol" || key in obj || PROBED.has(key)) return Reflect.get(obj, key, receiver);
+        throw new Error(`${path}.${key} is not supported by ipybridge (see ipybridge's docs/legacy.md)`);
+      }
+    });
+  }
+  hub.strict = strict;
+  hub.kernel = strict(
+    "IPython.notebook.kernel",
+    Object.freeze({
+      __ipybridge: true,
+      /** @param {unknown} code @param {any} [callbacks] @param {any} [options] */
+      execute: (code, callbacks, options) => hub.execute(code, callbacks, options),
+      is_connected: () => hub.transports.some((t) => t.alive),
+      is_fully_disconnected: () => !hub.transports.some((t) => t.alive)
+    })
+  );
+  hub.namespace = strict("IPython", {
+    notebook: strict("IPython.notebook", { kernel: hub.kernel }),
+    keyboard_manager: strict("IPython.keyboard_manager", { enable() {
+    }, disable() {
+    }, register_events() {
+    } })
   });
   function isVisible(node) {
     if (!node || node.isConnected === false) return false;
@@ -330,6 +371,7 @@ var DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
 var PART_BYTES = 8 * 2 ** 20;
 var REQUEST_TYPES = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
 var ENVELOPE_BYTES = 64;
+var HANDLER_WAIT_MS = 1e4;
 function makeError(name, message, extra = {}) {
   const error = new Error(message);
   error.name = name;
@@ -347,7 +389,8 @@ var GONE_STATUSES = /* @__PURE__ */ new Set(["restarting", "autorestarting", "de
 var BridgeClient = class {
   /**
    * @param {Model} model
-   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void}} [options]
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void,
+   *          handlerWaitMs?: number}} [options]
    */
   constructor(model, options = {}) {
     this.model = model;
@@ -367,6 +410,9 @@ var BridgeClient = class {
     this._onCustom = options.onCustom;
     this._early = null;
     this.setupDone = Promise.resolve();
+    this.settingUp = false;
+    this.handlerWaitMs = options.handlerWaitMs ?? HANDLER_WAIT_MS;
+    this._handlerWaiters = /* @__PURE__ */ new Map();
     this._onMessage = this._onMessage.bind(this);
     this._onDestroy = () => this.closeAll("the widget was closed");
     model.on("msg:custom", this._onMessage);
@@ -382,24 +428,55 @@ var BridgeClient = class {
     this._post({ type: "hello" });
   }
   /**
-   * The view's own setup (e.g. the author's js). Until it settles, events with
-   * no listener yet are held, then delivered, so early events are not lost.
+   * The view's own setup (e.g. the author's js), which may call Python and wait for it.
+   * Nothing that arrives meanwhile waits for it to settle when it need not
+   * (docs/protocol.md, "Setup"): a `call` for a handler already registered is answered
+   * at once, one for a handler not registered yet waits until `handle()` registers it
+   * (at most `handlerWaitMs`, or until the setup settles); an event reaches the listeners
+   * registered so far at once, and an event with no listener yet is held until the setup
+   * settles (then those of its name that came later wait behind it, in order).
    * @param {Promise<unknown>} promise
    */
   setSetup(promise) {
     this.setupDone = promise;
+    this.settingUp = true;
     this._early = [];
     const release = () => {
+      this.settingUp = false;
       const held = this._early ?? [];
       this._early = null;
       for (const { name, payload } of held) this._emitLocal(name, payload);
+      const waiters = [...this._handlerWaiters.entries()];
+      this._handlerWaiters.clear();
+      for (const [name, set] of waiters) for (const wake of set) wake(this._handlers.get(name));
     };
     promise.then(release, release);
+  }
+  /**
+   * The handler `name`, waiting for the setup to register it if it is still running.
+   * @param {string} name
+   * @returns {Promise<{fn?: (...args: any[]) => any, waited: boolean}>}
+   */
+  _handlerFor(name) {
+    const fn = this._handlers.get(name);
+    if (fn || !this.settingUp) return Promise.resolve({ fn, waited: false });
+    return new Promise((resolve) => {
+      let set = this._handlerWaiters.get(name);
+      if (!set) this._handlerWaiters.set(name, set = /* @__PURE__ */ new Set());
+      const wake = (found) => {
+        clearTimeout(timer);
+        set?.delete(wake);
+        resolve({ fn: found, waited: found === void 0 && this.settingUp });
+      };
+      const timer = setTimeout(() => wake(this._handlers.get(name)), this.handlerWaitMs);
+      set.add(wake);
+    });
   }
   /** @param {string} name @param {any} payload */
   _emitLocal(name, payload) {
     const listeners = this._listeners.get(name);
-    if ((!listeners || listeners.size === 0) && this._early) {
+    const noListener = !listeners || listeners.size === 0;
+    if (this._early && (noListener || this._early.some((held) => held.name === name))) {
       this._early.push({ name, payload });
       return;
     }
@@ -418,6 +495,16 @@ var BridgeClient = class {
    * @returns {Promise<any>}
    */
   call(name, args = [], options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(
+        makeError("TypeError", `bridge.call() needs the name of a Python function as a string, not ${describe(name)}`)
+      );
+    }
+    if (!Array.isArray(args)) {
+      return Promise.reject(
+        makeError("TypeError", `bridge.call(${JSON.stringify(name)}, args): args must be an array, not ${describe(args)}`)
+      );
+    }
     return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
   }
   /** @param {string} code @param {CallOptions} [options] */
@@ -426,10 +513,16 @@ var BridgeClient = class {
   }
   /** @param {string} name @param {unknown} value @param {CallOptions} [options] */
   set(name, value, options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(makeError("TypeError", `bridge.set() needs a variable name as a string, not ${describe(name)}`));
+    }
     return this.request({ type: "set", name, value }, options);
   }
   /** @param {string} name @param {CallOptions} [options] */
   get(name, options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(makeError("TypeError", `bridge.get() needs a variable name as a string, not ${describe(name)}`));
+    }
     return this.request({ type: "get", name }, options);
   }
   /**
@@ -437,16 +530,19 @@ var BridgeClient = class {
    * @param {Record<string, any>} item @param {CallOptions} [options]
    */
   request(item, options = {}) {
-    if (this.closed) return Promise.reject(this.closedError);
+    const what = describeRequest(item);
+    if (this.closed) {
+      return Promise.reject(makeError("BridgeClosedError", `cannot send ${what}: ${this.closedError?.message}`));
+    }
     const { timeout, signal, onOutput } = options;
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (signal?.aborted) return Promise.reject(abortError(signal, what));
     const id = this._nextId++;
-    const what = item.name ?? item.type;
     return new Promise((resolve, reject) => {
       let timer;
       const onAbort = () => this._giveUp(id, "abort", abortError(
         /** @type {AbortSignal} */
-        signal
+        signal,
+        what
       ));
       const cleanup = () => {
         if (timer !== void 0) clearTimeout(timer);
@@ -488,7 +584,18 @@ var BridgeClient = class {
   }
   /** Register a handler Python can call with `call_js`. @param {string} name @param {(...args: any[]) => any} fn */
   handle(name, fn) {
+    if (typeof name !== "string" || name === "") {
+      throw makeError("TypeError", `bridge.handle() needs a non-empty string name, not ${describe(name)}`);
+    }
+    if (typeof fn !== "function") {
+      throw makeError("TypeError", `bridge.handle(${JSON.stringify(name)}, fn): fn must be a function, not ${describe(fn)}`);
+    }
     this._handlers.set(name, fn);
+    const waiting = this._handlerWaiters.get(name);
+    if (waiting) {
+      this._handlerWaiters.delete(name);
+      for (const wake of waiting) wake(fn);
+    }
     return () => {
       if (this._handlers.get(name) === fn) this._handlers.delete(name);
     };
@@ -649,11 +756,10 @@ var BridgeClient = class {
   }
   /** Run a JavaScript handler for Python's call_js and reply. @param {any} item @param {any[]} args */
   async _answer(item, args) {
-    await this.setupDone.catch(() => {
-    });
-    const fn = this._handlers.get(item.name);
+    const { fn, waited } = await this._handlerFor(item.name);
     if (!fn) {
-      const message = `no JavaScript handler named ${JSON.stringify(item.name)}: register one with bridge.handle(${JSON.stringify(item.name)}, fn)`;
+      const name = JSON.stringify(item.name);
+      const message = waited ? `no JavaScript handler named ${name} after ${this.handlerWaitMs / 1e3} s: the view's js is still running and has not registered it (call bridge.handle(${name}, fn) before awaiting Python)` : `no JavaScript handler named ${name}: register one with bridge.handle(${name}, fn)`;
       this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
       return;
     }
@@ -673,7 +779,9 @@ var BridgeClient = class {
     if (this.closed) return;
     this.closed = true;
     this.closedError = makeError("BridgeClosedError", why);
-    for (const id of [...this._pending.keys()]) this._settle(id, this.closedError);
+    for (const [id, pending] of [...this._pending.entries()]) {
+      this._settle(id, makeError("BridgeClosedError", `${pending.name} got no answer: ${why}`));
+    }
     for (const cb of this._closeListeners) {
       try {
         cb(this.closedError);
@@ -768,10 +876,26 @@ function exactBuffer(bytes) {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
   return bytes.slice();
 }
-function abortError(signal) {
+function abortError(signal, what) {
   const reason = signal.reason;
-  if (reason instanceof Error && reason.name === "AbortError") return reason;
-  return makeError("AbortError", reason instanceof Error ? reason.message : "the call was aborted");
+  if (reason instanceof Error && reason.name === "AbortError" && reason.message !== "This operation was aborted") {
+    return reason;
+  }
+  const why = reason instanceof Error ? reason.message : reason === void 0 ? "" : String(reason);
+  return makeError("AbortError", `${what} was aborted${why && why !== "This operation was aborted" ? `: ${why}` : ""}`);
+}
+function describeRequest(item) {
+  if (item.type === "call") return `Python function ${JSON.stringify(item.name)}`;
+  if (item.type === "get" || item.type === "set") return `bridge.${item.type}(${JSON.stringify(item.name)})`;
+  return `bridge.${item.type}()`;
+}
+function describe(value) {
+  if (value === null) return "null";
+  if (value === void 0) return "undefined";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
+  return `${typeof value} ${String(value)}`;
 }
 function errorFields(error) {
   if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack ?? "" };
@@ -940,6 +1064,52 @@ var LegacyCalls = class {
 // js/legacy.js
 var HUB_KEY = "__ipybridgeLegacy";
 var ATTACH_POLL_MS = 50;
+var MAX_PANEL_TRIES = 100;
+async function notebookHandles(model, el) {
+  const manager = model.widget_manager;
+  const id = model.get("_legacy_model_id");
+  if (!manager || !id || typeof manager.get_model !== "function") return null;
+  const real = await manager.get_model(id);
+  for (const viewPromise of Object.values(real?.views ?? {})) {
+    const view2 = await viewPromise;
+    if (!view2 || !(view2.el === el || view2.el?.contains(el))) continue;
+    for (let widget = view2.luminoWidget ?? view2.pWidget; widget; widget = widget.parent) {
+      if (widget.content && widget.context && widget.sessionContext && widget.toolbar) {
+        return { panel: widget, notebook: widget.content, context: widget.context, commands: commandsOf(widget) };
+      }
+    }
+  }
+  return null;
+}
+function commandsOf(panel) {
+  for (const item of panel.toolbar.children()) {
+    const commands = item?.props?.commands;
+    if (commands && typeof commands.execute === "function" && commands.hasCommand("notebook:run-cell")) return commands;
+  }
+  return null;
+}
+async function showInWidgetCell(hub, manager, item) {
+  hub.shown = hub.shown || /* @__PURE__ */ new Set();
+  if (hub.shown.has(item.key)) return;
+  hub.shown.add(item.key);
+  try {
+    const widgetModel = await manager.get_model(item.model_id);
+    for (const viewPromise of Object.values(widgetModel?.views ?? {})) {
+      const view2 = await viewPromise;
+      if (!view2?.el?.isConnected) continue;
+      for (let widget = view2.luminoWidget ?? view2.pWidget; widget; widget = widget.parent) {
+        if (widget.node?.classList?.contains("jp-OutputArea") && typeof widget.model?.add === "function") {
+          const { data, metadata } = item.content;
+          widget.model.add({ output_type: "display_data", data, metadata });
+          return;
+        }
+      }
+    }
+    console.warn("ipybridge: a widget callback displayed a script, but its widget is not shown in a cell");
+  } catch (error) {
+    console.error("ipybridge: could not show a script displayed by a widget callback", error);
+  }
+}
 function render({ model, el }) {
   const hub = (
     /** @type {any} */
@@ -949,14 +1119,19 @@ function render({ model, el }) {
   el.style.cssText = "font: 11px var(--jp-ui-font-family, sans-serif); color: var(--jp-ui-font-color2, #777);";
   el.textContent = "ipybridge: classic IPython.notebook.kernel.execute API enabled";
   const client = new BridgeClient(model, {
-    customTypes: ["legacy_output"],
-    onCustom: (item) => calls.output(item.msg_id, item.msg_type, item.content)
+    customTypes: ["legacy_output", "legacy_display"],
+    onCustom: (item) => {
+      if (item.type === "legacy_display") showInWidgetCell(hub, model.widget_manager, item);
+      else calls.output(item.msg_id, item.msg_type, item.content);
+    }
   });
   const session = client.viewId;
   const calls = new LegacyCalls((item, onStream) => client.request(item, { onOutput: onStream }), session);
   let home = null;
   const transport = {
     alive: true,
+    /** @type {any} the NotebookPanel handles once found (js/legacy_classic.js uses them) */
+    panel: null,
     notebook: () => {
       const now = el.closest(".jp-Notebook");
       if (now) home = now;
@@ -975,7 +1150,23 @@ function render({ model, el }) {
     if (el.isConnected) {
       transport.notebook();
       hub.drain();
+      findPanel();
     } else timer = setTimeout(waitForPage, ATTACH_POLL_MS);
+  };
+  let panelTries = 0;
+  const findPanel = () => {
+    notebookHandles(model, el).then(
+      (handles) => {
+        if (!transport.alive) return;
+        if (handles) {
+          transport.panel = handles;
+          model.set("_in_lab_notebook", true);
+          model.save_changes();
+          if (hub.classic) hub.classic.panelFound(handles);
+        } else if (++panelTries < MAX_PANEL_TRIES) timer = setTimeout(findPanel, ATTACH_POLL_MS);
+      },
+      (error) => console.warn("ipybridge: the classic notebook API could not find its notebook", error)
+    );
   };
   waitForPage();
   const stop = () => {
