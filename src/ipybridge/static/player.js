@@ -890,7 +890,6 @@ var ScreenCounter = class {
     this.displayedMeter = new FpsMeter(windowMs);
     this.drawnMeter = new FpsMeter(windowMs);
     this._pending = 0;
-    this._lastRefresh = -1;
   }
   /** @param {number} now ms */
   drew(now) {
@@ -901,15 +900,9 @@ var ScreenCounter = class {
   /** A display refresh at `now`; true if it showed a newly drawn frame. @param {number} now */
   refresh(now) {
     if (!this._pending) return false;
-    if (now === this._lastRefresh) {
-      this.dropped += this._pending;
-      this._pending = 0;
-      return false;
-    }
     this.displayed++;
     this.dropped += this._pending - 1;
     this._pending = 0;
-    this._lastRefresh = now;
     this.displayedMeter.tick(now);
     return true;
   }
