@@ -146,6 +146,9 @@ class Outbox:
         self._generation = 0  # bumped by every flush: a deadline timer from before is stale
         #: Answers (``result``/``error`` items with an id) posted so far; a diagnostic, see BridgeCore.debug_stats.
         self.answers_posted = 0
+        #: Splits a flush between channels (the direct transport, ``_direct.DirectRoutes.split``);
+        #: a send of None is the comm. None: everything goes to the comm.
+        self.route: Callable[[list[tuple[dict[str, Any], list[memoryview]]]], list[tuple[Send | None, list[Any]]]] | None = None
 
     def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
         buffers = buffers or []
@@ -190,17 +193,19 @@ class Outbox:
                 self._generation += 1
             if not items:
                 return
-            wire: list[dict[str, Any]] = []
-            buffers: list[memoryview] = []
-            for item, item_buffers in items:
-                if item_buffers:
-                    item = {**item, "b0": len(buffers)}
-                    buffers.extend(item_buffers)
-                wire.append(item)
-            try:
-                self._send(envelope(wire), buffers)
-            except Exception:
-                log.exception("ipybridge could not send %d item(s) to the page", len(wire))
+            groups = self.route(items) if self.route is not None else [(None, items)]
+            for send, group in groups:
+                wire: list[dict[str, Any]] = []
+                buffers: list[memoryview] = []
+                for item, item_buffers in group:
+                    if item_buffers:
+                        item = {**item, "b0": len(buffers)}
+                        buffers.extend(item_buffers)
+                    wire.append(item)
+                try:
+                    (send or self._send)(envelope(wire), buffers)
+                except Exception:
+                    log.exception("ipybridge could not send %d item(s) to the page", len(wire))
 
 
 class _OpenCount:
@@ -288,6 +293,8 @@ class BridgeCore:
         #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
         self.delivered_on_main: bool | None = None
         self._delivery_seen = threading.Event()
+        #: The direct transport's routes for this widget (``_direct.DirectRoutes``), None when off.
+        self.direct: Any = None
         _runtime.on_interrupt(self)
 
     # ----------------------------------------------------------------- expose
@@ -320,11 +327,14 @@ class BridgeCore:
         return self._namespace
 
     # --------------------------------------------------------------- receive
-    def receive(self, content: Any, buffers: Sequence[Any]) -> None:
-        """Handle one comm message from the page (any thread)."""
-        on_main = threading.current_thread() is threading.main_thread()
-        self.delivered_on_main = on_main
-        self._delivery_seen.set()
+    def receive(self, content: Any, buffers: Sequence[Any], channel: str = "comm") -> None:
+        """Handle one message from the page (any thread); ``channel`` is ``"comm"`` or ``"direct"``."""
+        direct = self.direct
+        if channel == "comm":
+            self.delivered_on_main = threading.current_thread() is threading.main_thread()
+            self._delivery_seen.set()
+            if direct is not None:
+                direct.heard_on_comm(content)
         limit = self.message_limit()
         if _is_part(content):
             whole, refusals = self.parts.add(content["msgs"][0], buffers, limit)
@@ -356,6 +366,8 @@ class BridgeCore:
                 }
             )
             return
+        if direct is not None:
+            items = direct.admit(items, channel, _is_request)
         requests = sum(_is_request(item) for item in items)
         with self._lock:
             self._messages_received += 1
@@ -456,7 +468,10 @@ class BridgeCore:
             }
 
     def _welcome(self, view: str) -> dict[str, Any]:
-        return {"type": "welcome", "view": view, "limits": {"message_bytes": self.message_limit()}}
+        welcome = {"type": "welcome", "view": view, "limits": {"message_bytes": self.message_limit()}}
+        if self.direct is not None:
+            welcome["direct"] = self.direct.offer()
+        return welcome
 
     def announce_limits(self) -> None:
         """Tell every view the current limits (they also come with each view's welcome)."""
@@ -479,6 +494,8 @@ class BridgeCore:
         for key in [k for k in self._running if k[0] == view]:
             self._cancel(self._running.get(key))
         self.parts.drop_view(view)
+        if self.direct is not None:
+            self.direct.forget(view)
 
     # ---------------------------------------------------------------- calls
     def _handle_call(self, item: Call) -> None:
@@ -729,6 +746,8 @@ class BridgeCore:
             _cancel_handle(handle)
         self.parts.clear()
         self._worker.stop()
+        if self.direct is not None:
+            self.direct.close()
 
 
 def _is_part(content: Any) -> bool:
