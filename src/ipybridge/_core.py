@@ -53,6 +53,8 @@ from .errors import BridgeClosedError, JavaScriptError
 log = logging.getLogger("ipybridge")
 
 Send = Callable[[dict[str, Any], list[memoryview]], None]
+#: Splits queued items between channels: [(send, or None for the comm; items)].
+Route = Callable[[list[tuple[dict[str, Any], list[memoryview]]]], list[tuple[Send | None, list[Any]]]]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: A reply waiting for the rest of its message's calls is sent after at most this long.
 DEFERRED_FLUSH_S = 0.01
@@ -148,7 +150,7 @@ class Outbox:
         self.answers_posted = 0
         #: Splits a flush between channels (the direct transport, ``_direct.DirectRoutes.split``);
         #: a send of None is the comm. None: everything goes to the comm.
-        self.route: Callable[[list[tuple[dict[str, Any], list[memoryview]]]], list[tuple[Send | None, list[Any]]]] | None = None
+        self.route: Route | None = None
 
     def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
         buffers = buffers or []

@@ -94,7 +94,7 @@ def unpack(data: bytes | bytearray | memoryview) -> tuple[Any, list[memoryview]]
         head = json.loads(bytes(view[_HEADER.size : end]))
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"the header is not JSON: {exc}") from None
-    if not isinstance(head, list) or len(head) != 2 or not isinstance(head[1], list):  # noqa: PLR2004
+    if not isinstance(head, list) or len(head) != 2 or not isinstance(head[1], list):
         raise ValueError("the header must be [envelope, sizes]")
     content, sizes = head
     if not all(type(n) is int and n >= 0 for n in sizes) or end + sum(sizes) != view.nbytes:
@@ -146,7 +146,7 @@ class DirectEndpoint:
             if cls._instance is None and not cls._failed:
                 try:
                     cls._instance = cls()
-                except Exception:  # noqa: BLE001 - no direct path: everything stays on the comm
+                except Exception:
                     log.warning("ipybridge: the direct transport could not start; using the comm", exc_info=True)
                     cls._failed = True
         return cls._instance
@@ -261,11 +261,13 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.view: str | None = None
         self.counted = False
         self.abandoned = False  # the page went back to the comm: send this view nothing more here
+        self.refused = False
 
     def check_origin(self, origin: str) -> bool:
         allowed = is_loopback_origin(origin)
         if not allowed:
             self.endpoint.refused += 1
+            log.info("ipybridge: refused a direct connection from origin %r", origin)
         return allowed
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -289,11 +291,16 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
             self._refuse("no authentication in time")
 
     def _refuse(self, why: str) -> None:
+        if self.refused:
+            return
+        self.refused = True
         self.endpoint.refused += 1
         log.info("ipybridge: refused a direct connection: %s", why)
         self.close(1008, "refused")
 
     def on_message(self, message: str | bytes) -> None:
+        if self.refused:
+            return  # closing: whatever else it sent is dropped unread
         if self.routes is None:
             self._authenticate(message)
             return
@@ -422,7 +429,7 @@ class DirectRoutes:
     def transport(self) -> str | None:
         view = self.last_view
         if view is None or view not in self.core.views:
-            return None
+            return "comm" if self.core.views else None
         conn = self._live.get(view)
         pending = self._switches.get(view)
         if pending:
@@ -491,9 +498,9 @@ class DirectRoutes:
         msgs = content.get("msgs")
         if not isinstance(msgs, list):
             return
-        views = {m.get("view") for m in msgs[:16] if isinstance(m, dict)}
+        views: set[str] = {m["view"] for m in msgs[:16] if isinstance(m, dict) and isinstance(m.get("view"), str)}
         for view in views:
-            conn = self._current_conn(view) if isinstance(view, str) else None
+            conn = self._current_conn(view)
             if conn is not None:
                 self.detach(view, conn)
 
@@ -513,7 +520,7 @@ class DirectRoutes:
             for item in items:
                 view, ident = getattr(item, "view", None), getattr(item, "id", None)
                 remembered = self._remembered.get(view) if isinstance(view, str) else None
-                if remembered is None or ident is None or not is_request(item):
+                if remembered is None or not isinstance(view, str) or ident is None or not is_request(item):
                     out.append(item)
                     continue
                 if ident not in remembered:

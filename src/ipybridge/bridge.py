@@ -86,7 +86,8 @@ class BridgeWidget(anywidget.AnyWidget):
         None before any view said hello. The page's ``bridge.transport`` says the same for its view.
         """
         if self._core.direct is not None:
-            return self._core.direct.transport()
+            transport: str | None = self._core.direct.transport()
+            return transport
         return "comm" if self._core.views else None
 
     def _make_core(self, **kwargs: Any) -> BridgeCore:

@@ -70,7 +70,7 @@ def announced_port(kernel: Any) -> int | None:
             port = json.load(f).get("port")
     except (OSError, ValueError, AttributeError):
         return None
-    return port if type(port) is int and 0 < port < 65536 else None  # noqa: PLR2004
+    return port if type(port) is int and 0 < port < 65536 else None
 
 
 def _add_relay(serverapp: Any) -> None:

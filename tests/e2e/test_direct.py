@@ -109,9 +109,7 @@ def bridge_eval(nb: NotebookPage, name: str, expression: str) -> object:
 
 
 def wait_transport(nb: NotebookPage, name: str, transport: str) -> None:
-    nb.page.wait_for_function(
-        f"() => globalThis.__bridges?.[{name!r}]?.transport === {transport!r}", timeout=30_000
-    )
+    nb.page.wait_for_function(f"() => globalThis.__bridges?.[{name!r}]?.transport === {transport!r}", timeout=30_000)
 
 
 def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None:  # type: ignore[no-untyped-def]
@@ -137,7 +135,9 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     ipb_sockets = "window.__sockets.filter(s => s.url.includes('/ipybridge/direct'))"
     assert nb.page.evaluate(f"{ipb_sockets}.length") == 1
     # Through the Jupyter server's relay (this server has ipybridge.server): same origin, the server's auth.
-    assert nb.page.evaluate(f"{ipb_sockets}[0].url").startswith(nb.server.url.replace("http", "ws") + "/ipybridge/direct/")
+    assert nb.page.evaluate(f"{ipb_sockets}[0].url").startswith(
+        nb.server.url.replace("http", "ws") + "/ipybridge/direct/"
+    )
 
     # 2. A call while a cell runs is answered at once, before the cell ends.
     nb.run_cell(3)
