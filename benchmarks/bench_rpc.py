@@ -113,7 +113,7 @@ export default {
     // invoke's default signal is AbortSignal.timeout(3000): too short for 64 MB.
     const long = (buffers = []) => ({ buffers, signal: AbortSignal.timeout(600000) });
     (window.__ipbBench ??= {}).invoke = {
-      echo: (x) => invoke("echo", x).then(([r]) => r),
+      echo: (x) => invoke("echo", x, long()).then(([r]) => r),
       sink: (a) => invoke("sink", {}, long([a])).then(([r]) => r.n),
       source: (n) => invoke("source", { n }, long()).then(([, b]) => f64(b[0])),
       sinkB64: (s) => invoke("sink_b64", { data: s }, long()).then(([r]) => r.n),
