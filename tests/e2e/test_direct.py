@@ -93,6 +93,14 @@ COMM_ONLY = textwrap.dedent(
     """
 )
 BUSY_CELL = "time.sleep(6); 'cell done'"
+PLAYER = textwrap.dedent(
+    """
+    import numpy as np
+    video = np.random.default_rng(0).integers(0, 256, (400, 48, 64, 3), dtype=np.uint8)
+    v = ipybridge.Player(video, fps=60)
+    v
+    """
+)
 # Waits (bounded) until the widget's worker has nothing left, then says how often slow() ran.
 RUNS = textwrap.dedent(
     """
@@ -113,7 +121,10 @@ def wait_transport(nb: NotebookPage, name: str, transport: str) -> None:
 
 
 def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None:  # type: ignore[no-untyped-def]
-    cells = [f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS]
+    cells = [
+        f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS,
+        PLAYER, "print('player-transport', v.transport)",
+    ]  # fmt: skip
     nb = jupyter.open(ui, cells, name="direct")
     nb.page.add_init_script(RECORD_SOCKETS)
     nb.page.reload()
@@ -195,3 +206,24 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     comm_widget.locator("#add").click()
     expect(comm_widget.locator("#sum")).to_have_text("sum:5")
     assert bridge_eval(nb, "comm", "bridge.transport") == "comm"
+
+    # 6. A Player's frames take the direct path: (almost) no Jupyter kernel messages while it plays.
+    nb.run_cell(6)
+    canvas = nb.output(6).locator(".ipybridge-player canvas")
+    expect(canvas).to_have_attribute("data-frame", "0")
+    nb.run_cell(7)
+    expect(nb.output(7)).to_contain_text("player-transport direct")
+    nb.page.evaluate(
+        """() => { window.__counts = {kernel: 0, direct: 0};
+          for (const s of window.__sockets) s.addEventListener("message", () => {
+            if (s.url.includes("/api/kernels/")) window.__counts.kernel++;
+            else if (s.url.includes("/ipybridge/direct")) window.__counts.direct++;
+          }); }"""
+    )
+    nb.output(6).get_by_role("button", name="Play", exact=True).click()
+    nb.page.wait_for_function("(c) => Number(c.dataset.frame) >= 120", arg=canvas.element_handle(), timeout=60_000)
+    counts = nb.page.evaluate("() => ({...window.__counts})")
+    nb.output(6).get_by_role("button", name="Play", exact=True).click()  # pause
+    print("while 120 frames played:", counts)
+    assert counts["direct"] >= 10
+    assert counts["kernel"] <= 60, counts  # the comm path needs ~3 kernel messages per frame request
