@@ -159,9 +159,10 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     nb.wait_cell_done(3)
 
     # 3. Hostile connections from this page: refused, nothing runs, the widget keeps working.
-    port = nb.page.evaluate(f"(u => Number(u.searchParams.get('port') || u.port))(new URL({ipb_sockets}[0].url))")
+    relay_url = nb.page.evaluate(f"{ipb_sockets}[0].url")
+    port = int(re.search(r"port=(\d+)", relay_url).group(1))
     outcomes = nb.page.evaluate(
-        """async (port) => {
+        r"""async ([port, relayUrl]) => {
           const attempt = (url, first) => new Promise((resolve) => {
             const ws = new WebSocket(url);
             ws.binaryType = "arraybuffer";
@@ -172,16 +173,18 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
           });
           const loop = `ws://127.0.0.1:${port}/ipybridge/direct`;
           const hello = (token) => JSON.stringify({ipb: 1, token, widget: "x", view: "y"});
+          const otherPort = relayUrl.replace(/port=\d+/, `port=${port + 1}`);
           return {
             noToken: await attempt(loop, JSON.stringify({ipb: 1})),
             wrongToken: await attempt(loop, hello("wrong")),
             silent: await attempt(loop, null),
-            otherPort: await attempt(location.origin.replace("http", "ws") + "/ipybridge/direct/x?port=1", hello("x")),
+            relayToAnotherPort: await attempt(otherPort, hello("x")),
+            relayToAnotherKernel: await attempt(relayUrl.replace(/direct\/[^?]+/, "direct/not-a-kernel"), hello("x")),
           };
         }""",
-        port,
+        [port, relay_url],
     )
-    assert outcomes == {"noToken": "closed", "wrongToken": "closed", "silent": "closed", "otherPort": "closed"}
+    assert set(outcomes.values()) == {"closed"}, outcomes
     widget.locator("#sum").evaluate("e => e.textContent = ''")
     widget.locator("#add").click()
     expect(widget.locator("#sum")).to_have_text("sum:5")
