@@ -61,10 +61,13 @@ export function unpack(data) {
 /**
  * The ways to reach the kernel's endpoint, best first: the server's relay (same origin, works for remote
  * browsers and JupyterHub), then the loopback interface (a browser on the kernel's machine).
+ * The loopback route is tried only from a page served on a loopback address: elsewhere 127.0.0.1 is the
+ * browser's own machine, not the kernel's (and the kernel refuses other origins anyway).
  * @param {Offer} offer @param {any} kernel the widget manager's kernel connection, if any
+ * @param {string|undefined} pageHost the page's hostname (`location.hostname`)
  * @returns {Way[]}
  */
-export function waysToConnect(offer, kernel) {
+export function waysToConnect(offer, kernel, pageHost = globalThis.location?.hostname) {
   /** @type {Way[]} */
   const ways = [];
   const routes = Array.isArray(offer.routes) ? offer.routes : [];
@@ -76,8 +79,17 @@ export function waysToConnect(offer, kernel) {
     if (settings.token && settings.appendToken) url += `&token=${encodeURIComponent(settings.token)}`;
     ways.push({ route: "relay", url });
   }
-  if (routes.includes("loopback")) ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
+  if (routes.includes("loopback") && isLoopbackHost(pageHost)) {
+    ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
+  }
   return ways;
+}
+
+/** @param {string|undefined} host a URL's hostname; undefined outside a browser (tests) */
+export function isLoopbackHost(host) {
+  if (host === undefined) return true;
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 export class DirectLink {

@@ -726,6 +726,8 @@ class BridgeCore:
         """Raise instead of deadlocking when a cell blocks on an answer from the page."""
         if threading.current_thread() is not threading.main_thread() or _kernel() is None:
             return  # off the kernel's main thread (or no kernel): the answer can arrive
+        if self.direct is not None and self.direct.transport() == "direct":
+            return  # answers arrive on the direct transport's thread, not behind this cell
         if self.delivered_on_main is None and _kernel_has_subshells():
             self._delivery_seen.wait(2.0)
         if self.delivered_on_main is not False:

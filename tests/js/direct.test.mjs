@@ -91,6 +91,12 @@ test("the relay comes first when the kernel and server allow it, then loopback; 
   ]);
   assert.deepEqual(waysToConnect({ ...OFFER, routes: ["relay"] }, undefined), []);
   assert.deepEqual(waysToConnect({ ...OFFER, port: "1; evil" }, kernel), []);
+  // A page served from another machine never sends the token to the browser's own 127.0.0.1.
+  assert.deepEqual(waysToConnect(OFFER, kernel, "hub.example"), []);
+  assert.equal(waysToConnect(OFFER, kernel, "127.0.0.1").length, 1);
+  assert.equal(waysToConnect(OFFER, kernel, "[::1]").length, 1);
+  assert.equal(waysToConnect(OFFER, kernel, "localhost").length, 1);
+  assert.equal(waysToConnect(OFFER, kernel, "127.0.0.1.evil.example").length, 0);
 });
 
 test("calls go over the socket once it is ready, answers come back on it", async () => {

@@ -34,7 +34,7 @@ function unpack(data) {
   if (offset !== bytes.byteLength) throw new Error("the buffer sizes do not add up to the message");
   return { content, buffers };
 }
-function waysToConnect(offer, kernel) {
+function waysToConnect(offer, kernel, pageHost = globalThis.location?.hostname) {
   const ways = [];
   const routes = Array.isArray(offer.routes) ? offer.routes : [];
   const port = Number(offer.port);
@@ -45,8 +45,15 @@ function waysToConnect(offer, kernel) {
     if (settings.token && settings.appendToken) url += `&token=${encodeURIComponent(settings.token)}`;
     ways.push({ route: "relay", url });
   }
-  if (routes.includes("loopback")) ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
+  if (routes.includes("loopback") && isLoopbackHost(pageHost)) {
+    ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
+  }
   return ways;
+}
+function isLoopbackHost(host) {
+  if (host === void 0) return true;
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 var DirectLink = class {
   /**
