@@ -19,7 +19,10 @@ One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py):
 * memory: the page's JS heap after a forced GC and the kernel's RSS at every
   quarter of 10000 frames played.
 
-    .venv/bin/python benchmarks/bench_player.py [--window 2] [--windows 3] [--memory-frames 10000]
+    .venv/bin/python benchmarks/bench_player.py [--window 2] [--windows 3] [--memory-frames 10000] [--comm]
+
+Players use the direct transport where it opens (docs/protocol.md), as users get them; ``--comm``
+measures them on the comm instead.
 
 Prints a table with the ratios, writes benchmarks/results/player.json and
 benchmarks/results/player.png.
@@ -392,7 +395,12 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=2.0, help="seconds per counting window")
     parser.add_argument("--windows", type=int, default=3, help="counting windows (median)")
     parser.add_argument("--memory-frames", type=int, default=10000)
+    parser.add_argument(
+        "--comm", action="store_true", help="keep Players on the comm (IPYBRIDGE_DIRECT=0 in the kernels' environment)"
+    )
     args = parser.parse_args()
+    if args.comm:
+        os.environ["IPYBRIDGE_DIRECT"] = "0"  # the server passes its environment to the kernels it starts
     RESULTS.mkdir(exist_ok=True)
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},

@@ -152,7 +152,8 @@ class Outbox:
         #: a send of None is the comm. None: everything goes to the comm.
         self.route: Route | None = None
 
-    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
+    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float | None = 0.0) -> None:
+        """Queue an item; it leaves within ``delay`` seconds (None: the caller sets a deadline, see ``deadline``)."""
         buffers = buffers or []
         with self._lock:
             last = self._items[-1][0] if self._items else None
@@ -169,18 +170,31 @@ class Outbox:
             if item.get("type") in _ANSWER_TYPES:
                 self.answers_posted += 1
             big = self._bytes >= FLUSH_BYTES
-            schedule = not big and (self._scheduled is None or delay < self._scheduled)
+            schedule = not big and delay is not None and (self._scheduled is None or delay < self._scheduled)
             if schedule:
                 self._scheduled = delay
             generation = self._generation
         if big:
             self.flush()
-        elif schedule:
-            loop = _runtime.event_loop()
-            if delay <= 0:
-                loop.call_soon_threadsafe(self._flush_if_current, generation)
-            else:
-                loop.call_soon_threadsafe(loop.call_later, delay, self._flush_if_current, generation)
+        elif schedule and delay is not None:
+            self._schedule(delay, generation)
+
+    def deadline(self, delay: float) -> None:
+        """Make what is queued leave within ``delay`` seconds."""
+        with self._lock:
+            schedule = bool(self._items) and (self._scheduled is None or delay < self._scheduled)
+            if schedule:
+                self._scheduled = delay
+            generation = self._generation
+        if schedule:
+            self._schedule(delay, generation)
+
+    def _schedule(self, delay: float, generation: int) -> None:
+        loop = _runtime.event_loop()
+        if delay <= 0:
+            loop.call_soon_threadsafe(self._flush_if_current, generation)
+        else:
+            loop.call_soon_threadsafe(loop.call_later, delay, self._flush_if_current, generation)
 
     def _flush_if_current(self, generation: int) -> None:
         if generation == self._generation:
@@ -250,12 +264,15 @@ class _Envelope:
         with self._lock:
             self._pending += 1
 
-    def done(self) -> None:
+    def done(self) -> bool:
+        """One job of this message finished; True when that sent the answers (no deadline needed)."""
         with self._lock:
             self._pending -= 1
             last = self._pending == 0
         if last and self._open.add(-1) == 0:
             self._outbox.flush()
+            return True
+        return False
 
 
 class BridgeCore:
@@ -549,16 +566,23 @@ class BridgeCore:
                         value = run()
                 except BaseException as exc:  # noqa: BLE001 - SystemExit etc. become the call's error
                     if not handle.cancelled:
-                        self._reply_error_to(view, ident, exc, delay=DEFERRED_FLUSH_S)
+                        self._reply_error_to(view, ident, exc, delay=None)
                     return
                 if not handle.cancelled:
-                    self._reply_value(view, ident, value, delay=DEFERRED_FLUSH_S)
+                    self._reply_value(view, ident, value, delay=None)
             finally:
                 self._running.pop(key, None)
+                # Send now when this message is done; else within DEFERRED_FLUSH_S. A call answered at once
+                # so costs no wake-up of the event loop thread (the deadline is only set when needed).
                 if envelope is not None:
-                    envelope.done()
+                    sent = envelope.done()
                 elif self._worker.idle():
                     self.outbox.flush()
+                    sent = True
+                else:
+                    sent = False
+                if not sent:
+                    self.outbox.deadline(DEFERRED_FLUSH_S)
 
         handle.job = job
         self._worker.submit(job)
@@ -606,7 +630,7 @@ class BridgeCore:
             if not task.done():
                 self._running[key] = task
 
-    def _reply_value(self, view: str, ident: int, value: Any, delay: float = 0.0) -> None:
+    def _reply_value(self, view: str, ident: int, value: Any, delay: float | None = 0.0) -> None:
         buffers: list[memoryview] = []
         try:
             tree = encode(value, buffers)
@@ -618,13 +642,15 @@ class BridgeCore:
             return
         self.post({"type": "result", "view": view, "id": ident, "value": tree}, buffers, delay)
 
-    def _reply_error_to(self, view: str | None, ident: int | None, exc: BaseException, delay: float = 0.0) -> None:
+    def _reply_error_to(
+        self, view: str | None, ident: int | None, exc: BaseException, delay: float | None = 0.0
+    ) -> None:
         if view is None or ident is None:
             self.post({"type": "protocol_error", "view": view, "error": error_payload(exc)}, delay=delay)
         else:
             self.post({"type": "error", "view": view, "id": ident, "error": error_payload(exc)}, delay=delay)
 
-    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
+    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float | None = 0.0) -> None:
         if not self.closed:
             self.outbox.post(item, buffers, delay)
 
