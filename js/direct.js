@@ -116,6 +116,8 @@ export class DirectLink {
     this.held = [];
     /** @type {string|null} "relay" or "loopback" once connected */
     this.route = null;
+    /** @type {Set<number>} ids of call_js calls this view has started */
+    this.callsSeen = new Set();
     /** @type {{route: string, error: string}[]} what failed, for debugging */
     this.failures = [];
     this._onPageHide = () => this._byeOverComm();
@@ -227,6 +229,7 @@ export class DirectLink {
       console.error("ipybridge: bad message on the direct connection", error);
       return;
     }
+    for (const item of message.content.msgs) if (item?.type === "call") this._noteCall(item.id);
     if (!this.commSaysDirect) this.held.push(message);
     else this.client._deliver(message.content.msgs, message.buffers);
   }
@@ -255,9 +258,18 @@ export class DirectLink {
         continue;
       }
       if (this.commSaysDirect && item?.view == null) continue;
+      if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) continue; // resent
+      if (item?.type === "call") this._noteCall(item.id);
       batch.push(item);
     }
     this.client._deliver(batch, buffers);
+  }
+
+  /** Remember a call_js id (the last 1024), so one sent again after a drop runs once. @param {number} id */
+  _noteCall(id) {
+    this.callsSeen.add(id);
+    const oldest = this.callsSeen.values().next().value;
+    if (this.callsSeen.size > 1024 && oldest !== undefined) this.callsSeen.delete(oldest);
   }
 
   /** The connection is gone: back to the comm, and ask again for every answer that may have been lost. */

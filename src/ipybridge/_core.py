@@ -720,6 +720,11 @@ class BridgeCore:
         self._send_or_queue(item, buffers)
         return future
 
+    def pending_js_calls(self, view: str) -> list[_JSCall]:
+        """``call_js`` calls sent to ``view`` and not answered yet."""
+        with self._lock:
+            return [c for c in self._js_calls.values() if view in c.targets and not c.future.done()]
+
     def _expire(self, ident: int, timeout: float) -> None:
         call = self._js_calls.get(ident)
         if call is not None and _settle(

@@ -425,6 +425,10 @@ class DirectRoutes:
             self._switches.setdefault(view, deque()).append(None)
         self.core.post({"type": "transport", "view": view, "transport": "comm"})
         conn.shut()
+        # call_js calls still waiting for this view may have died with the socket: send them again, to this
+        # view only, over the comm (the page drops a call it already started).
+        for call in self.core.pending_js_calls(view):
+            self.core.post({**call.item, "view": view}, call.buffers)
 
     def transport(self) -> str | None:
         view = self.last_view

@@ -188,3 +188,25 @@ test("closing the view closes the socket after the bye", async () => {
   assert.equal(ws.requests().at(-1).type, "bye");
   assert.equal(ws.closed, true);
 });
+
+test("call_js calls the kernel sends again after a drop run once: a new one runs, a seen one is dropped", async () => {
+  const { model, client, ws } = await connected();
+  model.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  const runs = [];
+  client.handle("greet", (who) => { runs.push(who); return `hi ${who}`; });
+  ws.fromKernel([{ type: "call", id: 1, name: "greet", args: ["a"] }]);
+  await tick();
+  ws.close();
+  await tick();
+  await tick();
+  model.fromKernel([
+    { type: "transport", view: client.viewId, transport: "comm" },
+    { type: "call", id: 1, name: "greet", args: ["a"], view: client.viewId }, // already started: dropped
+    { type: "call", id: 2, name: "greet", args: ["b"], view: client.viewId }, // lost with the socket: runs
+  ]);
+  await tick();
+  await tick();
+  assert.deepEqual(runs, ["a", "b"]);
+  const replies = model.items().filter((i) => i.type === "reply").map((i) => [i.id, i.value]);
+  assert.deepEqual(replies, [[2, "hi b"]]);
+});

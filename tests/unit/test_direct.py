@@ -297,3 +297,21 @@ def test_the_comm_only_path_is_unchanged_when_no_view_connects(core: BridgeCore,
     # no de-duplication (and no bookkeeping) for views that never used the direct path
     assert [i["id"] for i, _ in page.items() if i.get("type") == "result"] == [1, 2, 1]
     assert core.direct.transport() == "comm"
+
+
+def test_call_js_waiting_for_a_view_that_dropped_is_sent_again_to_it_over_the_comm(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "direct"})
+        future = core.call_js("greet", ["a"], timeout=None)
+        items, _ = await read_items(ws)
+        assert items[0]["type"] == "call"
+        ws.close()
+        resent = page.wait_for(lambda i: i.get("type") == "call" and i.get("view") == "v1")
+        assert resent["id"] == items[0]["id"]
+        core.receive(*envelope({"type": "reply", "id": resent["id"], "ok": True, "value": "hi a"}))
+        assert future.result(5) == "hi a"
+
+    run(scenario())

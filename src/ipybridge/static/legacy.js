@@ -230,6 +230,7 @@ var DirectLink = class {
     this.commSaysDirect = false;
     this.held = [];
     this.route = null;
+    this.callsSeen = /* @__PURE__ */ new Set();
     this.failures = [];
     this._onPageHide = () => this._byeOverComm();
     globalThis.addEventListener?.("pagehide", this._onPageHide);
@@ -332,6 +333,7 @@ var DirectLink = class {
       console.error("ipybridge: bad message on the direct connection", error);
       return;
     }
+    for (const item of message.content.msgs) if (item?.type === "call") this._noteCall(item.id);
     if (!this.commSaysDirect) this.held.push(message);
     else this.client._deliver(message.content.msgs, message.buffers);
   }
@@ -358,9 +360,17 @@ var DirectLink = class {
         continue;
       }
       if (this.commSaysDirect && item?.view == null) continue;
+      if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) continue;
+      if (item?.type === "call") this._noteCall(item.id);
       batch.push(item);
     }
     this.client._deliver(batch, buffers);
+  }
+  /** Remember a call_js id (the last 1024), so one sent again after a drop runs once. @param {number} id */
+  _noteCall(id) {
+    this.callsSeen.add(id);
+    const oldest = this.callsSeen.values().next().value;
+    if (this.callsSeen.size > 1024 && oldest !== void 0) this.callsSeen.delete(oldest);
   }
   /** The connection is gone: back to the comm, and ask again for every answer that may have been lost. */
   _lose() {
