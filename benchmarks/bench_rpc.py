@@ -55,10 +55,10 @@ from tests.e2e.harness import Jupyter, launched_chromium, start_server, stop_ser
 
 RESULTS = HERE / "results"
 #: Everything measured, in table order. ipybridge: the comm path (direct = False); ipybridge-direct: the
-#: direct transport the default way (the relay where the server has ipybridge.server, else loopback);
-#: ipybridge-loopback: the direct transport forced onto the loopback route; jchannel: jupyter-jchannel.
-CONTENDERS = ("floor", "invoke", "jchannel", "ipybridge", "ipybridge-direct", "ipybridge-loopback")
-DIRECT = ("ipybridge-direct", "ipybridge-loopback")
+#: direct transport the default way (loopback: the benchmark's page is served from 127.0.0.1);
+#: ipybridge-relay: the direct transport forced through ipybridge.server's relay; jchannel: jupyter-jchannel.
+CONTENDERS = ("floor", "invoke", "jchannel", "ipybridge", "ipybridge-direct", "ipybridge-relay")
+DIRECT = ("ipybridge-direct", "ipybridge-relay")
 INFLIGHT = (1, 8, 64)
 SIZES_MB = (8, 64)  # decimal MB: 1e6 and 8e6 float64 values
 MAX_WS_MESSAGE = 256 << 20
@@ -333,7 +333,7 @@ def median(values: list[float]) -> float:
 
 
 def open_bench_page(jupyter: Jupyter, contenders: list[str], jchannel_url: str | None) -> Any:
-    bridges = [(c, {"ipybridge": False, "ipybridge-direct": True, "ipybridge-loopback": "loopback"}[c])
+    bridges = [(c, {"ipybridge": False, "ipybridge-direct": True, "ipybridge-relay": "relay"}[c])
                for c in contenders if c.startswith("ipybridge")]  # fmt: skip
     cells = [f"BRIDGES = {bridges!r}\n" + SETUP_CELL]
     if jchannel_url:
@@ -427,7 +427,7 @@ def run_server(variant: str, browser: Any, args: argparse.Namespace, log: Any) -
             t0 = time.monotonic()
             contenders = [c for c in CONTENDERS if c != "jchannel" or args.jchannel_client]
             if variant == "stock":
-                contenders.remove("ipybridge-loopback")  # no relay: ipybridge-direct is the loopback route
+                contenders.remove("ipybridge-relay")  # no ipybridge.server, no relay
             jchannel_url = None
             if args.jchannel_client:
                 build_jchannel_client(args.jchannel_client, server.root / "jchannel-client.js")
@@ -441,7 +441,8 @@ def run_server(variant: str, browser: Any, args: argparse.Namespace, log: Any) -
             result: dict[str, Any] = {"has_native_base64": page.evaluate("() => window.__bench.hasB64")}
             calls = measure_calls(page, contenders, args.repeats, args.window, args.latency_calls, log)
             movers = [c for c in contenders if c != "jchannel"]  # jchannel: calls only (JSON values)
-            transfers = measure_transfers(page, movers, args.repeats, args.sizes, log) if variant == "stock" else None
+            run_transfers = variant == "stock" and not args.calls_only
+            transfers = measure_transfers(page, movers, args.repeats, args.sizes, log) if run_transfers else None
             merged = {c: {**calls[c], **(transfers[c] if transfers and c in transfers else {})} for c in contenders}
             result["contenders"] = summarize(merged)
             return result
@@ -475,7 +476,7 @@ def present(variant: dict[str, Any]) -> list[str]:
 def table(variant: dict[str, Any], sizes: tuple[int, ...]) -> str:
     cs = variant["contenders"]
     names = present(variant)
-    short = {"ipybridge": "ipyb-comm", "ipybridge-direct": "ipyb-direct", "ipybridge-loopback": "ipyb-loop"}
+    short = {"ipybridge": "ipyb-comm", "ipybridge-direct": "ipyb-direct", "ipybridge-relay": "ipyb-relay"}
     ratios = [("ipybridge", "floor"), ("ipybridge-direct", "floor")]
     if "jchannel" in cs:
         ratios.append(("ipybridge-direct", "jchannel"))
@@ -523,7 +524,7 @@ def check_targets(results: dict[str, Any], sizes: tuple[int, ...]) -> list[dict[
     for mb in sizes:
         for direction in ("up", "down"):
             key = f"mbps_{mb}mb_{direction}_binary"
-            if key in stock["ipybridge-direct"]:
+            if key in stock["ipybridge-direct"] and key in stock["ipybridge"]:
                 r = stock["ipybridge-direct"][key]["median"] / stock["floor"][key]["median"]
                 add(f"[stock] direct {mb} MB {direction} >= 3x floor", r, "{:.2f}x", r >= 3)
                 r = stock["ipybridge"][key]["median"] / stock["floor"][key]["median"]
@@ -538,7 +539,7 @@ COLORS = {
     "jchannel": "#cc79a7",
     "ipybridge": "#56b4e9",
     "ipybridge-direct": "#0072b2",
-    "ipybridge-loopback": "#009e73",
+    "ipybridge-relay": "#009e73",
 }
 
 
@@ -550,8 +551,8 @@ def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
     import numpy as np
 
     variants = results["variants"]
-    label = {"ipybridge": "ipybridge (comm)", "ipybridge-direct": "ipybridge direct", "ipybridge-loopback":
-             "ipybridge direct, loopback"}  # fmt: skip
+    label = {"ipybridge": "ipybridge (comm)", "ipybridge-direct": "ipybridge direct", "ipybridge-relay":
+             "ipybridge direct, relay"}  # fmt: skip
     fig, axes = plt.subplots(1, 3, figsize=(19, 5.6))
 
     def bars(ax: Any, groups: list[Any], value: Any, names: list[str]) -> None:
@@ -592,7 +593,7 @@ def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
     ax.set_xticks(np.arange(len(keys)), [f"{mb}MB\n{d}\n{'bin' if e == 'binary' else 'b64'}" for mb, d, e in keys],
                   fontsize=8)  # fmt: skip
     ax.set_ylabel("MB/s (higher is better)")
-    ax.set_title("float64 array transfer (stock server; direct = loopback)")
+    ax.set_title("float64 array transfer (stock server)")
 
     m = results["machine"]
     fig.suptitle(
@@ -620,6 +621,7 @@ def main() -> int:
     parser.add_argument("--latency-calls", type=int, default=100, help="sequential calls per latency repeat")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES_MB), help="array sizes in MB")
     parser.add_argument("--no-nodelay", action="store_true", help="skip the TCP_NODELAY server")
+    parser.add_argument("--calls-only", action="store_true", help="latency and calls/s only, no array transfers")
     parser.add_argument(
         "--jchannel-client",
         type=Path,
@@ -696,7 +698,7 @@ def main() -> int:
     for name, variant in results["variants"].items():
         title = {"stock": "stock server", "nodelay": "server with ipybridge.server (TCP_NODELAY on kernel websockets)"}
         print(f"\n== {title[name]} ==")
-        print("direct: " + ("the relay (ipybridge.server)" if name == "nodelay" else "loopback (no relay)"))
+        print("ipyb-direct: the loopback route" + (", ipyb-relay: through ipybridge.server" if name == "nodelay" else ""))
         print(table(variant, args.sizes))
     if "nodelay" in results["variants"]:
         print("\n== TCP_NODELAY effect (stock / nodelay, p50 latency) ==")

@@ -59,8 +59,9 @@ export function unpack(data) {
  */
 
 /**
- * The ways to reach the kernel's endpoint, best first: the server's relay (same origin, works for remote
- * browsers and JupyterHub), then the loopback interface (a browser on the kernel's machine).
+ * The ways to reach the kernel's endpoint, best first: the loopback interface when the page is served from
+ * this machine (the fastest: no hop through the Jupyter server), then the server's relay (same origin;
+ * remote browsers, JupyterHub).
  * The loopback route is tried only from a page served on a loopback address: elsewhere 127.0.0.1 is the
  * browser's own machine, not the kernel's (and the kernel refuses other origins anyway).
  * @param {Offer} offer @param {any} kernel the widget manager's kernel connection, if any
@@ -74,13 +75,13 @@ export function waysToConnect(offer, kernel, pageHost = globalThis.location?.hos
   const port = Number(offer.port);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) return ways;
   const settings = kernel?.serverSettings;
+  if (routes.includes("loopback") && isLoopbackHost(pageHost)) {
+    ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
+  }
   if (routes.includes("relay") && typeof kernel?.id === "string" && typeof settings?.wsUrl === "string") {
     let url = `${settings.wsUrl.replace(/\/?$/, "/")}ipybridge/direct/${encodeURIComponent(kernel.id)}?port=${port}`;
     if (settings.token && settings.appendToken) url += `&token=${encodeURIComponent(settings.token)}`;
     ways.push({ route: "relay", url });
-  }
-  if (routes.includes("loopback") && isLoopbackHost(pageHost)) {
-    ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
   }
   return ways;
 }
@@ -90,6 +91,19 @@ export function isLoopbackHost(host) {
   if (host === undefined) return true;
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();
   return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * Hex HMAC-SHA256 of `nonce` keyed with `secret` (what the kernel checks on the loopback route).
+ * @param {string} secret @param {string} nonce @returns {Promise<string>}
+ */
+export async function proofOf(secret, nonce) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) throw new Error("no WebCrypto (not a secure context)");
+  const enc = new TextEncoder();
+  const key = await subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await subtle.sign("HMAC", key, enc.encode(nonce)));
+  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export class DirectLink {
@@ -167,13 +181,33 @@ export class DirectLink {
         return;
       }
       ws.binaryType = "arraybuffer";
-      ws.onopen = () => {
-        const { token, widget } = this.offer;
-        ws.send(JSON.stringify({ ipb: 1, token, widget, view: this.client.viewId }));
-      };
+      let greeted = false;
       ws.onerror = () => fail("error");
       ws.onclose = () => fail("closed");
       ws.onmessage = (/** @type {{data: any}} */ event) => {
+        if (!greeted) {
+          // The endpoint's nonce. On the loopback route only a proof of the secret is sent (whatever
+          // listens on that port may not be the kernel); through the same-origin relay, the secret itself.
+          greeted = true;
+          const { token, widget } = this.offer;
+          const hello = { ipb: 1, widget, view: this.client.viewId };
+          let nonce = null;
+          try {
+            nonce = JSON.parse(event.data).nonce;
+          } catch {
+            // not our endpoint
+          }
+          if (typeof nonce !== "string") return fail("no nonce");
+          if (way.route !== "loopback") {
+            ws.send(JSON.stringify({ ...hello, token }));
+            return;
+          }
+          proofOf(token, nonce).then(
+            (proof) => ws.readyState === 1 && ws.send(JSON.stringify({ ...hello, proof })),
+            () => fail("no proof"),
+          );
+          return;
+        }
         let ready = false;
         try {
           const { content } = unpack(event.data);

@@ -9,7 +9,9 @@ the control channel and the fallback: the endpoint is offered in ``welcome``;
 a page that cannot reach it keeps using the comm.
 
 Security: a connection is accepted only with this kernel process's secret
-(handed to pages over the comm, compared in constant time) for a widget of
+(handed to pages over the comm, compared in constant time), or with a proof
+of it (the HMAC-SHA256 of a nonce the endpoint sends first: what the page uses
+on the loopback route, so the secret never goes to whatever listens there) for a widget of
 this process and a view that said ``hello`` over the comm; a browser Origin
 must be a loopback origin (the Jupyter server's relay sends none); the first
 message must arrive within :data:`AUTH_TIMEOUT_S` and be small; every message
@@ -201,6 +203,11 @@ class DirectEndpoint:
     def check_secret(self, token: Any) -> bool:
         return isinstance(token, str) and hmac.compare_digest(token.encode(), self.secret.encode())
 
+    def check_proof(self, nonce: str, proof: Any) -> bool:
+        """Whether ``proof`` is the hex HMAC-SHA256 of this connection's nonce keyed with the secret."""
+        expected = hmac.new(self.secret.encode(), nonce.encode(), "sha256").hexdigest()
+        return isinstance(proof, str) and hmac.compare_digest(proof.encode(), expected.encode())
+
     def stop(self) -> None:
         if self.announcement:
             with contextlib.suppress(OSError):
@@ -284,6 +291,8 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.endpoint.unauthenticated += 1
         self.counted = True
         self.set_nodelay(True)
+        self.nonce = secrets.token_urlsafe(16)
+        self.write_message(json.dumps({"ipb": PROTOCOL_VERSION, "nonce": self.nonce}))  # for a proof
         self.endpoint.loop.call_later(AUTH_TIMEOUT_S, self._auth_deadline)
 
     def _auth_deadline(self) -> None:
@@ -327,7 +336,11 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         if not isinstance(hello, dict) or hello.get("ipb") != PROTOCOL_VERSION:
             self._refuse("malformed authentication")
             return
-        if not self.endpoint.check_secret(hello.get("token")):
+        if "proof" in hello:
+            accepted = self.endpoint.check_proof(self.nonce, hello["proof"])
+        else:
+            accepted = self.endpoint.check_secret(hello.get("token"))
+        if not accepted:
             self._refuse("wrong token")
             return
         key, view = hello.get("widget"), hello.get("view")

@@ -82,6 +82,14 @@ SETUP = textwrap.dedent(
     b
     """
 )
+RELAY = textwrap.dedent(
+    """
+    ipybridge.Bridge.direct = "relay"  # through the Jupyter server (ipybridge.server), not loopback
+    r = make("relay")
+    ipybridge.Bridge.direct = True
+    r
+    """
+)
 COMM_ONLY = textwrap.dedent(
     """
     c = make("comm", )
@@ -123,7 +131,7 @@ def wait_transport(nb: NotebookPage, name: str, transport: str) -> None:
 def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None:  # type: ignore[no-untyped-def]
     cells = [
         f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS,
-        PLAYER, "print('player-transport', v.transport)",
+        PLAYER, "print('player-transport', v.transport)", RELAY,
     ]  # fmt: skip
     nb = jupyter.open(ui, cells, name="direct")
     nb.page.add_init_script(RECORD_SOCKETS)
@@ -145,10 +153,8 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     expect(widget.locator("#talk-out")).to_have_text("stdout:hello|stderr:oops|done")
     ipb_sockets = "window.__sockets.filter(s => s.url.includes('/ipybridge/direct'))"
     assert nb.page.evaluate(f"{ipb_sockets}.length") == 1
-    # Through the Jupyter server's relay (this server has ipybridge.server): same origin, the server's auth.
-    assert nb.page.evaluate(f"{ipb_sockets}[0].url").startswith(
-        nb.server.url.replace("http", "ws") + "/ipybridge/direct/"
-    )
+    # The page is served from this machine: straight to the kernel on the loopback interface.
+    assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/ipybridge/direct", nb.page.evaluate(f"{ipb_sockets}[0].url"))
 
     # 2. A call while a cell runs is answered at once, before the cell ends.
     nb.run_cell(3)
@@ -159,15 +165,16 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     nb.wait_cell_done(3)
 
     # 3. Hostile connections from this page: refused, nothing runs, the widget keeps working.
-    relay_url = nb.page.evaluate(f"{ipb_sockets}[0].url")
-    port = int(re.search(r"port=(\d+)", relay_url).group(1))
+    port = int(re.search(r":(\d+)/", nb.page.evaluate(f"{ipb_sockets}[0].url")).group(1))
+    kernel_id = re.search(r"/api/kernels/([\w-]+)/", nb.page.evaluate("window.__sockets.map(s => s.url).join(' ')"))[1]
+    relay_url = f"{nb.server.url.replace('http', 'ws')}/ipybridge/direct/{kernel_id}?port={port}"
     outcomes = nb.page.evaluate(
         r"""async ([port, relayUrl]) => {
           const attempt = (url, first) => new Promise((resolve) => {
             const ws = new WebSocket(url);
             ws.binaryType = "arraybuffer";
             ws.onopen = () => { if (first !== null) ws.send(first); };
-            ws.onmessage = () => resolve("answered");
+            ws.onmessage = (e) => { if (typeof e.data !== "string") resolve("answered"); };  // text: the nonce
             ws.onclose = () => resolve("closed");
             setTimeout(() => resolve("timeout"), 8000);
           });
@@ -230,3 +237,11 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     print("while 120 frames played:", counts)
     assert counts["direct"] >= 10
     assert counts["kernel"] <= 60, counts  # the comm path needs ~3 kernel messages per frame request
+
+    # 7. Through the Jupyter server's relay (same origin, the server's auth): calls and output work.
+    nb.run_cell(8)
+    relayed = nb.output(8)
+    wait_transport(nb, "relay", "direct")
+    assert nb.page.evaluate(f"{ipb_sockets}.some(s => s.url.startsWith({relay_url.split('?')[0]!r}))")
+    relayed.locator("#talk").click()
+    expect(relayed.locator("#talk-out")).to_have_text("stdout:hello|stderr:oops|done")

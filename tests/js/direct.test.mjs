@@ -2,7 +2,8 @@
 // framing, the ways it tries, kernel order across the two channels, and the fallback.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DirectLink, pack, unpack, waysToConnect } from "../../js/direct.js";
+import { createHmac } from "node:crypto";
+import { DirectLink, pack, proofOf, unpack, waysToConnect } from "../../js/direct.js";
 import { BridgeClient } from "../../js/protocol.js";
 
 class FakeModel {
@@ -36,7 +37,12 @@ class FakeSocket {
     this.sent = [];
     this.closed = false;
     FakeSocket.all.push(this);
-    setTimeout(() => this.onopen?.(), 0);
+    this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.();
+      this.onmessage?.({ data: JSON.stringify({ ipb: 1, nonce: "n-1" }) }); // the endpoint speaks first
+    }, 0);
   }
   send(data) {
     this.sent.push(data);
@@ -44,6 +50,7 @@ class FakeSocket {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.readyState = 3;
     setTimeout(() => this.onclose?.(), 0);
   }
   fromKernel(msgs, buffers = []) {
@@ -66,7 +73,10 @@ async function connected() {
   client.direct = new DirectLink(client, OFFER, { WebSocket: FakeSocket });
   await tick();
   const ws = FakeSocket.all[0];
-  assert.deepEqual(JSON.parse(ws.sent[0]), { ipb: 1, token: "secret", widget: "w1", view: client.viewId });
+  for (let i = 0; i < 200 && ws.sent.length === 0; i++) await tick(); // the proof is computed off-thread
+  // On the loopback route the page proves it knows the secret and never sends it.
+  const proof = createHmac("sha256", "secret").update("n-1").digest("hex");
+  assert.deepEqual(JSON.parse(ws.sent[0]), { ipb: 1, proof, widget: "w1", view: client.viewId });
   ws.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
   await client.direct.started;
   return { model, client, ws };
@@ -83,11 +93,18 @@ test("pack and unpack are inverse and honour views into larger buffers", () => {
   assert.throws(() => unpack(bytes.buffer.slice(0, bytes.byteLength - 1)));
 });
 
-test("the relay comes first when the kernel and server allow it, then loopback; nothing else", () => {
+test("proofs are the hex HMAC-SHA256 of the nonce keyed with the secret", async () => {
+  assert.equal(await proofOf("k", "n"), createHmac("sha256", "k").update("n").digest("hex"));
+});
+
+test("loopback comes first from a page of this machine, the relay when the kernel and server allow it, then loopback; nothing else", () => {
   const kernel = { id: "k-1", serverSettings: { wsUrl: "wss://hub.example/user/a/", token: "t", appendToken: true } };
-  assert.deepEqual(waysToConnect({ ...OFFER, routes: ["relay", "loopback"] }, kernel), [
-    { route: "relay", url: "wss://hub.example/user/a/ipybridge/direct/k-1?port=4321&token=t" },
+  assert.deepEqual(waysToConnect({ ...OFFER, routes: ["relay", "loopback"] }, kernel, "127.0.0.1"), [
     { route: "loopback", url: "ws://127.0.0.1:4321/ipybridge/direct" },
+    { route: "relay", url: "wss://hub.example/user/a/ipybridge/direct/k-1?port=4321&token=t" },
+  ]);
+  assert.deepEqual(waysToConnect({ ...OFFER, routes: ["relay", "loopback"] }, kernel, "hub.example"), [
+    { route: "relay", url: "wss://hub.example/user/a/ipybridge/direct/k-1?port=4321&token=t" },
   ]);
   assert.deepEqual(waysToConnect({ ...OFFER, routes: ["relay"] }, undefined), []);
   assert.deepEqual(waysToConnect({ ...OFFER, port: "1; evil" }, kernel), []);

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import threading
 from collections.abc import Iterator
@@ -58,7 +59,15 @@ def run(coro: Any) -> Any:
 async def connect(endpoint: DirectEndpoint, origin: str | None = None) -> Any:
     headers = {"Origin": origin} if origin else {}
     request = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{endpoint.port}{_direct.PATH}", headers=headers)
-    return await tornado.websocket.websocket_connect(request, max_message_size=64 << 20)
+    ws = await tornado.websocket.websocket_connect(request, max_message_size=64 << 20)
+    greeting = json.loads(await ws.read_message())  # the endpoint speaks first: a nonce for a proof
+    assert set(greeting) == {"ipb", "nonce"}
+    ws.nonce = greeting["nonce"]
+    return ws
+
+
+def proof(secret: str, nonce: str) -> str:
+    return hmac.new(secret.encode(), nonce.encode(), "sha256").hexdigest()
 
 
 def hello(endpoint: DirectEndpoint, **changes: Any) -> str:
@@ -138,6 +147,11 @@ def hostile_cases(endpoint: DirectEndpoint, other: DirectEndpoint) -> dict[str, 
         "oversize first message": hello(endpoint, pad="x" * (_direct.AUTH_BYTES + 1)),
         "not JSON": "{",
         "wrong protocol": hello(endpoint, ipb=2),
+        "a wrong proof": json.dumps({"ipb": 1, "proof": "0" * 64, "widget": WIDGET, "view": "v1"}),
+        "a proof for another nonce": json.dumps(
+            {"ipb": 1, "proof": proof(endpoint.secret, "another"), "widget": WIDGET, "view": "v1"}
+        ),
+        "a proof with another kernel's secret": "PROOF-OTHER",
     }
 
 
@@ -149,11 +163,14 @@ def test_hostile_clients_are_refused_nothing_runs_and_the_comm_keeps_working(
     other = DirectEndpoint()
     try:
         cases = hostile_cases(endpoint, other)
+        other_secret = other.secret
     finally:
         other.stop()
 
     async def attempt(first: str | bytes) -> Any:
         ws = await connect(endpoint)
+        if first == "PROOF-OTHER":
+            first = json.dumps({"ipb": 1, "proof": proof(other_secret, ws.nonce), "widget": WIDGET, "view": "v1"})
         await ws.write_message(first, binary=isinstance(first, bytes))
         # then a call, as if authenticated: it must not run
         with_call = pack(*envelope(call_item(7, "boom")))
@@ -315,3 +332,16 @@ def test_call_js_waiting_for_a_view_that_dropped_is_sent_again_to_it_over_the_co
         assert future.result(5) == "hi a"
 
     run(scenario())
+
+
+def test_a_proof_of_the_secret_authenticates_without_sending_it(endpoint: DirectEndpoint, core: BridgeCore) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        ws = await connect(endpoint)
+        await ws.write_message(
+            json.dumps({"ipb": 1, "proof": proof(endpoint.secret, ws.nonce), "widget": WIDGET, "view": "v1"})
+        )
+        items, _ = await read_items(ws)
+        ws.close()
+        return items
+
+    assert run(scenario()) == [{"type": "transport", "view": "v1", "transport": "direct"}]

@@ -40,13 +40,13 @@ function waysToConnect(offer, kernel, pageHost = globalThis.location?.hostname) 
   const port = Number(offer.port);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) return ways;
   const settings = kernel?.serverSettings;
+  if (routes.includes("loopback") && isLoopbackHost(pageHost)) {
+    ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
+  }
   if (routes.includes("relay") && typeof kernel?.id === "string" && typeof settings?.wsUrl === "string") {
     let url = `${settings.wsUrl.replace(/\/?$/, "/")}ipybridge/direct/${encodeURIComponent(kernel.id)}?port=${port}`;
     if (settings.token && settings.appendToken) url += `&token=${encodeURIComponent(settings.token)}`;
     ways.push({ route: "relay", url });
-  }
-  if (routes.includes("loopback") && isLoopbackHost(pageHost)) {
-    ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
   }
   return ways;
 }
@@ -54,6 +54,14 @@ function isLoopbackHost(host) {
   if (host === void 0) return true;
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();
   return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+async function proofOf(secret, nonce) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) throw new Error("no WebCrypto (not a secure context)");
+  const enc2 = new TextEncoder();
+  const key = await subtle.importKey("raw", enc2.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await subtle.sign("HMAC", key, enc2.encode(nonce)));
+  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 var DirectLink = class {
   /**
@@ -118,13 +126,30 @@ var DirectLink = class {
         return;
       }
       ws.binaryType = "arraybuffer";
-      ws.onopen = () => {
-        const { token, widget } = this.offer;
-        ws.send(JSON.stringify({ ipb: 1, token, widget, view: this.client.viewId }));
-      };
+      let greeted = false;
       ws.onerror = () => fail("error");
       ws.onclose = () => fail("closed");
       ws.onmessage = (event) => {
+        if (!greeted) {
+          greeted = true;
+          const { token, widget } = this.offer;
+          const hello = { ipb: 1, widget, view: this.client.viewId };
+          let nonce = null;
+          try {
+            nonce = JSON.parse(event.data).nonce;
+          } catch {
+          }
+          if (typeof nonce !== "string") return fail("no nonce");
+          if (way.route !== "loopback") {
+            ws.send(JSON.stringify({ ...hello, token }));
+            return;
+          }
+          proofOf(token, nonce).then(
+            (proof) => ws.readyState === 1 && ws.send(JSON.stringify({ ...hello, proof })),
+            () => fail("no proof")
+          );
+          return;
+        }
         let ready = false;
         try {
           const { content } = unpack(event.data);
