@@ -698,7 +698,8 @@ def main() -> int:
     for name, variant in results["variants"].items():
         title = {"stock": "stock server", "nodelay": "server with ipybridge.server (TCP_NODELAY on kernel websockets)"}
         print(f"\n== {title[name]} ==")
-        print("ipyb-direct: the loopback route" + (", ipyb-relay: through ipybridge.server" if name == "nodelay" else ""))
+        relay = ", ipyb-relay: through ipybridge.server" if name == "nodelay" else ""
+        print(f"ipyb-direct: the loopback route{relay}")
         print(table(variant, args.sizes))
     if "nodelay" in results["variants"]:
         print("\n== TCP_NODELAY effect (stock / nodelay, p50 latency) ==")
