@@ -233,6 +233,12 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     nb.output(6).get_by_role("button", name="Play", exact=True).click()
     nb.page.wait_for_function("(c) => Number(c.dataset.frame) >= 120", arg=canvas.element_handle(), timeout=60_000)
     counts = nb.page.evaluate("() => ({...window.__counts})")
+    # Its socket dies mid-playback: it goes on playing over the comm (lost frame requests are asked again).
+    nb.page.evaluate(f"{ipb_sockets}.filter(s => s.readyState === 1).forEach(s => s.close())")
+    at = int(canvas.get_attribute("data-frame"))
+    nb.page.wait_for_function(
+        "([c, at]) => Number(c.dataset.frame) >= at + 60", arg=[canvas.element_handle(), at], timeout=60_000
+    )
     nb.output(6).get_by_role("button", name="Play", exact=True).click()  # pause
     print("while 120 frames played:", counts)
     assert counts["direct"] >= 10

@@ -1694,6 +1694,11 @@ ${trace}` : header;
       })
     )
   ];
+  client.onTransportChange(() => {
+    inflight.clear();
+    inflightByIndex.clear();
+    schedule();
+  });
   client.onClose((error) => {
     inflight.clear();
     inflightByIndex.clear();
