@@ -168,7 +168,10 @@ export class FrameCache {
   }
 }
 
-/** Frames painted per second over the last `windowMs`. */
+/**
+ * Events (frames) per second: the count over the last `windowMs` once the meter has run that long
+ * (frames that came in bursts or stalls count as they happened), before that the mean interval.
+ */
 export class FpsMeter {
   /** @param {number} [windowMs] */
   constructor(windowMs = 1000) {
@@ -176,10 +179,12 @@ export class FpsMeter {
     /** @type {number[]} */
     this._times = [];
     this.count = 0;
+    this._since = -1;
   }
 
   /** @param {number} now ms */
   tick(now) {
+    if (this._since < 0) this._since = now;
     this._times.push(now);
     this.count++;
     this._drop(now);
@@ -197,11 +202,71 @@ export class FpsMeter {
     this._drop(now);
     const times = this._times;
     if (times.length < 2) return 0;
+    if (now - this._since >= this.windowMs) return (times.length * 1000) / this.windowMs;
     return ((times.length - 1) * 1000) / Math.max(times[times.length - 1] - times[0], 1);
   }
 
   reset() {
     this._times = [];
+    this._since = -1;
+  }
+}
+
+/**
+ * What reached the screen. A canvas shows the last thing drawn on it before a display refresh:
+ * draws between two refreshes replace each other, and only the last is displayed.
+ * Call `drew(now)` after each draw and `refresh(now)` once per display refresh (in a
+ * requestAnimationFrame callback, after that callback's own draws; callbacks of one refresh
+ * share its timestamp).
+ */
+export class ScreenCounter {
+  /** @param {number} [windowMs] */
+  constructor(windowMs = 1000) {
+    /** Frames drawn on the canvas. */
+    this.drawn = 0;
+    /** Refreshes that showed a newly drawn frame: at most one per refresh. */
+    this.displayed = 0;
+    /** Frames drawn and replaced by a later draw before a refresh showed them. */
+    this.dropped = 0;
+    this.displayedMeter = new FpsMeter(windowMs);
+    this.drawnMeter = new FpsMeter(windowMs);
+    this._pending = 0;
+    this._lastRefresh = -1;
+  }
+
+  /** @param {number} now ms */
+  drew(now) {
+    this.drawn++;
+    this._pending++;
+    this.drawnMeter.tick(now);
+  }
+
+  /** A display refresh at `now`; true if it showed a newly drawn frame. @param {number} now */
+  refresh(now) {
+    if (!this._pending) return false;
+    if (now === this._lastRefresh) {
+      // Drawn again within a refresh already counted: what it showed before is replaced.
+      this.dropped += this._pending;
+      this._pending = 0;
+      return false;
+    }
+    this.displayed++;
+    this.dropped += this._pending - 1;
+    this._pending = 0;
+    this._lastRefresh = now;
+    this.displayedMeter.tick(now);
+    return true;
+  }
+
+  /** Whether frames were drawn that no refresh has shown yet. */
+  get pending() {
+    return this._pending > 0;
+  }
+
+  /** Restart the rates (not the counts), e.g. when playback starts. */
+  resetRates() {
+    this.displayedMeter.reset();
+    this.drawnMeter.reset();
   }
 }
 

@@ -8,7 +8,7 @@
 // docs/player.md.
 
 import { BridgeClient } from "./protocol.js";
-import { FpsMeter, FrameCache, FrameClock, framesToRequest, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
+import { FrameCache, FrameClock, ScreenCounter, framesToRequest, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
 
 /** Requests out at once: enough to cover the round trip plus the kernel's batching hold. */
 const MAX_INFLIGHT = 16;
@@ -149,7 +149,8 @@ function render({ model, el }) {
   const decoding = new Set();
   /** @type {Map<number, any>} frames whose drawing failed -> the Python error */
   const failed = new Map();
-  const meter = new FpsMeter();
+  /** Frames drawn vs displayed (at most one per display refresh): the fps readout and `stats`. */
+  const screen = new ScreenCounter();
   const clock = new FrameClock(model.get("fps"));
   let nextRequestId = 1;
   let generation = model.get("_generation") ?? 0;
@@ -161,9 +162,9 @@ function render({ model, el }) {
   let lastSync = 0;
   let lastStats = 0;
   let lastReadouts = 0;
-  let painted = 0;
   let pumpQueued = false;
   let rafId = 0;
+  let refreshId = 0; // paused: the requestAnimationFrame that paints the frame to show
   let disposed = false;
   let ownChange = false; // model changes made by this view, not to be handled as Python's
 
@@ -244,6 +245,22 @@ function render({ model, el }) {
     schedule();
   }
 
+  /**
+   * The frame the kernel drew for the output's static picture arrives with the widget's state:
+   * put it in the cache, so the first paint needs neither a request nor a second draw.
+   */
+  function usePoster() {
+    const poster = model.get("_poster");
+    const index = model.get("_poster_frame");
+    if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
+    if ((model.get("_poster_gen") ?? 0) !== generation || cache.get(index)) return;
+    const bytes = bytesOf(poster);
+    if (bytes.byteLength < 24) return;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, 24); // PNG signature, then IHDR: width, height
+    cache.set(index, { codec: "png", width: header.getUint32(16), height: header.getUint32(20), bytes });
+    schedule();
+  }
+
   // -------------------------------------------------------------- pipeline
   function schedule() {
     if (pumpQueued || disposed) return;
@@ -281,9 +298,8 @@ function render({ model, el }) {
         request(index, index === target);
       }
     }
-    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target && decoded.has(target) && !refreshId) refreshId = requestAnimationFrame(onRefresh);
     if (!playing && shown !== target) showBufferingIfStillWaiting();
-    if (playing && fps() <= 0) drain();
   }
 
   /** Paused on a frame not here yet (a step, a seek): show the indicator if it is late. */
@@ -332,9 +348,8 @@ function render({ model, el }) {
     else ctx.drawImage(image, 0, 0); // "copy": replaces the canvas, no blending, earlier draws dropped
     shown = index;
     canvas.dataset.frame = String(index);
-    painted++;
     const now = performance.now();
-    meter.tick(now);
+    screen.drew(now);
     lateSince = 0;
     buffering.hidden = true;
     // Playing, each readout change costs a style and layout pass of the whole page.
@@ -362,21 +377,29 @@ function render({ model, el }) {
     return true;
   }
 
-  /** Unthrottled playback (fps 0): paint every frame as soon as it is decoded. */
-  function drain() {
-    while (playing && decoded.has(target)) {
-      paint(target);
-      if (!advance()) return;
-    }
-    if (playing && failed.has(target)) fail(target, failed.get(target));
+  /**
+   * Paused: paint the frame to show at the next display refresh, when it would become visible
+   * anyway; steps and seeks faster than the display then never draw a frame nobody sees.
+   * @param {number} now
+   */
+  function onRefresh(now) {
+    refreshId = 0;
+    if (disposed) return;
+    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    screen.refresh(now);
   }
 
-  /** @param {number} now */
+  /**
+   * One display refresh while playing: paint the next frame when it is due and here. At most one
+   * frame per refresh, also unthrottled (fps 0: every refresh whose frame has arrived), since a
+   * second draw before the refresh would replace the first unseen.
+   * @param {number} now
+   */
   function tick(now) {
     rafId = 0;
     if (!playing || disposed) return;
     clock.fps = fps();
-    if (clock.fps > 0 && clock.due(now)) {
+    if (clock.due(now)) {
       if (decoded.has(target)) {
         paint(target);
         clock.advance(now);
@@ -388,9 +411,8 @@ function render({ model, el }) {
         if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;
         schedule();
       }
-    } else if (clock.fps <= 0) {
-      drain(); // frames arriving and decodes finishing schedule the rest
     }
+    screen.refresh(now);
     if (playing) rafId = requestAnimationFrame(tick);
   }
 
@@ -418,7 +440,7 @@ function render({ model, el }) {
     clock.fps = fps();
     clock.start(performance.now());
     lateSince = 0;
-    meter.reset();
+    screen.resetRates();
     updateButtons();
     if (!rafId) rafId = requestAnimationFrame(tick);
     schedule();
@@ -484,7 +506,7 @@ function render({ model, el }) {
     slider.max = String(max);
     if (document.activeElement !== slider || playing) slider.value = String(Math.max(index, 0));
     counter.textContent = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "∞"}`;
-    fpsReadout.textContent = `${meter.rate(now).toFixed(1)} fps`;
+    fpsReadout.textContent = `${screen.displayedMeter.rate(now).toFixed(1)} fps`;
   }
 
   function updateButtons() {
@@ -521,8 +543,11 @@ function render({ model, el }) {
     lastStats = now;
     if (client.closed) return;
     const stats = {
-      displayed_fps: Math.round(meter.rate(now) * 100) / 100,
-      painted,
+      displayed_fps: Math.round(screen.displayedMeter.rate(now) * 100) / 100,
+      drawn_fps: Math.round(screen.drawnMeter.rate(now) * 100) / 100,
+      displayed: screen.displayed,
+      dropped: screen.dropped,
+      painted: screen.drawn,
       cache_frames: cache.size,
       cache_bytes: cache.bytes,
       cache_hits: cache.hits,
@@ -633,6 +658,7 @@ function render({ model, el }) {
       schedule();
     }),
     onModel("cache_mb", () => cache.resize(cacheBytes())),
+    onModel("_poster", usePoster),
     ...["codec", "quality", "_generation"].map((name) =>
       onModel(name, () => {
         generation = model.get("_generation") ?? 0;
@@ -667,12 +693,14 @@ function render({ model, el }) {
   updateSpeed();
   updateButtons();
   updateReadouts(performance.now(), target);
+  usePoster();
   if (model.get("playing")) start(direction);
   else schedule();
 
   return () => {
     disposed = true;
     if (rafId) cancelAnimationFrame(rafId);
+    if (refreshId) cancelAnimationFrame(refreshId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
     window.removeEventListener("keydown", onKey, true);

@@ -15,6 +15,11 @@ export const PART_BYTES = 8 * 2 ** 20;
 const REQUEST_TYPES = new Set(["call", "execute", "set", "get"]);
 /** Room for `{"ipb":1,"msgs":[...]}` around the items. */
 const ENVELOPE_BYTES = 64;
+/**
+ * How long a `call` from Python for a handler not registered yet waits while the view's setup
+ * (the author's js) still runs, before it is answered "no handler" (docs/protocol.md, "Setup").
+ */
+export const HANDLER_WAIT_MS = 10000;
 
 /**
  * @typedef {{send: (content: any, callbacks?: any, buffers?: ArrayBufferView[]) => void,
@@ -52,7 +57,8 @@ const GONE_STATUSES = new Set(["restarting", "autorestarting", "dead", "terminat
 export class BridgeClient {
   /**
    * @param {Model} model
-   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void}} [options]
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void,
+   *          handlerWaitMs?: number}} [options]
    */
   constructor(model, options = {}) {
     this.model = model;
@@ -93,6 +99,12 @@ export class BridgeClient {
     this._early = null;
     /** @type {Promise<unknown>} */
     this.setupDone = Promise.resolve();
+    /** True while the view's setup runs: a call for a handler not registered yet waits for it. */
+    this.settingUp = false;
+    this.handlerWaitMs = options.handlerWaitMs ?? HANDLER_WAIT_MS;
+    /** Calls from Python waiting for `handle(name)` while the setup runs. */
+    /** @type {Map<string, Set<(fn: ((...args: any[]) => any) | undefined) => void>>} */
+    this._handlerWaiters = new Map();
     this._onMessage = this._onMessage.bind(this);
     this._onDestroy = () => this.closeAll("the widget was closed");
     model.on("msg:custom", this._onMessage);
@@ -111,26 +123,59 @@ export class BridgeClient {
   }
 
   /**
-   * The view's own setup (e.g. the author's js). Until it settles, events with
-   * no listener yet are held, then delivered, so early events are not lost.
+   * The view's own setup (e.g. the author's js), which may call Python and wait for it.
+   * Nothing that arrives meanwhile waits for it to settle when it need not
+   * (docs/protocol.md, "Setup"): a `call` for a handler already registered is answered
+   * at once, one for a handler not registered yet waits until `handle()` registers it
+   * (at most `handlerWaitMs`, or until the setup settles); an event reaches the listeners
+   * registered so far at once, and an event with no listener yet is held until the setup
+   * settles (then those of its name that came later wait behind it, in order).
    * @param {Promise<unknown>} promise
    */
   setSetup(promise) {
     this.setupDone = promise;
+    this.settingUp = true;
     this._early = [];
     const release = () => {
+      this.settingUp = false;
       const held = this._early ?? [];
       this._early = null;
       for (const { name, payload } of held) this._emitLocal(name, payload);
+      const waiters = [...this._handlerWaiters.entries()];
+      this._handlerWaiters.clear();
+      for (const [name, set] of waiters) for (const wake of set) wake(this._handlers.get(name));
     };
     promise.then(release, release);
+  }
+
+  /**
+   * The handler `name`, waiting for the setup to register it if it is still running.
+   * @param {string} name
+   * @returns {Promise<{fn?: (...args: any[]) => any, waited: boolean}>}
+   */
+  _handlerFor(name) {
+    const fn = this._handlers.get(name);
+    if (fn || !this.settingUp) return Promise.resolve({ fn, waited: false });
+    return new Promise((resolve) => {
+      let set = this._handlerWaiters.get(name);
+      if (!set) this._handlerWaiters.set(name, (set = new Set()));
+      /** @param {((...args: any[]) => any) | undefined} found */
+      const wake = (found) => {
+        clearTimeout(timer);
+        set?.delete(wake);
+        resolve({ fn: found, waited: found === undefined && this.settingUp });
+      };
+      const timer = setTimeout(() => wake(this._handlers.get(name)), this.handlerWaitMs);
+      set.add(wake);
+    });
   }
 
   /** @param {string} name @param {any} payload */
   _emitLocal(name, payload) {
     const listeners = this._listeners.get(name);
-    if ((!listeners || listeners.size === 0) && this._early) {
-      this._early.push({ name, payload });
+    const noListener = !listeners || listeners.size === 0;
+    if (this._early && (noListener || this._early.some((held) => held.name === name))) {
+      this._early.push({ name, payload }); // after earlier ones of its name: order kept
       return;
     }
     for (const cb of [...(listeners ?? [])]) {
@@ -149,6 +194,16 @@ export class BridgeClient {
    * @returns {Promise<any>}
    */
   call(name, args = [], options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(
+        makeError("TypeError", `bridge.call() needs the name of a Python function as a string, not ${describe(name)}`),
+      );
+    }
+    if (!Array.isArray(args)) {
+      return Promise.reject(
+        makeError("TypeError", `bridge.call(${JSON.stringify(name)}, args): args must be an array, not ${describe(args)}`),
+      );
+    }
     return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
   }
 
@@ -159,11 +214,17 @@ export class BridgeClient {
 
   /** @param {string} name @param {unknown} value @param {CallOptions} [options] */
   set(name, value, options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(makeError("TypeError", `bridge.set() needs a variable name as a string, not ${describe(name)}`));
+    }
     return this.request({ type: "set", name, value }, options);
   }
 
   /** @param {string} name @param {CallOptions} [options] */
   get(name, options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(makeError("TypeError", `bridge.get() needs a variable name as a string, not ${describe(name)}`));
+    }
     return this.request({ type: "get", name }, options);
   }
 
@@ -172,15 +233,17 @@ export class BridgeClient {
    * @param {Record<string, any>} item @param {CallOptions} [options]
    */
   request(item, options = {}) {
-    if (this.closed) return Promise.reject(this.closedError);
+    const what = describeRequest(item);
+    if (this.closed) {
+      return Promise.reject(makeError("BridgeClosedError", `cannot send ${what}: ${this.closedError?.message}`));
+    }
     const { timeout, signal, onOutput } = options;
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (signal?.aborted) return Promise.reject(abortError(signal, what));
     const id = this._nextId++;
-    const what = item.name ?? item.type;
     return new Promise((resolve, reject) => {
       /** @type {ReturnType<typeof setTimeout>|undefined} */
       let timer;
-      const onAbort = () => this._giveUp(id, "abort", abortError(/** @type {AbortSignal} */ (signal)));
+      const onAbort = () => this._giveUp(id, "abort", abortError(/** @type {AbortSignal} */ (signal), what));
       const cleanup = () => {
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
@@ -225,7 +288,18 @@ export class BridgeClient {
 
   /** Register a handler Python can call with `call_js`. @param {string} name @param {(...args: any[]) => any} fn */
   handle(name, fn) {
+    if (typeof name !== "string" || name === "") {
+      throw makeError("TypeError", `bridge.handle() needs a non-empty string name, not ${describe(name)}`);
+    }
+    if (typeof fn !== "function") {
+      throw makeError("TypeError", `bridge.handle(${JSON.stringify(name)}, fn): fn must be a function, not ${describe(fn)}`);
+    }
     this._handlers.set(name, fn);
+    const waiting = this._handlerWaiters.get(name);
+    if (waiting) {
+      this._handlerWaiters.delete(name);
+      for (const wake of waiting) wake(fn);
+    }
     return () => {
       if (this._handlers.get(name) === fn) this._handlers.delete(name);
     };
@@ -430,10 +504,13 @@ export class BridgeClient {
 
   /** Run a JavaScript handler for Python's call_js and reply. @param {any} item @param {any[]} args */
   async _answer(item, args) {
-    await this.setupDone.catch(() => {});
-    const fn = this._handlers.get(item.name);
+    const { fn, waited } = await this._handlerFor(item.name);
     if (!fn) {
-      const message = `no JavaScript handler named ${JSON.stringify(item.name)}: register one with bridge.handle(${JSON.stringify(item.name)}, fn)`;
+      const name = JSON.stringify(item.name);
+      const message = waited
+        ? `no JavaScript handler named ${name} after ${this.handlerWaitMs / 1000} s: the view's js is still ` +
+          `running and has not registered it (call bridge.handle(${name}, fn) before awaiting Python)`
+        : `no JavaScript handler named ${name}: register one with bridge.handle(${name}, fn)`;
       this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
       return;
     }
@@ -454,7 +531,9 @@ export class BridgeClient {
     this.closed = true;
     this.closedError = makeError("BridgeClosedError", why);
     this.direct?.close();
-    for (const id of [...this._pending.keys()]) this._settle(id, this.closedError);
+    for (const [id, pending] of [...this._pending.entries()]) {
+      this._settle(id, makeError("BridgeClosedError", `${pending.name} got no answer: ${why}`));
+    }
     for (const cb of this._closeListeners) {
       try {
         cb(this.closedError);
@@ -579,11 +658,31 @@ function exactBuffer(bytes) {
   return bytes.slice();
 }
 
-/** @param {AbortSignal} signal */
-function abortError(signal) {
+/** @param {AbortSignal} signal @param {string} what the request, as describeRequest() says it */
+function abortError(signal, what) {
   const reason = signal.reason;
-  if (reason instanceof Error && reason.name === "AbortError") return reason;
-  return makeError("AbortError", reason instanceof Error ? reason.message : "the call was aborted");
+  if (reason instanceof Error && reason.name === "AbortError" && reason.message !== "This operation was aborted") {
+    return reason;
+  }
+  const why = reason instanceof Error ? reason.message : reason === undefined ? "" : String(reason);
+  return makeError("AbortError", `${what} was aborted${why && why !== "This operation was aborted" ? `: ${why}` : ""}`);
+}
+
+/** What a request is, for error messages: `Python function "add"`, `bridge.execute()`. @param {Record<string, any>} item */
+export function describeRequest(item) {
+  if (item.type === "call") return `Python function ${JSON.stringify(item.name)}`;
+  if (item.type === "get" || item.type === "set") return `bridge.${item.type}(${JSON.stringify(item.name)})`;
+  return `bridge.${item.type}()`;
+}
+
+/** A value as an error message shows it. @param {unknown} value */
+function describe(value) {
+  if (value === null) return "null";
+  if (value === undefined) return "undefined";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
+  return `${typeof value} ${String(value)}`;
 }
 
 /** @param {unknown} error */

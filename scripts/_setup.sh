@@ -6,6 +6,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+if [ "${IPYBRIDGE_SETUP:-}" = done ] && [ -x .venv/bin/python ]; then
+  # Already set up in this checkout (the tests run scripts/demo this way): use the .venv as it is.
+  export PATH="$ROOT/.venv/bin:$PATH"
+  return 0 2>/dev/null || exit 0
+fi
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=0

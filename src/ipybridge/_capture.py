@@ -1,11 +1,30 @@
 """Per-call capture of stdout, stderr and display() — by context, never by swap.
 
-In an IPython kernel, ``sys.stdout``/``sys.stderr`` (ipykernel ``OutStream``)
-and the display publisher address every message to a *parent header* held in
-a :mod:`contextvars` variable (``set_thread_parent``). A capture sets a parent
-header of its own in the call's context and registers, once per process, a
-hook that takes the messages addressed to it. A cell running at the same time
-keeps its own parent, so its output is untouched; nothing is swapped.
+A capture is a :mod:`contextvars` variable set in the call's own context (the
+worker job for a ``def``, the task for an ``async def``); a cell running at the
+same time has its own context and keeps its own output. Nothing replaces
+``sys.stdout``/``sys.stderr`` or the display publisher.
+
+* **Streams.** In an IPython kernel, ``sys.stdout``/``sys.stderr`` are
+  ipykernel ``OutStream`` objects. Once per stream, ipybridge gives the stream
+  object a subclass of its class whose ``write``, inside a capture, sends the
+  text straight to the capture's sink, in write order; anywhere else the
+  original ``write`` runs unchanged (see :func:`_route_writes`). Captured text never enters the
+  stream's buffers. (It used to be filed there under a parent header of its own
+  and taken back by an ``OutStream`` hook; but ``OutStream._flush`` in
+  ipykernel 6-7 stops at the first message a hook consumes and drops every
+  other buffer of that flush, so a cell printing while a call printed lost
+  about one line in three.)
+* **display().** The display publisher sends one message per call, so a
+  parent header of the capture's own and a hook that takes the messages
+  addressed to it lose nothing.
+* **The main shell's parent.** With kernel subshells, every widget message
+  the kernel handles on a subshell thread calls ``shell.set_parent``, which
+  also replaces the *process-wide* fallback parent of the streams and
+  publishers: the one threads a cell started write under. Their lines then
+  went to the widget message instead of their cell. :func:`protect_cell_parent`
+  makes ``set_parent`` on a subshell thread set the calling context's parent
+  only.
 
 Outside ipykernel (plain Python, tests), ``sys.stdout``/``sys.stderr`` get a
 routing stream, installed once, that writes to the current capture when there
@@ -18,6 +37,7 @@ import contextvars
 import io
 import sys
 import threading
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,8 +50,8 @@ _PREFIX = "ipybridge-capture:"
 _sinks: dict[str, tuple[StreamSink, DisplaySink | None]] = {}
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("ipybridge_capture", default=None)
 _setup_lock = threading.Lock()
-_hooked_streams: set[int] = set()
 _display_hooked = threading.local()
+_WRAPPED = "_ipybridge_routes_captures"
 
 
 def _sink_for(msg: dict[str, Any]) -> tuple[StreamSink, DisplaySink | None] | None:
@@ -43,16 +63,7 @@ def _sink_for(msg: dict[str, Any]) -> tuple[StreamSink, DisplaySink | None] | No
 
 
 def _drop(_stream: str, _text: str) -> None:
-    """Output of a capture that already ended: it belongs to no cell, drop it."""
-
-
-def _stream_hook(msg: dict[str, Any]) -> dict[str, Any] | None:
-    sinks = _sink_for(msg)
-    if sinks is None:
-        return msg
-    content = msg.get("content", {})
-    sinks[0](content.get("name", "stdout"), content.get("text", ""))
-    return None
+    """A display of a capture that already ended: its call answered, nobody waits for it."""
 
 
 def _display_hook(msg: dict[str, Any]) -> dict[str, Any] | None:
@@ -65,7 +76,7 @@ def _display_hook(msg: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _is_outstream(stream: Any) -> bool:
-    return hasattr(stream, "set_thread_parent") and hasattr(stream, "register_hook") and hasattr(stream, "pub_thread")
+    return hasattr(stream, "set_thread_parent") and hasattr(stream, "pub_thread") and hasattr(stream, "session")
 
 
 def _display_pub() -> Any:
@@ -78,19 +89,94 @@ def _display_pub() -> Any:
     return pub if pub is not None and hasattr(pub, "set_thread_parent") else None
 
 
-def _hook_outstream(stream: Any) -> None:
-    """Register the stream hook on the stream's IO thread (hooks are thread-local there)."""
-    if id(stream) in _hooked_streams:
+def _route_writes(stream: Any, name: str) -> None:
+    """Make one ``OutStream`` send text written inside a capture to the capture's sink.
+
+    The stream's class becomes a subclass whose ``write`` is a data descriptor:
+    reading ``stream.write`` gives a router that sends text written inside a
+    capture to its sink and anything else to the ``write`` it wraps. That
+    ``write`` is the class's own, or whatever someone assigned to
+    ``stream.write``: IPython 9 does so around every cell (``_tee``, its output
+    history) and puts back at the end what it read at the start. A plain
+    instance attribute of ours would be lost to that dance (a call then prints
+    into the cell's parent); the descriptor keeps routing in front of it.
+    ``isinstance`` checks and every other method are unchanged.
+    """
+    cls = type(stream)
+    if getattr(cls, _WRAPPED, False):
         return
-    done = threading.Event()
+    assigned = vars(stream).pop("write", None)  # a cell running now has teed it
+    stream.__class__ = _routed_class(cls, name)
+    if assigned is not None:
+        stream.write = assigned
 
-    def register() -> None:
-        stream.register_hook(_stream_hook)
-        done.set()
 
-    stream.pub_thread.schedule(register)
-    done.wait(5)
-    _hooked_streams.add(id(stream))
+class _Router:
+    """``stream.write`` of a routed stream: captured text to its sink, the rest to ``inner``."""
+
+    __slots__ = ("assigned", "inner", "name", "stream")
+
+    def __init__(self, stream: Any, inner: Callable[[str], Any], name: str, *, assigned: bool) -> None:
+        self.stream = stream
+        self.inner = inner
+        self.name = name
+        self.assigned = assigned  # inner is a write someone assigned, not the class's own
+
+    def __call__(self, text: str) -> Any:
+        capture_id = _current.get()
+        sinks = _sinks.get(capture_id) if capture_id is not None else None
+        if sinks is None:
+            return self.inner(text)
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        sinks[0](self.name, text)
+        return len(text)
+
+
+class _RoutedWrite:
+    """The ``write`` data descriptor of a routed stream class (see :func:`_route_writes`)."""
+
+    def __init__(self, base_write: Callable[..., Any], name: str) -> None:
+        self.base_write = base_write
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        attributes = vars(obj)
+        assigned = attributes.get(_ASSIGNED_WRITE)
+        router: _Router | None = attributes.get(_ROUTER)  # one per inner write: print() looks it up per call
+        if router is None or (router.inner is not assigned if assigned is not None else router.assigned):
+            inner = assigned if assigned is not None else types.MethodType(self.base_write, obj)
+            router = _Router(obj, inner, self.name, assigned=assigned is not None)
+            attributes[_ROUTER] = router
+        return router
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        while isinstance(value, _Router) and value.stream is obj:
+            value = value.inner  # putting back what was read: unwrap, never stack routers
+        if isinstance(value, types.MethodType) and value.__self__ is obj and value.__func__ is self.base_write:
+            vars(obj).pop(_ASSIGNED_WRITE, None)
+        else:
+            vars(obj)[_ASSIGNED_WRITE] = value
+
+    def __delete__(self, obj: Any) -> None:
+        vars(obj).pop(_ASSIGNED_WRITE, None)
+
+
+_ASSIGNED_WRITE = "_ipybridge_assigned_write"
+_ROUTER = "_ipybridge_router"
+_routed_classes: dict[tuple[type, str], type] = {}
+
+
+def _routed_class(base: type, name: str) -> type:
+    key = (base, name)
+    if key not in _routed_classes:
+        write = _RoutedWrite(base.write, name)  # type: ignore[attr-defined]
+        _routed_classes[key] = type(
+            base.__name__, (base,), {"write": write, _WRAPPED: True, "__module__": base.__module__}
+        )
+    return _routed_classes[key]
 
 
 class _RoutingStream(io.TextIOBase):
@@ -115,80 +201,77 @@ class _RoutingStream(io.TextIOBase):
         return getattr(self._target, name)
 
 
-def _prepare() -> tuple[list[Any], Any]:
-    """Return (ipykernel streams to address, display publisher or None)."""
+def _prepare() -> Any:
+    """Route this process's standard streams; return the display publisher (or None)."""
     with _setup_lock:
-        streams = []
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if _is_outstream(stream):
-                _hook_outstream(stream)
-                streams.append(stream)
+                _route_writes(stream, name)
             elif not isinstance(stream, _RoutingStream) and stream is not None:
                 setattr(sys, name, _RoutingStream(name, stream))
         pub = _display_pub()
     if pub is not None and not getattr(_display_hooked, pub.__class__.__name__, False):
         pub.register_hook(_display_hook)  # thread-local: once per thread that captures
         setattr(_display_hooked, pub.__class__.__name__, True)
-    return streams, pub
+    return pub
 
 
-class _Header(dict):  # type: ignore[type-arg]
-    """A capture's parent header that notices being used by a write.
+def protect_cell_parent() -> None:
+    """Keep the parent header that threads started by a cell write under (see the module doc).
 
-    ``OutStream.write`` files text under ``frozenset(parent.items())``; a header
-    whose ``items`` was never called saw no write, so its streams need no flush
-    (a flush is a round trip to the IO thread: two thirds of a tiny call's cost).
+    ``set_parent`` of the standard streams, the display publisher and the display
+    hook sets the calling context's parent *and* a process-wide fallback. Called
+    on a kernel subshell thread (a widget message), the fallback is left alone:
+    it belongs to the main shell, whose cell may have threads printing. Idempotent.
     """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    with _setup_lock:
+        targets = [sys.stdout, sys.stderr, getattr(shell, "display_pub", None), getattr(shell, "displayhook", None)]
+        for target in targets:
+            if target is None or not hasattr(target, "set_thread_parent") or not hasattr(target, "set_parent"):
+                continue
+            if getattr(target.set_parent, _WRAPPED, False):
+                continue
+            _keep_main_fallback(target)
 
-    written = False
 
-    def items(self) -> Any:
-        self.written = True
-        return super().items()
+def _keep_main_fallback(target: Any) -> None:
+    original = target.set_parent
+    try:
+        from ipykernel.subshell import SubshellThread
+    except ImportError:  # an ipykernel without subshells: nothing to protect
+        return
 
+    def set_parent(parent: Any) -> None:
+        if isinstance(threading.current_thread(), SubshellThread):
+            target.set_thread_parent(parent)
+        else:
+            original(parent)
 
-_write_detection: bool | None = None  # does this ipykernel reveal writes? (checked once)
-
-
-def _writes_detectable(stream: Any) -> bool:
-    """Check once, on the real stream, that a write under a header calls its ``items``."""
-    global _write_detection
-    if _write_detection is None:
-        probe = _Header(msg_id=_PREFIX + "probe", msg_type="ipybridge_capture")
-        token = stream.set_thread_parent({"header": probe})
-        try:
-            probe.written = False  # set_thread_parent itself may copy the header
-            stream.write("")
-        finally:
-            stream.reset_thread_parent(token)
-        _write_detection = probe.written
-    return _write_detection
+    setattr(set_parent, _WRAPPED, True)
+    target.set_parent = set_parent
 
 
 @contextmanager
 def capture(on_stream: StreamSink, on_display: DisplaySink | None = None) -> Iterator[None]:
-    """Send what the code in this context prints/displays to the given sinks."""
-    streams, pub = _prepare()
+    """Send what the code in this context prints/displays to the given sinks, in order."""
+    pub = _prepare()
     capture_id = _PREFIX + uuid.uuid4().hex
     _sinks[capture_id] = (on_stream, on_display)
-    header = _Header(msg_id=capture_id, msg_type="ipybridge_capture", session="", username="", version="5.3")
-    detect = bool(streams) and _writes_detectable(streams[0])
+    header = {"msg_id": capture_id, "msg_type": "ipybridge_capture", "session": "", "username": "", "version": "5.3"}
     token = _current.set(capture_id)
-    tokens = [(s, s.set_thread_parent({"header": header})) for s in streams]
     pub_token = pub.set_thread_parent({"header": header}) if pub is not None else None
-    header.written = False
     try:
         yield
     finally:
-        try:
-            if header.written or not detect:
-                for stream, _ in tokens:
-                    stream.flush()  # deliver what was printed before the call's result
-        finally:
-            for stream, stream_token in tokens:
-                stream.reset_thread_parent(stream_token)
-            if pub is not None:
-                pub.reset_thread_parent(pub_token)
-            _current.reset(token)
-            _sinks.pop(capture_id, None)
+        if pub is not None:
+            pub.reset_thread_parent(pub_token)
+        _current.reset(token)
+        _sinks.pop(capture_id, None)

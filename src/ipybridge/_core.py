@@ -17,6 +17,7 @@ import keyword
 import linecache
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from ._protocol import (
     megabytes,
     parse_envelope,
     request_ids,
+    shown_name,
     simple_error,
 )
 from ._serialize import SerializationError, encode
@@ -81,19 +83,46 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 
 
 class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
-    """Result of :meth:`Bridge.call_js`: await it, or block with ``.result(timeout)``."""
+    """Result of :meth:`Bridge.call_js`: await it, or block with ``.result(timeout)``.
 
-    def __init__(self, core: BridgeCore) -> None:
+    Blocking never deadlocks on ipybridge's own threads: on a widget's worker
+    (a ``def`` exposed function) the wait runs the calls queued meanwhile, so
+    the page's handler may call back into Python; on ipybridge's event loop it
+    raises at once (``await`` it there). A timeout raises :class:`TimeoutError`
+    naming the handler.
+    """
+
+    def __init__(self, core: BridgeCore, name: str = "") -> None:
         super().__init__()
         self._core = core
+        self.name = name
 
     def __await__(self) -> Any:
+        if not self.done():
+            self._core.check_can_wait()
         return asyncio.wrap_future(self).__await__()
 
     def result(self, timeout: float | None = None) -> Any:
-        if not self.done():
-            self._core.check_can_block()
-        return super().result(timeout)
+        self._wait(timeout)
+        return super().result(0)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        return super().exception(0)
+
+    def _wait(self, timeout: float | None) -> None:
+        if self.done():
+            return
+        if _runtime.in_loop_thread():
+            raise RuntimeError(
+                f"call_js({self.name!r}).result() would block ipybridge's event loop, which runs the async "
+                f"functions the page may call while it answers: use `await b.call_js({self.name!r}, ...)` "
+                "in an async def"
+            )
+        self._core.check_can_block()
+        self._core.outbox.flush()  # the call leaves now, whatever else is busy
+        if not _runtime.wait_serving(self, timeout):
+            raise TimeoutError(f"JavaScript handler {self.name!r} did not answer within {timeout:g} s")
 
 
 @dataclass
@@ -312,6 +341,8 @@ class BridgeCore:
         #: True: page messages arrive on the main thread (no subshells); None: not seen yet.
         self.delivered_on_main: bool | None = None
         self._delivery_seen = threading.Event()
+        #: The thread the host last delivered a page message on.
+        self._delivery_thread: threading.Thread | None = None
         #: The direct transport's routes for this widget (``_direct.DirectRoutes``), None when off.
         self.direct: Any = None
         _runtime.on_interrupt(self)
@@ -351,6 +382,7 @@ class BridgeCore:
         direct = self.direct
         if channel == "comm":
             self.delivered_on_main = threading.current_thread() is threading.main_thread()
+            self._delivery_thread = threading.current_thread()
             self._delivery_seen.set()
             if direct is not None:
                 direct.heard_on_comm(content)
@@ -428,8 +460,8 @@ class BridgeCore:
             if handle is not None:
                 self._cancel(handle)
         elif isinstance(item, (Execute, SetVar, GetVar)):
+            what = {Execute: "execute", SetVar: "set", GetVar: "get"}[type(item)]
             if not self.allow_execute:
-                what = {Execute: "execute", SetVar: "set", GetVar: "get"}[type(item)]
                 self._reply_error_to(
                     item.view,
                     item.id,
@@ -439,7 +471,7 @@ class BridgeCore:
                     ),
                 )
             else:
-                self._submit_sync(item.view, item.id, lambda: self._namespace_op(item))
+                self._submit_sync(item.view, item.id, lambda: self._namespace_op(item), f"bridge.{what}()")
         elif isinstance(item, Custom):
             self.handle_custom(item)
         elif isinstance(item, BadItem):
@@ -520,14 +552,21 @@ class BridgeCore:
     def _handle_call(self, item: Call) -> None:
         fn = self.functions.get(item.name)
         if fn is None:
-            self._reply_error_to(
-                item.view, item.id, NameError(f"no Python function named {item.name!r} is exposed by this Bridge")
-            )
+            self._reply_error_to(item.view, item.id, NameError(self._not_exposed(item.name)))
             return
         if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
             self._spawn_async(item, fn)
         else:
-            self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs))
+            self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs), f"{item.name}()")
+
+    def _not_exposed(self, name: str) -> str:
+        message = f"no Python function named {shown_name(name)} is exposed by this Bridge"
+        close = [known for known in self.functions if known.strip() == name.strip() and known != name]
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        elif not self.functions:
+            message += " (it exposes none: use @bridge.expose)"
+        return message
 
     def _output_sink(self, view: str, ident: int) -> Callable[[str, str], None]:
         def sink(stream: str, text: str) -> None:
@@ -546,7 +585,7 @@ class BridgeCore:
 
         return on_display
 
-    def _submit_sync(self, view: str, ident: int, run: Callable[[], Any]) -> None:
+    def _submit_sync(self, view: str, ident: int, run: Callable[[], Any], what: str = "the request") -> None:
         key = (view, ident)
         handle = _Queued()
         self._running[key] = handle
@@ -569,7 +608,7 @@ class BridgeCore:
                         self._reply_error_to(view, ident, exc, delay=None)
                     return
                 if not handle.cancelled:
-                    self._reply_value(view, ident, value, delay=None)
+                    self._reply_value(view, ident, value, delay=None, what=what)
             finally:
                 self._running.pop(key, None)
                 # Send now when this message is done; else within DEFERRED_FLUSH_S. A call answered at once
@@ -611,8 +650,10 @@ class BridgeCore:
 
     def _spawn_async(self, item: Call, fn: Callable[..., Any]) -> None:
         key = (item.view, item.id)
+        finished = False
 
         async def run() -> None:
+            nonlocal finished
             try:
                 with capture(self._output_sink(item.view, item.id), self._display_as_text(item.view, item.id)):
                     value = await fn(*item.args, **item.kwargs)
@@ -621,24 +662,32 @@ class BridgeCore:
             except BaseException as exc:  # noqa: BLE001 - any failure becomes the call's error
                 self._reply_error_to(item.view, item.id, exc)
             else:
-                self._reply_value(item.view, item.id, value)
+                self._reply_value(item.view, item.id, value, what=f"{item.name}()")
             finally:
-                self._running.pop(key, None)
+                with self._lock:
+                    finished = True
+                    self._running.pop(key, None)
 
+        # Never wait for the loop here: this thread must stay free to receive the page's
+        # replies, which a busy loop may be waiting for.
+        future = asyncio.run_coroutine_threadsafe(run(), _runtime.event_loop())
         with self._lock:
-            task = _runtime.spawn(run())
-            if not task.done():
-                self._running[key] = task
+            if not finished:
+                self._running[key] = future
 
-    def _reply_value(self, view: str, ident: int, value: Any, delay: float | None = 0.0) -> None:
+    def _reply_value(
+        self, view: str, ident: int, value: Any, delay: float | None = 0.0, what: str = "the request"
+    ) -> None:
         buffers: list[memoryview] = []
         try:
             tree = encode(value, buffers)
         except SerializationError as exc:
-            self._reply_error_to(view, ident, TypeError(f"the result cannot be sent to JavaScript: {exc}"), delay)
+            error = TypeError(f"the result of {what} cannot be sent to JavaScript: {exc}")
+            self._reply_error_to(view, ident, error, delay)
             return
         except RecursionError:
-            self._reply_error_to(view, ident, TypeError("the result is nested too deeply to send"), delay)
+            error = TypeError(f"the result of {what} is nested too deeply to send to JavaScript")
+            self._reply_error_to(view, ident, error, delay)
             return
         self.post({"type": "result", "view": view, "id": ident, "value": tree}, buffers, delay)
 
@@ -659,14 +708,14 @@ class BridgeCore:
         ns = self.namespace
         if isinstance(item, SetVar):
             if not item.name.isidentifier() or keyword.iskeyword(item.name):
-                raise ValueError(f"{item.name!r} is not a valid Python variable name")
+                raise ValueError(f"bridge.set(): {shown_name(item.name)} is not a valid Python variable name")
             ns[item.name] = item.value
             return None
         if isinstance(item, GetVar):
             try:
                 return ns[item.name]
             except KeyError:
-                raise NameError(f"name {item.name!r} is not defined") from None
+                raise NameError(f"bridge.get(): name {shown_name(item.name)} is not defined") from None
         return self._execute(item)
 
     def _execute(self, item: Execute) -> dict[str, Any]:
@@ -687,7 +736,7 @@ class BridgeCore:
     # ------------------------------------------------------------- to page
     def emit(self, name: str, payload: Any = None) -> None:
         if not isinstance(name, str) or not name:
-            raise TypeError("event name must be a non-empty string")
+            raise TypeError(f"emit() needs a non-empty string event name, not {name!r}")
         buffers: list[memoryview] = []
         item = {"type": "event", "name": name, "payload": encode(payload, buffers)}
         self._send_or_queue(item, buffers)
@@ -701,10 +750,10 @@ class BridgeCore:
 
     def call_js(self, name: str, args: Sequence[Any], timeout: float | None) -> JSFuture:
         if not isinstance(name, str) or not name:
-            raise TypeError("handler name must be a non-empty string")
-        future = JSFuture(self)
+            raise TypeError(f"call_js() needs a non-empty string handler name, not {name!r}")
+        future = JSFuture(self, name)
         if self.closed:
-            future.set_exception(BridgeClosedError("the Bridge is closed"))
+            future.set_exception(BridgeClosedError(f"cannot call JavaScript handler {name!r}: the Bridge is closed"))
             return future
         buffers: list[memoryview] = []
         ident = next(self._js_ids)
@@ -749,12 +798,34 @@ class BridgeCore:
         _settle(
             call.future,
             exc=JavaScriptError(
-                item.error.get("name", "Error"), item.error.get("message", ""), item.error.get("stack", "")
+                item.error.get("name", "Error"),
+                item.error.get("message", ""),
+                item.error.get("stack", ""),
+                handler=call.name,
             ),
         )
 
+    def check_can_wait(self) -> None:
+        """Raise instead of hanging when a cell awaits an answer the host cannot deliver meanwhile.
+
+        marimo hands page messages to widgets on the thread that runs cells, between cells:
+        whether a cell blocks or awaits, the answer can only arrive after the cell ends.
+        """
+        if _in_marimo_cell() and self._delivery_thread in (None, threading.current_thread()):
+            raise RuntimeError(
+                "cannot wait in a marimo cell for the page's answer: marimo delivers widget messages "
+                "to the kernel only between cells, so it would arrive after this cell ends. Call "
+                "call_js from an exposed function (async def ...: await bridge.call_js(...)) or a thread."
+            )
+
     def check_can_block(self) -> None:
-        """Raise instead of deadlocking when a cell blocks on an answer from the page."""
+        """Raise instead of deadlocking when a cell blocks on an answer from the page.
+
+        Answers can arrive while a cell blocks only where the host delivers them on another
+        thread: ipykernel >= 7 with kernel subshells. ipykernel without subshells and marimo
+        deliver them on the thread the cell occupies.
+        """
+        self.check_can_wait()
         if threading.current_thread() is not threading.main_thread() or _kernel() is None:
             return  # off the kernel's main thread (or no kernel): the answer can arrive
         if self.direct is not None and self.direct.transport() == "direct":
@@ -774,9 +845,11 @@ class BridgeCore:
         if self.closed:
             return
         self.closed = True
-        error = BridgeClosedError("the Bridge was closed")
         for call in list(self._js_calls.values()):
-            _settle(call.future, exc=error)
+            _settle(
+                call.future,
+                exc=BridgeClosedError(f"JavaScript handler {call.name!r} cannot answer: the Bridge was closed"),
+            )
         for handle in list(self._running.values()):
             _cancel_handle(handle)
         self.parts.clear()
@@ -805,6 +878,7 @@ def _settle(future: concurrent.futures.Future[Any], value: Any = None, exc: Base
 
 
 def _cancel_handle(handle: Any) -> None:
+    """Cancel a running call: an async call's future (cancels its task), a task, or a queued sync call."""
     if isinstance(handle, asyncio.Task):
         handle.get_loop().call_soon_threadsafe(handle.cancel)
     elif handle is not None:
@@ -818,6 +892,17 @@ def _kernel() -> Any:
     except ImportError:
         return None
     return Kernel.instance() if Kernel.initialized() else None
+
+
+def _in_marimo_cell() -> bool:
+    """Whether this thread runs marimo cells (marimo's kernel thread, or a thread it lent its context)."""
+    marimo = sys.modules.get("marimo")
+    if marimo is None:
+        return False
+    try:
+        return bool(marimo.running_in_notebook())
+    except Exception:  # noqa: BLE001 - another marimo version: assume a plain thread
+        return False
 
 
 def _kernel_has_subshells() -> bool:

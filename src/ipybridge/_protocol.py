@@ -132,12 +132,18 @@ def is_valid_id(value: Any) -> bool:
 
 
 def _name(raw: dict[str, Any], key: str = "name") -> str:
+    """A name from the page: any string (an odd one is answered like any unknown name), never another type."""
     name = raw.get(key)
-    if not isinstance(name, str) or not name:
-        raise ProtocolError(f"'{key}' must be a non-empty string")
-    if len(name) > MAX_NAME_LENGTH:
-        raise ProtocolError(f"'{key}' is longer than {MAX_NAME_LENGTH} characters")
+    if not isinstance(name, str):
+        raise ProtocolError(f"'{key}' must be a string, not {type(name).__name__}")
     return name
+
+
+def shown_name(name: str) -> str:
+    """``repr`` of a name from the page for an error message, shortened when it is very long."""
+    if len(name) <= MAX_NAME_LENGTH:
+        return repr(name)
+    return f"{name[:60]!r}... ({len(name)} characters)"
 
 
 def parse_envelope(content: Any, buffers: Sequence[Any], custom_types: frozenset[str] = frozenset()) -> list[Item]:

@@ -3,25 +3,30 @@
 * Messages from the page arrive on whatever thread the kernel delivers comm
   messages on: a subshell thread when the frontend uses kernel subshells
   (JupyterLab 4.4+, Notebook 7.4+ with ipykernel 7+), else the main thread.
-  That thread only parses, validates and routes; it never runs user code.
+  That thread only parses, validates and routes; it never runs user code and
+  never waits for the loop or a worker (the page's replies must get through).
 * ``async def`` exposed functions run as tasks on ipybridge's own asyncio event
   loop, in the daemon thread ``ipybridge-loop`` shared by all bridges. It keeps
   running while a cell blocks the kernel's main thread.
 * Plain ``def`` exposed functions run on the bridge's :class:`SerialWorker`
-  thread, one at a time, in the order the page called them.
+  thread, one at a time, in the order the page called them. One that blocks on
+  the page (``call_js(...).result()``) runs the calls queued meanwhile, nested
+  (:func:`wait_serving`), so calls may nest in both directions without deadlock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import logging
 import queue
 import signal
 import threading
+import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger("ipybridge")
@@ -60,28 +65,11 @@ def in_loop_thread() -> bool:
         return False
 
 
-def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    """Start ``coro`` as a task on ipybridge's loop from any thread; return the task.
-
-    From another thread this blocks only until the task object exists (a few
-    microseconds), so the caller can cancel it later.
-    """
-    loop = event_loop()
-    if in_loop_thread():
-        return loop.create_task(coro)
-    holder: list[asyncio.Task[Any]] = []
-    made = threading.Event()
-
-    def create() -> None:
-        holder.append(loop.create_task(coro))
-        made.set()
-
-    loop.call_soon_threadsafe(create)
-    made.wait()
-    return holder[0]
-
-
 _STOP = object()
+#: Put on a worker's queue to wake a job that waits (wait_serving) for a future that is now done.
+_WAKE = object()
+#: How often a waiting worker job checks for an interrupt or for being abandoned (seconds).
+_WAIT_POLL_S = 0.1
 
 #: A cancelled or interrupted job that still holds its worker after this long
 #: (stuck in C code such as ``time.sleep``, or looping forever) is abandoned:
@@ -110,6 +98,25 @@ class _Lane:
         self.abandoned = False
 
 
+_thread_state = threading.local()
+
+
+def _plain_wait(future: concurrent.futures.Future[Any], timeout: float | None) -> bool:
+    done, _ = concurrent.futures.wait([future], timeout)
+    return bool(done)
+
+
+def wait_serving(future: concurrent.futures.Future[Any], timeout: float | None) -> bool:
+    """Wait for ``future``; on a worker thread (any widget's), serve that worker's queue meanwhile.
+
+    See :meth:`SerialWorker.wait_serving`. Returns whether the future is done.
+    """
+    worker: SerialWorker | None = getattr(_thread_state, "worker", None)
+    if worker is None:
+        return _plain_wait(future, timeout)
+    return worker.wait_serving(future, timeout)
+
+
 class SerialWorker:
     """Runs submitted callables one at a time, in order, on a daemon thread.
 
@@ -126,6 +133,7 @@ class SerialWorker:
         self._abandoned: set[_Lane] = set()
         self._local = threading.local()
         self._stopped = False
+        self._interrupts = 0  # bumped by interrupt(): a job waiting in wait_serving stops waiting
         self.threads_started = 0
         self.on_idle: Callable[[], None] | None = None
 
@@ -169,29 +177,81 @@ class SerialWorker:
         if lane is None:
             yield
             return
+        outer = lane.in_user_code  # a job run by wait_serving() inside another job's user code
         try:
             with self._lock:  # interrupt() aims only after this releases the lock: inside the try
                 lane.in_user_code = True
             yield
         finally:
-            self._leave_user_code(lane)
+            self._leave_user_code(lane, outer)
 
-    def _leave_user_code(self, lane: _Lane) -> None:
+    def _leave_user_code(self, lane: _Lane, outer: bool = False) -> None:
         while True:
             try:
                 with self._lock:
-                    lane.in_user_code = False
-                    if lane.interrupt_aimed:  # an interrupt aimed at the user's code ends here
+                    lane.in_user_code = outer
+                    if lane.interrupt_aimed and not outer:  # an interrupt aimed at the user's code ends here
                         lane.interrupt_aimed = False
                         _raise_in_thread(lane.thread, None)
                 return
             except KeyboardInterrupt:  # noqa: PERF203 - it landed just after the user's code returned: retry
                 continue
 
+    def wait_serving(self, future: concurrent.futures.Future[Any], timeout: float | None) -> bool:
+        """Wait for ``future``; called from a job of this worker, run the jobs queued meanwhile.
+
+        A ``def`` that blocks on the page (``call_js(...).result()``) holds the
+        worker; the page's handler may call another ``def`` of the same widget,
+        queued behind it. Running queued jobs here, nested, like a call stack,
+        is what lets that chain finish instead of deadlocking. Returns whether
+        the future is done (False: the timeout passed). Off the worker, or on a
+        thread that was abandoned, it is a plain wait. Raises KeyboardInterrupt
+        when the kernel is interrupted meanwhile.
+        """
+        lane: _Lane | None = getattr(self._local, "lane", None)
+        if lane is None or lane.abandoned:
+            return _plain_wait(future, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interrupts = self._interrupts
+        future.add_done_callback(lambda _f: self._queue.put(_WAKE))
+        while not future.done():
+            if self._interrupts != interrupts:
+                raise KeyboardInterrupt("the kernel was interrupted")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if lane.abandoned or self._stopped:  # a newer thread serves the queue: only wait
+                _plain_wait(future, _WAIT_POLL_S if remaining is None else min(remaining, _WAIT_POLL_S))
+                continue
+            try:
+                job = self._queue.get(timeout=_WAIT_POLL_S if remaining is None else min(remaining, _WAIT_POLL_S))
+            except queue.Empty:
+                continue
+            if job is _WAKE:
+                continue
+            if job is _STOP:
+                self._queue.put(_STOP)  # for the loop in _run, once this job returns
+                self._stopped = True
+                continue
+            self._run_nested(lane, job)
+        return True
+
+    def _run_nested(self, lane: _Lane, job: Callable[[], None]) -> None:
+        with self._lock:
+            outer_job, lane.job = lane.job, job
+        try:
+            job()
+        except BaseException:  # a worker must survive any job
+            log.exception("ipybridge worker job failed")
+        finally:
+            with self._lock:
+                lane.job = outer_job
+
     def interrupt(self) -> None:
         """The kernel was interrupted: raise KeyboardInterrupt in the user code this worker
         runs (abandoned jobs included); abandon the job if it does not stop soon."""
         with self._lock:
+            self._interrupts += 1
             for lane in [self._lane, *self._abandoned]:
                 if lane is not None and lane.in_user_code:
                     lane.interrupt_aimed = True
@@ -221,10 +281,13 @@ class SerialWorker:
 
     def _run(self, lane: _Lane) -> None:
         self._local.lane = lane
+        _thread_state.worker = self
         while True:
             job = self._queue.get()
             if job is _STOP:
                 return
+            if job is _WAKE:
+                continue
             with self._lock:
                 lane.job = job
             try:

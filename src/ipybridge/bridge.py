@@ -11,6 +11,7 @@ import anywidget
 import traitlets
 
 from . import _direct
+from ._capture import protect_cell_parent
 from ._core import BridgeCore, JSFuture, _kernel
 from ._protocol import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -48,6 +49,7 @@ class BridgeWidget(anywidget.AnyWidget):
         self._enable_direct()
         self.on_msg(self._on_custom_msg)
         _route_off_main_thread(self)
+        protect_cell_parent()
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "max_message_bytes":
@@ -226,8 +228,16 @@ class Bridge(BridgeWidget):
         """Call the page's ``bridge.handle(name, fn)`` handler; returns a future.
 
         ``await`` it, or block with ``.result(timeout)``. The first view to answer
-        wins; with no view yet, the call waits for one. ``timeout`` (seconds)
-        raises the builtin :class:`TimeoutError`; a throwing handler raises
-        :class:`ipybridge.JavaScriptError`.
+        wins; with no view yet, the call waits for one. ``timeout`` (seconds, here
+        or in ``.result``) raises the builtin :class:`TimeoutError` naming the
+        handler; a throwing handler raises :class:`ipybridge.JavaScriptError`
+        (``.handler`` is ``name``); so does a view without that handler once its
+        ``js`` has run (``ReferenceError``).
+
+        Blocking is safe where the answer can arrive: in a cell (with kernel
+        subshells), in a thread, and in a ``def`` exposed function, whose worker
+        runs the calls queued meanwhile (so the handler may call back into
+        Python). In an ``async def``, ``.result()`` raises ``RuntimeError``:
+        ``await`` it there.
         """
         return self._core.call_js(name, args, timeout)

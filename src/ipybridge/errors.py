@@ -7,14 +7,19 @@ class JavaScriptError(Exception):
     """A JavaScript handler called with ``Bridge.call_js`` threw (or none exists).
 
     ``name`` is the JavaScript error's name (``"TypeError"``), ``message`` its
-    message and ``stack`` its stack trace as the browser formats it.
+    message, ``stack`` its stack trace as the browser formats it, and
+    ``handler`` the name of the handler that was called (also in ``str(exc)``).
     """
 
-    def __init__(self, name: str, message: str, stack: str = "") -> None:
-        super().__init__(f"{name}: {message}" if name else message)
+    def __init__(self, name: str, message: str, stack: str = "", handler: str | None = None) -> None:
+        text = f"{name}: {message}" if name else message
+        if handler is not None:
+            text += f" (JavaScript handler {handler!r})"
+        super().__init__(text)
         self.name = name
         self.message = message
         self.stack = stack
+        self.handler = handler
 
 
 class BridgeClosedError(Exception):

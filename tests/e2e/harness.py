@@ -390,3 +390,54 @@ def stop_voila(server: VoilaServer) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait(10)
+
+
+@dataclass
+class MarimoServer:
+    """``marimo edit`` or ``marimo run`` serving one notebook, headless, token-less, on 127.0.0.1."""
+
+    notebook: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_marimo(notebook: Path, mode: str) -> MarimoServer:
+    """Serve ``notebook`` with ``marimo edit`` or ``marimo run``; waits at most 90 s for it to answer."""
+    port = free_port()
+    log_path = notebook.with_name(f"marimo-{mode}-{port}.log")
+    args = [
+        sys.executable, "-m", "marimo", mode, str(notebook), "--headless", "--host=127.0.0.1",
+        f"--port={port}", "--no-token", *(["--skip-update-check"] if mode == "edit" else []),
+    ]  # fmt: skip
+    log = log_path.open("wb")
+    env = {**os.environ, "MARIMO_SKIP_UPDATE_CHECK": "1"}
+    process = subprocess.Popen(args, cwd=notebook.parent, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = MarimoServer(notebook, port, process, log_path)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"marimo {mode} exited:\n{server.log_text()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=5):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    stop_marimo(server)
+    raise RuntimeError(f"marimo {mode} did not start in 90 s:\n{server.log_text()}")
+
+
+def stop_marimo(server: MarimoServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(10)

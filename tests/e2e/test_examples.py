@@ -12,7 +12,6 @@ from .harness import Jupyter
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-
 def test_bridge_example_runs_and_works(jupyter: Jupyter) -> None:
     notebook = json.loads((EXAMPLES / "bridge.ipynb").read_text())
     code = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]

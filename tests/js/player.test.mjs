@@ -5,6 +5,7 @@ import {
   FpsMeter,
   FrameCache,
   FrameClock,
+  ScreenCounter,
   framesToRequest,
   nextFrame,
   stepTarget,
@@ -78,8 +79,14 @@ test("FrameCache memory stays bounded over many frames", () => {
 test("FpsMeter measures paints per second over its window", () => {
   const meter = new FpsMeter(1000);
   for (let t = 0; t <= 2000; t += 1000 / 60) meter.tick(t);
-  assert.ok(Math.abs(meter.rate(2000) - 60) < 1, String(meter.rate(2000)));
+  assert.ok(Math.abs(meter.rate(2000) - 60) <= 1, String(meter.rate(2000)));
   assert.equal(meter.rate(5000), 0);
+  // Bursts count as they happened: 30 frames in the last second, 3 of them 1 ms apart, are 30 fps.
+  const bursty = new FpsMeter(1000);
+  for (let t = 0; t < 2000; t += 1000 / 30) bursty.tick(t);
+  bursty.tick(1998);
+  bursty.tick(1999);
+  assert.ok(Math.abs(bursty.rate(2000) - 32) < 1.5, String(bursty.rate(2000)));
 });
 
 test("FrameClock paints at the target rate without bursting after a stall", () => {
@@ -112,4 +119,36 @@ test("framesToRequest asks in batches while playing, at once when the next frame
   // a full window asks for nothing
   assert.deepEqual(framesToRequest([40], 16, 16, true, 40), []);
   assert.deepEqual(framesToRequest([], 0, 16, true, 0), []);
+});
+
+test("ScreenCounter counts at most one displayed frame per refresh and the draws replaced before it", () => {
+  const screen = new ScreenCounter(1000);
+  // 60 Hz refreshes; two draws before the first refresh, one before the second, none before the third.
+  screen.drew(1);
+  screen.drew(5);
+  assert.equal(screen.refresh(16.7), true);
+  screen.drew(20);
+  assert.equal(screen.refresh(33.4), true);
+  assert.equal(screen.refresh(50.1), false);
+  assert.deepEqual([screen.drawn, screen.displayed, screen.dropped], [3, 2, 1]);
+  // A second requestAnimationFrame callback of the same refresh that drew again: still one displayed.
+  screen.drew(60);
+  assert.equal(screen.refresh(66.8), true);
+  screen.drew(67);
+  assert.equal(screen.refresh(66.8), false);
+  assert.deepEqual([screen.drawn, screen.displayed, screen.dropped], [5, 3, 2]);
+  assert.equal(screen.pending, false);
+});
+
+test("ScreenCounter's displayed rate follows refreshes, not draws", () => {
+  const screen = new ScreenCounter(1000);
+  // Draws at 120/s against 60 Hz refreshes: 60 displayed per second, 60 dropped.
+  for (let i = 0; i < 240; i++) {
+    screen.drew(i * (1000 / 120));
+    if (i % 2 === 1) screen.refresh(i * (1000 / 120) + 1);
+  }
+  const now = 239 * (1000 / 120) + 1;
+  assert.ok(Math.abs(screen.displayedMeter.rate(now) - 60) < 1, String(screen.displayedMeter.rate(now)));
+  assert.ok(Math.abs(screen.drawnMeter.rate(now) - 120) < 1, String(screen.drawnMeter.rate(now)));
+  assert.equal(screen.dropped, 120);
 });

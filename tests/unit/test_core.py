@@ -197,12 +197,13 @@ def test_call_js_errors_timeouts_and_close(core: BridgeCore, page: FakePage) -> 
     )
     with pytest.raises(JavaScriptError) as info:
         failing.result(timeout=5)
-    assert (info.value.name, info.value.message) == ("RangeError", "nope")
-    with pytest.raises(TimeoutError):
+    assert (info.value.name, info.value.message, info.value.handler) == ("RangeError", "nope", "fail")
+    assert str(info.value) == "RangeError: nope (JavaScript handler 'fail')"
+    with pytest.raises(TimeoutError, match=r"^JavaScript handler 'never' did not answer within 0.1 s$"):
         core.call_js("never", [], timeout=0.1).result(timeout=5)
     pending = core.call_js("pending", [], timeout=None)
     core.close()
-    with pytest.raises(BridgeClosedError):
+    with pytest.raises(BridgeClosedError, match=r"^JavaScript handler 'pending' cannot answer: the Bridge was closed$"):
         pending.result(timeout=5)
 
 

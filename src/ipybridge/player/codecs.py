@@ -30,6 +30,7 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,24 @@ class Encoded:
     width: int
     height: int
     data: bytes
+
+
+#: What to install for the optional parts of the Player (matplotlib figures, Pillow's JPEG).
+PLAYER_EXTRA = 'pip install "ipybridge[player]"'
+
+
+def missing_extra(what: str, module: str) -> ModuleNotFoundError:
+    """The error for a feature of the ``[player]`` extra whose module ``module`` is not installed."""
+    return ModuleNotFoundError(f"{what} needs {module}, which is not installed: {PLAYER_EXTRA}", name=module)
+
+
+def pillow() -> Any:
+    """Pillow's ``PIL.Image`` module, or a :class:`ModuleNotFoundError` naming the ``[player]`` extra."""
+    try:
+        from PIL import Image
+    except ModuleNotFoundError as exc:
+        raise missing_extra('codec="jpeg"', "Pillow") from exc
+    return Image
 
 
 def resolve(codec: str) -> str:
@@ -62,8 +81,7 @@ def encode(rgba: np.ndarray, codec: str = "auto", quality: int = 85) -> Encoded:
         return Encoded("raw", width, height, zlib.compress(np.ascontiguousarray(rgba).data, RAW_LEVEL))
     if kind == "png":
         return Encoded("png", width, height, fast_png(rgba, PNG_LEVEL))
-    from PIL import Image
-
+    Image = pillow()  # noqa: N806 - the module's own name
     out = io.BytesIO()
     quality = int(min(max(quality, 1), 100))
     Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB").save(out, format="jpeg", quality=quality)
@@ -114,9 +132,5 @@ def decode(encoded: Encoded) -> np.ndarray:
 
 
 def png_bytes(rgba: np.ndarray) -> bytes:
-    """A PNG for the static ``image/png`` fallback (smaller: compression level 6)."""
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(out, format="png", compress_level=6)
-    return out.getvalue()
+    """A PNG for the static ``image/png`` fallback (smaller: compression level 6); needs no Pillow."""
+    return fast_png(np.ascontiguousarray(rgba), 6)

@@ -236,6 +236,7 @@ class PlayerCore(BridgeCore):
             }
         page = dict(self.page_stats)
         out["displayed_fps"] = float(page.pop("displayed_fps", 0.0))
+        out["dropped"] = int(page.pop("dropped", 0))
         out.update({f"page_{k}": v for k, v in page.items()})
         return out
 
@@ -275,6 +276,11 @@ class Player(BridgeWidget):
     cache_mb = traitlets.Float(128.0, help="bound of the page's frame cache, in MB").tag(sync=True)
     _base_fps = traitlets.Float(30.0).tag(sync=True)
     _generation = traitlets.Int(0).tag(sync=True)
+    #: The frame drawn for the output's static picture (PNG), sent with the widget's state so that a
+    #: view paints it at once instead of asking the kernel to draw it again (see _repr_mimebundle_).
+    _poster = traitlets.Bytes(b"").tag(sync=True)
+    _poster_frame = traitlets.Int(-1).tag(sync=True)
+    _poster_gen = traitlets.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -340,6 +346,16 @@ class Player(BridgeWidget):
             raise traitlets.TraitError(f"fps must be a finite number >= 0 (0 = as fast as possible), not {value}")
         return value
 
+    @traitlets.validate("codec")
+    def _valid_codec(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value == "jpeg":
+            try:
+                codecs.pillow()
+            except ModuleNotFoundError as exc:
+                raise traitlets.TraitError(str(exc)) from exc
+        return value
+
     @traitlets.validate("quality")
     def _valid_quality(self, proposal: Any) -> int:
         value = int(proposal["value"])
@@ -387,8 +403,14 @@ class Player(BridgeWidget):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """``frames_rendered``, ``render_ms``, ``encode_ms`` (averages), ``bytes_per_frame``,
-        ``displayed_fps`` (from the page) and a few more counters."""
+        """``frames_rendered``, ``render_ms``, ``encode_ms`` (averages), ``bytes_per_frame``, and from
+        the page (its latest view, reported every second while playing and on pause):
+
+        ``displayed_fps``: frames that reached the screen per second, over the last second (at most one
+        per display refresh: a refresh that showed a newly painted frame counts once, as the readout
+        does); ``dropped``: frames painted on the canvas and replaced before a refresh showed them;
+        ``page_drawn_fps``, ``page_painted`` (frames painted), ``page_displayed`` and cache counters.
+        """
         return self._player_core.stats()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
@@ -399,8 +421,14 @@ class Player(BridgeWidget):
         if self.frames is not None:
             index = min(max(index, 0), max(self.frames - 1, 0))
         try:
-            rgba = self._source.render(index)
-            bundle[0]["image/png"] = base64.b64encode(codecs.png_bytes(rgba)).decode("ascii")
+            png = codecs.encode(self._source.render(index), "png").data
+            bundle[0]["image/png"] = base64.b64encode(png).decode("ascii")
+            # The same picture is the view's first frame: it reaches the page with the widget's state
+            # (an update sent before this display message), so the first paint needs no round trip.
+            with self.hold_sync():
+                self._poster_frame = index
+                self._poster_gen = self._generation
+                self._poster = png
         except Exception:  # noqa: BLE001, S110 - no static picture is better than no widget
             pass
         return bundle
@@ -433,6 +461,11 @@ def _make_source(
         if func is not None:
             raise TypeError("Player(video) takes no frame function")
         return VideoSource(source), 30.0, "loop"
+    if figure is None:
+        try:
+            import matplotlib  # noqa: F401 - only to tell a missing extra from a wrong argument
+        except ImportError as exc:
+            raise codecs.missing_extra("Player(fig, func, frames=...) and Player(anim)", "matplotlib") from exc
     raise TypeError(
         "Player plays a matplotlib FuncAnimation, Player(fig, func, frames=...), "
         f"or a numpy video (N, H, W[, 3|4]); not {type(source).__name__}"

@@ -612,6 +612,7 @@ var DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
 var PART_BYTES = 8 * 2 ** 20;
 var REQUEST_TYPES2 = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
 var ENVELOPE_BYTES = 64;
+var HANDLER_WAIT_MS = 1e4;
 function makeError(name, message, extra = {}) {
   const error = new Error(message);
   error.name = name;
@@ -629,7 +630,8 @@ var GONE_STATUSES = /* @__PURE__ */ new Set(["restarting", "autorestarting", "de
 var BridgeClient = class {
   /**
    * @param {Model} model
-   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void}} [options]
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void,
+   *          handlerWaitMs?: number}} [options]
    */
   constructor(model, options = {}) {
     this.model = model;
@@ -652,6 +654,9 @@ var BridgeClient = class {
     this._onCustom = options.onCustom;
     this._early = null;
     this.setupDone = Promise.resolve();
+    this.settingUp = false;
+    this.handlerWaitMs = options.handlerWaitMs ?? HANDLER_WAIT_MS;
+    this._handlerWaiters = /* @__PURE__ */ new Map();
     this._onMessage = this._onMessage.bind(this);
     this._onDestroy = () => this.closeAll("the widget was closed");
     model.on("msg:custom", this._onMessage);
@@ -667,24 +672,55 @@ var BridgeClient = class {
     this._post({ type: "hello" });
   }
   /**
-   * The view's own setup (e.g. the author's js). Until it settles, events with
-   * no listener yet are held, then delivered, so early events are not lost.
+   * The view's own setup (e.g. the author's js), which may call Python and wait for it.
+   * Nothing that arrives meanwhile waits for it to settle when it need not
+   * (docs/protocol.md, "Setup"): a `call` for a handler already registered is answered
+   * at once, one for a handler not registered yet waits until `handle()` registers it
+   * (at most `handlerWaitMs`, or until the setup settles); an event reaches the listeners
+   * registered so far at once, and an event with no listener yet is held until the setup
+   * settles (then those of its name that came later wait behind it, in order).
    * @param {Promise<unknown>} promise
    */
   setSetup(promise) {
     this.setupDone = promise;
+    this.settingUp = true;
     this._early = [];
     const release = () => {
+      this.settingUp = false;
       const held = this._early ?? [];
       this._early = null;
       for (const { name, payload } of held) this._emitLocal(name, payload);
+      const waiters = [...this._handlerWaiters.entries()];
+      this._handlerWaiters.clear();
+      for (const [name, set] of waiters) for (const wake of set) wake(this._handlers.get(name));
     };
     promise.then(release, release);
+  }
+  /**
+   * The handler `name`, waiting for the setup to register it if it is still running.
+   * @param {string} name
+   * @returns {Promise<{fn?: (...args: any[]) => any, waited: boolean}>}
+   */
+  _handlerFor(name) {
+    const fn = this._handlers.get(name);
+    if (fn || !this.settingUp) return Promise.resolve({ fn, waited: false });
+    return new Promise((resolve) => {
+      let set = this._handlerWaiters.get(name);
+      if (!set) this._handlerWaiters.set(name, set = /* @__PURE__ */ new Set());
+      const wake = (found) => {
+        clearTimeout(timer);
+        set?.delete(wake);
+        resolve({ fn: found, waited: found === void 0 && this.settingUp });
+      };
+      const timer = setTimeout(() => wake(this._handlers.get(name)), this.handlerWaitMs);
+      set.add(wake);
+    });
   }
   /** @param {string} name @param {any} payload */
   _emitLocal(name, payload) {
     const listeners = this._listeners.get(name);
-    if ((!listeners || listeners.size === 0) && this._early) {
+    const noListener = !listeners || listeners.size === 0;
+    if (this._early && (noListener || this._early.some((held) => held.name === name))) {
       this._early.push({ name, payload });
       return;
     }
@@ -703,6 +739,16 @@ var BridgeClient = class {
    * @returns {Promise<any>}
    */
   call(name, args = [], options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(
+        makeError("TypeError", `bridge.call() needs the name of a Python function as a string, not ${describe(name)}`)
+      );
+    }
+    if (!Array.isArray(args)) {
+      return Promise.reject(
+        makeError("TypeError", `bridge.call(${JSON.stringify(name)}, args): args must be an array, not ${describe(args)}`)
+      );
+    }
     return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
   }
   /** @param {string} code @param {CallOptions} [options] */
@@ -711,10 +757,16 @@ var BridgeClient = class {
   }
   /** @param {string} name @param {unknown} value @param {CallOptions} [options] */
   set(name, value, options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(makeError("TypeError", `bridge.set() needs a variable name as a string, not ${describe(name)}`));
+    }
     return this.request({ type: "set", name, value }, options);
   }
   /** @param {string} name @param {CallOptions} [options] */
   get(name, options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(makeError("TypeError", `bridge.get() needs a variable name as a string, not ${describe(name)}`));
+    }
     return this.request({ type: "get", name }, options);
   }
   /**
@@ -722,16 +774,19 @@ var BridgeClient = class {
    * @param {Record<string, any>} item @param {CallOptions} [options]
    */
   request(item, options = {}) {
-    if (this.closed) return Promise.reject(this.closedError);
+    const what = describeRequest(item);
+    if (this.closed) {
+      return Promise.reject(makeError("BridgeClosedError", `cannot send ${what}: ${this.closedError?.message}`));
+    }
     const { timeout, signal, onOutput } = options;
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (signal?.aborted) return Promise.reject(abortError(signal, what));
     const id = this._nextId++;
-    const what = item.name ?? item.type;
     return new Promise((resolve, reject) => {
       let timer;
       const onAbort = () => this._giveUp(id, "abort", abortError(
         /** @type {AbortSignal} */
-        signal
+        signal,
+        what
       ));
       const cleanup = () => {
         if (timer !== void 0) clearTimeout(timer);
@@ -773,7 +828,18 @@ var BridgeClient = class {
   }
   /** Register a handler Python can call with `call_js`. @param {string} name @param {(...args: any[]) => any} fn */
   handle(name, fn) {
+    if (typeof name !== "string" || name === "") {
+      throw makeError("TypeError", `bridge.handle() needs a non-empty string name, not ${describe(name)}`);
+    }
+    if (typeof fn !== "function") {
+      throw makeError("TypeError", `bridge.handle(${JSON.stringify(name)}, fn): fn must be a function, not ${describe(fn)}`);
+    }
     this._handlers.set(name, fn);
+    const waiting = this._handlerWaiters.get(name);
+    if (waiting) {
+      this._handlerWaiters.delete(name);
+      for (const wake of waiting) wake(fn);
+    }
     return () => {
       if (this._handlers.get(name) === fn) this._handlers.delete(name);
     };
@@ -967,11 +1033,10 @@ var BridgeClient = class {
   }
   /** Run a JavaScript handler for Python's call_js and reply. @param {any} item @param {any[]} args */
   async _answer(item, args) {
-    await this.setupDone.catch(() => {
-    });
-    const fn = this._handlers.get(item.name);
+    const { fn, waited } = await this._handlerFor(item.name);
     if (!fn) {
-      const message = `no JavaScript handler named ${JSON.stringify(item.name)}: register one with bridge.handle(${JSON.stringify(item.name)}, fn)`;
+      const name = JSON.stringify(item.name);
+      const message = waited ? `no JavaScript handler named ${name} after ${this.handlerWaitMs / 1e3} s: the view's js is still running and has not registered it (call bridge.handle(${name}, fn) before awaiting Python)` : `no JavaScript handler named ${name}: register one with bridge.handle(${name}, fn)`;
       this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
       return;
     }
@@ -992,7 +1057,9 @@ var BridgeClient = class {
     this.closed = true;
     this.closedError = makeError("BridgeClosedError", why);
     this.direct?.close();
-    for (const id of [...this._pending.keys()]) this._settle(id, this.closedError);
+    for (const [id, pending] of [...this._pending.entries()]) {
+      this._settle(id, makeError("BridgeClosedError", `${pending.name} got no answer: ${why}`));
+    }
     for (const cb of this._closeListeners) {
       try {
         cb(this.closedError);
@@ -1087,10 +1154,26 @@ function exactBuffer(bytes) {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
   return bytes.slice();
 }
-function abortError(signal) {
+function abortError(signal, what) {
   const reason = signal.reason;
-  if (reason instanceof Error && reason.name === "AbortError") return reason;
-  return makeError("AbortError", reason instanceof Error ? reason.message : "the call was aborted");
+  if (reason instanceof Error && reason.name === "AbortError" && reason.message !== "This operation was aborted") {
+    return reason;
+  }
+  const why = reason instanceof Error ? reason.message : reason === void 0 ? "" : String(reason);
+  return makeError("AbortError", `${what} was aborted${why && why !== "This operation was aborted" ? `: ${why}` : ""}`);
+}
+function describeRequest(item) {
+  if (item.type === "call") return `Python function ${JSON.stringify(item.name)}`;
+  if (item.type === "get" || item.type === "set") return `bridge.${item.type}(${JSON.stringify(item.name)})`;
+  return `bridge.${item.type}()`;
+}
+function describe(value) {
+  if (value === null) return "null";
+  if (value === void 0) return "undefined";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
+  return `${typeof value} ${String(value)}`;
 }
 function errorFields(error) {
   if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack ?? "" };

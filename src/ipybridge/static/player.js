@@ -455,6 +455,7 @@ var DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
 var PART_BYTES = 8 * 2 ** 20;
 var REQUEST_TYPES2 = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
 var ENVELOPE_BYTES = 64;
+var HANDLER_WAIT_MS = 1e4;
 function makeError(name, message, extra = {}) {
   const error = new Error(message);
   error.name = name;
@@ -472,7 +473,8 @@ var GONE_STATUSES = /* @__PURE__ */ new Set(["restarting", "autorestarting", "de
 var BridgeClient = class {
   /**
    * @param {Model} model
-   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void}} [options]
+   * @param {{customTypes?: string[], onCustom?: (item: any, buffers: ArrayLike<ArrayBuffer|ArrayBufferView>) => void,
+   *          handlerWaitMs?: number}} [options]
    */
   constructor(model, options = {}) {
     this.model = model;
@@ -495,6 +497,9 @@ var BridgeClient = class {
     this._onCustom = options.onCustom;
     this._early = null;
     this.setupDone = Promise.resolve();
+    this.settingUp = false;
+    this.handlerWaitMs = options.handlerWaitMs ?? HANDLER_WAIT_MS;
+    this._handlerWaiters = /* @__PURE__ */ new Map();
     this._onMessage = this._onMessage.bind(this);
     this._onDestroy = () => this.closeAll("the widget was closed");
     model.on("msg:custom", this._onMessage);
@@ -510,24 +515,55 @@ var BridgeClient = class {
     this._post({ type: "hello" });
   }
   /**
-   * The view's own setup (e.g. the author's js). Until it settles, events with
-   * no listener yet are held, then delivered, so early events are not lost.
+   * The view's own setup (e.g. the author's js), which may call Python and wait for it.
+   * Nothing that arrives meanwhile waits for it to settle when it need not
+   * (docs/protocol.md, "Setup"): a `call` for a handler already registered is answered
+   * at once, one for a handler not registered yet waits until `handle()` registers it
+   * (at most `handlerWaitMs`, or until the setup settles); an event reaches the listeners
+   * registered so far at once, and an event with no listener yet is held until the setup
+   * settles (then those of its name that came later wait behind it, in order).
    * @param {Promise<unknown>} promise
    */
   setSetup(promise) {
     this.setupDone = promise;
+    this.settingUp = true;
     this._early = [];
     const release = () => {
+      this.settingUp = false;
       const held = this._early ?? [];
       this._early = null;
       for (const { name, payload } of held) this._emitLocal(name, payload);
+      const waiters = [...this._handlerWaiters.entries()];
+      this._handlerWaiters.clear();
+      for (const [name, set] of waiters) for (const wake of set) wake(this._handlers.get(name));
     };
     promise.then(release, release);
+  }
+  /**
+   * The handler `name`, waiting for the setup to register it if it is still running.
+   * @param {string} name
+   * @returns {Promise<{fn?: (...args: any[]) => any, waited: boolean}>}
+   */
+  _handlerFor(name) {
+    const fn = this._handlers.get(name);
+    if (fn || !this.settingUp) return Promise.resolve({ fn, waited: false });
+    return new Promise((resolve) => {
+      let set = this._handlerWaiters.get(name);
+      if (!set) this._handlerWaiters.set(name, set = /* @__PURE__ */ new Set());
+      const wake = (found) => {
+        clearTimeout(timer);
+        set?.delete(wake);
+        resolve({ fn: found, waited: found === void 0 && this.settingUp });
+      };
+      const timer = setTimeout(() => wake(this._handlers.get(name)), this.handlerWaitMs);
+      set.add(wake);
+    });
   }
   /** @param {string} name @param {any} payload */
   _emitLocal(name, payload) {
     const listeners = this._listeners.get(name);
-    if ((!listeners || listeners.size === 0) && this._early) {
+    const noListener = !listeners || listeners.size === 0;
+    if (this._early && (noListener || this._early.some((held) => held.name === name))) {
       this._early.push({ name, payload });
       return;
     }
@@ -546,6 +582,16 @@ var BridgeClient = class {
    * @returns {Promise<any>}
    */
   call(name, args = [], options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(
+        makeError("TypeError", `bridge.call() needs the name of a Python function as a string, not ${describe(name)}`)
+      );
+    }
+    if (!Array.isArray(args)) {
+      return Promise.reject(
+        makeError("TypeError", `bridge.call(${JSON.stringify(name)}, args): args must be an array, not ${describe(args)}`)
+      );
+    }
     return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
   }
   /** @param {string} code @param {CallOptions} [options] */
@@ -554,10 +600,16 @@ var BridgeClient = class {
   }
   /** @param {string} name @param {unknown} value @param {CallOptions} [options] */
   set(name, value, options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(makeError("TypeError", `bridge.set() needs a variable name as a string, not ${describe(name)}`));
+    }
     return this.request({ type: "set", name, value }, options);
   }
   /** @param {string} name @param {CallOptions} [options] */
   get(name, options = {}) {
+    if (typeof name !== "string") {
+      return Promise.reject(makeError("TypeError", `bridge.get() needs a variable name as a string, not ${describe(name)}`));
+    }
     return this.request({ type: "get", name }, options);
   }
   /**
@@ -565,16 +617,19 @@ var BridgeClient = class {
    * @param {Record<string, any>} item @param {CallOptions} [options]
    */
   request(item, options = {}) {
-    if (this.closed) return Promise.reject(this.closedError);
+    const what = describeRequest(item);
+    if (this.closed) {
+      return Promise.reject(makeError("BridgeClosedError", `cannot send ${what}: ${this.closedError?.message}`));
+    }
     const { timeout, signal, onOutput } = options;
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (signal?.aborted) return Promise.reject(abortError(signal, what));
     const id = this._nextId++;
-    const what = item.name ?? item.type;
     return new Promise((resolve, reject) => {
       let timer;
       const onAbort = () => this._giveUp(id, "abort", abortError(
         /** @type {AbortSignal} */
-        signal
+        signal,
+        what
       ));
       const cleanup = () => {
         if (timer !== void 0) clearTimeout(timer);
@@ -616,7 +671,18 @@ var BridgeClient = class {
   }
   /** Register a handler Python can call with `call_js`. @param {string} name @param {(...args: any[]) => any} fn */
   handle(name, fn) {
+    if (typeof name !== "string" || name === "") {
+      throw makeError("TypeError", `bridge.handle() needs a non-empty string name, not ${describe(name)}`);
+    }
+    if (typeof fn !== "function") {
+      throw makeError("TypeError", `bridge.handle(${JSON.stringify(name)}, fn): fn must be a function, not ${describe(fn)}`);
+    }
     this._handlers.set(name, fn);
+    const waiting = this._handlerWaiters.get(name);
+    if (waiting) {
+      this._handlerWaiters.delete(name);
+      for (const wake of waiting) wake(fn);
+    }
     return () => {
       if (this._handlers.get(name) === fn) this._handlers.delete(name);
     };
@@ -810,11 +876,10 @@ var BridgeClient = class {
   }
   /** Run a JavaScript handler for Python's call_js and reply. @param {any} item @param {any[]} args */
   async _answer(item, args) {
-    await this.setupDone.catch(() => {
-    });
-    const fn = this._handlers.get(item.name);
+    const { fn, waited } = await this._handlerFor(item.name);
     if (!fn) {
-      const message = `no JavaScript handler named ${JSON.stringify(item.name)}: register one with bridge.handle(${JSON.stringify(item.name)}, fn)`;
+      const name = JSON.stringify(item.name);
+      const message = waited ? `no JavaScript handler named ${name} after ${this.handlerWaitMs / 1e3} s: the view's js is still running and has not registered it (call bridge.handle(${name}, fn) before awaiting Python)` : `no JavaScript handler named ${name}: register one with bridge.handle(${name}, fn)`;
       this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
       return;
     }
@@ -835,7 +900,9 @@ var BridgeClient = class {
     this.closed = true;
     this.closedError = makeError("BridgeClosedError", why);
     this.direct?.close();
-    for (const id of [...this._pending.keys()]) this._settle(id, this.closedError);
+    for (const [id, pending] of [...this._pending.entries()]) {
+      this._settle(id, makeError("BridgeClosedError", `${pending.name} got no answer: ${why}`));
+    }
     for (const cb of this._closeListeners) {
       try {
         cb(this.closedError);
@@ -930,10 +997,26 @@ function exactBuffer(bytes) {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
   return bytes.slice();
 }
-function abortError(signal) {
+function abortError(signal, what) {
   const reason = signal.reason;
-  if (reason instanceof Error && reason.name === "AbortError") return reason;
-  return makeError("AbortError", reason instanceof Error ? reason.message : "the call was aborted");
+  if (reason instanceof Error && reason.name === "AbortError" && reason.message !== "This operation was aborted") {
+    return reason;
+  }
+  const why = reason instanceof Error ? reason.message : reason === void 0 ? "" : String(reason);
+  return makeError("AbortError", `${what} was aborted${why && why !== "This operation was aborted" ? `: ${why}` : ""}`);
+}
+function describeRequest(item) {
+  if (item.type === "call") return `Python function ${JSON.stringify(item.name)}`;
+  if (item.type === "get" || item.type === "set") return `bridge.${item.type}(${JSON.stringify(item.name)})`;
+  return `bridge.${item.type}()`;
+}
+function describe(value) {
+  if (value === null) return "null";
+  if (value === void 0) return "undefined";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
+  return `${typeof value} ${String(value)}`;
 }
 function errorFields(error) {
   if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack ?? "" };
@@ -1089,9 +1172,11 @@ var FpsMeter = class {
     this.windowMs = windowMs;
     this._times = [];
     this.count = 0;
+    this._since = -1;
   }
   /** @param {number} now ms */
   tick(now) {
+    if (this._since < 0) this._since = now;
     this._times.push(now);
     this.count++;
     this._drop(now);
@@ -1107,10 +1192,54 @@ var FpsMeter = class {
     this._drop(now);
     const times = this._times;
     if (times.length < 2) return 0;
+    if (now - this._since >= this.windowMs) return times.length * 1e3 / this.windowMs;
     return (times.length - 1) * 1e3 / Math.max(times[times.length - 1] - times[0], 1);
   }
   reset() {
     this._times = [];
+    this._since = -1;
+  }
+};
+var ScreenCounter = class {
+  /** @param {number} [windowMs] */
+  constructor(windowMs = 1e3) {
+    this.drawn = 0;
+    this.displayed = 0;
+    this.dropped = 0;
+    this.displayedMeter = new FpsMeter(windowMs);
+    this.drawnMeter = new FpsMeter(windowMs);
+    this._pending = 0;
+    this._lastRefresh = -1;
+  }
+  /** @param {number} now ms */
+  drew(now) {
+    this.drawn++;
+    this._pending++;
+    this.drawnMeter.tick(now);
+  }
+  /** A display refresh at `now`; true if it showed a newly drawn frame. @param {number} now */
+  refresh(now) {
+    if (!this._pending) return false;
+    if (now === this._lastRefresh) {
+      this.dropped += this._pending;
+      this._pending = 0;
+      return false;
+    }
+    this.displayed++;
+    this.dropped += this._pending - 1;
+    this._pending = 0;
+    this._lastRefresh = now;
+    this.displayedMeter.tick(now);
+    return true;
+  }
+  /** Whether frames were drawn that no refresh has shown yet. */
+  get pending() {
+    return this._pending > 0;
+  }
+  /** Restart the rates (not the counts), e.g. when playback starts. */
+  resetRates() {
+    this.displayedMeter.reset();
+    this.drawnMeter.reset();
   }
 };
 var FrameClock = class {
@@ -1251,7 +1380,7 @@ function render({ model, el }) {
   const inflightByIndex = /* @__PURE__ */ new Map();
   const decoding = /* @__PURE__ */ new Set();
   const failed = /* @__PURE__ */ new Map();
-  const meter = new FpsMeter();
+  const screen = new ScreenCounter();
   const clock = new FrameClock(model.get("fps"));
   let nextRequestId = 1;
   let generation = model.get("_generation") ?? 0;
@@ -1263,9 +1392,9 @@ function render({ model, el }) {
   let lastSync = 0;
   let lastStats = 0;
   let lastReadouts = 0;
-  let painted = 0;
   let pumpQueued = false;
   let rafId = 0;
+  let refreshId = 0;
   let disposed = false;
   let ownChange = false;
   let learntLength = (
@@ -1339,6 +1468,17 @@ function render({ model, el }) {
     }
     schedule();
   }
+  function usePoster() {
+    const poster = model.get("_poster");
+    const index = model.get("_poster_frame");
+    if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
+    if ((model.get("_poster_gen") ?? 0) !== generation || cache.get(index)) return;
+    const bytes = bytesOf2(poster);
+    if (bytes.byteLength < 24) return;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
+    cache.set(index, { codec: "png", width: header.getUint32(16), height: header.getUint32(20), bytes });
+    schedule();
+  }
   function schedule() {
     if (pumpQueued || disposed) return;
     pumpQueued = true;
@@ -1370,9 +1510,8 @@ function render({ model, el }) {
         request(index, index === target);
       }
     }
-    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    if (!playing && shown !== target && decoded.has(target) && !refreshId) refreshId = requestAnimationFrame(onRefresh);
     if (!playing && shown !== target) showBufferingIfStillWaiting();
-    if (playing && fps() <= 0) drain();
   }
   let waitTimer = 0;
   function showBufferingIfStillWaiting() {
@@ -1415,9 +1554,8 @@ function render({ model, el }) {
     else ctx.drawImage(image, 0, 0);
     shown = index;
     canvas.dataset.frame = String(index);
-    painted++;
     const now = performance.now();
-    meter.tick(now);
+    screen.drew(now);
     lateSince = 0;
     buffering.hidden = true;
     if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
@@ -1441,18 +1579,17 @@ function render({ model, el }) {
     target = after.index;
     return true;
   }
-  function drain() {
-    while (playing && decoded.has(target)) {
-      paint(target);
-      if (!advance()) return;
-    }
-    if (playing && failed.has(target)) fail(target, failed.get(target));
+  function onRefresh(now) {
+    refreshId = 0;
+    if (disposed) return;
+    if (!playing && shown !== target && decoded.has(target)) paint(target);
+    screen.refresh(now);
   }
   function tick(now) {
     rafId = 0;
     if (!playing || disposed) return;
     clock.fps = fps();
-    if (clock.fps > 0 && clock.due(now)) {
+    if (clock.due(now)) {
       if (decoded.has(target)) {
         paint(target);
         clock.advance(now);
@@ -1464,9 +1601,8 @@ function render({ model, el }) {
         if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;
         schedule();
       }
-    } else if (clock.fps <= 0) {
-      drain();
     }
+    screen.refresh(now);
     if (playing) rafId = requestAnimationFrame(tick);
   }
   function start(dir) {
@@ -1491,7 +1627,7 @@ function render({ model, el }) {
     clock.fps = fps();
     clock.start(performance.now());
     lateSince = 0;
-    meter.reset();
+    screen.resetRates();
     updateButtons();
     if (!rafId) rafId = requestAnimationFrame(tick);
     schedule();
@@ -1551,7 +1687,7 @@ ${trace}` : header;
     slider.max = String(max);
     if (document.activeElement !== slider || playing) slider.value = String(Math.max(index, 0));
     counter.textContent = `${Math.max(index, 0)} / ${total !== null ? Math.max(total - 1, 0) : "\u221E"}`;
-    fpsReadout.textContent = `${meter.rate(now).toFixed(1)} fps`;
+    fpsReadout.textContent = `${screen.displayedMeter.rate(now).toFixed(1)} fps`;
   }
   function updateButtons() {
     pause.setAttribute("aria-pressed", String(!playing));
@@ -1584,8 +1720,11 @@ ${trace}` : header;
     lastStats = now;
     if (client.closed) return;
     const stats = {
-      displayed_fps: Math.round(meter.rate(now) * 100) / 100,
-      painted,
+      displayed_fps: Math.round(screen.displayedMeter.rate(now) * 100) / 100,
+      drawn_fps: Math.round(screen.drawnMeter.rate(now) * 100) / 100,
+      displayed: screen.displayed,
+      dropped: screen.dropped,
+      painted: screen.drawn,
       cache_frames: cache.size,
       cache_bytes: cache.bytes,
       cache_hits: cache.hits,
@@ -1682,6 +1821,7 @@ ${trace}` : header;
       schedule();
     }),
     onModel("cache_mb", () => cache.resize(cacheBytes())),
+    onModel("_poster", usePoster),
     ...["codec", "quality", "_generation"].map(
       (name) => onModel(name, () => {
         generation = model.get("_generation") ?? 0;
@@ -1714,11 +1854,13 @@ ${trace}` : header;
   updateSpeed();
   updateButtons();
   updateReadouts(performance.now(), target);
+  usePoster();
   if (model.get("playing")) start(direction);
   else schedule();
   return () => {
     disposed = true;
     if (rafId) cancelAnimationFrame(rafId);
+    if (refreshId) cancelAnimationFrame(refreshId);
     clearTimeout(waitTimer);
     for (const off of unsubscribe) off();
     window.removeEventListener("keydown", onKey, true);

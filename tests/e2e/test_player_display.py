@@ -1,0 +1,79 @@
+"""The Player reports what reaches the screen, paints at most one frame per display refresh, and
+paints its first frame from the picture drawn for the output (no request, no second draw)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from .harness import Jupyter
+
+SETUP = textwrap.dedent(
+    """
+    import json
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import ipybridge
+
+    x = np.linspace(0, 10, 500)
+    fig, ax = plt.subplots(figsize=(3.2, 2.4), dpi=80)
+    (line,) = ax.plot(x, np.sin(x))
+    ax.set_ylim(-2, 2)
+
+    def update(i):
+        line.set_ydata(np.cos(0.05 * i) * np.sin(x - 0.1 * i))
+        return (line,)
+
+    p = ipybridge.Player(fig, update, frames=100000, fps=0, blit=True)
+    p
+    """
+)
+
+#: Over `ms`, every write of the canvas's data-frame, grouped by display refresh (requestAnimationFrame).
+PER_REFRESH_JS = """([canvas, ms]) => new Promise((resolve) => {
+  let writes = 0, sinceRefresh = 0, most = 0, refreshesWithFrame = 0, done = false;
+  const obs = new MutationObserver((records) => { writes += records.length; sinceRefresh += records.length; });
+  obs.observe(canvas, {attributes: true, attributeFilter: ["data-frame"]});
+  const onRefresh = () => {
+    if (done) return;
+    most = Math.max(most, sinceRefresh);
+    if (sinceRefresh) refreshesWithFrame++;
+    sinceRefresh = 0;
+    requestAnimationFrame(onRefresh);
+  };
+  requestAnimationFrame(onRefresh);
+  setTimeout(() => {
+    done = true; obs.disconnect();
+    const readout = parseFloat(canvas.closest(".ipybridge-player").querySelector(".ipb-fps").textContent);
+    resolve({writes, most, displayed_fps: refreshesWithFrame * 1000 / ms, readout});
+  }, ms);
+})"""
+
+
+def test_player_counts_frames_displayed_and_paints_at_most_once_per_refresh(jupyter: Jupyter, ui: str) -> None:
+    nb = jupyter.open(ui, [SETUP, "p.pause(); print(json.dumps(p.stats))"], name="player-display")
+    nb.run_cell(0)
+    nb.wait_cell_done(0)
+    canvas = nb.output(0).locator(".ipybridge-player canvas")
+    # The first frame is the picture drawn for the output: painted before any frame was requested.
+    nb.page.wait_for_function("c => c.dataset.frame === '0'", arg=canvas.element_handle())
+    nb.run_cell(1)
+    nb.wait_cell_done(1)
+    before = json.loads(nb.output(1).inner_text())
+    assert before["frames_rendered"] <= 2, before  # frames 1 and 2, asked for ahead; never frame 0 again
+
+    nb.output(0).get_by_role("button", name="Play", exact=True).click()
+    nb.page.wait_for_function("c => Number(c.dataset.frame) > 30", arg=canvas.element_handle())
+    seen = nb.page.evaluate(PER_REFRESH_JS, [canvas.element_handle(), 3000])
+    # fps=0 ("as frames arrive"): never two frames painted before one display refresh.
+    assert seen["writes"] > 20, seen
+    assert seen["most"] == 1, seen
+    # The readout counts frames displayed, as counted in the page (one per refresh that showed one).
+    assert abs(seen["readout"] - seen["displayed_fps"]) <= max(3.0, 0.2 * seen["displayed_fps"]), seen
+
+    nb.run_cell(1)
+    nb.wait_cell_done(1)
+    stats = json.loads(nb.output(1).inner_text())
+    assert stats["dropped"] == 0, stats
+    assert stats["page_displayed"] >= seen["writes"], stats
+    assert stats["displayed_fps"] <= stats["page_drawn_fps"] + 1, stats
