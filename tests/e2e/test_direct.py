@@ -35,9 +35,9 @@ JS = textwrap.dedent(
     bridge.on("ping", (n) => show("event", "event:" + n));
     el.querySelector("#add").onclick = async () => show("sum", "sum:" + await py.add(2, 3));
     el.querySelector("#talk").onclick = async () => {
-      const lines = [];
-      const value = await bridge.call("talk", [], {onOutput: (stream, text) => lines.push(stream + ":" + text.trim())});
-      show("talk-out", lines.join("|") + "|" + value);
+      const out = {stdout: "", stderr: ""};  // a print may arrive in several pieces: join them per stream
+      const value = await bridge.call("talk", [], {onOutput: (stream, text) => { out[stream] += text; }});
+      show("talk-out", `stdout:${out.stdout.trim()}|stderr:${out.stderr.trim()}|${value}`);
     };
     el.querySelector("#slow").onclick = () => {
       show("slow-out", "pending");
