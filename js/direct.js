@@ -186,8 +186,8 @@ export class DirectLink {
       ws.onclose = () => fail("closed");
       ws.onmessage = (/** @type {{data: any}} */ event) => {
         if (!greeted) {
-          // The endpoint's nonce. On the loopback route only a proof of the secret is sent (whatever
-          // listens on that port may not be the kernel); through the same-origin relay, the secret itself.
+          // The endpoint's nonce: the page answers with a proof of the secret, not the secret (on the
+          // loopback route, whatever listens on that port may not be the kernel).
           greeted = true;
           const { token, widget } = this.offer;
           const hello = { ipb: 1, widget, view: this.client.viewId };
@@ -198,13 +198,11 @@ export class DirectLink {
             // not our endpoint
           }
           if (typeof nonce !== "string") return fail("no nonce");
-          if (way.route !== "loopback") {
-            ws.send(JSON.stringify({ ...hello, token }));
-            return;
-          }
           proofOf(token, nonce).then(
             (proof) => ws.readyState === 1 && ws.send(JSON.stringify({ ...hello, proof })),
-            () => fail("no proof"),
+            // No WebCrypto (a page of another machine over plain http): the relay route, to the page's own
+            // server, may carry the secret itself; the loopback route never does.
+            () => (way.route === "loopback" ? fail("no proof") : ws.send(JSON.stringify({ ...hello, token }))),
           );
           return;
         }
