@@ -483,7 +483,14 @@ class DirectRoutes:
                 live = {c for c in self._live.values() if not c.abandoned}
                 for conn in live:
                     per_conn.setdefault(conn, []).append(entry)
-                if len(live) < len(self._live) or any(v not in self._live for v in self.core.views) or not live:
+                # A protocol_error for no view answers a message nobody could read: it may have come over
+                # the comm from a page that is not on the direct path, so it goes there too.
+                if (
+                    not live
+                    or kind == "protocol_error"
+                    or len(live) < len(self._live)
+                    or any(v not in self._live for v in self.core.views)
+                ):
                     comm.append(entry)
         out: list[Any] = [(None, comm)] if comm else []
         out += [(_sender(conn), group) for conn, group in per_conn.items()]
