@@ -16,6 +16,9 @@ One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py):
   ``drawImage`` calls ipympl makes on its canvas;
 * ``HTML(anim.to_jshtml())`` for 100 and 1000 frames: time from running the
   cell to the first frame visible;
+* at devicePixelRatio 2 (a page whose frames are drawn at twice the dpi, as on
+  a HiDPI laptop): the reference and blit animations @60 and unthrottled, and
+  the Python-only rate at ratio 2;
 * memory: the page's JS heap after a forced GC and the kernel's RSS at every
   quarter of 10000 frames played.
 
@@ -104,12 +107,12 @@ PLAYER_SETUP = DEFINITIONS + textwrap.dedent(
     from ipybridge.player import codecs
     from ipybridge.player.sources import from_animation
 
-    def python_rate(name, n=120):
+    def python_rate(name, n=120, scale=1.0):
         source, _ = from_animation(SCENARIOS[name](100000))
-        codecs.encode(source.render(0), "auto")
+        codecs.encode(source.render(0, scale), "auto")
         start = time.perf_counter()
         for i in range(1, n + 1):
-            codecs.encode(source.render(i), "auto")
+            codecs.encode(source.render(i, scale), "auto")
         return n / (time.perf_counter() - start)
     print("ready")
     """
@@ -479,6 +482,16 @@ def report(results: dict[str, Any]) -> None:
             f"{row['kernel']['encode_ms']:>10.2f} {row['kernel']['bytes_per_frame'] / 1000:>9.1f} "
             f"{row['first_frame']['from_output_ms']:>8.0f} ms"
         )
+    r2 = results["player"].get("ratio2", {})
+    if r2:
+        print("\nAt devicePixelRatio 2 (frames at twice the dpi: 4x the pixels)")
+        for name, row in r2.items():
+            print(
+                f"{name:<10} {row['painted_fps_at_60']:>8.1f} {row['painted_fps_unthrottled']:>12.1f} "
+                f"{row['python_fps']:>11.1f} {row['ratio_unthrottled_to_python']:>6.2f} "
+                f"{row['kernel']['render_ms']:>10.2f} {row['kernel']['encode_ms']:>10.2f} "
+                f"{row['kernel']['bytes_per_frame'] / 1000:>9.1f}   canvas {row['canvas']}"
+            )
     p, m = results["player"], results["player"]["memory"]
     ipympl = results["ipympl"]
     ref, blit = s["reference"], s["blit"]
@@ -515,6 +528,12 @@ def report(results: dict[str, Any]) -> None:
         ),
         "page cache within its limit": m["page_cache_mb"] <= m["cache_limit_mb"],
     }
+    if r2:
+        checks["ratio 2: reference >= 55 fps at 60"] = r2["reference"]["painted_fps_at_60"] >= 55
+        checks["ratio 2: unthrottled >= 0.8x python-only at ratio 2"] = (
+            r2["reference"]["ratio_unthrottled_to_python"] >= 0.8
+        )
+        checks["ratio 2: blit >= 200 fps unthrottled"] = r2["blit"]["painted_fps_unthrottled"] >= 200
     print("\nTargets")
     for what, ok in checks.items():
         print(f"  [{'pass' if ok else 'FAIL'}] {what}")
@@ -558,6 +577,72 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+RATIO2_SCENARIOS = ("reference", "blit")
+
+
+def ratio2_section(jupyter: Jupyter, args: argparse.Namespace, ratio: float = 2.0) -> dict[str, Any]:
+    """The reference and blit animations in a page at devicePixelRatio ``ratio`` (frames drawn at ratio x the dpi)."""
+    cells = [PLAYER_SETUP]
+    index: dict[str, int] = {}
+    for name in RATIO2_SCENARIOS:
+        index[f"py:{name}"] = len(cells)
+        cells.append(f'print(json.dumps({{"fps": python_rate("{name}", scale={ratio})}}))')
+        index[f"player:{name}"] = len(cells)
+        cells.append(f'p_{name} = ipybridge.Player(SCENARIOS["{name}"](100000), fps=60, cache_mb=64)\np_{name}')
+        index[f"stats:{name}"] = len(cells)
+        cells.append(f"p_{name}.pause(); print(json.dumps(p_{name}.stats))")
+    nb = jupyter.open("lab", cells, name="bench-player-ratio", device_scale_factor=ratio)
+    assert run_and_read(nb, 0) == "ready"
+    out: dict[str, Any] = {}
+    selector = ".ipybridge-player canvas"
+    for nth, name in enumerate(RATIO2_SCENARIOS):
+        row: dict[str, Any] = {"python_fps": json.loads(run_and_read(nb, index[f"py:{name}"]))["fps"]}
+        nb.run_cell(index[f"player:{name}"])
+        output = nb.output(index[f"player:{name}"])
+        canvas = output.locator("canvas")
+        nb.page.wait_for_function("c => c.dataset.frame === '0'", arg=canvas.element_handle())
+        row["canvas"] = canvas.evaluate("c => [c.width, c.height, c.getBoundingClientRect().width]")
+        output.get_by_role("button", name="Play", exact=True).click()
+        nb.page.wait_for_timeout(1000)  # warm-up before counting; the count windows are the measurement
+        row["painted_fps_at_60"] = median_rate(nb, selector, nth, args.window, args.windows)
+        output.get_by_label("Speed").select_option("0")
+        nb.page.wait_for_timeout(1000)  # warm-up at the new speed
+        row["painted_fps_unthrottled"] = median_rate(nb, selector, nth, args.window, args.windows)
+        stats = json.loads(run_and_read(nb, index[f"stats:{name}"]))
+        row["kernel"] = {k: stats[k] for k in ("render_ms", "encode_ms", "bytes_per_frame", "frames_rendered")}
+        row["ratio_unthrottled_to_python"] = row["painted_fps_unthrottled"] / row["python_fps"]
+        out[name] = row
+        print(f"  ratio {ratio:g}, {name}: {json.dumps(row)}", flush=True)
+    return out
+
+
+def ratios_only(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp) / "jupyter")
+        try:
+            with launched_chromium() as browser:
+                jupyter = Jupyter(server, browser, RESULTS / "artifacts")
+                try:
+                    rows = {}
+                    for ratio in (1.0, 2.0):
+                        rows[ratio] = ratio2_section(jupyter, args, ratio)
+                        server.shutdown_kernels()
+                finally:
+                    jupyter.close(None)
+        finally:
+            stop_server(server)
+    print("\nratio  animation  @60 fps  unthrottled  python d+e  ratio  render ms  encode ms  kB/frame  canvas")
+    for ratio, r in rows.items():
+        for name, row in r.items():
+            print(
+                f"{ratio:>5g}  {name:<9} {row['painted_fps_at_60']:>8.1f} {row['painted_fps_unthrottled']:>12.1f} "
+                f"{row['python_fps']:>11.1f} {row['ratio_unthrottled_to_python']:>6.2f} "
+                f"{row['kernel']['render_ms']:>10.2f} {row['kernel']['encode_ms']:>10.2f} "
+                f"{row['kernel']['bytes_per_frame'] / 1000:>9.1f}  {row['canvas']}"
+            )
+    (RESULTS / "player_ratios.json").write_text(json.dumps({str(k): v for k, v in rows.items()}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--window", type=float, default=2.0, help="seconds per counting window")
@@ -567,11 +652,17 @@ def main() -> None:
     parser.add_argument("--only", choices=("all", "startup"), default="all",
                         help="startup: only first frame vs the seed-style viewer, displayed vs drawn fps")  # fmt: skip
     parser.add_argument(
+        "--ratios-only", action="store_true", help="only reference and blit at devicePixelRatio 1 and 2"
+    )
+    parser.add_argument(
         "--comm", action="store_true", help="keep Players on the comm (IPYBRIDGE_DIRECT=0 in the kernels' environment)"
     )
     args = parser.parse_args()
     if args.comm:
         os.environ["IPYBRIDGE_DIRECT"] = "0"  # the server passes its environment to the kernels it starts
+    if args.ratios_only:
+        ratios_only(args)
+        return
     RESULTS.mkdir(exist_ok=True)
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -589,6 +680,9 @@ def main() -> None:
                     if args.only == "all":
                         print("Player ...", flush=True)
                         results["player"] = player_section(jupyter, args)
+                        server.shutdown_kernels()
+                        print("Player at devicePixelRatio 2 ...", flush=True)
+                        results["player"]["ratio2"] = ratio2_section(jupyter, args)
                         server.shutdown_kernels()
                         print("ipympl ...", flush=True)
                         results["ipympl"] = ipympl_section(jupyter, args)

@@ -27,18 +27,34 @@ await build({
 });
 console.log(`built ${existing.join(", ")} into src/ipybridge/static/`);
 
-// Classic scripts (no module syntax) that an output's application/javascript
-// runs as is: the legacy API's shim.
-for (const name of ["legacy_shim"]) {
-  const source = join(root, "js", `${name}.js`);
-  if (!(await import("node:fs")).existsSync(source)) continue;
-  await build({
-    entryPoints: [source],
-    outfile: join(root, "src", "ipybridge", "static", `${name}.js`),
-    bundle: true,
-    format: "iife",
-    target: "es2022",
-    legalComments: "none",
-    logLevel: "warning",
-  });
-}
+// The classic script that the `%load_ext ipybridge` output runs as is: the legacy
+// API's hub and the classic page (jQuery and RequireJS from npm, bundled).
+// RequireJS is a browser script with top-level `var`s (not a module): it is
+// wrapped into a function that returns what it defines, so nothing leaks until
+// the legacy API installs it.
+const requirejsPlugin = {
+  name: "requirejs-source",
+  setup(b) {
+    b.onResolve({ filter: /^ipybridge:requirejs$/ }, () => ({ path: "requirejs", namespace: "requirejs-source" }));
+    b.onLoad({ filter: /.*/, namespace: "requirejs-source" }, async () => {
+      const fs = await import("node:fs");
+      const source = fs.readFileSync(join(root, "node_modules", "requirejs", "require.js"), "utf8");
+      const contents =
+        "export default function installRequireJS() {\n" +
+        source +
+        "\nreturn { requirejs: requirejs, require: require, define: define };\n}\n";
+      return { contents, loader: "js", resolveDir: root };
+    });
+  },
+};
+await build({
+  entryPoints: [join(root, "js", "legacy_page.js")],
+  outfile: join(root, "src", "ipybridge", "static", "legacy_shim.js"),
+  bundle: true,
+  format: "iife",
+  target: "es2022",
+  minify: true,
+  legalComments: "inline",
+  logLevel: "error",
+  plugins: [requirejsPlugin],
+});

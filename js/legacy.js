@@ -11,6 +11,72 @@ const HUB_KEY = "__ipybridgeLegacy";
 /** How often to look whether the view has joined the page (it is rendered detached). */
 const ATTACH_POLL_MS = 50;
 
+/** How long to look for the notebook panel (Voila and other pages have none). */
+const MAX_PANEL_TRIES = 100;
+
+/**
+ * The JupyterLab / Notebook 7 objects of the notebook this view is shown in: the
+ * NotebookPanel (found by walking up from this view's Lumino widget), its notebook
+ * widget and document context, and the application's CommandRegistry (the one the
+ * notebook toolbar's buttons run commands with). Null when not (yet) in a notebook.
+ * @param {any} model @param {HTMLElement} el @returns {Promise<any>}
+ */
+async function notebookHandles(model, el) {
+  const manager = model.widget_manager;
+  const id = model.get("_legacy_model_id");
+  if (!manager || !id || typeof manager.get_model !== "function") return null;
+  const real = await manager.get_model(id);
+  for (const viewPromise of Object.values(real?.views ?? {})) {
+    const view = await viewPromise;
+    if (!view || !(view.el === el || view.el?.contains(el))) continue;
+    for (let widget = view.luminoWidget ?? view.pWidget; widget; widget = widget.parent) {
+      if (widget.content && widget.context && widget.sessionContext && widget.toolbar) {
+        return { panel: widget, notebook: widget.content, context: widget.context, commands: commandsOf(widget) };
+      }
+    }
+  }
+  return null;
+}
+
+/** @param {any} panel @returns {any} the application's CommandRegistry, or null */
+function commandsOf(panel) {
+  for (const item of panel.toolbar.children()) {
+    const commands = item?.props?.commands;
+    if (commands && typeof commands.execute === "function" && commands.hasCommand("notebook:run-cell")) return commands;
+  }
+  return null;
+}
+
+/**
+ * A script a widget's event handler displayed (`legacy_display`): add it to the
+ * outputs of the cell that shows the widget, where the classic notebook put it
+ * (it runs there, through JupyterLab's own renderer). Every legacy view of the
+ * kernel gets the item; the first one handles it.
+ * @param {any} hub @param {any} manager @param {{key: string, model_id: string, content: any}} item
+ */
+async function showInWidgetCell(hub, manager, item) {
+  hub.shown = hub.shown || new Set();
+  if (hub.shown.has(item.key)) return;
+  hub.shown.add(item.key);
+  try {
+    const widgetModel = await manager.get_model(item.model_id);
+    for (const viewPromise of Object.values(widgetModel?.views ?? {})) {
+      const view = await viewPromise;
+      if (!view?.el?.isConnected) continue;
+      for (let widget = view.luminoWidget ?? view.pWidget; widget; widget = widget.parent) {
+        if (widget.node?.classList?.contains("jp-OutputArea") && typeof widget.model?.add === "function") {
+          const { data, metadata } = item.content;
+          widget.model.add({ output_type: "display_data", data, metadata });
+          return;
+        }
+      }
+    }
+    console.warn("ipybridge: a widget callback displayed a script, but its widget is not shown in a cell");
+  } catch (error) {
+    console.error("ipybridge: could not show a script displayed by a widget callback", error);
+  }
+}
+
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const hub = /** @type {any} */ (window)[HUB_KEY];
@@ -19,8 +85,11 @@ function render({ model, el }) {
   el.textContent = "ipybridge: classic IPython.notebook.kernel.execute API enabled";
 
   const client = new BridgeClient(model, {
-    customTypes: ["legacy_output"],
-    onCustom: (item) => calls.output(item.msg_id, item.msg_type, item.content),
+    customTypes: ["legacy_output", "legacy_display"],
+    onCustom: (item) => {
+      if (item.type === "legacy_display") showInWidgetCell(hub, model.widget_manager, item);
+      else calls.output(item.msg_id, item.msg_type, item.content);
+    },
   });
   const session = client.viewId;
   const calls = new LegacyCalls((item, onStream) => client.request(item, { onOutput: onStream }), session);
@@ -29,6 +98,8 @@ function render({ model, el }) {
   let home = null;
   const transport = {
     alive: true,
+    /** @type {any} the NotebookPanel handles once found (js/legacy_classic.js uses them) */
+    panel: null,
     notebook: () => {
       const now = el.closest(".jp-Notebook");
       if (now) home = now;
@@ -49,8 +120,23 @@ function render({ model, el }) {
     if (el.isConnected) {
       transport.notebook(); // remember the notebook, in case the cell is later detached (windowing)
       hub.drain(); // calls aimed at this notebook can go now
-    }
-    else timer = setTimeout(waitForPage, ATTACH_POLL_MS);
+      findPanel();
+    } else timer = setTimeout(waitForPage, ATTACH_POLL_MS);
+  };
+  let panelTries = 0;
+  const findPanel = () => {
+    notebookHandles(model, el).then(
+      (handles) => {
+        if (!transport.alive) return;
+        if (handles) {
+          transport.panel = handles;
+          model.set("_in_lab_notebook", true);
+          model.save_changes();
+          if (hub.classic) hub.classic.panelFound(handles);
+        } else if (++panelTries < MAX_PANEL_TRIES) timer = setTimeout(findPanel, ATTACH_POLL_MS);
+      },
+      (error) => console.warn("ipybridge: the classic notebook API could not find its notebook", error),
+    );
   };
   waitForPage();
 

@@ -1,7 +1,9 @@
-// The synchronous half of the legacy API: a classic script (no modules), run
-// by the application/javascript output of `%load_ext ipybridge`. It installs
+// The synchronous half of the legacy API's kernel part: a classic script (no
+// modules), bundled into the application/javascript output of `%load_ext ipybridge`
+// (with js/legacy_classic.js, the rest of the classic page). It installs
 // `IPython.notebook.kernel` and `Jupyter.notebook.kernel` at once, so a script
-// rendered right after it can call `kernel.execute`. Calls wait in a queue
+// rendered right after it can call `kernel.execute`. Every classic object it
+// makes throws on a member it lacks, naming it (`strict`). Calls wait in a queue
 // until a transport (the legacy widget's view, js/legacy.js) of the right
 // notebook registers with the hub; each call goes to the notebook its script
 // lives in, else to the notebook the user last clicked or typed in.
@@ -23,6 +25,8 @@
   }
   const doc = win.document;
   let counter = 0;
+  /** Members probed on any object by generic code (promises, JSON, jQuery, DOM and test tools). */
+  const PROBED = new Set(["then", "toJSON", "nodeType", "jquery", "length", "window", "$$typeof", "asymmetricMatch", "__esModule"]);
 
   /** @param {any} node @returns {any} the notebook element holding `node`, or null */
   function notebookOf(node) {
@@ -37,7 +41,7 @@
 
   /**
    * @typedef {{msgId: string, code: string, callbacks: any, options: any, target: any}} LegacyCall
-   * @typedef {{alive: boolean, notebook: () => any, run: (call: LegacyCall) => void}} Transport
+   * @typedef {{alive: boolean, notebook: () => any, run: (call: LegacyCall) => void, panel?: any}} Transport
    */
   const hub = {
     version: VERSION,
@@ -47,11 +51,34 @@
     queue: [],
     /** the notebook the user last clicked, typed or focused in */
     lastNotebook: /** @type {any} */ (null),
+    /** the notebook of the script whose callback runs now (set around require() callbacks) */
+    scriptTarget: /** @type {any} */ (null),
     /** @type {ReturnType<typeof setTimeout>|null} pending "calls are waiting" warning */
     warnTimer: /** @type {any} */ (null),
     notebookOf,
     /** the classic kernel object (below) */
     kernel: /** @type {any} */ (null),
+    /** what `IPython` and `Jupyter` are (below; js/legacy_classic.js upgrades it) */
+    namespace: /** @type {any} */ (null),
+    /** @type {any} makes a classic object that throws on members it lacks (below) */
+    strict: null,
+
+    /**
+     * The NotebookPanel-side handles of the notebook a call made now belongs to
+     * (found by its transport), or null when none is known yet.
+     * @returns {any}
+     */
+    current() {
+      const target = hub.pickTarget();
+      const live = hub.transports.filter((t) => t.alive && t.panel);
+      if (target) {
+        for (let i = live.length - 1; i >= 0; i--) if (live[i].notebook() === target) return live[i].panel;
+        return null;
+      }
+      const visible = live.filter((t) => isVisible(t.notebook()));
+      const pool = visible.length > 0 ? visible : live;
+      return pool.length > 0 ? pool[pool.length - 1].panel : null;
+    },
 
     /** @param {Transport} transport @returns {() => void} unregister */
     register(transport) {
@@ -65,6 +92,7 @@
 
     /** The notebook a call made now belongs to, or null when the page gives no clue. */
     pickTarget() {
+      if (hub.scriptTarget) return hub.scriptTarget;
       const fromScript = notebookOf(doc && doc.currentScript);
       if (fromScript) return fromScript;
       if (hub.lastNotebook && hub.lastNotebook.isConnected !== false) return hub.lastNotebook;
@@ -130,28 +158,48 @@
       return call.msgId;
     },
 
-    /** Install `IPython.notebook.kernel` / `Jupyter.notebook.kernel` unless a real one exists. */
+    /** Install `IPython` / `Jupyter` (hub.namespace) unless the page is the classic notebook itself. */
     installGlobals() {
       const current = win.IPython;
-      const ns = current && typeof current === "object" ? current : {};
-      const kernel = ns.notebook && ns.notebook.kernel;
+      const kernel = current && typeof current === "object" && current.notebook && current.notebook.kernel;
       if (kernel && !kernel.__ipybridge) return; // the classic notebook itself: leave it alone
-      ns.notebook = ns.notebook || {};
-      ns.notebook.kernel = hub.kernel;
-      ns.keyboard_manager = ns.keyboard_manager || { enable() {}, disable() {}, register_events() {} };
-      win.IPython = ns;
-      const other = win.Jupyter && win.Jupyter.notebook && win.Jupyter.notebook.kernel;
-      if (!other || other.__ipybridge) win.Jupyter = ns;
+      win.IPython = hub.namespace;
+      win.Jupyter = hub.namespace;
     },
   };
 
+  /**
+   * The classic objects fail loudly on a member ipybridge does not provide, instead of
+   * reading `undefined` (a feature test would pass and the script go wrong quietly).
+   * Members some code probes on any object (promise `then`, JSON, jQuery and DOM checks)
+   * read `undefined` as on a plain object.
+   * @template {object} T @param {string} path e.g. "IPython.notebook" @param {T} target @returns {T}
+   */
+  function strict(path, target) {
+    return new Proxy(target, {
+      get(obj, key, receiver) {
+        if (typeof key === "symbol" || key in obj || PROBED.has(key)) return Reflect.get(obj, key, receiver);
+        throw new Error(`${path}.${key} is not supported by ipybridge (see ipybridge's docs/legacy.md)`);
+      },
+    });
+  }
+  hub.strict = strict;
+
   /** The classic kernel object: what old scripts find at `IPython.notebook.kernel`. */
-  hub.kernel = Object.freeze({
-    __ipybridge: true,
-    /** @param {unknown} code @param {any} [callbacks] @param {any} [options] */
-    execute: (code, callbacks, options) => hub.execute(code, callbacks, options),
-    is_connected: () => hub.transports.some((t) => t.alive),
-    is_fully_disconnected: () => !hub.transports.some((t) => t.alive),
+  hub.kernel = strict(
+    "IPython.notebook.kernel",
+    Object.freeze({
+      __ipybridge: true,
+      /** @param {unknown} code @param {any} [callbacks] @param {any} [options] */
+      execute: (code, callbacks, options) => hub.execute(code, callbacks, options),
+      is_connected: () => hub.transports.some((t) => t.alive),
+      is_fully_disconnected: () => !hub.transports.some((t) => t.alive),
+    }),
+  );
+  /** `IPython` / `Jupyter` until the classic page (js/legacy_classic.js) replaces it with the whole API. */
+  hub.namespace = strict("IPython", {
+    notebook: strict("IPython.notebook", { kernel: hub.kernel }),
+    keyboard_manager: strict("IPython.keyboard_manager", { enable() {}, disable() {}, register_events() {} }),
   });
 
   /** @param {any} node */

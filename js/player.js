@@ -84,6 +84,9 @@ function decodedBytes(frame) {
   return frame.width * frame.height * 4;
 }
 
+/** Device pixels per CSS pixel: frames are drawn at this scale, so the picture is crisp on HiDPI screens. */
+const pageScale = () => Math.min(8, Math.max(0.25, window.devicePixelRatio || 1));
+
 /** @param {string} text */
 const stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
 
@@ -145,6 +148,8 @@ function render({ model, el }) {
   const inflight = new Map();
   /** @type {Map<number, number>} frame index -> request id */
   const inflightByIndex = new Map();
+  /** @type {Map<number, number>} request id -> the scale it asked for */
+  const requestScale = new Map();
   /** @type {Set<number>} */
   const decoding = new Set();
   /** @type {Map<number, any>} frames whose drawing failed -> the Python error */
@@ -167,6 +172,8 @@ function render({ model, el }) {
   let refreshId = 0; // paused: the requestAnimationFrame that paints the frame to show
   let disposed = false;
   let ownChange = false; // model changes made by this view, not to be handled as Python's
+  let scale = pageScale(); // device pixels per CSS pixel asked of the kernel
+  let frameScale = 1; // device pixels per CSS pixel of the frames received (1 for a video's)
 
   /** The length learnt from the kernel before the `frames` trait arrives (a generator that ran out). */
   let learntLength = /** @type {number|null} */ (null);
@@ -203,7 +210,8 @@ function render({ model, el }) {
     const id = nextRequestId++;
     inflight.set(id, index);
     inflightByIndex.set(index, id);
-    const item = { type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 };
+    requestScale.set(id, scale);
+    const item = { type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85, scale };
     client._post(urgent ? { ...item, urgent } : item);
   }
 
@@ -214,6 +222,7 @@ function render({ model, el }) {
       if (!keep.has(index)) {
         ids.push(id);
         inflight.delete(id);
+        requestScale.delete(id);
         inflightByIndex.delete(index);
       }
     }
@@ -228,8 +237,12 @@ function render({ model, el }) {
       inflight.delete(item.id);
       inflightByIndex.delete(index);
     }
+    const askedScale = requestScale.get(item.id);
+    requestScale.delete(item.id);
     if (item.gen !== generation) return; // drawn before the cache was invalidated
+    if (askedScale !== undefined && askedScale !== scale) return; // drawn for the screen before
     if (item.type === "frame") {
+      if (typeof item.scale === "number" && item.scale > 0) frameScale = item.scale;
       cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf(buffers[item.b0 ?? 0]) });
       failed.delete(index);
     } else if (item.type === "frame_error") {
@@ -253,6 +266,7 @@ function render({ model, el }) {
     const poster = model.get("_poster");
     const index = model.get("_poster_frame");
     if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
+    if (scale !== 1) return; // drawn at the figure's dpi: a HiDPI page asks for its own, crisp, frame
     if ((model.get("_poster_gen") ?? 0) !== generation || cache.get(index)) return;
     const bytes = bytesOf(poster);
     if (bytes.byteLength < 24) return;
@@ -279,6 +293,7 @@ function render({ model, el }) {
   function pump() {
     pumpQueued = false;
     if (disposed) return;
+    if (pageScale() !== scale) onScaleChange(); // a change no media-query event reported
     const want = wanted();
     cancelUnwanted(new Set(want));
     /** @type {number[]} */
@@ -335,13 +350,47 @@ function render({ model, el }) {
     );
   }
 
+  let sizedAt = 1;
+
+  /** Frames for another screen's pixel ratio are of no more use: ask again at the new one. */
+  function forgetFrames() {
+    cancelUnwanted(new Set());
+    cache.clear();
+    decoded.clear();
+    failed.clear();
+    if (!playing) shown = -1; // repaint the current frame
+    schedule();
+  }
+
+  // Follow the page's devicePixelRatio (another screen, the browser's zoom): a media query for the
+  // current ratio says when it stops matching; a resize and every pump check it too.
+  /** @type {MediaQueryList|null} */
+  let ratioQuery = null;
+  function watchScale() {
+    ratioQuery?.removeEventListener("change", onScaleChange);
+    ratioQuery = typeof matchMedia === "function" ? matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`) : null;
+    ratioQuery?.addEventListener("change", onScaleChange);
+  }
+  function onScaleChange() {
+    watchScale();
+    const now = pageScale();
+    if (disposed || now === scale) return;
+    scale = now;
+    forgetFrames();
+  }
+  watchScale();
+  window.addEventListener("resize", onScaleChange);
+
   /** @param {number} index */
   function paint(index) {
     const image = decoded.get(index);
     if (!image) return false;
-    if (canvas.width !== image.width || canvas.height !== image.height) {
+    if (canvas.width !== image.width || canvas.height !== image.height || sizedAt !== frameScale) {
       canvas.width = image.width;
       canvas.height = image.height;
+      // The picture keeps its size in CSS pixels; its device pixels are the frame's.
+      canvas.style.width = frameScale === 1 ? "" : `${image.width / frameScale}px`;
+      sizedAt = frameScale;
       ctx.globalCompositeOperation = "copy"; // resizing resets the context's state
     }
     if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
@@ -662,12 +711,7 @@ function render({ model, el }) {
     ...["codec", "quality", "_generation"].map((name) =>
       onModel(name, () => {
         generation = model.get("_generation") ?? 0;
-        cancelUnwanted(new Set());
-        cache.clear();
-        decoded.clear();
-        failed.clear();
-        if (!playing) shown = -1; // repaint the current frame in the new encoding
-        schedule();
+        forgetFrames(); // and repaint the current frame in the new encoding
       }),
     ),
   ];
@@ -680,6 +724,7 @@ function render({ model, el }) {
   client.onClose((error) => {
     inflight.clear();
     inflightByIndex.clear();
+    requestScale.clear();
     if (disposed) return;
     if (playing) stop();
     buffering.hidden = true;
@@ -699,6 +744,8 @@ function render({ model, el }) {
 
   return () => {
     disposed = true;
+    ratioQuery?.removeEventListener("change", onScaleChange);
+    window.removeEventListener("resize", onScaleChange);
     if (rafId) cancelAnimationFrame(rafId);
     if (refreshId) cancelAnimationFrame(refreshId);
     clearTimeout(waitTimer);

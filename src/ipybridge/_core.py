@@ -60,6 +60,8 @@ Route = Callable[[list[tuple[dict[str, Any], list[memoryview]]]], list[tuple[Sen
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: A reply waiting for the rest of its message's calls is sent after at most this long.
 DEFERRED_FLUSH_S = 0.01
+#: How long printed text may wait for more before it leaves (seconds).
+OUTPUT_FLUSH_S = 0.01
 #: A message bigger than this is flushed at once instead of waiting for company.
 FLUSH_BYTES = 4 << 20
 
@@ -120,8 +122,10 @@ class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
                 "in an async def"
             )
         self._core.check_can_block()
-        self._core.outbox.flush()  # the call leaves now, whatever else is busy
-        if not _runtime.wait_serving(self, timeout):
+        with _runtime.internal():
+            self._core.outbox.flush()  # the call leaves now, whatever else is busy
+            done = _runtime.wait_serving(self, timeout)
+        if not done:
             raise TimeoutError(f"JavaScript handler {self.name!r} did not answer within {timeout:g} s")
 
 
@@ -571,7 +575,12 @@ class BridgeCore:
     def _output_sink(self, view: str, ident: int) -> Callable[[str, str], None]:
         def sink(stream: str, text: str) -> None:
             if text:
-                self.post({"type": "output", "view": view, "id": ident, "stream": stream, "text": text})
+                # Held up to OUTPUT_FLUSH_S so that the pieces of one print() ("text", "\n") and a
+                # burst of lines reach onOutput together, as ipykernel's own stream buffering does;
+                # the call's answer flushes at once what is held, before it.
+                self.post(
+                    {"type": "output", "view": view, "id": ident, "stream": stream, "text": text}, delay=OUTPUT_FLUSH_S
+                )
 
         return sink
 
@@ -735,6 +744,10 @@ class BridgeCore:
 
     # ------------------------------------------------------------- to page
     def emit(self, name: str, payload: Any = None) -> None:
+        with _runtime.internal():  # called from user code: no interrupt lands in the bookkeeping
+            self._emit(name, payload)
+
+    def _emit(self, name: str, payload: Any) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"emit() needs a non-empty string event name, not {name!r}")
         buffers: list[memoryview] = []
@@ -749,6 +762,10 @@ class BridgeCore:
         self.post(item, buffers)
 
     def call_js(self, name: str, args: Sequence[Any], timeout: float | None) -> JSFuture:
+        with _runtime.internal():  # called from user code: no interrupt lands in the bookkeeping
+            return self._call_js(name, args, timeout)
+
+    def _call_js(self, name: str, args: Sequence[Any], timeout: float | None) -> JSFuture:
         if not isinstance(name, str) or not name:
             raise TypeError(f"call_js() needs a non-empty string handler name, not {name!r}")
         future = JSFuture(self, name)

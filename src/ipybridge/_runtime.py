@@ -106,6 +106,23 @@ def _plain_wait(future: concurrent.futures.Future[Any], timeout: float | None) -
     return bool(done)
 
 
+@contextlib.contextmanager
+def internal() -> Iterator[None]:
+    """Around ipybridge's own work done inside a worker job's user code (call_js, emit, waiting).
+
+    A kernel interrupt raises KeyboardInterrupt asynchronously in a worker's user
+    code. Landing inside ipybridge's bookkeeping (between taking messages out of
+    the outbox and sending them, say), it would lose them. Inside this block
+    none lands: one aimed before is held back and raised when the block ends.
+    """
+    worker: SerialWorker | None = getattr(_thread_state, "worker", None)
+    if worker is None:
+        yield
+        return
+    with worker.outside_user_code():
+        yield
+
+
 def wait_serving(future: concurrent.futures.Future[Any], timeout: float | None) -> bool:
     """Wait for ``future``; on a worker thread (any widget's), serve that worker's queue meanwhile.
 
@@ -197,6 +214,27 @@ class SerialWorker:
             except KeyboardInterrupt:  # noqa: PERF203 - it landed just after the user's code returned: retry
                 continue
 
+    @contextlib.contextmanager
+    def outside_user_code(self) -> Iterator[None]:
+        """See :func:`internal`."""
+        lane: _Lane | None = getattr(self._local, "lane", None)
+        if lane is None or not lane.in_user_code:
+            yield
+            return
+        with self._lock:  # a KeyboardInterrupt landing before this is the user code's: it propagates
+            lane.in_user_code = False
+            held_back = lane.interrupt_aimed
+            if held_back:
+                lane.interrupt_aimed = False
+                _raise_in_thread(lane.thread, None)
+        try:
+            yield
+        finally:
+            with self._lock:
+                lane.in_user_code = True
+        if held_back:
+            raise KeyboardInterrupt("the kernel was interrupted")
+
     def wait_serving(self, future: concurrent.futures.Future[Any], timeout: float | None) -> bool:
         """Wait for ``future``; called from a job of this worker, run the jobs queued meanwhile.
 
@@ -212,19 +250,30 @@ class SerialWorker:
         if lane is None or lane.abandoned:
             return _plain_wait(future, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        interrupts = self._interrupts
         future.add_done_callback(lambda _f: self._queue.put(_WAKE))
+        # While it waits, the job is not "in user code": an interrupt reaches it through
+        # self._interrupts, checked between jobs, never as an asynchronous exception that
+        # could land between taking a job off the queue and running it (losing that job).
+        with self._lock:
+            interrupts = self._interrupts
+        with self.outside_user_code():
+            return self._serve_until(lane, future, deadline, interrupts)
+
+    def _serve_until(
+        self, lane: _Lane, future: concurrent.futures.Future[Any], deadline: float | None, interrupts: int
+    ) -> bool:
         while not future.done():
             if self._interrupts != interrupts:
                 raise KeyboardInterrupt("the kernel was interrupted")
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
+            wait = _WAIT_POLL_S if remaining is None else min(remaining, _WAIT_POLL_S)
             if lane.abandoned or self._stopped:  # a newer thread serves the queue: only wait
-                _plain_wait(future, _WAIT_POLL_S if remaining is None else min(remaining, _WAIT_POLL_S))
+                _plain_wait(future, wait)
                 continue
             try:
-                job = self._queue.get(timeout=_WAIT_POLL_S if remaining is None else min(remaining, _WAIT_POLL_S))
+                job = self._queue.get(timeout=wait)
             except queue.Empty:
                 continue
             if job is _WAKE:

@@ -1,16 +1,26 @@
-"""``%load_ext ipybridge``: the classic notebook's ``IPython.notebook.kernel.execute``.
+"""``%load_ext ipybridge``: the classic notebook's page, ``IPython.notebook.kernel.execute`` first.
 
 Classic-notebook JavaScript (IPython 1.x-5.x) calls
-``IPython.notebook.kernel.execute(code, callbacks, options)``; JupyterLab 4 and
-Notebook 7 have no ``IPython`` object in the page. :func:`enable_legacy_api`
+``IPython.notebook.kernel.execute(code, callbacks, options)`` and leans on the
+rest of the classic page (jQuery, RequireJS, ``Jupyter.notebook``'s cells);
+JupyterLab 4 and Notebook 7 have none of it. :func:`enable_legacy_api`
 (also run by ``%load_ext ipybridge``) displays two outputs:
 
 1. an ``application/javascript`` output, the shim (``static/legacy_shim.js``):
-   it installs ``IPython.notebook.kernel`` / ``Jupyter.notebook.kernel`` the
-   moment it is rendered, queues calls, and routes each to the notebook the
-   user last interacted with;
+   it installs the classic page the moment it is rendered (jQuery, RequireJS,
+   ``IPython``/``Jupyter``; see docs/legacy.md), queues ``kernel.execute`` calls,
+   and routes each to the notebook its script lives in, else the one the user
+   last interacted with;
 2. a small widget view (:class:`LegacyWidget`) per notebook: the transport.
-   It registers with the shim and carries the calls over ipybridge's protocol.
+   It registers with the shim, carries the calls over ipybridge's protocol, and
+   finds the notebook panel and the application's commands that the shim's
+   ``Jupyter.notebook`` methods use.
+
+It also makes ``Javascript(...)``/``%%javascript`` outputs run as in the classic
+notebook (``element`` in jQuery, ``this`` the output area: :func:`classic_script`)
+and sends scripts that widget callbacks display to the widget's cell
+(:func:`widget_callback_script`, item ``{type: "legacy_display", key, model_id,
+content}``).
 
 Kernel side, one ``legacy_execute`` item per call::
 
@@ -41,6 +51,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import traitlets
 
 from ._capture import capture
 from ._core import BridgeCore, error_payload, format_result, run_code
@@ -312,10 +324,18 @@ class LegacyWidget(BridgeWidget):
 
     _esm = STATIC / "legacy.js"
     core_class = LegacyCore
+    #: This widget's model id, so that its view can find itself in the widget manager
+    #: and from there the notebook panel it is shown in (js/legacy.js).
+    _legacy_model_id = traitlets.Unicode("").tag(sync=True)
+    #: Set by a view that found its JupyterLab / Notebook 7 notebook panel: scripts that
+    #: widget callbacks display are then sent to the widget's cell (the classic notebook
+    #: itself puts them there on its own).
+    _in_lab_notebook = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        model_id = uuid.uuid4().hex
         # Running the page's code is the point of the legacy API: %load_ext is the opt-in.
-        super().__init__(allow_execute=True, **kwargs)
+        super().__init__(allow_execute=True, model_id=model_id, _legacy_model_id=model_id, **kwargs)
 
     def __repr__(self) -> str:  # the text a page without widgets (nbviewer, GitHub) shows
         return "ipybridge: classic IPython.notebook.kernel.execute API enabled"
@@ -333,14 +353,110 @@ def _legacy_widget() -> LegacyWidget:
         return _widget
 
 
+#: How a classic ``%%javascript`` / ``Javascript(...)`` output runs once the legacy API is
+#: active: as in the classic notebook (which ran it with ``eval`` inside its OutputArea),
+#: ``element`` is the output's element wrapped in jQuery, ``this`` the output area, and
+#: ``var`` declarations stay local to the script. Where the page has no ipybridge (the
+#: classic notebook itself, nbviewer, a page not yet given ``%load_ext``) it runs as before.
+CLASSIC_SCRIPT = """(function (body, self, el) {{
+  var hub = window.__ipybridgeLegacy;
+  if (hub && hub.classic) return hub.classic.runOutputScript(body, el);
+  return body.call(self, el);
+}})(function (element) {{
+{code}
+}}, this, typeof element === "undefined" ? undefined : element);"""
+
+
+def classic_script(code: str) -> str:
+    """``code`` (an ``application/javascript`` output) wrapped to run as the classic notebook ran it."""
+    return CLASSIC_SCRIPT.format(code=code)
+
+
+def _classic_javascript(obj: Any) -> Any:
+    """The ``application/javascript`` formatter of ``IPython.display.Javascript`` (and subclasses)."""
+    result = obj._repr_javascript_()
+    if isinstance(result, tuple):
+        data, metadata = result
+        return (classic_script(data), metadata) if isinstance(data, str) else result
+    return classic_script(result) if isinstance(result, str) else result
+
+
+def _install_classic_javascript(shell: Any) -> None:
+    from IPython.display import Javascript
+
+    formatter = shell.display_formatter.formatters.get("application/javascript")
+    if formatter is not None:
+        formatter.for_type(Javascript, _classic_javascript)
+
+
+def _is_captured_by_output_widget(msg_id: str) -> bool:
+    """Whether an ``ipywidgets.Output`` is capturing the outputs of request ``msg_id`` (``with out:``)."""
+    widgets = sys.modules.get("ipywidgets.widgets.widget")
+    output = sys.modules.get("ipywidgets.widgets.widget_output")
+    instances = getattr(widgets, "_instances", None)
+    if output is None or not isinstance(instances, dict):
+        return False
+    return any(isinstance(w, output.Output) and w.msg_id == msg_id for w in list(instances.values()))
+
+
+def widget_callback_script(msg: dict[str, Any], parent: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``legacy_display`` item for a script displayed by a widget's callback, else None.
+
+    The classic notebook put what a widget's event handler displayed into the output of
+    the cell holding the widget; JupyterLab sends it to its log console, where a script
+    never runs. ``msg`` is an outgoing ``display_data`` message, ``parent`` the request
+    being handled (a ``comm_msg`` to the widget's model).
+    """
+    if msg.get("msg_type") != "display_data" or not parent:
+        return None
+    header = parent.get("header") or {}
+    if header.get("msg_type") != "comm_msg" or (msg.get("parent_header") or {}).get("msg_id") != header.get("msg_id"):
+        return None
+    content = msg.get("content") or {}
+    if "application/javascript" not in (content.get("data") or {}):
+        return None
+    comm_id = (parent.get("content") or {}).get("comm_id")
+    if not isinstance(comm_id, str) or _is_captured_by_output_widget(str(header.get("msg_id"))):
+        return None
+    return {"type": "legacy_display", "key": uuid.uuid4().hex, "model_id": comm_id, "content": display_content(content)}
+
+
+def _widget_callback_hook(msg: dict[str, Any]) -> dict[str, Any] | None:
+    widget = _widget
+    if widget is None or widget._core.closed or getattr(widget, "comm", None) is None or not widget._in_lab_notebook:
+        return msg
+    kernel = getattr(_shell(), "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+        item = widget_callback_script(msg, parent)
+    except Exception:  # noqa: BLE001 - a display must never fail because of this hook
+        return msg
+    if item is None:
+        return msg
+    widget._core.post(item)
+    return None  # shown in the widget's cell, as classic did (not in the log console)
+
+
+_hooked_publishers: set[int] = set()
+
+
+def _install_widget_callback_hook(shell: Any) -> None:
+    publisher = getattr(shell, "display_pub", None)
+    if publisher is None or not hasattr(publisher, "register_hook") or id(publisher) in _hooked_publishers:
+        return
+    publisher.register_hook(_widget_callback_hook)  # thread-local: widget messages are handled on this thread
+    _hooked_publishers.add(id(publisher))
+
+
 def shim_source() -> str:
     """The page script that installs ``IPython.notebook.kernel`` (synchronously)."""
     return SHIM_PATH.read_text(encoding="utf-8")
 
 
 def enable_legacy_api() -> None:
-    """Make ``IPython.notebook.kernel.execute`` (and ``Jupyter.notebook.kernel``) work
-    in this notebook's page, bound to this kernel. ``%load_ext ipybridge`` calls it.
+    """Install the classic notebook's page API in this notebook's page, bound to this kernel:
+    ``IPython.notebook.kernel.execute``, jQuery, RequireJS and ``Jupyter.notebook``
+    (docs/legacy.md lists what maps to what). ``%load_ext ipybridge`` calls it.
 
     Call it again (or re-run ``%load_ext ipybridge``) after reloading the page.
     """
@@ -351,6 +467,10 @@ def enable_legacy_api() -> None:
     # The empty text/plain keeps an untrusted (reopened) notebook from offering to run it.
     display_({"application/javascript": shim_source(), "text/plain": ""}, raw=True)
     display_(_legacy_widget())
+    shell = _shell()
+    if shell is not None:
+        _install_classic_javascript(shell)
+        _install_widget_callback_hook(shell)
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -283,10 +283,15 @@ class Jupyter:
         self.artifacts = artifacts
         self.pages: list[NotebookPage] = []
 
-    def open(self, ui: str, cells: list[str], name: str | None = None) -> NotebookPage:
+    def open(
+        self, ui: str, cells: list[str], name: str | None = None, *, device_scale_factor: float = 1
+    ) -> NotebookPage:
+        """Open a new notebook of ``cells``; ``device_scale_factor`` is the page's devicePixelRatio."""
         path = self.server.root / f"{name or 'nb'}-{uuid.uuid4().hex[:8]}.ipynb"
         write_notebook(path, cells)
-        context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = self.browser.new_context(
+            viewport={"width": 1400, "height": 1000}, device_scale_factor=device_scale_factor
+        )
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
         nb = NotebookPage(page, self.server, ui, path)

@@ -247,11 +247,17 @@ def test_two_players_numpy_video_and_a_raising_frame_function(jupyter, ui):
     wait_frame(nb, video_canvas, lambda f: f != start, "a new frame of the video")
     probe(nb, 2, r"still alive 42 False True")
     assert frame_of(broken_canvas) == 4
-    # Dismiss the error, step past the bad frame: the player still works.
+    # Dismiss the error. Frames play in order, as in matplotlib: Last (frame 9) needs frame 5 first,
+    # and says so; the player still works.
     nb.output(0).get_by_role("button", name="Dismiss error").click()
     expect(error).to_be_hidden()
     button(nb, 0, "Last", 1).click()
-    expect(broken_canvas).to_have_attribute("data-frame", "9")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Frame 9")
+    expect(error).to_contain_text("raised by frame 5, applied on the way to frame 9")
+    button(nb, 0, "First", 1).click()
+    expect(error).to_be_hidden()
+    expect(broken_canvas).to_have_attribute("data-frame", "0")
 
 
 ENDLESS = textwrap.dedent(

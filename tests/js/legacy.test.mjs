@@ -271,3 +271,17 @@ test("a lost link reaches the callbacks as an error, so nothing waits forever", 
   });
   assert.deepEqual(seen, [["pyerr", "BridgeClosedError"], ["reply", "error"]]);
 });
+
+test("classic members ipybridge lacks throw, naming themselves; generic probes read undefined", () => {
+  const win = fakeWindow();
+  installShim(win);
+  assert.throws(() => win.IPython.notebook.notebook_name, /IPython\.notebook\.notebook_name is not supported by ipybridge/);
+  assert.throws(() => win.Jupyter.notebook.kernel.comm_manager, /IPython\.notebook\.kernel\.comm_manager is not supported/);
+  assert.throws(() => win.IPython.OutputArea, /IPython\.OutputArea is not supported by ipybridge/);
+  // Promise resolution, JSON and jQuery/DOM checks probe members of any object: no throw there.
+  assert.equal(win.IPython.notebook.then, undefined);
+  assert.equal(win.IPython.nodeType, undefined);
+  assert.equal(JSON.stringify(win.IPython.keyboard_manager), "{}");
+  assert.equal("notebook_name" in win.IPython.notebook, false); // `in` feature tests stay quiet
+  return Promise.resolve(win.IPython).then((ns) => assert.equal(ns, win.IPython));
+});

@@ -347,3 +347,120 @@ def test_malformed_legacy_items_get_structured_answers_and_run_nothing() -> None
             core.close()
 
     check()
+
+
+# ------------------------------------------------------- the classic page, kernel side
+def test_the_shim_carries_jquery_and_requirejs_with_their_licenses() -> None:
+    source = shim_source()
+    assert "jQuery JavaScript Library v3" in source  # the real jQuery (npm), not a look-alike
+    assert "@license RequireJS 2." in source  # the real require.js (npm)
+    assert "base/js/namespace" in source
+    assert "<script src=" not in source  # nothing loaded from elsewhere
+
+
+def test_classic_scripts_run_with_element_and_this_and_keep_their_vars_local() -> None:
+    from ipybridge.legacy import classic_script
+
+    wrapped = classic_script("var x = 1;\nelement.text(x); // a last-line comment")
+    # The script's body is a function of `element` (its vars stay local, as the classic
+    # notebook's eval inside OutputArea kept them); the hub decides what element/this are.
+    assert "(function (element) {\nvar x = 1;\nelement.text(x); // a last-line comment\n}" in wrapped
+    assert "hub.classic.runOutputScript(body, el)" in wrapped
+    assert "body.call(self, el)" in wrapped  # no ipybridge in the page (classic, nbviewer): as before
+
+
+def test_javascript_displays_are_wrapped_once_the_legacy_api_is_on() -> None:
+    from IPython.core.formatters import DisplayFormatter
+    from IPython.display import Javascript
+
+    from ipybridge.legacy import _install_classic_javascript
+
+    shell = type("Shell", (), {"display_formatter": DisplayFormatter()})()
+    before, _ = shell.display_formatter.format(Javascript("element.text('hi')"))
+    assert before["application/javascript"] == "element.text('hi')"
+    _install_classic_javascript(shell)
+    after, _ = shell.display_formatter.format(Javascript("element.text('hi')"))
+    assert "runOutputScript" in after["application/javascript"]
+    assert "\nelement.text('hi')\n" in after["application/javascript"]
+
+
+def _comm_msg(msg_id: str = "req-1", comm_id: str = "button-model") -> dict[str, Any]:
+    return {"header": {"msg_id": msg_id, "msg_type": "comm_msg"}, "content": {"comm_id": comm_id, "data": {}}}
+
+
+def _display(parent_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "msg_type": "display_data",
+        "parent_header": {"msg_id": parent_id},
+        "content": {"data": data, "metadata": {}},
+    }
+
+
+def test_a_script_displayed_by_a_widget_callback_goes_to_the_widgets_cell() -> None:
+    from ipybridge.legacy import widget_callback_script
+
+    item = widget_callback_script(_display("req-1", {"application/javascript": "alert(1)"}), _comm_msg())
+    assert item is not None
+    assert (item["type"], item["model_id"]) == ("legacy_display", "button-model")
+    assert item["content"]["data"] == {"application/javascript": "alert(1)"}
+    # Only scripts displayed while a widget message is handled; everything else is left alone.
+    assert widget_callback_script(_display("req-1", {"text/plain": "x"}), _comm_msg()) is None
+    cell = {"header": {"msg_id": "req-1", "msg_type": "execute_request"}, "content": {}}
+    assert widget_callback_script(_display("req-1", {"application/javascript": "1"}), cell) is None
+    assert widget_callback_script(_display("other", {"application/javascript": "1"}), _comm_msg()) is None
+    assert widget_callback_script(_display("req-1", {"application/javascript": "1"}), None) is None
+    stream = {"msg_type": "stream", "parent_header": {"msg_id": "req-1"}, "content": {"text": "x"}}
+    assert widget_callback_script(stream, _comm_msg()) is None
+
+
+def test_a_script_inside_an_output_widget_stays_with_it() -> None:
+    import ipywidgets
+
+    from ipybridge.legacy import widget_callback_script
+
+    out = ipywidgets.Output()
+    try:
+        out.msg_id = "req-1"  # what `with out:` sets while the callback runs
+        assert widget_callback_script(_display("req-1", {"application/javascript": "1"}), _comm_msg()) is None
+    finally:
+        out.close()
+
+
+def test_the_widget_callback_hook_passes_everything_through_without_a_lab_page() -> None:
+    from ipybridge import legacy
+
+    message = _display("req-1", {"application/javascript": "1"})
+    assert legacy._widget_callback_hook(message) is message  # no legacy widget at all
+    widget = legacy.LegacyWidget()
+    previous, legacy._widget = legacy._widget, widget
+    try:
+        assert widget._legacy_model_id == widget.model_id  # the view finds itself with it
+        assert legacy._widget_callback_hook(message) is message  # its view found no JupyterLab notebook
+    finally:
+        legacy._widget = previous
+        widget.close()
+
+
+def test_with_a_lab_page_a_widget_callbacks_script_is_sent_to_the_page_not_the_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ipybridge import legacy
+
+    parent = _comm_msg("req-9", "the-button")
+    kernel = type("Kernel", (), {"get_parent": lambda self: parent})()
+    monkeypatch.setattr(legacy, "_shell", lambda: type("Shell", (), {"kernel": kernel})())
+    widget = legacy.LegacyWidget()
+    posted: list[dict[str, Any]] = []
+    monkeypatch.setattr(widget._core, "post", lambda item, *args, **kwargs: posted.append(item))
+    monkeypatch.setattr(legacy, "_widget", widget)
+    try:
+        widget._in_lab_notebook = True  # what its view says once it found its notebook panel
+        script = _display("req-9", {"application/javascript": "element.text('hi')", "text/plain": "<js>"})
+        assert legacy._widget_callback_hook(script) is None  # not to JupyterLab's log console
+        [item] = posted
+        assert (item["type"], item["model_id"]) == ("legacy_display", "the-button")
+        assert item["content"]["data"]["application/javascript"] == "element.text('hi')"
+        html = _display("req-9", {"text/html": "<b>x</b>"})
+        assert legacy._widget_callback_hook(html) is html  # only scripts are moved
+    finally:
+        widget.close()

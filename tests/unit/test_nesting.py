@@ -263,3 +263,37 @@ def test_async_chain_with_asyncio_gather_of_nested_calls(pages: Callable[[], tup
     core.expose(lambda i: i * 10, "times_ten")
     page.handlers["echo"] = lambda i: page.py("times_ten", i)
     assert page.py("fan", 8) == [i * 10 for i in range(8)]
+
+
+def test_an_interrupt_ends_a_def_waiting_for_the_page(pages: Callable[[], tuple[BridgeCore, ScriptedPage]]) -> None:
+    core, page = pages()
+    asked = threading.Event()
+    release = threading.Event()
+
+    def waits() -> Any:
+        return core.call_js("never", [], None).result()  # no timeout: only an interrupt ends it
+
+    def handler() -> None:
+        asked.set()
+        release.wait(WAIT)
+
+    core.expose(waits)
+    core.expose(lambda: "served", "after")
+    page.handlers["never"] = handler
+    outcome: list[str] = []
+    caller = threading.Thread(target=lambda: outcome.append(_error_name(page, "waits")))
+    caller.start()
+    assert asked.wait(WAIT)
+    core.interrupt()
+    caller.join(WAIT)
+    release.set()
+    assert outcome == ["KeyboardInterrupt"]
+    assert page.py("after") == "served"  # the worker is free again
+
+
+def _error_name(page: ScriptedPage, name: str) -> str:
+    try:
+        page.py(name)
+    except RuntimeError as exc:
+        return str(exc).split(":", 1)[0]
+    return "no error"

@@ -67,3 +67,17 @@ def test_png_fallback_and_bad_input():
         codecs.encode(rgba, "gif")
     with pytest.raises(ValueError, match="RGBA"):
         codecs.encode(rgba[..., :3], "raw")
+
+
+def test_isal_and_zlib_deflate_give_the_same_pixels(monkeypatch):
+    import zlib
+
+    rgba = np.random.default_rng(5).integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    rgba[5:20, 10:30] = (255, 255, 255, 255)
+    assert codecs.DEFLATE == "isal"  # the player extra installs it
+    fast = {kind: codecs.encode(rgba, kind) for kind in ("png", "raw")}
+    monkeypatch.setattr(codecs, "_deflater", zlib)
+    for kind, encoded in fast.items():
+        plain = codecs.encode(rgba, kind)
+        assert np.array_equal(codecs.decode(encoded), rgba)
+        assert np.array_equal(codecs.decode(plain), rgba)

@@ -234,3 +234,15 @@ def test_a_held_frame_leaves_after_the_hold_time(page, monkeypatch):
     source.go.set()
     page.wait_for(lambda i: i.get("id") == 2 and i["type"] == "frame", timeout=5)
     core.close()
+
+
+def test_a_bad_scale_gets_a_protocol_error_and_draws_nothing(core, page):
+    bad = ["2", True, float("nan"), float("inf"), -1, 0, 0.1, 1e9, None, [2]]
+    for ident, scale in enumerate(bad, start=1):
+        request(core, ident, 0, scale=scale)
+    page.wait_for(lambda i: len([j for j, _ in page.items() if j["type"] == "protocol_error"]) == len(bad))
+    assert all("scale" in j["error"]["evalue"] for j, _ in page.items() if j["type"] == "protocol_error")
+    assert core.stats()["frames_rendered"] == 0
+    request(core, 99, 1, scale=2)  # a video's frames are its pixels: painted at scale 1
+    item, _ = frame_of(page, 99)
+    assert (item["width"], item["height"], item["scale"]) == (10, 8, 1.0)

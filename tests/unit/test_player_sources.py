@@ -72,11 +72,17 @@ def test_figure_source_draws_func_of_each_frame_and_closes_the_figure_in_pyplot(
     first = source.render(2)
     assert first.shape == (120, 160, 4)
     assert first.dtype == np.uint8
+    assert (calls, init) == ([0, 1, 2], [1])  # sequential: frame 2 is the state after frames 0, 1, 2
     again = source.render(0)
-    assert calls == [2, 0]
-    assert init == [1]
+    assert (calls, init) == ([0, 1, 2, 0], [1, 1])  # behind the state: replayed from init_func
     assert not np.array_equal(first, again)
-    assert np.array_equal(source.render(2), first)  # random access is repeatable
+    assert np.array_equal(source.render(2), first)
+    calls.clear()
+    pure = FigureSource(fig, update, frames=4, init_func=lambda: init.append(1), fargs=(1.5,), pure=True)
+    assert pure.pure
+    assert np.array_equal(pure.render(2), first)
+    pure.render(0)
+    assert calls == [2, 0]  # pure: one call per frame, any order
     with pytest.raises(FrameOutOfRange):
         source.render(4)
 
@@ -109,9 +115,8 @@ def test_blit_draws_only_returned_artists_over_the_background():
 
 def test_blit_needs_artists_returned():
     fig, _ax, line = wave_figure()
-    source = FigureSource(fig, lambda i: line.set_ydata(np.sin(X - i)), frames=3, blit=True)
-    with pytest.raises(RuntimeError, match="blit=True"):
-        source.render(0)
+    with pytest.raises(RuntimeError, match="blit=True"):  # matplotlib's own check, as it makes the animation
+        FigureSource(fig, lambda i: line.set_ydata(np.sin(X - i)), frames=3, blit=True)
 
 
 def test_blit_background_follows_axes_limits():
@@ -152,7 +157,7 @@ def test_func_animation_source_honours_init_func_fargs_frames_and_blit():
     assert source.length == 3
     seen.clear()
     source.render(2)
-    assert seen == ["init", 1.0]
+    assert seen == ["init", 0.0, 0.5, 1.0]  # as Animation.save calls them
 
 
 def test_func_animation_frames_int_generator_and_none():
@@ -183,7 +188,7 @@ def test_func_animation_timer_does_not_start_on_our_draws():
     anim = FuncAnimation(fig, lambda i: drawn.append(i), frames=5)
     source, _ = from_animation(anim)
     source.render(3)
-    assert drawn == [3]  # matplotlib's own _start (init draw, timer) stayed out of it
+    assert drawn == [0, 0, 1, 2, 3]  # init (the first value), then frames 0..3; matplotlib's _start stayed out
     assert anim.event_source is None or not getattr(anim.event_source, "_timer", None)
 
 
@@ -197,7 +202,7 @@ def test_figure_lock_is_per_figure_and_held_while_drawing():
         line.set_ydata(np.sin(X - i))
 
     FigureSource(fig, update, frames=2).render(1)
-    assert held == [True]
+    assert held == [True, True, True]
     assert figure_lock(fig) is figure_lock(fig)
     assert figure_lock(fig) is not figure_lock(other)
 

@@ -22,6 +22,12 @@ per frame for the garbage collector. Pillow's PNG (adaptive filters) was ~4x
 slower to encode and no smaller for plots. Frame deltas saved ~12 % on a line
 plot and would tie every frame to its predecessor in a cache the page evicts
 and revisits freely, so they are not used.
+
+Deflate is ISA-L's (the ``isal`` package, in the ``player`` extra) when it is
+installed, zlib's otherwise: the same zlib stream format, 10-20x faster at
+level 1 and no larger (a 1280x960 plot frame, a page at devicePixelRatio 2:
+~1.1 ms and 59 kB vs zlib's ~15 ms and 65 kB; 640x480: 0.3 vs 5.9 ms, same
+run on a loaded machine). Both release the GIL.
 """
 
 from __future__ import annotations
@@ -34,7 +40,21 @@ from typing import Any
 
 import numpy as np
 
+try:  # ISA-L's deflate: zlib's format, an order of magnitude faster
+    from isal import isal_zlib as _deflater
+except ImportError:  # pragma: no cover - the player extra installs it
+    _deflater = zlib  # type: ignore[assignment,misc]
+
 CODECS = ("auto", "png", "jpeg", "raw")
+#: The deflate in use: "isal" or "zlib".
+DEFLATE = "isal" if _deflater is not zlib else "zlib"
+
+
+def _deflate(data: memoryview, level: int) -> bytes:
+    """zlib-format deflate at ``level``: ISA-L's for its levels (0-3), zlib's above."""
+    if level <= 3:
+        return bytes(_deflater.compress(data, level))
+    return zlib.compress(data, level)
 RAW_LEVEL = 1
 PNG_LEVEL = 1
 
@@ -78,7 +98,7 @@ def encode(rgba: np.ndarray, codec: str = "auto", quality: int = 85) -> Encoded:
     height, width = int(rgba.shape[0]), int(rgba.shape[1])
     kind = resolve(codec)
     if kind == "raw":
-        return Encoded("raw", width, height, zlib.compress(np.ascontiguousarray(rgba).data, RAW_LEVEL))
+        return Encoded("raw", width, height, _deflate(np.ascontiguousarray(rgba).data, RAW_LEVEL))
     if kind == "png":
         return Encoded("png", width, height, fast_png(rgba, PNG_LEVEL))
     Image = pillow()  # noqa: N806 - the module's own name
@@ -113,7 +133,7 @@ def fast_png(rgba: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     rows[:, 1:] = rgba.reshape(height, width * 4)
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, RGBA, deflate, no interlace
     return b"".join(
-        (_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", zlib.compress(rows.data, level)),
+        (_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", _deflate(rows.data, level)),
          _png_chunk(b"IEND", b""))
     )  # fmt: skip
 

@@ -19,6 +19,7 @@ kernel has to draw, leaves at once.
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,76 @@ BATCH_FRAMES = 8
 BATCH_HOLD_S = 0.05
 #: Encode on a second thread, overlapping the next frame's draw (False: right after drawing, on the render thread).
 ENCODE_IN_PARALLEL = True
+#: Device pixels per CSS pixel a page may ask frames at.
+SCALE_RANGE = (0.25, 8.0)
+
+
+class ShownFrames:
+    """The encoded frames a sequential source sent, by (index, codec, quality, scale), LRU within a byte bound.
+
+    A stateful or random animation draws frame k differently after a replay, so a
+    frame once sent is sent again from here, the same.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._frames: OrderedDict[tuple[int, str, int, float], codecs.Encoded] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, str, int, float]) -> codecs.Encoded | None:
+        with self._lock:
+            frame = self._frames.get(key)
+            if frame is not None:
+                self._frames.move_to_end(key)
+            return frame
+
+    def put(self, key: tuple[int, str, int, float], frame: codecs.Encoded, *, replace: bool = True) -> None:
+        with self._lock:
+            if not replace and key in self._frames:
+                return
+            old = self._frames.pop(key, None)
+            if old is not None:
+                self.bytes -= len(old.data)
+            self._frames[key] = frame
+            self.bytes += len(frame.data)
+            while self.bytes > self.max_bytes and len(self._frames) > 1:
+                _, dropped = self._frames.popitem(last=False)
+                self.bytes -= len(dropped.data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+            self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+class _Keep:
+    """Frames a sequential source draws on its way to the one asked for: encoded and kept (never replacing one sent)."""
+
+    def __init__(self, core: PlayerCore, codec: str, quality: int, scale: float) -> None:
+        self.core, self.codec, self.quality, self.scale = core, codec, quality, scale
+
+    def has(self, index: int) -> bool:
+        return self.core.shown.get((index, self.codec, self.quality, self.scale)) is not None
+
+    def put(self, index: int, rgba: np.ndarray) -> None:
+        key = (index, self.codec, self.quality, self.scale)
+
+        def encode() -> None:
+            with contextlib.suppress(Exception):  # a frame that cannot be encoded is simply not kept
+                self.core.shown.put(key, codecs.encode(rgba, self.codec, self.quality), replace=False)
+
+        self.core._encoder.submit(encode)
+
+
+def _scalable(source: Any) -> bool:
+    """Whether ``source.render(index, scale)`` draws at ``scale`` device pixels per CSS pixel."""
+    return bool(getattr(source, "scales", False))
 
 
 def _int(value: Any) -> int | None:
@@ -63,12 +134,14 @@ class PlayerCore(BridgeCore):
         self._pending_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self.frames_rendered = 0
+        self.frames_cached = 0
         self.frames_requested = 0
         self.errors = 0
         self._render_s = 0.0
         self._encode_s = 0.0
         self._bytes = 0
         self.page_stats: dict[str, Any] = {}
+        self.shown = ShownFrames(128 << 20)
 
     # --------------------------------------------------------------- page
     def handle_custom(self, item: Custom) -> None:
@@ -94,7 +167,17 @@ class PlayerCore(BridgeCore):
         index, gen = _int(data.get("index")), _int(data.get("gen", 0))
         codec, quality = data.get("codec", "auto"), _int(data.get("quality", 85))
         urgent = data.get("urgent", False) is True
-        if ident is None or index is None or gen is None or quality is None or codec not in codecs.CODECS:
+        scale = data.get("scale", 1)
+        if not (
+            isinstance(scale, (int, float))
+            and not isinstance(scale, bool)
+            and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
+        ):
+            scale = None
+        if (
+            ident is None or index is None or gen is None or quality is None
+            or codec not in codecs.CODECS or scale is None
+        ):  # fmt: skip
             self.post(
                 {
                     "type": "protocol_error",
@@ -102,7 +185,8 @@ class PlayerCore(BridgeCore):
                     "error": simple_error(
                         "ProtocolError",
                         "a frame request needs an id in [0, 2**53), integer "
-                        f"index, gen and quality, and a codec in {codecs.CODECS}",
+                        f"index, gen and quality, a codec in {codecs.CODECS} and a "
+                        f"scale in [{SCALE_RANGE[0]}, {SCALE_RANGE[1]}]",
                     ),
                 }
             )
@@ -113,7 +197,7 @@ class PlayerCore(BridgeCore):
         with self._stats_lock:
             self.frames_requested += 1
             self._to_draw += 1
-        self._worker.submit(lambda: self._render(view, ident, index, gen, codec, quality, urgent))
+        self._worker.submit(lambda: self._render(view, ident, index, gen, codec, quality, urgent, float(scale)))
 
     def _wanted(self, key: tuple[str, int]) -> bool:
         with self._pending_lock:
@@ -128,18 +212,34 @@ class PlayerCore(BridgeCore):
         with self._stats_lock:
             self._to_draw -= 1
 
-    def _render(self, view: str, ident: int, index: int, gen: int, codec: str, quality: int, urgent: bool) -> None:
+    def _render(
+        self, view: str, ident: int, index: int, gen: int, codec: str, quality: int, urgent: bool, scale: float = 1.0
+    ) -> None:
         key = (view, ident)
         if not self._wanted(key) or self.source is None:
             self._drop(key)
             self._drawn()
             self._encoder.submit(self._flush_if_nothing_to_draw)
             return
+        if not _scalable(self.source):
+            scale = 1.0
+        sequential = not getattr(self.source, "pure", True)
+        cached = self.shown.get((index, codec, quality, scale)) if sequential else None
+        if cached is not None:
+            self._drawn()
+            self._encoder.submit(lambda: self._send(key, index, gen, cached, 0.0, 0.0, urgent, scale, False))
+            return
         length_before = self.source.length
         start = time.perf_counter()
         try:
             with self._worker.interruptible():
-                rgba = self.source.render(index)
+                if sequential and _scalable(self.source):
+                    keep = _Keep(self, codec, quality, scale)
+                    rgba = self.source.render(index, scale, keep)  # type: ignore[call-arg]
+                elif scale != 1.0:
+                    rgba = self.source.render(index, scale)  # type: ignore[call-arg]
+                else:
+                    rgba = self.source.render(index)
         except BaseException as exc:  # noqa: BLE001 - the page shows it; the kernel goes on
             self._drawn()
             self._drop(key)
@@ -157,7 +257,7 @@ class PlayerCore(BridgeCore):
         self._drawn()
 
         def encode() -> None:
-            self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent)
+            self._encode(key, index, gen, codec, quality, rgba, rendered - start, urgent, scale, sequential)
 
         if ENCODE_IN_PARALLEL:
             self._encoder.submit(encode)
@@ -182,8 +282,10 @@ class PlayerCore(BridgeCore):
         rgba: np.ndarray,
         render_s: float,
         urgent: bool,
+        scale: float = 1.0,
+        keep: bool = False,
     ) -> None:
-        if not self._wanted(key):
+        if not self._wanted(key) and not keep:
             self._flush_if_nothing_to_draw()
             return
         start = time.perf_counter()
@@ -195,12 +297,34 @@ class PlayerCore(BridgeCore):
                        "error": error_payload(exc)})  # fmt: skip
             return
         encode_s = time.perf_counter() - start
+        if keep:  # a sequential source's frame, once drawn, is the one sent for this index from now on
+            self.shown.put((index, codec, quality, scale), encoded)
+        self._send(key, index, gen, encoded, render_s, encode_s, urgent, scale, True)
+
+    def _send(
+        self,
+        key: tuple[str, int],
+        index: int,
+        gen: int,
+        encoded: codecs.Encoded,
+        render_s: float,
+        encode_s: float,
+        urgent: bool,
+        scale: float,
+        drawn: bool,
+    ) -> None:
+        if not self._wanted(key):
+            self._flush_if_nothing_to_draw()
+            return
         self._drop(key)
         with self._stats_lock:
-            self.frames_rendered += 1
-            self._render_s += render_s
-            self._encode_s += encode_s
-            self._bytes += len(encoded.data)
+            if drawn:
+                self.frames_rendered += 1
+                self._render_s += render_s
+                self._encode_s += encode_s
+                self._bytes += len(encoded.data)
+            else:
+                self.frames_cached += 1
         self.post(
             {
                 "type": "frame",
@@ -211,6 +335,7 @@ class PlayerCore(BridgeCore):
                 "codec": encoded.codec,
                 "width": encoded.width,
                 "height": encoded.height,
+                "scale": scale,
                 "length": self.source.length if self.source is not None else None,
             },
             [memoryview(encoded.data)],
@@ -228,6 +353,7 @@ class PlayerCore(BridgeCore):
             n = self.frames_rendered
             out: dict[str, Any] = {
                 "frames_rendered": n,
+                "frames_from_kernel_cache": self.frames_cached,
                 "frames_requested": self.frames_requested,
                 "errors": self.errors,
                 "render_ms": 1000 * self._render_s / n if n else 0.0,
@@ -250,15 +376,31 @@ class Player(BridgeWidget):
 
     ::
 
-        Player(anim, fps=None)            # a matplotlib FuncAnimation; fps None = 1000 / its interval
-        Player(fig, func, frames=100, init_func=None, fargs=None, fps=30, blit=False)
+        Player(anim, fps=None, pure=None) # any matplotlib Animation; fps None = 1000 / its interval
+        Player(fig, func, frames=100, init_func=None, fargs=None, fps=30, blit=False, pure=False)
         Player(video)                     # numpy (N, H, W) or (N, H, W, 3|4), uint8 or float in [0, 1]
+
+    Frame ``k`` is what matplotlib shows at frame ``k`` of the same animation
+    (``Animation.save`` / ``to_jshtml``): the Player calls ``init_func`` (or
+    the frame function with the first value) and the frame function in
+    matplotlib's order. ``Player(fig, func, ...)`` plays
+    ``FuncAnimation(fig, func, ...)``.
+
+    ``pure``: False (the default for FuncAnimation and frame functions) plays
+    sequentially: frame ``k`` is the figure after frames ``0..k`` in order (a
+    seek ahead applies the frames in between without drawing them, a seek
+    back replays from ``init_func``), and a frame once sent is sent again the
+    same. True declares that the frame function draws frame ``k`` from its
+    value alone: frames are drawn in any order, one call each (the default
+    for ArtistAnimation).
 
     The figure is closed in pyplot (so it is not shown again as a static
     image) and drawn through the Player's own Agg canvas, under
-    :func:`ipybridge.player.figure_lock`. ``fps=0`` plays as fast as frames
-    arrive. The displayed output also carries an ``image/png`` of the current
-    frame for viewers without a kernel.
+    :func:`ipybridge.player.figure_lock`, at the page's devicePixelRatio;
+    while a frame is drawn, pyplot's current figure in that thread is the
+    animation's. ``fps=0`` plays as fast as frames arrive. The displayed
+    output also carries an ``image/png`` of the current frame for viewers
+    without a kernel.
     """
 
     core_class = PlayerCore
@@ -297,9 +439,10 @@ class Player(BridgeWidget):
         quality: int = 85,
         autoplay: bool = False,
         cache_mb: float = 128.0,
+        pure: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        frame_source, default_fps, default_loop = _make_source(source, func, frames, init_func, fargs, blit)
+        frame_source, default_fps, default_loop = _make_source(source, func, frames, init_func, fargs, blit, pure)
         chosen_fps = float(default_fps if fps is None else fps)
         super().__init__(
             fps=chosen_fps,
@@ -313,6 +456,7 @@ class Player(BridgeWidget):
         self.frames = frame_source.length
         core = self._player_core
         core.source = frame_source
+        core.shown.max_bytes = int(max(cache_mb, 1.0) * (1 << 20))
         core.on_length = self._set_length
         self._source = frame_source
         if autoplay:
@@ -398,7 +542,16 @@ class Player(BridgeWidget):
         self.frame = int(i)
 
     def invalidate(self) -> None:
-        """Forget every frame the page has cached (after changing what the frames depend on)."""
+        """Forget every frame drawn so far (after changing what the frames depend on).
+
+        The page's and the kernel's caches are emptied, and a sequential
+        animation starts again from ``init_func`` at the next frame.
+        """
+        core = self._player_core
+        core.shown.clear()
+        reset = getattr(self._source, "reset", None)
+        if reset is not None:
+            reset()
         self._generation += 1
 
     @property
@@ -441,25 +594,28 @@ def _make_source(
     init_func: Callable[[], Any] | None,
     fargs: Sequence[Any] | None,
     blit: bool,
+    pure: bool | None = None,
 ) -> tuple[FrameSource, float, str]:
     import sys
 
     # matplotlib is imported only if the caller has it loaded: a numpy video needs none.
     animation = sys.modules.get("matplotlib.animation")
     figure = sys.modules.get("matplotlib.figure")
-    if animation is not None and isinstance(source, animation.FuncAnimation):
+    if animation is not None and isinstance(source, animation.Animation):
         if func is not None:
-            raise TypeError("Player(anim) takes no frame function: the FuncAnimation has one")
-        anim_source, fps = from_animation(source)
+            raise TypeError("Player(anim) takes no frame function: the animation has one")
+        anim_source, fps = from_animation(source, pure=pure)
         return anim_source, fps, "loop" if getattr(source, "_repeat", True) else "once"
     if figure is not None and isinstance(source, figure.Figure):
         if func is None:
             raise TypeError("Player(fig, func, frames=...) needs a frame function func(frame, *fargs)")
-        fig_source: FrameSource = FigureSource(source, func, frames, init_func, fargs, blit=blit)
+        fig_source: FrameSource = FigureSource(source, func, frames, init_func, fargs, blit=blit, pure=bool(pure))
         return fig_source, 30.0, "loop"
     if isinstance(source, np.ndarray) or (hasattr(source, "__array__") and func is None):
         if func is not None:
             raise TypeError("Player(video) takes no frame function")
+        if pure is not None:
+            raise TypeError("pure= is for frame functions and animations; a video's frames are pure")
         return VideoSource(source), 30.0, "loop"
     if figure is None:
         try:
@@ -467,6 +623,6 @@ def _make_source(
         except ImportError as exc:
             raise codecs.missing_extra("Player(fig, func, frames=...) and Player(anim)", "matplotlib") from exc
     raise TypeError(
-        "Player plays a matplotlib FuncAnimation, Player(fig, func, frames=...), "
+        "Player plays a matplotlib Animation, Player(fig, func, frames=...), "
         f"or a numpy video (N, H, W[, 3|4]); not {type(source).__name__}"
     )

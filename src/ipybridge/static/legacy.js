@@ -12,6 +12,7 @@
   }
   const doc = win.document;
   let counter = 0;
+  const PROBED = /* @__PURE__ */ new Set(["then", "toJSON", "nodeType", "jquery", "length", "window", "$$typeof", "asymmetricMatch", "__esModule"]);
   function notebookOf(node) {
     const element = node && node.nodeType === 1 ? node : node && node.parentElement;
     return element && typeof element.closest === "function" && element.closest(NOTEBOOK_SELECTOR) || null;
@@ -31,6 +32,11 @@
       /** @type {any} */
       null
     ),
+    /** the notebook of the script whose callback runs now (set around require() callbacks) */
+    scriptTarget: (
+      /** @type {any} */
+      null
+    ),
     /** @type {ReturnType<typeof setTimeout>|null} pending "calls are waiting" warning */
     warnTimer: (
       /** @type {any} */
@@ -42,6 +48,29 @@
       /** @type {any} */
       null
     ),
+    /** what `IPython` and `Jupyter` are (below; js/legacy_classic.js upgrades it) */
+    namespace: (
+      /** @type {any} */
+      null
+    ),
+    /** @type {any} makes a classic object that throws on members it lacks (below) */
+    strict: null,
+    /**
+     * The NotebookPanel-side handles of the notebook a call made now belongs to
+     * (found by its transport), or null when none is known yet.
+     * @returns {any}
+     */
+    current() {
+      const target = hub.pickTarget();
+      const live = hub.transports.filter((t) => t.alive && t.panel);
+      if (target) {
+        for (let i = live.length - 1; i >= 0; i--) if (live[i].notebook() === target) return live[i].panel;
+        return null;
+      }
+      const visible = live.filter((t) => isVisible(t.notebook()));
+      const pool = visible.length > 0 ? visible : live;
+      return pool.length > 0 ? pool[pool.length - 1].panel : null;
+    },
     /** @param {Transport} transport @returns {() => void} unregister */
     register(transport) {
       hub.transports.push(transport);
@@ -53,6 +82,7 @@
     },
     /** The notebook a call made now belongs to, or null when the page gives no clue. */
     pickTarget() {
+      if (hub.scriptTarget) return hub.scriptTarget;
       const fromScript = notebookOf(doc && doc.currentScript);
       if (fromScript) return fromScript;
       if (hub.lastNotebook && hub.lastNotebook.isConnected !== false) return hub.lastNotebook;
@@ -112,29 +142,40 @@
       }
       return call.msgId;
     },
-    /** Install `IPython.notebook.kernel` / `Jupyter.notebook.kernel` unless a real one exists. */
+    /** Install `IPython` / `Jupyter` (hub.namespace) unless the page is the classic notebook itself. */
     installGlobals() {
       const current = win.IPython;
-      const ns = current && typeof current === "object" ? current : {};
-      const kernel = ns.notebook && ns.notebook.kernel;
+      const kernel = current && typeof current === "object" && current.notebook && current.notebook.kernel;
       if (kernel && !kernel.__ipybridge) return;
-      ns.notebook = ns.notebook || {};
-      ns.notebook.kernel = hub.kernel;
-      ns.keyboard_manager = ns.keyboard_manager || { enable() {
-      }, disable() {
-      }, register_events() {
-      } };
-      win.IPython = ns;
-      const other = win.Jupyter && win.Jupyter.notebook && win.Jupyter.notebook.kernel;
-      if (!other || other.__ipybridge) win.Jupyter = ns;
+      win.IPython = hub.namespace;
+      win.Jupyter = hub.namespace;
     }
   };
-  hub.kernel = Object.freeze({
-    __ipybridge: true,
-    /** @param {unknown} code @param {any} [callbacks] @param {any} [options] */
-    execute: (code, callbacks, options) => hub.execute(code, callbacks, options),
-    is_connected: () => hub.transports.some((t) => t.alive),
-    is_fully_disconnected: () => !hub.transports.some((t) => t.alive)
+  function strict(path, target) {
+    return new Proxy(target, {
+      get(obj, key, receiver) {
+        if (typeof key === "symbol" || key in obj || PROBED.has(key)) return Reflect.get(obj, key, receiver);
+        throw new Error(`${path}.${key} is not supported by ipybridge (see ipybridge's docs/legacy.md)`);
+      }
+    });
+  }
+  hub.strict = strict;
+  hub.kernel = strict(
+    "IPython.notebook.kernel",
+    Object.freeze({
+      __ipybridge: true,
+      /** @param {unknown} code @param {any} [callbacks] @param {any} [options] */
+      execute: (code, callbacks, options) => hub.execute(code, callbacks, options),
+      is_connected: () => hub.transports.some((t) => t.alive),
+      is_fully_disconnected: () => !hub.transports.some((t) => t.alive)
+    })
+  );
+  hub.namespace = strict("IPython", {
+    notebook: strict("IPython.notebook", { kernel: hub.kernel }),
+    keyboard_manager: strict("IPython.keyboard_manager", { enable() {
+    }, disable() {
+    }, register_events() {
+    } })
   });
   function isVisible(node) {
     if (!node || node.isConnected === false) return false;
@@ -1340,6 +1381,52 @@ var LegacyCalls = class {
 // js/legacy.js
 var HUB_KEY = "__ipybridgeLegacy";
 var ATTACH_POLL_MS = 50;
+var MAX_PANEL_TRIES = 100;
+async function notebookHandles(model, el) {
+  const manager = model.widget_manager;
+  const id = model.get("_legacy_model_id");
+  if (!manager || !id || typeof manager.get_model !== "function") return null;
+  const real = await manager.get_model(id);
+  for (const viewPromise of Object.values(real?.views ?? {})) {
+    const view2 = await viewPromise;
+    if (!view2 || !(view2.el === el || view2.el?.contains(el))) continue;
+    for (let widget = view2.luminoWidget ?? view2.pWidget; widget; widget = widget.parent) {
+      if (widget.content && widget.context && widget.sessionContext && widget.toolbar) {
+        return { panel: widget, notebook: widget.content, context: widget.context, commands: commandsOf(widget) };
+      }
+    }
+  }
+  return null;
+}
+function commandsOf(panel) {
+  for (const item of panel.toolbar.children()) {
+    const commands = item?.props?.commands;
+    if (commands && typeof commands.execute === "function" && commands.hasCommand("notebook:run-cell")) return commands;
+  }
+  return null;
+}
+async function showInWidgetCell(hub, manager, item) {
+  hub.shown = hub.shown || /* @__PURE__ */ new Set();
+  if (hub.shown.has(item.key)) return;
+  hub.shown.add(item.key);
+  try {
+    const widgetModel = await manager.get_model(item.model_id);
+    for (const viewPromise of Object.values(widgetModel?.views ?? {})) {
+      const view2 = await viewPromise;
+      if (!view2?.el?.isConnected) continue;
+      for (let widget = view2.luminoWidget ?? view2.pWidget; widget; widget = widget.parent) {
+        if (widget.node?.classList?.contains("jp-OutputArea") && typeof widget.model?.add === "function") {
+          const { data, metadata } = item.content;
+          widget.model.add({ output_type: "display_data", data, metadata });
+          return;
+        }
+      }
+    }
+    console.warn("ipybridge: a widget callback displayed a script, but its widget is not shown in a cell");
+  } catch (error) {
+    console.error("ipybridge: could not show a script displayed by a widget callback", error);
+  }
+}
 function render({ model, el }) {
   const hub = (
     /** @type {any} */
@@ -1349,14 +1436,19 @@ function render({ model, el }) {
   el.style.cssText = "font: 11px var(--jp-ui-font-family, sans-serif); color: var(--jp-ui-font-color2, #777);";
   el.textContent = "ipybridge: classic IPython.notebook.kernel.execute API enabled";
   const client = new BridgeClient(model, {
-    customTypes: ["legacy_output"],
-    onCustom: (item) => calls.output(item.msg_id, item.msg_type, item.content)
+    customTypes: ["legacy_output", "legacy_display"],
+    onCustom: (item) => {
+      if (item.type === "legacy_display") showInWidgetCell(hub, model.widget_manager, item);
+      else calls.output(item.msg_id, item.msg_type, item.content);
+    }
   });
   const session = client.viewId;
   const calls = new LegacyCalls((item, onStream) => client.request(item, { onOutput: onStream }), session);
   let home = null;
   const transport = {
     alive: true,
+    /** @type {any} the NotebookPanel handles once found (js/legacy_classic.js uses them) */
+    panel: null,
     notebook: () => {
       const now = el.closest(".jp-Notebook");
       if (now) home = now;
@@ -1375,7 +1467,23 @@ function render({ model, el }) {
     if (el.isConnected) {
       transport.notebook();
       hub.drain();
+      findPanel();
     } else timer = setTimeout(waitForPage, ATTACH_POLL_MS);
+  };
+  let panelTries = 0;
+  const findPanel = () => {
+    notebookHandles(model, el).then(
+      (handles) => {
+        if (!transport.alive) return;
+        if (handles) {
+          transport.panel = handles;
+          model.set("_in_lab_notebook", true);
+          model.save_changes();
+          if (hub.classic) hub.classic.panelFound(handles);
+        } else if (++panelTries < MAX_PANEL_TRIES) timer = setTimeout(findPanel, ATTACH_POLL_MS);
+      },
+      (error) => console.warn("ipybridge: the classic notebook API could not find its notebook", error)
+    );
   };
   waitForPage();
   const stop = () => {

@@ -1317,6 +1317,7 @@ async function decodeFrame(frame) {
 function decodedBytes(frame) {
   return frame.width * frame.height * 4;
 }
+var pageScale = () => Math.min(8, Math.max(0.25, window.devicePixelRatio || 1));
 var stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
 var CONTROL_KEYS = /* @__PURE__ */ new Set([" ", "Enter", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"]);
 function render({ model, el }) {
@@ -1376,6 +1377,7 @@ function render({ model, el }) {
   });
   const inflight = /* @__PURE__ */ new Map();
   const inflightByIndex = /* @__PURE__ */ new Map();
+  const requestScale = /* @__PURE__ */ new Map();
   const decoding = /* @__PURE__ */ new Set();
   const failed = /* @__PURE__ */ new Map();
   const screen = new ScreenCounter();
@@ -1395,6 +1397,8 @@ function render({ model, el }) {
   let refreshId = 0;
   let disposed = false;
   let ownChange = false;
+  let scale = pageScale();
+  let frameScale = 1;
   let learntLength = (
     /** @type {number|null} */
     null
@@ -1430,7 +1434,8 @@ function render({ model, el }) {
     const id = nextRequestId++;
     inflight.set(id, index);
     inflightByIndex.set(index, id);
-    const item = { type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85 };
+    requestScale.set(id, scale);
+    const item = { type: "frame", id, index, gen: generation, codec: wireCodec(), quality: model.get("quality") ?? 85, scale };
     client._post(urgent ? { ...item, urgent } : item);
   }
   function cancelUnwanted(keep) {
@@ -1439,6 +1444,7 @@ function render({ model, el }) {
       if (!keep.has(index)) {
         ids.push(id);
         inflight.delete(id);
+        requestScale.delete(id);
         inflightByIndex.delete(index);
       }
     }
@@ -1451,8 +1457,12 @@ function render({ model, el }) {
       inflight.delete(item.id);
       inflightByIndex.delete(index);
     }
+    const askedScale = requestScale.get(item.id);
+    requestScale.delete(item.id);
     if (item.gen !== generation) return;
+    if (askedScale !== void 0 && askedScale !== scale) return;
     if (item.type === "frame") {
+      if (typeof item.scale === "number" && item.scale > 0) frameScale = item.scale;
       cache.set(index, { codec: item.codec, width: item.width, height: item.height, bytes: bytesOf2(buffers[item.b0 ?? 0]) });
       failed.delete(index);
     } else if (item.type === "frame_error") {
@@ -1470,6 +1480,7 @@ function render({ model, el }) {
     const poster = model.get("_poster");
     const index = model.get("_poster_frame");
     if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
+    if (scale !== 1) return;
     if ((model.get("_poster_gen") ?? 0) !== generation || cache.get(index)) return;
     const bytes = bytesOf2(poster);
     if (bytes.byteLength < 24) return;
@@ -1490,6 +1501,7 @@ function render({ model, el }) {
   function pump() {
     pumpQueued = false;
     if (disposed) return;
+    if (pageScale() !== scale) onScaleChange();
     const want = wanted();
     cancelUnwanted(new Set(want));
     const missing = [];
@@ -1540,12 +1552,38 @@ function render({ model, el }) {
       }
     );
   }
+  let sizedAt = 1;
+  function forgetFrames() {
+    cancelUnwanted(/* @__PURE__ */ new Set());
+    cache.clear();
+    decoded.clear();
+    failed.clear();
+    if (!playing) shown = -1;
+    schedule();
+  }
+  let ratioQuery = null;
+  function watchScale() {
+    ratioQuery?.removeEventListener("change", onScaleChange);
+    ratioQuery = typeof matchMedia === "function" ? matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`) : null;
+    ratioQuery?.addEventListener("change", onScaleChange);
+  }
+  function onScaleChange() {
+    watchScale();
+    const now = pageScale();
+    if (disposed || now === scale) return;
+    scale = now;
+    forgetFrames();
+  }
+  watchScale();
+  window.addEventListener("resize", onScaleChange);
   function paint(index) {
     const image = decoded.get(index);
     if (!image) return false;
-    if (canvas.width !== image.width || canvas.height !== image.height) {
+    if (canvas.width !== image.width || canvas.height !== image.height || sizedAt !== frameScale) {
       canvas.width = image.width;
       canvas.height = image.height;
+      canvas.style.width = frameScale === 1 ? "" : `${image.width / frameScale}px`;
+      sizedAt = frameScale;
       ctx.globalCompositeOperation = "copy";
     }
     if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
@@ -1823,12 +1861,7 @@ ${trace}` : header;
     ...["codec", "quality", "_generation"].map(
       (name) => onModel(name, () => {
         generation = model.get("_generation") ?? 0;
-        cancelUnwanted(/* @__PURE__ */ new Set());
-        cache.clear();
-        decoded.clear();
-        failed.clear();
-        if (!playing) shown = -1;
-        schedule();
+        forgetFrames();
       })
     )
   ];
@@ -1840,6 +1873,7 @@ ${trace}` : header;
   client.onClose((error) => {
     inflight.clear();
     inflightByIndex.clear();
+    requestScale.clear();
     if (disposed) return;
     if (playing) stop();
     buffering.hidden = true;
@@ -1857,6 +1891,8 @@ ${trace}` : header;
   else schedule();
   return () => {
     disposed = true;
+    ratioQuery?.removeEventListener("change", onScaleChange);
+    window.removeEventListener("resize", onScaleChange);
     if (rafId) cancelAnimationFrame(rafId);
     if (refreshId) cancelAnimationFrame(refreshId);
     clearTimeout(waitTimer);
