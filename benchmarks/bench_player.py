@@ -22,7 +22,10 @@ One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py):
 * memory: the page's JS heap after a forced GC and the kernel's RSS at every
   quarter of 10000 frames played.
 
-    .venv/bin/python benchmarks/bench_player.py [--window 2] [--windows 3] [--memory-frames 10000]
+    .venv/bin/python benchmarks/bench_player.py [--window 2] [--windows 3] [--memory-frames 10000] [--comm]
+
+Players use the direct transport where it opens (docs/protocol.md), as users get them; ``--comm``
+measures them on the comm instead.
 
 Prints a table with the ratios, writes benchmarks/results/player.json and
 benchmarks/results/player.png.
@@ -651,7 +654,12 @@ def main() -> None:
     parser.add_argument(
         "--ratios-only", action="store_true", help="only reference and blit at devicePixelRatio 1 and 2"
     )
+    parser.add_argument(
+        "--comm", action="store_true", help="keep Players on the comm (IPYBRIDGE_DIRECT=0 in the kernels' environment)"
+    )
     args = parser.parse_args()
+    if args.comm:
+        os.environ["IPYBRIDGE_DIRECT"] = "0"  # the server passes its environment to the kernels it starts
     if args.ratios_only:
         ratios_only(args)
         return

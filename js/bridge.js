@@ -21,6 +21,10 @@ export function publicApi(client) {
     get closed() {
       return client.closed;
     },
+    /** The path this view's messages take: "direct" (a websocket to the kernel) or "comm". */
+    get transport() {
+      return client.transport;
+    },
     /** A snapshot of the client's counters: `{unmatchedAnswers, pending}` (docs/protocol.md, "Diagnostics"). */
     get diagnostics() {
       return { ...client.diagnostics, pending: client._pending.size };

@@ -731,6 +731,12 @@ function render({ model, el }) {
       }),
     ),
   ];
+  // Frame requests in flight on a direct connection that dropped may be lost with it: ask again.
+  client.onTransportChange(() => {
+    inflight.clear();
+    inflightByIndex.clear();
+    schedule();
+  });
   client.onClose((error) => {
     inflight.clear();
     inflightByIndex.clear();

@@ -3,6 +3,7 @@
 // No DOM here: the client needs only an anywidget-like `model`
 // ({send, on, off}) so node tests can drive it with a fake model.
 
+import { DirectLink } from "./direct.js";
 import { decode, encode } from "./serialize.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -28,7 +29,8 @@ export const HANDLER_WAIT_MS = 10000;
  * @typedef {{kwargs?: Record<string, unknown>, timeout?: number, signal?: AbortSignal,
  *            onOutput?: (stream: string, text: string) => void}} CallOptions
  * @typedef {{resolve: (v: any) => void, reject: (e: Error) => void, name: string,
- *            onOutput?: (stream: string, text: string) => void, cleanup: () => void}} Pending
+ *            onOutput?: (stream: string, text: string) => void, cleanup: () => void,
+ *            item: Record<string, any>, direct?: boolean}} Pending
  */
 
 /** @param {string} name @param {string} message @param {Record<string, any>} [extra] */
@@ -85,6 +87,12 @@ export class BridgeClient {
     /** What the kernel accepts (from its `welcome`); partBytes only changes in tests. */
     this.limits = { messageBytes: DEFAULT_MAX_MESSAGE_BYTES, partBytes: PART_BYTES };
     this._customTypes = new Set(options.customTypes ?? []);
+    /** The path this view's messages take: "direct" (js/direct.js) or "comm". */
+    this.transport = "comm";
+    /** @type {DirectLink|null} the direct connection, when the kernel offers one */
+    this.direct = null;
+    /** @type {Set<(transport: string) => void>} */
+    this._transportListeners = new Set();
     this._onCustom = options.onCustom;
     /** Events that arrived before the view's setup registered a listener for them. */
     /** @type {{name: string, payload: any}[] | null} */
@@ -240,7 +248,7 @@ export class BridgeClient {
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       };
-      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup });
+      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup, item: { ...item, id } });
       if (timeout !== undefined && timeout !== null) {
         timer = setTimeout(
           () => this._giveUp(id, "timeout", makeError("TimeoutError", `${what} did not answer within ${timeout} ms`)),
@@ -394,7 +402,7 @@ export class BridgeClient {
     let textBytes = ENVELOPE_BYTES;
     for (const text of texts) textBytes += utf8Bytes(text);
     if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
-      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, undefined, buffers.map(exactBuffer));
+      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers.map(exactBuffer));
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
@@ -404,13 +412,46 @@ export class BridgeClient {
       id: this._nextId++,
       ids,
     });
-    for (const { item, chunk } of parts) this.model.send({ ipb: PROTOCOL_VERSION, msgs: [item] }, undefined, [chunk]);
+    for (const { item, chunk } of parts) this._send({ ipb: PROTOCOL_VERSION, msgs: [item] }, [chunk]);
+  }
+
+  /**
+   * One message to the kernel: over the direct connection when it is up, else over the comm
+   * (marked when the direct connection was lost, so the kernel moves this view back at once).
+   * @param {Record<string, any>} content @param {Uint8Array[]} buffers
+   */
+  _send(content, buffers) {
+    const direct = this.direct;
+    if (direct?.ready) direct.send(content, buffers);
+    else this.model.send(direct?.lost ? { ...content, direct: "lost" } : content, undefined, buffers);
+  }
+
+  /** @param {(transport: string) => void} callback called when this view's transport changes */
+  onTransportChange(callback) {
+    this._transportListeners.add(callback);
+    return () => this._transportListeners.delete(callback);
+  }
+
+  _transportChanged() {
+    for (const cb of this._transportListeners) {
+      try {
+        cb(this.transport);
+      } catch (error) {
+        console.error(error);
+      }
+    }
   }
 
   /** @param {any} content @param {ArrayLike<ArrayBuffer|ArrayBufferView>} [buffers] */
   _onMessage(content, buffers = []) {
     if (!content || content.ipb !== PROTOCOL_VERSION || !Array.isArray(content.msgs)) return;
-    for (const item of content.msgs) {
+    if (this.direct) this.direct.fromComm(content.msgs, buffers);
+    else this._deliver(content.msgs, buffers);
+  }
+
+  /** Dispatch the items of one kernel message, from either channel. @param {any[]} msgs @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers */
+  _deliver(msgs, buffers) {
+    for (const item of msgs) {
       if (item.view != null && item.view !== this.viewId) continue;
       try {
         this._dispatch(item, buffers);
@@ -446,6 +487,9 @@ export class BridgeClient {
       case "welcome": {
         const bytes = item.limits?.message_bytes;
         if (Number.isSafeInteger(bytes) && bytes > 0) this.limits.messageBytes = bytes;
+        if (item.direct && !this.direct && !this.closed && /** @type {any} */ (globalThis).ipybridgeDirect !== false) {
+          this.direct = new DirectLink(this, item.direct);
+        }
         return;
       }
       case "cancel":
@@ -486,6 +530,7 @@ export class BridgeClient {
     if (this.closed) return;
     this.closed = true;
     this.closedError = makeError("BridgeClosedError", why);
+    this.direct?.close();
     for (const [id, pending] of [...this._pending.entries()]) {
       this._settle(id, makeError("BridgeClosedError", `${pending.name} got no answer: ${why}`));
     }

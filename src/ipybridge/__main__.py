@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -33,6 +34,10 @@ def jupyter_command(target: Path, extra: list[str], *, root: bool) -> list[str]:
     command = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={target}"]
     if root and not any(arg.startswith(("--allow-root", "--ServerApp.allow_root")) for arg in extra):
         command.append("--allow-root")
+    if importlib.util.find_spec("nbclassic") is not None and not any("nbclassic" in arg for arg in extra):
+        # The demo opens JupyterLab; the classic notebook's server extension (installed with the test
+        # tools, to compare the legacy API against) prints a migration banner on every start.
+        command.append("--ServerApp.jpserver_extensions=nbclassic=False")
     return [*command, *extra]
 
 

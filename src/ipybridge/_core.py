@@ -55,6 +55,8 @@ from .errors import BridgeClosedError, JavaScriptError
 log = logging.getLogger("ipybridge")
 
 Send = Callable[[dict[str, Any], list[memoryview]], None]
+#: Splits queued items between channels: [(send, or None for the comm; items)].
+Route = Callable[[list[tuple[dict[str, Any], list[memoryview]]]], list[tuple[Send | None, list[Any]]]]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: A reply waiting for the rest of its message's calls is sent after at most this long.
 DEFERRED_FLUSH_S = 0.01
@@ -179,8 +181,12 @@ class Outbox:
         self._generation = 0  # bumped by every flush: a deadline timer from before is stale
         #: Answers (``result``/``error`` items with an id) posted so far; a diagnostic, see BridgeCore.debug_stats.
         self.answers_posted = 0
+        #: Splits a flush between channels (the direct transport, ``_direct.DirectRoutes.split``);
+        #: a send of None is the comm. None: everything goes to the comm.
+        self.route: Route | None = None
 
-    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
+    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float | None = 0.0) -> None:
+        """Queue an item; it leaves within ``delay`` seconds (None: the caller sets a deadline, see ``deadline``)."""
         buffers = buffers or []
         with self._lock:
             last = self._items[-1][0] if self._items else None
@@ -197,18 +203,31 @@ class Outbox:
             if item.get("type") in _ANSWER_TYPES:
                 self.answers_posted += 1
             big = self._bytes >= FLUSH_BYTES
-            schedule = not big and (self._scheduled is None or delay < self._scheduled)
+            schedule = not big and delay is not None and (self._scheduled is None or delay < self._scheduled)
             if schedule:
                 self._scheduled = delay
             generation = self._generation
         if big:
             self.flush()
-        elif schedule:
-            loop = _runtime.event_loop()
-            if delay <= 0:
-                loop.call_soon_threadsafe(self._flush_if_current, generation)
-            else:
-                loop.call_soon_threadsafe(loop.call_later, delay, self._flush_if_current, generation)
+        elif schedule and delay is not None:
+            self._schedule(delay, generation)
+
+    def deadline(self, delay: float) -> None:
+        """Make what is queued leave within ``delay`` seconds."""
+        with self._lock:
+            schedule = bool(self._items) and (self._scheduled is None or delay < self._scheduled)
+            if schedule:
+                self._scheduled = delay
+            generation = self._generation
+        if schedule:
+            self._schedule(delay, generation)
+
+    def _schedule(self, delay: float, generation: int) -> None:
+        loop = _runtime.event_loop()
+        if delay <= 0:
+            loop.call_soon_threadsafe(self._flush_if_current, generation)
+        else:
+            loop.call_soon_threadsafe(loop.call_later, delay, self._flush_if_current, generation)
 
     def _flush_if_current(self, generation: int) -> None:
         if generation == self._generation:
@@ -223,17 +242,19 @@ class Outbox:
                 self._generation += 1
             if not items:
                 return
-            wire: list[dict[str, Any]] = []
-            buffers: list[memoryview] = []
-            for item, item_buffers in items:
-                if item_buffers:
-                    item = {**item, "b0": len(buffers)}
-                    buffers.extend(item_buffers)
-                wire.append(item)
-            try:
-                self._send(envelope(wire), buffers)
-            except Exception:
-                log.exception("ipybridge could not send %d item(s) to the page", len(wire))
+            groups = self.route(items) if self.route is not None else [(None, items)]
+            for send, group in groups:
+                wire: list[dict[str, Any]] = []
+                buffers: list[memoryview] = []
+                for item, item_buffers in group:
+                    if item_buffers:
+                        item = {**item, "b0": len(buffers)}
+                        buffers.extend(item_buffers)
+                    wire.append(item)
+                try:
+                    (send or self._send)(envelope(wire), buffers)
+                except Exception:
+                    log.exception("ipybridge could not send %d item(s) to the page", len(wire))
 
 
 class _OpenCount:
@@ -276,12 +297,15 @@ class _Envelope:
         with self._lock:
             self._pending += 1
 
-    def done(self) -> None:
+    def done(self) -> bool:
+        """One job of this message finished; True when that sent the answers (no deadline needed)."""
         with self._lock:
             self._pending -= 1
             last = self._pending == 0
         if last and self._open.add(-1) == 0:
             self._outbox.flush()
+            return True
+        return False
 
 
 class BridgeCore:
@@ -323,6 +347,8 @@ class BridgeCore:
         self._delivery_seen = threading.Event()
         #: The thread the host last delivered a page message on.
         self._delivery_thread: threading.Thread | None = None
+        #: The direct transport's routes for this widget (``_direct.DirectRoutes``), None when off.
+        self.direct: Any = None
         _runtime.on_interrupt(self)
 
     # ----------------------------------------------------------------- expose
@@ -355,12 +381,15 @@ class BridgeCore:
         return self._namespace
 
     # --------------------------------------------------------------- receive
-    def receive(self, content: Any, buffers: Sequence[Any]) -> None:
-        """Handle one comm message from the page (any thread)."""
-        on_main = threading.current_thread() is threading.main_thread()
-        self.delivered_on_main = on_main
-        self._delivery_thread = threading.current_thread()
-        self._delivery_seen.set()
+    def receive(self, content: Any, buffers: Sequence[Any], channel: str = "comm") -> None:
+        """Handle one message from the page (any thread); ``channel`` is ``"comm"`` or ``"direct"``."""
+        direct = self.direct
+        if channel == "comm":
+            self.delivered_on_main = threading.current_thread() is threading.main_thread()
+            self._delivery_thread = threading.current_thread()
+            self._delivery_seen.set()
+            if direct is not None:
+                direct.heard_on_comm(content)
         limit = self.message_limit()
         if _is_part(content):
             whole, refusals = self.parts.add(content["msgs"][0], buffers, limit)
@@ -392,6 +421,8 @@ class BridgeCore:
                 }
             )
             return
+        if direct is not None:
+            items = direct.admit(items, channel, _is_request)
         requests = sum(_is_request(item) for item in items)
         with self._lock:
             self._messages_received += 1
@@ -492,7 +523,10 @@ class BridgeCore:
             }
 
     def _welcome(self, view: str) -> dict[str, Any]:
-        return {"type": "welcome", "view": view, "limits": {"message_bytes": self.message_limit()}}
+        welcome = {"type": "welcome", "view": view, "limits": {"message_bytes": self.message_limit()}}
+        if self.direct is not None:
+            welcome["direct"] = self.direct.offer()
+        return welcome
 
     def announce_limits(self) -> None:
         """Tell every view the current limits (they also come with each view's welcome)."""
@@ -515,6 +549,8 @@ class BridgeCore:
         for key in [k for k in self._running if k[0] == view]:
             self._cancel(self._running.get(key))
         self.parts.drop_view(view)
+        if self.direct is not None:
+            self.direct.forget(view)
 
     # ---------------------------------------------------------------- calls
     def _handle_call(self, item: Call) -> None:
@@ -578,16 +614,23 @@ class BridgeCore:
                         value = run()
                 except BaseException as exc:  # noqa: BLE001 - SystemExit etc. become the call's error
                     if not handle.cancelled:
-                        self._reply_error_to(view, ident, exc, delay=DEFERRED_FLUSH_S)
+                        self._reply_error_to(view, ident, exc, delay=None)
                     return
                 if not handle.cancelled:
-                    self._reply_value(view, ident, value, delay=DEFERRED_FLUSH_S, what=what)
+                    self._reply_value(view, ident, value, delay=None, what=what)
             finally:
                 self._running.pop(key, None)
+                # Send now when this message is done; else within DEFERRED_FLUSH_S. A call answered at once
+                # so costs no wake-up of the event loop thread (the deadline is only set when needed).
                 if envelope is not None:
-                    envelope.done()
+                    sent = envelope.done()
                 elif self._worker.idle():
                     self.outbox.flush()
+                    sent = True
+                else:
+                    sent = False
+                if not sent:
+                    self.outbox.deadline(DEFERRED_FLUSH_S)
 
         handle.job = job
         self._worker.submit(job)
@@ -641,7 +684,9 @@ class BridgeCore:
             if not finished:
                 self._running[key] = future
 
-    def _reply_value(self, view: str, ident: int, value: Any, delay: float = 0.0, what: str = "the request") -> None:
+    def _reply_value(
+        self, view: str, ident: int, value: Any, delay: float | None = 0.0, what: str = "the request"
+    ) -> None:
         buffers: list[memoryview] = []
         try:
             tree = encode(value, buffers)
@@ -655,13 +700,15 @@ class BridgeCore:
             return
         self.post({"type": "result", "view": view, "id": ident, "value": tree}, buffers, delay)
 
-    def _reply_error_to(self, view: str | None, ident: int | None, exc: BaseException, delay: float = 0.0) -> None:
+    def _reply_error_to(
+        self, view: str | None, ident: int | None, exc: BaseException, delay: float | None = 0.0
+    ) -> None:
         if view is None or ident is None:
             self.post({"type": "protocol_error", "view": view, "error": error_payload(exc)}, delay=delay)
         else:
             self.post({"type": "error", "view": view, "id": ident, "error": error_payload(exc)}, delay=delay)
 
-    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float = 0.0) -> None:
+    def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float | None = 0.0) -> None:
         if not self.closed:
             self.outbox.post(item, buffers, delay)
 
@@ -739,6 +786,11 @@ class BridgeCore:
         self._send_or_queue(item, buffers)
         return future
 
+    def pending_js_calls(self, view: str) -> list[_JSCall]:
+        """``call_js`` calls sent to ``view`` and not answered yet."""
+        with self._lock:
+            return [c for c in self._js_calls.values() if view in c.targets and not c.future.done()]
+
     def _expire(self, ident: int, timeout: float) -> None:
         call = self._js_calls.get(ident)
         if call is not None and _settle(
@@ -793,6 +845,8 @@ class BridgeCore:
         self.check_can_wait()
         if threading.current_thread() is not threading.main_thread() or _kernel() is None:
             return  # off the kernel's main thread (or no kernel): the answer can arrive
+        if self.direct is not None and self.direct.transport() == "direct":
+            return  # answers arrive on the direct transport's thread, not behind this cell
         if self.delivered_on_main is None and _kernel_has_subshells():
             self._delivery_seen.wait(2.0)
         if self.delivered_on_main is not False:
@@ -817,6 +871,8 @@ class BridgeCore:
             _cancel_handle(handle)
         self.parts.clear()
         self._worker.stop()
+        if self.direct is not None:
+            self.direct.close()
 
 
 def _is_part(content: Any) -> bool:

@@ -10,8 +10,9 @@ from typing import Any, TypeVar, overload
 import anywidget
 import traitlets
 
+from . import _direct
 from ._capture import protect_cell_parent
-from ._core import BridgeCore, JSFuture
+from ._core import BridgeCore, JSFuture, _kernel
 from ._protocol import DEFAULT_MAX_MESSAGE_BYTES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,6 +29,12 @@ class BridgeWidget(anywidget.AnyWidget):
     #: or on one widget (``b.max_message_bytes = 16 << 20``). Checked in the kernel on every message;
     #: the page learns it and rejects a bigger call at once (``MessageTooLargeError``), sending nothing.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    #: Whether views may use the direct transport (docs/protocol.md, "Direct transport"): ``True``
+    #: (through the Jupyter server's relay when it has ipybridge.server, else on the loopback
+    #: interface), ``"relay"`` or ``"loopback"`` for one way only, ``False`` for the comm only.
+    #: Read when the widget is created; the environment variable ``IPYBRIDGE_DIRECT=0`` turns it
+    #: off for the whole kernel.
+    direct: bool | str = True
 
     def __init__(
         self,
@@ -39,6 +46,7 @@ class BridgeWidget(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._core = self._make_core(allow_execute=allow_execute, namespace=namespace)
         self._core.message_limit = self._message_limit
+        self._enable_direct()
         self.on_msg(self._on_custom_msg)
         _route_off_main_thread(self)
         protect_cell_parent()
@@ -60,6 +68,29 @@ class BridgeWidget(anywidget.AnyWidget):
         except (TypeError, ValueError):
             log.error("ipybridge: ignoring max_message_bytes=%r (not an int >= 1024)", value)
             return DEFAULT_MAX_MESSAGE_BYTES
+
+    def _enable_direct(self) -> None:
+        choice = self.direct
+        routes = {True: ["relay", "loopback"], "relay": ["relay"], "loopback": ["loopback"]}.get(choice)
+        if routes is None or self.comm is None or _kernel() is None or not _direct.enabled_by_environment():
+            return
+        endpoint = _direct.DirectEndpoint.get()
+        if endpoint is None:
+            return
+        routes_ = _direct.DirectRoutes(self._core, endpoint, self.comm.comm_id, routes)
+        self._core.direct = routes_
+        self._core.outbox.route = routes_.split
+
+    @property
+    def transport(self) -> str | None:
+        """The path the most recently connected view's messages take: ``"direct"`` or ``"comm"``.
+
+        None before any view said hello. The page's ``bridge.transport`` says the same for its view.
+        """
+        if self._core.direct is not None:
+            transport: str | None = self._core.direct.transport()
+            return transport
+        return "comm" if self._core.views else None
 
     def _make_core(self, **kwargs: Any) -> BridgeCore:
         return self.core_class(self._send_to_page, name=type(self).__name__, **kwargs)

@@ -11,15 +11,27 @@ Installed with ipybridge, this extension is enabled in the server's
 environment (``etc/jupyter/jupyter_server_config.d/ipybridge.json``) and turns
 Nagle off on kernel websockets (``TCP_NODELAY``, what tornado recommends for
 websockets that carry small messages): a tiny call's round trip drops from
-~48 ms to ~8 ms. Nothing else changes. Disable it with
+~48 ms to ~8 ms.
+
+It also serves the relay of ipybridge's direct transport (docs/protocol.md,
+"Direct transport"): a websocket route ``{base_url}ipybridge/direct/<kernel_id>``,
+authenticated and authorized like the kernel's own websocket (the user must be
+allowed to execute in kernels), that relays to the direct endpoint of that
+kernel on 127.0.0.1. The page names a kernel and a port; the relay connects
+only when the kernel is one of this server's and the port is the one that
+kernel announced next to its connection file, so the page can never make the
+server open a connection anywhere else. Disable both with
 ``jupyter server extension disable ipybridge.server``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 _MARK = "_ipybridge_nodelay"
+#: The relay's bound on one websocket message (the direct path sends parts of at most 8 MiB).
+RELAY_FRAME_BYTES = 9 << 20
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -27,6 +39,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
+    _add_relay(serverapp)
     settings = serverapp.web_app.settings
     base = settings.get("kernel_websocket_connection_class")
     if base is None or getattr(base, _MARK, False):
@@ -43,3 +56,97 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     NoDelayConnection.__name__ = NoDelayConnection.__qualname__ = f"NoDelay{base.__name__}"
     settings["kernel_websocket_connection_class"] = NoDelayConnection
     serverapp.log.info("ipybridge.server: TCP_NODELAY on kernel websockets (%s)", base.__name__)
+
+
+def announced_port(kernel: Any) -> int | None:
+    """The direct endpoint port a kernel of this server announced, or None."""
+    from ._direct import announcement_path
+
+    path = announcement_path(getattr(kernel, "connection_file", None))
+    if path is None:
+        return None
+    try:
+        with open(path) as f:
+            port = json.load(f).get("port")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return port if type(port) is int and 0 < port < 65536 else None
+
+
+def _add_relay(serverapp: Any) -> None:
+    from jupyter_core.utils import ensure_async
+    from jupyter_server.auth.decorator import ws_authenticated
+    from jupyter_server.base.handlers import JupyterHandler
+    from jupyter_server.base.websocket import WebSocketMixin
+    from jupyter_server.utils import url_path_join
+    from tornado import web
+    from tornado.ioloop import IOLoop
+    from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
+
+    from ._direct import PATH
+
+    class DirectRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+        """Page <-> kernel direct endpoint, through the Jupyter server (same origin, its auth)."""
+
+        auth_resource = "kernels"
+        upstream: Any = None
+
+        def set_default_headers(self) -> None:
+            """No HTML security headers on a websocket (as jupyter_server's kernel websocket)."""
+
+        @property
+        def max_message_size(self) -> int:
+            return RELAY_FRAME_BYTES
+
+        @ws_authenticated
+        async def get(self, kernel_id: str) -> None:
+            authorized = await ensure_async(
+                self.authorizer.is_authorized(self, self.current_user, "execute", "kernels")
+            )
+            if not authorized:
+                raise web.HTTPError(403)
+            if kernel_id not in self.kernel_manager:
+                raise web.HTTPError(404)
+            port = announced_port(self.kernel_manager.get_kernel(kernel_id))
+            if port is None or self.get_argument("port", "") != str(port):
+                raise web.HTTPError(403, "not a direct endpoint announced by this kernel")
+            try:
+                self.upstream = await websocket_connect(
+                    f"ws://127.0.0.1:{port}{PATH}", max_message_size=RELAY_FRAME_BYTES
+                )
+            except OSError as exc:
+                raise web.HTTPError(502, "the kernel's direct endpoint is not reachable") from exc
+            await super().get(kernel_id)
+
+        def open(self, *args: Any, **kwargs: Any) -> None:
+            super().open(*args, **kwargs)
+            self.set_nodelay(True)
+            stream = getattr(self.upstream, "stream", None)
+            if stream is not None:
+                stream.set_nodelay(True)
+            IOLoop.current().add_callback(self._pump)
+
+        async def _pump(self) -> None:
+            upstream = self.upstream
+            while True:
+                message = await upstream.read_message()
+                if message is None:
+                    break
+                try:
+                    await self.write_message(message, binary=isinstance(message, bytes))
+                except WebSocketClosedError:
+                    break
+            self.close()
+
+        async def on_message(self, message: str | bytes) -> None:
+            try:
+                await self.upstream.write_message(message, binary=isinstance(message, bytes))
+            except WebSocketClosedError:
+                self.close()
+
+        def on_close(self) -> None:
+            if self.upstream is not None:
+                self.upstream.close()
+
+    route = url_path_join(serverapp.web_app.settings["base_url"], r"/ipybridge/direct/(?P<kernel_id>[\w-]+)")
+    serverapp.web_app.add_handlers(".*$", [(route, DirectRelayHandler)])

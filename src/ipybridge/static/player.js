@@ -1,3 +1,283 @@
+// js/direct.js
+var CONNECT_MS = 3e3;
+var REQUEST_TYPES = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
+function pack(content, buffers) {
+  const head = new TextEncoder().encode(JSON.stringify([content, buffers.map((b) => b.byteLength)]));
+  let total = 4 + head.byteLength;
+  for (const b of buffers) total += b.byteLength;
+  const out = new Uint8Array(total);
+  new DataView(out.buffer).setUint32(0, head.byteLength, true);
+  out.set(head, 4);
+  let offset = 4 + head.byteLength;
+  for (const b of buffers) {
+    out.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), offset);
+    offset += b.byteLength;
+  }
+  return out;
+}
+function unpack(data) {
+  const bytes = new Uint8Array(data);
+  if (bytes.byteLength < 4) throw new Error("a direct message needs a 4-byte header length");
+  const headBytes = new DataView(data).getUint32(0, true);
+  const end = 4 + headBytes;
+  if (end > bytes.byteLength) throw new Error("the header is longer than the message");
+  const head = JSON.parse(new TextDecoder().decode(bytes.subarray(4, end)));
+  if (!Array.isArray(head) || head.length !== 2 || !Array.isArray(head[1])) throw new Error("the header must be [envelope, sizes]");
+  const [content, sizes] = head;
+  const buffers = [];
+  let offset = end;
+  for (const n of sizes) {
+    if (!Number.isSafeInteger(n) || n < 0 || offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
+    buffers.push(new DataView(data, offset, n));
+    offset += n;
+  }
+  if (offset !== bytes.byteLength) throw new Error("the buffer sizes do not add up to the message");
+  return { content, buffers };
+}
+function waysToConnect(offer, kernel, pageHost = globalThis.location?.hostname) {
+  const ways = [];
+  const routes = Array.isArray(offer.routes) ? offer.routes : [];
+  const port = Number(offer.port);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return ways;
+  const settings = kernel?.serverSettings;
+  if (routes.includes("loopback") && isLoopbackHost(pageHost)) {
+    ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
+  }
+  if (routes.includes("relay") && typeof kernel?.id === "string" && typeof settings?.wsUrl === "string") {
+    let url = `${settings.wsUrl.replace(/\/?$/, "/")}ipybridge/direct/${encodeURIComponent(kernel.id)}?port=${port}`;
+    if (settings.token && settings.appendToken) url += `&token=${encodeURIComponent(settings.token)}`;
+    ways.push({ route: "relay", url });
+  }
+  return ways;
+}
+function isLoopbackHost(host) {
+  if (host === void 0) return true;
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+async function proofOf(secret, nonce) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) throw new Error("no WebCrypto (not a secure context)");
+  const enc2 = new TextEncoder();
+  const key = await subtle.importKey("raw", enc2.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await subtle.sign("HMAC", key, enc2.encode(nonce)));
+  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+var DirectLink = class {
+  /**
+   * Connect one view to the kernel's direct endpoint; until (and unless) that works, the comm carries everything.
+   * @param {any} client the view's BridgeClient
+   * @param {Offer} offer from the kernel's `welcome`
+   * @param {{WebSocket?: any}} [options] a WebSocket class (tests)
+   */
+  constructor(client, offer, options = {}) {
+    this.client = client;
+    this.offer = offer;
+    this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.ws = null;
+    this.ready = false;
+    this.lost = false;
+    this.stopped = false;
+    this.commSaysDirect = false;
+    this.held = [];
+    this.route = null;
+    this.callsSeen = /* @__PURE__ */ new Set();
+    this.failures = [];
+    this._onPageHide = () => this._byeOverComm();
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
+    this.started = this._start();
+  }
+  async _start() {
+    if (typeof this.WebSocket !== "function") return;
+    for (const way of waysToConnect(this.offer, this.client.model.widget_manager?.kernel)) {
+      if (this.stopped || this.client.closed) return;
+      const ws = await this._open(way);
+      if (ws) {
+        if (this.stopped || this.client.closed) {
+          ws.close();
+          return;
+        }
+        this._use(ws, way.route);
+        return;
+      }
+    }
+  }
+  /** @param {Way} way @returns {Promise<any>} an authenticated websocket, or null */
+  _open(way) {
+    return new Promise((resolve) => {
+      let ws;
+      const fail = (why) => {
+        clearTimeout(timer);
+        this.failures.push({ route: way.route, error: why });
+        if (ws) {
+          ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+          try {
+            ws.close();
+          } catch {
+          }
+        }
+        resolve(null);
+      };
+      const timer = setTimeout(() => fail("timed out"), CONNECT_MS);
+      try {
+        ws = new this.WebSocket(way.url);
+      } catch (error) {
+        fail(String(error));
+        return;
+      }
+      ws.binaryType = "arraybuffer";
+      let greeted = false;
+      ws.onerror = () => fail("error");
+      ws.onclose = () => fail("closed");
+      ws.onmessage = (event) => {
+        if (!greeted) {
+          greeted = true;
+          const { token, widget } = this.offer;
+          const hello = { ipb: 1, widget, view: this.client.viewId };
+          let nonce = null;
+          try {
+            nonce = JSON.parse(event.data).nonce;
+          } catch {
+          }
+          if (typeof nonce !== "string") return fail("no nonce");
+          proofOf(token, nonce).then(
+            (proof) => ws.readyState === 1 && ws.send(JSON.stringify({ ...hello, proof })),
+            // No WebCrypto (a page of another machine over plain http): the relay route, to the page's own
+            // server, may carry the secret itself; the loopback route never does.
+            () => way.route === "loopback" ? fail("no proof") : ws.send(JSON.stringify({ ...hello, token }))
+          );
+          return;
+        }
+        let ready = false;
+        try {
+          const { content } = unpack(event.data);
+          const item = content?.msgs?.[0];
+          ready = item?.type === "transport" && item.transport === "direct" && item.view === this.client.viewId;
+        } catch {
+        }
+        if (!ready) return fail("no ready message");
+        clearTimeout(timer);
+        resolve(ws);
+      };
+    });
+  }
+  /** @param {any} ws @param {string} route */
+  _use(ws, route) {
+    this.ws = ws;
+    this.route = route;
+    this.ready = true;
+    this.client.transport = "direct";
+    ws.onmessage = (event) => this._fromDirect(event.data);
+    ws.onclose = () => this._lose();
+    ws.onerror = () => this._lose();
+  }
+  /**
+   * Send one envelope over the websocket (the client calls this while `ready`).
+   * @param {any} content @param {ArrayBufferView[]} buffers
+   */
+  send(content, buffers) {
+    const pending = this.client._pending;
+    for (const item of content.msgs) {
+      if (REQUEST_TYPES.has(item.type)) {
+        const p = pending.get(item.id);
+        if (p) p.direct = true;
+      } else if (item.type === "part" && Array.isArray(item.ids)) {
+        for (const id of item.ids) {
+          const p = pending.get(id);
+          if (p) p.direct = true;
+        }
+      }
+    }
+    this.ws.send(pack(content, buffers));
+  }
+  /** @param {ArrayBuffer} data */
+  _fromDirect(data) {
+    let message;
+    try {
+      message = unpack(data);
+    } catch (error) {
+      console.error("ipybridge: bad message on the direct connection", error);
+      return;
+    }
+    for (const item of message.content.msgs) if (item?.type === "call") this._noteCall(item.id);
+    if (!this.commSaysDirect) this.held.push(message);
+    else this.client._deliver(message.content.msgs, message.buffers);
+  }
+  /**
+   * A comm message for this client: deliver its items, switching at `transport` items. Broadcast items
+   * (no `view`) reach a view on the direct path over the websocket, so their comm copies are skipped.
+   * @param {any[]} msgs @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers
+   */
+  fromComm(msgs, buffers) {
+    let batch = [];
+    for (const item of msgs) {
+      if (item?.type === "transport" && item.view === this.client.viewId) {
+        this.client._deliver(batch, buffers);
+        batch = [];
+        if (item.transport === "direct") {
+          this.commSaysDirect = true;
+          const held = this.held;
+          this.held = [];
+          for (const m of held) this.client._deliver(m.content.msgs, m.buffers);
+        } else {
+          this.commSaysDirect = false;
+          this._lose();
+        }
+        continue;
+      }
+      if (this.commSaysDirect && item?.view == null) continue;
+      if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) continue;
+      if (item?.type === "call") this._noteCall(item.id);
+      batch.push(item);
+    }
+    this.client._deliver(batch, buffers);
+  }
+  /** Remember a call_js id (the last 1024), so one sent again after a drop runs once. @param {number} id */
+  _noteCall(id) {
+    this.callsSeen.add(id);
+    const oldest = this.callsSeen.values().next().value;
+    if (this.callsSeen.size > 1024 && oldest !== void 0) this.callsSeen.delete(oldest);
+  }
+  /** The connection is gone: back to the comm, and ask again for every answer that may have been lost. */
+  _lose() {
+    if (!this.ready) return;
+    this.ready = false;
+    this.lost = true;
+    this.client.transport = "comm";
+    const ws = this.ws;
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close();
+    } catch {
+    }
+    if (this.stopped || this.client.closed) return;
+    for (const [id, pending] of this.client._pending) {
+      if (!pending.direct) continue;
+      pending.direct = false;
+      this.client._post(pending.item, (error) => this.client._settle(id, error));
+    }
+    this.client._transportChanged();
+  }
+  _byeOverComm() {
+    if (this.ready && !this.client.closed) {
+      this.client.model.send({ ipb: 1, msgs: [{ type: "bye", view: this.client.viewId }] });
+    }
+  }
+  /** The view is going away: close the connection (after what was sent on it). */
+  close() {
+    this.stopped = true;
+    this.ready = false;
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
+    if (this.ws) {
+      this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
+      try {
+        this.ws.close();
+      } catch {
+      }
+    }
+  }
+};
+
 // js/serialize.js
 var TAG = "$ipb";
 var MAX_DEPTH = 100;
@@ -171,7 +451,7 @@ function view(ctor, bytes) {
 var PROTOCOL_VERSION = 1;
 var DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
 var PART_BYTES = 8 * 2 ** 20;
-var REQUEST_TYPES = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
+var REQUEST_TYPES2 = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
 var ENVELOPE_BYTES = 64;
 var HANDLER_WAIT_MS = 1e4;
 function makeError(name, message, extra = {}) {
@@ -209,6 +489,9 @@ var BridgeClient = class {
     this._closeListeners = /* @__PURE__ */ new Set();
     this.limits = { messageBytes: DEFAULT_MAX_MESSAGE_BYTES, partBytes: PART_BYTES };
     this._customTypes = new Set(options.customTypes ?? []);
+    this.transport = "comm";
+    this.direct = null;
+    this._transportListeners = /* @__PURE__ */ new Set();
     this._onCustom = options.onCustom;
     this._early = null;
     this.setupDone = Promise.resolve();
@@ -350,7 +633,7 @@ var BridgeClient = class {
         if (timer !== void 0) clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       };
-      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup });
+      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup, item: { ...item, id } });
       if (timeout !== void 0 && timeout !== null) {
         timer = setTimeout(
           () => this._giveUp(id, "timeout", makeError("TimeoutError", `${what} did not answer within ${timeout} ms`)),
@@ -495,22 +778,51 @@ var BridgeClient = class {
     let textBytes = ENVELOPE_BYTES;
     for (const text of texts) textBytes += utf8Bytes(text);
     if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
-      this.model.send({ ipb: PROTOCOL_VERSION, msgs }, void 0, buffers.map(exactBuffer));
+      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers.map(exactBuffer));
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
-    const ids = msgs.filter((i) => REQUEST_TYPES.has(i.type)).map((i) => i.id);
+    const ids = msgs.filter((i) => REQUEST_TYPES2.has(i.type)).map((i) => i.id);
     const parts = splitIntoParts(new TextEncoder().encode(json), buffers, this.limits.partBytes, {
       view: this.viewId,
       id: this._nextId++,
       ids
     });
-    for (const { item, chunk } of parts) this.model.send({ ipb: PROTOCOL_VERSION, msgs: [item] }, void 0, [chunk]);
+    for (const { item, chunk } of parts) this._send({ ipb: PROTOCOL_VERSION, msgs: [item] }, [chunk]);
+  }
+  /**
+   * One message to the kernel: over the direct connection when it is up, else over the comm
+   * (marked when the direct connection was lost, so the kernel moves this view back at once).
+   * @param {Record<string, any>} content @param {Uint8Array[]} buffers
+   */
+  _send(content, buffers) {
+    const direct = this.direct;
+    if (direct?.ready) direct.send(content, buffers);
+    else this.model.send(direct?.lost ? { ...content, direct: "lost" } : content, void 0, buffers);
+  }
+  /** @param {(transport: string) => void} callback called when this view's transport changes */
+  onTransportChange(callback) {
+    this._transportListeners.add(callback);
+    return () => this._transportListeners.delete(callback);
+  }
+  _transportChanged() {
+    for (const cb of this._transportListeners) {
+      try {
+        cb(this.transport);
+      } catch (error) {
+        console.error(error);
+      }
+    }
   }
   /** @param {any} content @param {ArrayLike<ArrayBuffer|ArrayBufferView>} [buffers] */
   _onMessage(content, buffers = []) {
     if (!content || content.ipb !== PROTOCOL_VERSION || !Array.isArray(content.msgs)) return;
-    for (const item of content.msgs) {
+    if (this.direct) this.direct.fromComm(content.msgs, buffers);
+    else this._deliver(content.msgs, buffers);
+  }
+  /** Dispatch the items of one kernel message, from either channel. @param {any[]} msgs @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers */
+  _deliver(msgs, buffers) {
+    for (const item of msgs) {
       if (item.view != null && item.view !== this.viewId) continue;
       try {
         this._dispatch(item, buffers);
@@ -545,6 +857,10 @@ var BridgeClient = class {
       case "welcome": {
         const bytes = item.limits?.message_bytes;
         if (Number.isSafeInteger(bytes) && bytes > 0) this.limits.messageBytes = bytes;
+        if (item.direct && !this.direct && !this.closed && /** @type {any} */
+        globalThis.ipybridgeDirect !== false) {
+          this.direct = new DirectLink(this, item.direct);
+        }
         return;
       }
       case "cancel":
@@ -581,6 +897,7 @@ var BridgeClient = class {
     if (this.closed) return;
     this.closed = true;
     this.closedError = makeError("BridgeClosedError", why);
+    this.direct?.close();
     for (const [id, pending] of [...this._pending.entries()]) {
       this._settle(id, makeError("BridgeClosedError", `${pending.name} got no answer: ${why}`));
     }
@@ -890,7 +1207,6 @@ var ScreenCounter = class {
     this.displayedMeter = new FpsMeter(windowMs);
     this.drawnMeter = new FpsMeter(windowMs);
     this._pending = 0;
-    this._lastRefresh = -1;
   }
   /** @param {number} now ms */
   drew(now) {
@@ -901,15 +1217,9 @@ var ScreenCounter = class {
   /** A display refresh at `now`; true if it showed a newly drawn frame. @param {number} now */
   refresh(now) {
     if (!this._pending) return false;
-    if (now === this._lastRefresh) {
-      this.dropped += this._pending;
-      this._pending = 0;
-      return false;
-    }
     this.displayed++;
     this.dropped += this._pending - 1;
     this._pending = 0;
-    this._lastRefresh = now;
     this.displayedMeter.tick(now);
     return true;
   }
@@ -1565,6 +1875,11 @@ ${trace}` : header;
       })
     )
   ];
+  client.onTransportChange(() => {
+    inflight.clear();
+    inflightByIndex.clear();
+    schedule();
+  });
   client.onClose((error) => {
     inflight.clear();
     inflightByIndex.clear();

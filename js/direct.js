@@ -1,0 +1,349 @@
+// The page's half of the direct transport (docs/protocol.md, "Direct transport"):
+// the same envelopes over a websocket to the kernel's own endpoint, reached
+// through the Jupyter server's relay (ipybridge.server) or on the loopback
+// interface. The comm stays the control channel and the fallback.
+// No DOM here: node tests drive it with a fake model and a fake WebSocket.
+
+/** How long one way of connecting may take before the next is tried (ms). */
+export const CONNECT_MS = 3000;
+/** Page -> kernel items that get exactly one answer (resent over the comm after a drop). */
+const REQUEST_TYPES = new Set(["call", "execute", "set", "get"]);
+
+/**
+ * One websocket message: u32 LE length of a JSON `[envelope, sizes]` header, the header, the buffers.
+ * @param {any} content @param {ArrayBufferView[]} buffers @returns {Uint8Array}
+ */
+export function pack(content, buffers) {
+  const head = new TextEncoder().encode(JSON.stringify([content, buffers.map((b) => b.byteLength)]));
+  let total = 4 + head.byteLength;
+  for (const b of buffers) total += b.byteLength;
+  const out = new Uint8Array(total);
+  new DataView(out.buffer).setUint32(0, head.byteLength, true);
+  out.set(head, 4);
+  let offset = 4 + head.byteLength;
+  for (const b of buffers) {
+    out.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), offset);
+    offset += b.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The envelope and buffers (views into `data`, no copy) of one websocket message.
+ * @param {ArrayBuffer} data @returns {{content: any, buffers: DataView[]}}
+ */
+export function unpack(data) {
+  const bytes = new Uint8Array(data);
+  if (bytes.byteLength < 4) throw new Error("a direct message needs a 4-byte header length");
+  const headBytes = new DataView(data).getUint32(0, true);
+  const end = 4 + headBytes;
+  if (end > bytes.byteLength) throw new Error("the header is longer than the message");
+  const head = JSON.parse(new TextDecoder().decode(bytes.subarray(4, end)));
+  if (!Array.isArray(head) || head.length !== 2 || !Array.isArray(head[1])) throw new Error("the header must be [envelope, sizes]");
+  const [content, sizes] = head;
+  /** @type {DataView[]} */
+  const buffers = [];
+  let offset = end;
+  for (const n of sizes) {
+    if (!Number.isSafeInteger(n) || n < 0 || offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
+    buffers.push(new DataView(data, offset, n));
+    offset += n;
+  }
+  if (offset !== bytes.byteLength) throw new Error("the buffer sizes do not add up to the message");
+  return { content, buffers };
+}
+
+/**
+ * @typedef {{port: number, token: string, widget: string, routes: string[]}} Offer
+ * @typedef {{route: string, url: string}} Way
+ */
+
+/**
+ * The ways to reach the kernel's endpoint, best first: the loopback interface when the page is served from
+ * this machine (the fastest: no hop through the Jupyter server), then the server's relay (same origin;
+ * remote browsers, JupyterHub).
+ * The loopback route is tried only from a page served on a loopback address: elsewhere 127.0.0.1 is the
+ * browser's own machine, not the kernel's (and the kernel refuses other origins anyway).
+ * @param {Offer} offer @param {any} kernel the widget manager's kernel connection, if any
+ * @param {string|undefined} pageHost the page's hostname (`location.hostname`)
+ * @returns {Way[]}
+ */
+export function waysToConnect(offer, kernel, pageHost = globalThis.location?.hostname) {
+  /** @type {Way[]} */
+  const ways = [];
+  const routes = Array.isArray(offer.routes) ? offer.routes : [];
+  const port = Number(offer.port);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return ways;
+  const settings = kernel?.serverSettings;
+  if (routes.includes("loopback") && isLoopbackHost(pageHost)) {
+    ways.push({ route: "loopback", url: `ws://127.0.0.1:${port}/ipybridge/direct` });
+  }
+  if (routes.includes("relay") && typeof kernel?.id === "string" && typeof settings?.wsUrl === "string") {
+    let url = `${settings.wsUrl.replace(/\/?$/, "/")}ipybridge/direct/${encodeURIComponent(kernel.id)}?port=${port}`;
+    if (settings.token && settings.appendToken) url += `&token=${encodeURIComponent(settings.token)}`;
+    ways.push({ route: "relay", url });
+  }
+  return ways;
+}
+
+/** @param {string|undefined} host a URL's hostname; undefined outside a browser (tests) */
+export function isLoopbackHost(host) {
+  if (host === undefined) return true;
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * Hex HMAC-SHA256 of `nonce` keyed with `secret` (what the kernel checks on the loopback route).
+ * @param {string} secret @param {string} nonce @returns {Promise<string>}
+ */
+export async function proofOf(secret, nonce) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) throw new Error("no WebCrypto (not a secure context)");
+  const enc = new TextEncoder();
+  const key = await subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await subtle.sign("HMAC", key, enc.encode(nonce)));
+  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class DirectLink {
+  /**
+   * Connect one view to the kernel's direct endpoint; until (and unless) that works, the comm carries everything.
+   * @param {any} client the view's BridgeClient
+   * @param {Offer} offer from the kernel's `welcome`
+   * @param {{WebSocket?: any}} [options] a WebSocket class (tests)
+   */
+  constructor(client, offer, options = {}) {
+    this.client = client;
+    this.offer = offer;
+    this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    /** @type {any} */
+    this.ws = null;
+    /** Page -> kernel messages go over the websocket. */
+    this.ready = false;
+    /** The websocket was used and then lost: the comm carries everything again, for good. */
+    this.lost = false;
+    this.stopped = false;
+    /** The comm said (a `transport` item, in kernel order) that this view's messages now come directly. */
+    this.commSaysDirect = false;
+    /** @type {{content: any, buffers: DataView[]}[]} direct messages held until the comm says so */
+    this.held = [];
+    /** @type {string|null} "relay" or "loopback" once connected */
+    this.route = null;
+    /** @type {Set<number>} ids of call_js calls this view has started */
+    this.callsSeen = new Set();
+    /** @type {{route: string, error: string}[]} what failed, for debugging */
+    this.failures = [];
+    this._onPageHide = () => this._byeOverComm();
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
+    this.started = this._start();
+  }
+
+  async _start() {
+    if (typeof this.WebSocket !== "function") return;
+    for (const way of waysToConnect(this.offer, this.client.model.widget_manager?.kernel)) {
+      if (this.stopped || this.client.closed) return;
+      const ws = await this._open(way);
+      if (ws) {
+        if (this.stopped || this.client.closed) {
+          ws.close();
+          return;
+        }
+        this._use(ws, way.route);
+        return;
+      }
+    }
+  }
+
+  /** @param {Way} way @returns {Promise<any>} an authenticated websocket, or null */
+  _open(way) {
+    return new Promise((resolve) => {
+      /** @type {any} */
+      let ws;
+      const fail = (/** @type {string} */ why) => {
+        clearTimeout(timer);
+        this.failures.push({ route: way.route, error: why });
+        if (ws) {
+          ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+          try {
+            ws.close();
+          } catch {
+            // already closed
+          }
+        }
+        resolve(null);
+      };
+      const timer = setTimeout(() => fail("timed out"), CONNECT_MS);
+      try {
+        ws = new this.WebSocket(way.url);
+      } catch (error) {
+        fail(String(error));
+        return;
+      }
+      ws.binaryType = "arraybuffer";
+      let greeted = false;
+      ws.onerror = () => fail("error");
+      ws.onclose = () => fail("closed");
+      ws.onmessage = (/** @type {{data: any}} */ event) => {
+        if (!greeted) {
+          // The endpoint's nonce: the page answers with a proof of the secret, not the secret (on the
+          // loopback route, whatever listens on that port may not be the kernel).
+          greeted = true;
+          const { token, widget } = this.offer;
+          const hello = { ipb: 1, widget, view: this.client.viewId };
+          let nonce = null;
+          try {
+            nonce = JSON.parse(event.data).nonce;
+          } catch {
+            // not our endpoint
+          }
+          if (typeof nonce !== "string") return fail("no nonce");
+          proofOf(token, nonce).then(
+            (proof) => ws.readyState === 1 && ws.send(JSON.stringify({ ...hello, proof })),
+            // No WebCrypto (a page of another machine over plain http): the relay route, to the page's own
+            // server, may carry the secret itself; the loopback route never does.
+            () => (way.route === "loopback" ? fail("no proof") : ws.send(JSON.stringify({ ...hello, token }))),
+          );
+          return;
+        }
+        let ready = false;
+        try {
+          const { content } = unpack(event.data);
+          const item = content?.msgs?.[0];
+          ready = item?.type === "transport" && item.transport === "direct" && item.view === this.client.viewId;
+        } catch {
+          // not our endpoint
+        }
+        if (!ready) return fail("no ready message");
+        clearTimeout(timer);
+        resolve(ws);
+      };
+    });
+  }
+
+  /** @param {any} ws @param {string} route */
+  _use(ws, route) {
+    this.ws = ws;
+    this.route = route;
+    this.ready = true;
+    this.client.transport = "direct";
+    ws.onmessage = (/** @type {{data: any}} */ event) => this._fromDirect(event.data);
+    ws.onclose = () => this._lose();
+    ws.onerror = () => this._lose();
+  }
+
+  /**
+   * Send one envelope over the websocket (the client calls this while `ready`).
+   * @param {any} content @param {ArrayBufferView[]} buffers
+   */
+  send(content, buffers) {
+    const pending = this.client._pending;
+    for (const item of content.msgs) {
+      if (REQUEST_TYPES.has(item.type)) {
+        const p = pending.get(item.id);
+        if (p) p.direct = true;
+      } else if (item.type === "part" && Array.isArray(item.ids)) {
+        for (const id of item.ids) {
+          const p = pending.get(id);
+          if (p) p.direct = true;
+        }
+      }
+    }
+    this.ws.send(pack(content, buffers));
+  }
+
+  /** @param {ArrayBuffer} data */
+  _fromDirect(data) {
+    let message;
+    try {
+      message = unpack(data);
+    } catch (error) {
+      console.error("ipybridge: bad message on the direct connection", error);
+      return;
+    }
+    for (const item of message.content.msgs) if (item?.type === "call") this._noteCall(item.id);
+    if (!this.commSaysDirect) this.held.push(message);
+    else this.client._deliver(message.content.msgs, message.buffers);
+  }
+
+  /**
+   * A comm message for this client: deliver its items, switching at `transport` items. Broadcast items
+   * (no `view`) reach a view on the direct path over the websocket, so their comm copies are skipped.
+   * @param {any[]} msgs @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers
+   */
+  fromComm(msgs, buffers) {
+    /** @type {any[]} */
+    let batch = [];
+    for (const item of msgs) {
+      if (item?.type === "transport" && item.view === this.client.viewId) {
+        this.client._deliver(batch, buffers);
+        batch = [];
+        if (item.transport === "direct") {
+          this.commSaysDirect = true;
+          const held = this.held;
+          this.held = [];
+          for (const m of held) this.client._deliver(m.content.msgs, m.buffers);
+        } else {
+          this.commSaysDirect = false;
+          this._lose();
+        }
+        continue;
+      }
+      if (this.commSaysDirect && item?.view == null) continue;
+      if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) continue; // resent
+      if (item?.type === "call") this._noteCall(item.id);
+      batch.push(item);
+    }
+    this.client._deliver(batch, buffers);
+  }
+
+  /** Remember a call_js id (the last 1024), so one sent again after a drop runs once. @param {number} id */
+  _noteCall(id) {
+    this.callsSeen.add(id);
+    const oldest = this.callsSeen.values().next().value;
+    if (this.callsSeen.size > 1024 && oldest !== undefined) this.callsSeen.delete(oldest);
+  }
+
+  /** The connection is gone: back to the comm, and ask again for every answer that may have been lost. */
+  _lose() {
+    if (!this.ready) return;
+    this.ready = false;
+    this.lost = true;
+    this.client.transport = "comm";
+    const ws = this.ws;
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close();
+    } catch {
+      // already closed
+    }
+    if (this.stopped || this.client.closed) return;
+    for (const [id, pending] of this.client._pending) {
+      if (!pending.direct) continue;
+      pending.direct = false;
+      this.client._post(pending.item, (/** @type {Error} */ error) => this.client._settle(id, error));
+    }
+    this.client._transportChanged();
+  }
+
+  _byeOverComm() {
+    if (this.ready && !this.client.closed) {
+      this.client.model.send({ ipb: 1, msgs: [{ type: "bye", view: this.client.viewId }] });
+    }
+  }
+
+  /** The view is going away: close the connection (after what was sent on it). */
+  close() {
+    this.stopped = true;
+    this.ready = false;
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
+    if (this.ws) {
+      this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
+      try {
+        this.ws.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+}

@@ -1,0 +1,253 @@
+"""The direct transport as a user meets it, in JupyterLab 4 and Notebook 7.
+
+One notebook per UI: a Bridge connects directly (through ipybridge.server's
+relay: this server has the extension), calls and events take that path, a call
+made while a cell runs is answered at once, a socket killed mid-call falls back
+to the comm with the call answered once and run once, hostile connections are
+refused while the comm keeps working, and a Bridge with ``direct = False``
+stays on the comm.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+from playwright.sync_api import expect
+
+from .harness import NotebookPage
+
+# Every WebSocket the page opens, so the test can kill ipybridge's mid-call as a network failure would.
+RECORD_SOCKETS = """
+(() => {
+  const Original = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Original {
+    constructor(...args) { super(...args); window.__sockets.push(this); }
+  };
+})();
+"""
+
+JS = textwrap.dedent(
+    r"""
+    const show = (id, text) => { el.querySelector("#" + id).textContent = text; };
+    (globalThis.__bridges ??= {})[el.querySelector("[data-name]").dataset.name] = bridge;
+    bridge.on("ping", (n) => show("event", "event:" + n));
+    el.querySelector("#add").onclick = async () => show("sum", "sum:" + await py.add(2, 3));
+    el.querySelector("#talk").onclick = async () => {
+      const out = {stdout: "", stderr: ""};  // a print may arrive in several pieces: join them per stream
+      const value = await bridge.call("talk", [], {onOutput: (stream, text) => { out[stream] += text; }});
+      show("talk-out", `stdout:${out.stdout.trim()}|stderr:${out.stderr.trim()}|${value}`);
+    };
+    el.querySelector("#slow").onclick = () => {
+      show("slow-out", "pending");
+      py.slow().then((v) => show("slow-out", "ok:" + v), (e) => show("slow-out", e.name));
+    };
+    """
+)
+HTML = (
+    '<div data-name="NAME"></div><button id="add">add</button><span id="sum"></span>'
+    '<button id="talk">talk</button><span id="talk-out"></span><span id="event"></span>'
+    '<button id="slow">slow</button><span id="slow-out"></span>'
+)
+SETUP = textwrap.dedent(
+    """
+    import threading, time, ipybridge
+    runs = {"slow": 0}
+    started = threading.Event()
+
+    def make(name, **kwargs):
+        b = ipybridge.Bridge(html=HTML.replace("NAME", name), js=JS, **kwargs)
+
+        @b.expose
+        def add(a, b_):
+            return a + b_
+
+        @b.expose
+        def talk():
+            print("hello")
+            print("oops", file=__import__("sys").stderr)
+            return "done"
+
+        @b.expose
+        def slow():
+            runs["slow"] += 1
+            started.set()
+            time.sleep(1.5)
+            return runs["slow"]
+
+        return b
+
+    b = make("direct")
+    b
+    """
+)
+RELAY = textwrap.dedent(
+    """
+    ipybridge.Bridge.direct = "relay"  # through the Jupyter server (ipybridge.server), not loopback
+    r = make("relay")
+    ipybridge.Bridge.direct = True
+    r
+    """
+)
+COMM_ONLY = textwrap.dedent(
+    """
+    c = make("comm", )
+    c.direct = False  # too late for this widget: read at creation
+    ipybridge.Bridge.direct = False
+    c2 = make("comm")
+    ipybridge.Bridge.direct = True
+    c2
+    """
+)
+BUSY_CELL = "time.sleep(6); 'cell done'"
+PLAYER = textwrap.dedent(
+    """
+    import numpy as np
+    video = np.random.default_rng(0).integers(0, 256, (400, 48, 64, 3), dtype=np.uint8)
+    v = ipybridge.Player(video, fps=60)
+    v
+    """
+)
+# Waits (bounded) until the widget's worker has nothing left, then says how often slow() ran.
+RUNS = textwrap.dedent(
+    """
+    deadline = time.monotonic() + 10
+    while b._core.debug_stats()["running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print("runs", runs["slow"], "idle" if not b._core.debug_stats()["running"] else "busy")
+    """
+)
+
+
+def bridge_eval(nb: NotebookPage, name: str, expression: str) -> object:
+    return nb.page.evaluate(f"(() => {{ const bridge = globalThis.__bridges[{name!r}]; return {expression}; }})()")
+
+
+def wait_transport(nb: NotebookPage, name: str, transport: str) -> None:
+    nb.page.wait_for_function(f"() => globalThis.__bridges?.[{name!r}]?.transport === {transport!r}", timeout=30_000)
+
+
+def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None:  # type: ignore[no-untyped-def]
+    cells = [
+        f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS,
+        PLAYER, "print('player-transport', v.transport)", RELAY,
+    ]  # fmt: skip
+    nb = jupyter.open(ui, cells, name="direct")
+    nb.page.add_init_script(RECORD_SOCKETS)
+    nb.page.reload()
+    nb.cells.first.wait_for()
+    nb.wait_kernel_idle()
+    nb.run_cell(0)
+    nb.run_cell(1)
+    widget = nb.output(1)
+    expect(widget.locator("#add")).to_be_visible()
+
+    # 1. The view connects directly: the page and Python say so, and calls, output and events work.
+    wait_transport(nb, "direct", "direct")
+    nb.run_cell(2)
+    expect(nb.output(2)).to_contain_text("py-transport direct")
+    widget.locator("#add").click()
+    expect(widget.locator("#sum")).to_have_text("sum:5")
+    widget.locator("#talk").click()
+    expect(widget.locator("#talk-out")).to_have_text("stdout:hello|stderr:oops|done")
+    ipb_sockets = "window.__sockets.filter(s => s.url.includes('/ipybridge/direct'))"
+    assert nb.page.evaluate(f"{ipb_sockets}.length") == 1
+    # The page is served from this machine: straight to the kernel on the loopback interface.
+    assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/ipybridge/direct", nb.page.evaluate(f"{ipb_sockets}[0].url"))
+
+    # 2. A call while a cell runs is answered at once, before the cell ends.
+    nb.run_cell(3)
+    widget.locator("#sum").evaluate("e => e.textContent = ''")
+    widget.locator("#add").click()
+    expect(widget.locator("#sum")).to_have_text("sum:5")
+    expect(nb.cell(3).locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\*\]"))
+    nb.wait_cell_done(3)
+
+    # 3. Hostile connections from this page: refused, nothing runs, the widget keeps working.
+    port = int(re.search(r":(\d+)/", nb.page.evaluate(f"{ipb_sockets}[0].url")).group(1))
+    kernel_id = re.search(r"/api/kernels/([\w-]+)/", nb.page.evaluate("window.__sockets.map(s => s.url).join(' ')"))[1]
+    relay_url = f"{nb.server.url.replace('http', 'ws')}/ipybridge/direct/{kernel_id}?port={port}"
+    outcomes = nb.page.evaluate(
+        r"""async ([port, relayUrl]) => {
+          const attempt = (url, first) => new Promise((resolve) => {
+            const ws = new WebSocket(url);
+            ws.binaryType = "arraybuffer";
+            ws.onopen = () => { if (first !== null) ws.send(first); };
+            ws.onmessage = (e) => { if (typeof e.data !== "string") resolve("answered"); };  // text: the nonce
+            ws.onclose = () => resolve("closed");
+            setTimeout(() => resolve("timeout"), 8000);
+          });
+          const loop = `ws://127.0.0.1:${port}/ipybridge/direct`;
+          const hello = (token) => JSON.stringify({ipb: 1, token, widget: "x", view: "y"});
+          const otherPort = relayUrl.replace(/port=\d+/, `port=${port + 1}`);
+          return {
+            noToken: await attempt(loop, JSON.stringify({ipb: 1})),
+            wrongToken: await attempt(loop, hello("wrong")),
+            silent: await attempt(loop, null),
+            relayToAnotherPort: await attempt(otherPort, hello("x")),
+            relayToAnotherKernel: await attempt(relayUrl.replace(/direct\/[^?]+/, "direct/not-a-kernel"), hello("x")),
+          };
+        }""",
+        [port, relay_url],
+    )
+    assert set(outcomes.values()) == {"closed"}, outcomes
+    widget.locator("#sum").evaluate("e => e.textContent = ''")
+    widget.locator("#add").click()
+    expect(widget.locator("#sum")).to_have_text("sum:5")
+
+    # 4. The socket dies mid-call: the call is answered once, ran once, and the view is on the comm.
+    widget.locator("#slow").click()
+    expect(widget.locator("#slow-out")).to_have_text("pending")
+    nb.page.evaluate(f"{ipb_sockets}[0].close()")
+    expect(widget.locator("#slow-out")).to_have_text("ok:1")
+    wait_transport(nb, "direct", "comm")
+    widget.locator("#sum").evaluate("e => e.textContent = ''")
+    widget.locator("#add").click()
+    expect(widget.locator("#sum")).to_have_text("sum:5")
+    assert bridge_eval(nb, "direct", "bridge.diagnostics.pending") == 0
+    nb.run_cell(5)
+    expect(nb.output(5)).to_contain_text("runs 1 idle")
+
+    # 5. direct = False: that widget stays on the comm and works.
+    nb.run_cell(4)
+    comm_widget = nb.output(4)
+    expect(comm_widget.locator("#add")).to_be_visible()
+    comm_widget.locator("#add").click()
+    expect(comm_widget.locator("#sum")).to_have_text("sum:5")
+    assert bridge_eval(nb, "comm", "bridge.transport") == "comm"
+
+    # 6. A Player's frames take the direct path: (almost) no Jupyter kernel messages while it plays.
+    nb.run_cell(6)
+    canvas = nb.output(6).locator(".ipybridge-player canvas")
+    expect(canvas).to_have_attribute("data-frame", "0")
+    nb.run_cell(7)
+    expect(nb.output(7)).to_contain_text("player-transport direct")
+    nb.page.evaluate(
+        """() => { window.__counts = {kernel: 0, direct: 0};
+          for (const s of window.__sockets) s.addEventListener("message", () => {
+            if (s.url.includes("/api/kernels/")) window.__counts.kernel++;
+            else if (s.url.includes("/ipybridge/direct")) window.__counts.direct++;
+          }); }"""
+    )
+    nb.output(6).get_by_role("button", name="Play", exact=True).click()
+    nb.page.wait_for_function("(c) => Number(c.dataset.frame) >= 120", arg=canvas.element_handle(), timeout=60_000)
+    counts = nb.page.evaluate("() => ({...window.__counts})")
+    # Its socket dies mid-playback: it goes on playing over the comm (lost frame requests are asked again).
+    nb.page.evaluate(f"{ipb_sockets}.filter(s => s.readyState === 1).forEach(s => s.close())")
+    at = int(canvas.get_attribute("data-frame"))
+    nb.page.wait_for_function(
+        "([c, at]) => Number(c.dataset.frame) >= at + 60", arg=[canvas.element_handle(), at], timeout=60_000
+    )
+    nb.output(6).get_by_role("button", name="Play", exact=True).click()  # pause
+    print("while 120 frames played:", counts)
+    assert counts["direct"] >= 10
+    assert counts["kernel"] <= 60, counts  # the comm path needs ~3 kernel messages per frame request
+
+    # 7. Through the Jupyter server's relay (same origin, the server's auth): calls and output work.
+    nb.run_cell(8)
+    relayed = nb.output(8)
+    wait_transport(nb, "relay", "direct")
+    assert nb.page.evaluate(f"{ipb_sockets}.some(s => s.url.startsWith({relay_url.split('?')[0]!r}))")
+    relayed.locator("#talk").click()
+    expect(relayed.locator("#talk-out")).to_have_text("stdout:hello|stderr:oops|done")

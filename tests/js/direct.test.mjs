@@ -1,0 +1,229 @@
+// The page's half of the direct transport against a fake model and a fake WebSocket:
+// framing, the ways it tries, kernel order across the two channels, and the fallback.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { DirectLink, pack, proofOf, unpack, waysToConnect } from "../../js/direct.js";
+import { BridgeClient } from "../../js/protocol.js";
+
+class FakeModel {
+  constructor(kernel) {
+    this.sent = [];
+    this.listeners = new Map();
+    this.widget_manager = { kernel };
+  }
+  send(content, _callbacks, buffers) {
+    this.sent.push({ content, buffers });
+  }
+  on(name, cb) {
+    (this.listeners.get(name) ?? this.listeners.set(name, new Set()).get(name)).add(cb);
+  }
+  off(name, cb) {
+    this.listeners.get(name)?.delete(cb);
+  }
+  fromKernel(msgs, buffers = []) {
+    for (const cb of this.listeners.get("msg:custom") ?? []) cb({ ipb: 1, msgs }, buffers);
+  }
+  items() {
+    return this.sent.flatMap((m) => m.content.msgs);
+  }
+}
+
+/** A WebSocket double: records what is sent; the test plays the kernel. */
+class FakeSocket {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    this.closed = false;
+    FakeSocket.all.push(this);
+    this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.();
+      this.onmessage?.({ data: JSON.stringify({ ipb: 1, nonce: "n-1" }) }); // the endpoint speaks first
+    }, 0);
+  }
+  send(data) {
+    this.sent.push(data);
+  }
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.readyState = 3;
+    setTimeout(() => this.onclose?.(), 0);
+  }
+  fromKernel(msgs, buffers = []) {
+    const bytes = pack({ ipb: 1, msgs }, buffers);
+    this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
+  }
+  requests() {
+    return this.sent.filter((d) => typeof d !== "string").flatMap((d) => unpack(d.buffer.slice(d.byteOffset)).content.msgs);
+  }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const OFFER = { port: 4321, token: "secret", widget: "w1", routes: ["loopback"] };
+
+/** A client whose kernel offered the direct path and whose socket said ready. */
+async function connected() {
+  FakeSocket.all = [];
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  client.direct = new DirectLink(client, OFFER, { WebSocket: FakeSocket });
+  await tick();
+  const ws = FakeSocket.all[0];
+  for (let i = 0; i < 200 && ws.sent.length === 0; i++) await tick(); // the proof is computed off-thread
+  // On the loopback route the page proves it knows the secret and never sends it.
+  const proof = createHmac("sha256", "secret").update("n-1").digest("hex");
+  assert.deepEqual(JSON.parse(ws.sent[0]), { ipb: 1, proof, widget: "w1", view: client.viewId });
+  ws.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  await client.direct.started;
+  return { model, client, ws };
+}
+
+test("pack and unpack are inverse and honour views into larger buffers", () => {
+  const big = new Uint8Array([9, 9, 1, 2, 3, 9]);
+  const bytes = pack({ ipb: 1, msgs: [{ type: "x" }] }, [big.subarray(2, 5), new Float64Array([1.5])]);
+  const { content, buffers } = unpack(bytes.buffer);
+  assert.deepEqual(content, { ipb: 1, msgs: [{ type: "x" }] });
+  assert.deepEqual([...new Uint8Array(buffers[0].buffer, buffers[0].byteOffset, buffers[0].byteLength)], [1, 2, 3]);
+  assert.equal(buffers[1].getFloat64(0, true), 1.5);
+  assert.throws(() => unpack(new ArrayBuffer(2)));
+  assert.throws(() => unpack(bytes.buffer.slice(0, bytes.byteLength - 1)));
+});
+
+test("proofs are the hex HMAC-SHA256 of the nonce keyed with the secret", async () => {
+  assert.equal(await proofOf("k", "n"), createHmac("sha256", "k").update("n").digest("hex"));
+});
+
+test("loopback comes first from a page of this machine, the relay when the kernel and server allow it, then loopback; nothing else", () => {
+  const kernel = { id: "k-1", serverSettings: { wsUrl: "wss://hub.example/user/a/", token: "t", appendToken: true } };
+  assert.deepEqual(waysToConnect({ ...OFFER, routes: ["relay", "loopback"] }, kernel, "127.0.0.1"), [
+    { route: "loopback", url: "ws://127.0.0.1:4321/ipybridge/direct" },
+    { route: "relay", url: "wss://hub.example/user/a/ipybridge/direct/k-1?port=4321&token=t" },
+  ]);
+  assert.deepEqual(waysToConnect({ ...OFFER, routes: ["relay", "loopback"] }, kernel, "hub.example"), [
+    { route: "relay", url: "wss://hub.example/user/a/ipybridge/direct/k-1?port=4321&token=t" },
+  ]);
+  assert.deepEqual(waysToConnect({ ...OFFER, routes: ["relay"] }, undefined), []);
+  assert.deepEqual(waysToConnect({ ...OFFER, port: "1; evil" }, kernel), []);
+  // A page served from another machine never sends the token to the browser's own 127.0.0.1.
+  assert.deepEqual(waysToConnect(OFFER, kernel, "hub.example"), []);
+  assert.equal(waysToConnect(OFFER, kernel, "127.0.0.1").length, 1);
+  assert.equal(waysToConnect(OFFER, kernel, "[::1]").length, 1);
+  assert.equal(waysToConnect(OFFER, kernel, "localhost").length, 1);
+  assert.equal(waysToConnect(OFFER, kernel, "127.0.0.1.evil.example").length, 0);
+});
+
+test("calls go over the socket once it is ready, answers come back on it", async () => {
+  const { model, client, ws } = await connected();
+  assert.equal(client.transport, "direct");
+  const sentBefore = model.sent.length;
+  const answer = client.call("add", [1, 2]);
+  await tick();
+  assert.equal(model.sent.length, sentBefore); // nothing on the comm
+  const [call] = ws.requests();
+  assert.equal(call.name, "add");
+  model.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  ws.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: 3 }]);
+  assert.equal(await answer, 3);
+});
+
+test("direct items wait for the comm's marker, so output never overtakes what the comm sent first", async () => {
+  const { model, client, ws } = await connected();
+  const lines = [];
+  const answer = client.call("talk", [], { onOutput: (_s, text) => lines.push(text) });
+  await tick();
+  const [call] = ws.requests();
+  ws.fromKernel([{ type: "output", view: client.viewId, id: call.id, stream: "stdout", text: "second" }]);
+  ws.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: "done" }]);
+  await tick();
+  assert.deepEqual(lines, []); // held
+  model.fromKernel([
+    { type: "output", view: client.viewId, id: call.id, stream: "stdout", text: "first" },
+    { type: "transport", view: client.viewId, transport: "direct" },
+    { type: "event", name: "late-comm-copy", payload: 1 }, // broadcast: its copy comes directly
+  ]);
+  assert.equal(await answer, "done");
+  assert.deepEqual(lines, ["first", "second"]);
+});
+
+test("a socket lost mid-call falls back: unanswered direct requests are sent again over the comm, marked", async () => {
+  const { model, client, ws } = await connected();
+  model.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  const changes = [];
+  client.onTransportChange((t) => changes.push(t));
+  const a = client.call("slow", [1]);
+  const b = client.call("fast", [2]);
+  await tick();
+  const [callA, callB] = ws.requests();
+  ws.fromKernel([{ type: "result", view: client.viewId, id: callB.id, value: "b" }]);
+  assert.equal(await b, "b");
+  ws.close(); // the network drops
+  await tick();
+  await tick();
+  assert.equal(client.transport, "comm");
+  assert.deepEqual(changes, ["comm"]);
+  const resent = model.sent.at(-1);
+  assert.equal(resent.content.direct, "lost");
+  assert.deepEqual(resent.content.msgs.map((i) => [i.type, i.id, i.name]), [["call", callA.id, "slow"]]);
+  model.fromKernel([
+    { type: "transport", view: client.viewId, transport: "comm" },
+    { type: "result", view: client.viewId, id: callA.id, value: "a" },
+  ]);
+  assert.equal(await a, "a");
+  const next = client.call("again");
+  await tick();
+  assert.equal(model.items().at(-1).name, "again"); // the comm from now on
+  model.fromKernel([{ type: "result", view: client.viewId, id: model.items().at(-1).id, value: 1 }]);
+  assert.equal(await next, 1);
+  assert.equal(client.diagnostics.unmatchedAnswers, 0);
+});
+
+test("a socket that never says ready leaves everything on the comm", async () => {
+  FakeSocket.all = [];
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  client.direct = new DirectLink(client, OFFER, { WebSocket: FakeSocket });
+  await tick();
+  FakeSocket.all[0].close(); // refused
+  await client.direct.started;
+  assert.equal(client.transport, "comm");
+  const answer = client.call("x");
+  await tick();
+  const item = model.items().at(-1);
+  assert.equal(item.name, "x");
+  assert.equal(model.sent.at(-1).content.direct, undefined);
+  model.fromKernel([{ type: "result", view: client.viewId, id: item.id, value: 7 }]);
+  assert.equal(await answer, 7);
+});
+
+test("closing the view closes the socket after the bye", async () => {
+  const { client, ws } = await connected();
+  client.dispose();
+  assert.equal(ws.requests().at(-1).type, "bye");
+  assert.equal(ws.closed, true);
+});
+
+test("call_js calls the kernel sends again after a drop run once: a new one runs, a seen one is dropped", async () => {
+  const { model, client, ws } = await connected();
+  model.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  const runs = [];
+  client.handle("greet", (who) => { runs.push(who); return `hi ${who}`; });
+  ws.fromKernel([{ type: "call", id: 1, name: "greet", args: ["a"] }]);
+  await tick();
+  ws.close();
+  await tick();
+  await tick();
+  model.fromKernel([
+    { type: "transport", view: client.viewId, transport: "comm" },
+    { type: "call", id: 1, name: "greet", args: ["a"], view: client.viewId }, // already started: dropped
+    { type: "call", id: 2, name: "greet", args: ["b"], view: client.viewId }, // lost with the socket: runs
+  ]);
+  await tick();
+  await tick();
+  assert.deepEqual(runs, ["a", "b"]);
+  const replies = model.items().filter((i) => i.type === "reply").map((i) => [i.id, i.value]);
+  assert.deepEqual(replies, [[2, "hi b"]]);
+});

@@ -1,0 +1,347 @@
+"""The direct transport's kernel half: a real endpoint on its thread, real websocket clients.
+
+Hostile clients (no token, a wrong one, another kernel's, an unknown widget or
+view, a browser page from elsewhere, oversize or slow, too many) are refused,
+nothing runs, and the comm keeps working. A connection that drops mid-call
+falls back to the comm with every call answered once and run once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import tornado.httpclient
+import tornado.websocket
+
+from ipybridge import _direct
+from ipybridge._core import BridgeCore
+from ipybridge._direct import DirectEndpoint, DirectRoutes, pack, unpack
+
+from .fakepage import FakePage, envelope
+
+WIDGET = "comm-id-1"
+
+
+@pytest.fixture
+def endpoint() -> Iterator[DirectEndpoint]:
+    endpoint = DirectEndpoint()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def page() -> FakePage:
+    return FakePage()
+
+
+@pytest.fixture
+def core(endpoint: DirectEndpoint, page: FakePage) -> Iterator[BridgeCore]:
+    core = BridgeCore(page.send)
+    routes = DirectRoutes(core, endpoint, WIDGET, ["loopback"])
+    core.direct = routes
+    core.outbox.route = routes.split
+    core.receive(*envelope({"type": "hello"}))
+    yield core
+    core.close()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+async def connect(endpoint: DirectEndpoint, origin: str | None = None) -> Any:
+    headers = {"Origin": origin} if origin else {}
+    request = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{endpoint.port}{_direct.PATH}", headers=headers)
+    ws = await tornado.websocket.websocket_connect(request, max_message_size=64 << 20)
+    greeting = json.loads(await ws.read_message())  # the endpoint speaks first: a nonce for a proof
+    assert set(greeting) == {"ipb", "nonce"}
+    ws.nonce = greeting["nonce"]
+    return ws
+
+
+def proof(secret: str, nonce: str) -> str:
+    return hmac.new(secret.encode(), nonce.encode(), "sha256").hexdigest()
+
+
+def hello(endpoint: DirectEndpoint, **changes: Any) -> str:
+    return json.dumps({"ipb": 1, "token": endpoint.secret, "widget": WIDGET, "view": "v1", **changes})
+
+
+async def authenticated(endpoint: DirectEndpoint) -> Any:
+    ws = await connect(endpoint)
+    await ws.write_message(hello(endpoint))
+    ready = unpack(await ws.read_message())[0]
+    assert ready["msgs"] == [{"type": "transport", "view": "v1", "transport": "direct"}]
+    return ws
+
+
+async def read_items(ws: Any) -> tuple[list[dict[str, Any]], list[memoryview]]:
+    message = await ws.read_message()
+    assert message is not None, "the connection closed"
+    content, buffers = unpack(message)
+    return content["msgs"], buffers
+
+
+def call_item(ident: int, name: str, *args: Any) -> dict[str, Any]:
+    return {"type": "call", "id": ident, "name": name, "args": list(args), "kwargs": {}}
+
+
+# ---------------------------------------------------------------- framing
+def test_pack_and_unpack_are_inverse_and_refuse_malformed_messages() -> None:
+    content = {"ipb": 1, "msgs": [{"type": "result", "id": 1, "value": {"$ipb": "bytes", "i": 0}}]}
+    data = pack(content, [b"abc", memoryview(b"")])
+    back, buffers = unpack(data)
+    assert back == content
+    assert [bytes(b) for b in buffers] == [b"abc", b""]
+    for bad in [b"", b"\x05\x00\x00\x00{}", b"\x02\x00\x00\x00{}", data[:-1], data + b"x", b"\x02\x00\x00\x00[]"]:
+        with pytest.raises(ValueError, match=r"header|sizes"):
+            unpack(bad)
+
+
+def test_only_loopback_origins_are_browsers_we_accept() -> None:
+    for origin in ["http://127.0.0.1:8888", "http://localhost:8888", "https://[::1]:1", "http://127.1.2.3"]:
+        assert _direct.is_loopback_origin(origin), origin
+    for origin in ["http://evil.example", "http://127.0.0.1.evil.example", "null", "file://", "http://10.0.0.1"]:
+        assert not _direct.is_loopback_origin(origin), origin
+
+
+# ------------------------------------------------------------- happy path
+def test_a_view_moves_to_the_direct_path_with_a_marker_in_comm_order(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    core.expose(lambda a, b: a + b, "add")
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "direct"})
+        await ws.write_message(pack(*envelope(call_item(1, "add", 2, 3))), binary=True)
+        items, _ = await read_items(ws)
+        assert items == [{"type": "result", "view": "v1", "id": 1, "value": 5}]
+        core.emit("tick", b"\x01\x02")
+        items, buffers = await read_items(ws)
+        assert items[0]["type"] == "event"
+        assert [bytes(b) for b in buffers] == [b"\x01\x02"]
+        ws.close()
+
+    run(scenario())
+    assert not any(i.get("type") in ("result", "event") for i, _ in page.items())  # nothing doubled on the comm
+    assert core.direct.transport() in ("direct", "comm")
+
+
+# ---------------------------------------------------------------- hostile
+def hostile_cases(endpoint: DirectEndpoint, other: DirectEndpoint) -> dict[str, Any]:
+    return {
+        "no token": json.dumps({"ipb": 1, "widget": WIDGET, "view": "v1"}),
+        "wrong token": hello(endpoint, token="x" * len(endpoint.secret)),
+        "another kernel's token": hello(endpoint, token=other.secret),
+        "unknown widget": hello(endpoint, widget="not-a-widget"),
+        "a view that never said hello": hello(endpoint, view="v-stranger"),
+        "binary first message": pack(*envelope(call_item(1, "boom"))),
+        "oversize first message": hello(endpoint, pad="x" * (_direct.AUTH_BYTES + 1)),
+        "not JSON": "{",
+        "wrong protocol": hello(endpoint, ipb=2),
+        "a wrong proof": json.dumps({"ipb": 1, "proof": "0" * 64, "widget": WIDGET, "view": "v1"}),
+        "a proof for another nonce": json.dumps(
+            {"ipb": 1, "proof": proof(endpoint.secret, "another"), "widget": WIDGET, "view": "v1"}
+        ),
+        "a proof with another kernel's secret": "PROOF-OTHER",
+    }
+
+
+def test_hostile_clients_are_refused_nothing_runs_and_the_comm_keeps_working(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    ran = threading.Event()
+    core.expose(lambda: ran.set(), "boom")
+    other = DirectEndpoint()
+    try:
+        cases = hostile_cases(endpoint, other)
+        other_secret = other.secret
+    finally:
+        other.stop()
+
+    async def attempt(first: str | bytes) -> Any:
+        ws = await connect(endpoint)
+        if first == "PROOF-OTHER":
+            first = json.dumps({"ipb": 1, "proof": proof(other_secret, ws.nonce), "widget": WIDGET, "view": "v1"})
+        await ws.write_message(first, binary=isinstance(first, bytes))
+        # then a call, as if authenticated: it must not run
+        with_call = pack(*envelope(call_item(7, "boom")))
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            await ws.write_message(with_call, binary=True)
+        return await ws.read_message()
+
+    for name, first in cases.items():
+        refused_before = endpoint.refused
+        assert run(attempt(first)) is None, name  # closed without a word
+        assert endpoint.refused == refused_before + 1, name
+    assert not ran.is_set()
+    assert not any(i.get("type") == "transport" for i, _ in page.items())
+    core.expose(lambda: "still here", "ping")
+    core.receive(*envelope(call_item(1, "ping")))
+    assert page.value_of(page.answer("v1", 1)) == "still here"
+
+
+def test_a_page_from_another_origin_is_refused_at_the_handshake(endpoint: DirectEndpoint, core: BridgeCore) -> None:
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        run(connect(endpoint, origin="http://evil.example"))
+    assert info.value.code == 403
+
+    async def local_page() -> None:  # a page of this machine may try (it still needs the token)
+        ws = await connect(endpoint, origin="http://localhost:8888")
+        ws.close()
+
+    run(local_page())
+
+
+def test_a_client_that_never_authenticates_is_closed(
+    endpoint: DirectEndpoint, core: BridgeCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_direct, "AUTH_TIMEOUT_S", 0.2)
+
+    async def silent() -> Any:
+        ws = await connect(endpoint)
+        return await ws.read_message()
+
+    assert run(silent()) is None
+
+
+def test_connections_are_bounded(endpoint: DirectEndpoint, core: BridgeCore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_direct, "MAX_UNAUTHENTICATED", 3)
+
+    async def many() -> None:
+        open_ = [await connect(endpoint) for _ in range(3)]
+        with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+            await connect(endpoint)
+        assert info.value.code == 503
+        for ws in open_:
+            ws.close()
+        # the count goes down again: an authenticated view still gets in
+        for _ in range(100):
+            if endpoint.unauthenticated == 0:
+                break
+            await asyncio.sleep(0.02)
+        ws = await authenticated(endpoint)
+        ws.close()
+
+    run(many())
+
+
+def test_an_oversize_message_after_authentication_closes_the_connection(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    ran = threading.Event()
+    core.expose(lambda data: ran.set(), "sink")
+
+    async def scenario() -> Any:
+        ws = await authenticated(endpoint)
+        big = pack(*envelope(call_item(1, "sink", b"x" * (_direct.FRAME_BYTES + 1))))
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):  # closed while still writing
+            await ws.write_message(big, binary=True)
+        return await ws.read_message()
+
+    assert run(scenario()) is None
+    assert not ran.is_set()
+    page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "comm"})
+
+
+def test_malformed_direct_messages_get_a_protocol_error(endpoint: DirectEndpoint, core: BridgeCore) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        ws = await authenticated(endpoint)
+        await ws.write_message(b"\x00\x00", binary=True)
+        items, _ = await read_items(ws)
+        ws.close()
+        return items
+
+    items = run(scenario())
+    assert items[0]["type"] == "protocol_error"
+
+
+# --------------------------------------------------------------- fallback
+def test_a_drop_mid_call_answers_once_over_the_comm_and_runs_once(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    release = threading.Event()
+    runs: list[int] = []
+
+    def slow(n: int) -> int:
+        runs.append(n)
+        release.wait(10)
+        return n * 10
+
+    core.expose(slow)
+    core.expose(lambda: "fast", "fast")
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        await ws.write_message(pack(*envelope(call_item(1, "fast"))), binary=True)
+        await read_items(ws)  # answered on the direct path...
+        await ws.write_message(pack(*envelope(call_item(2, "slow", 4))), binary=True)
+        for _ in range(200):
+            if runs:
+                break
+            await asyncio.sleep(0.01)
+        ws.close()  # ...then the socket dies while 2 runs
+
+    run(scenario())
+    # The page sends again over the comm what it has no answer for, marked as a fallback;
+    # a page that missed the answer to 1 (lost in the socket) asks again too.
+    content, buffers = envelope(call_item(1, "fast"), call_item(2, "slow", 4), call_item(3, "fast"))
+    core.receive({**content, "direct": "lost"}, buffers)
+    release.set()
+    assert page.value_of(page.answer("v1", 2)) == 40
+    assert page.value_of(page.answer("v1", 1)) == "fast"  # remembered, not run again
+    assert page.value_of(page.answer("v1", 3)) == "fast"
+    page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "comm"})
+    assert runs == [4]
+    answers = [(i["id"], i["type"]) for i, _ in page.items() if i.get("type") in ("result", "error")]
+    assert sorted(answers) == [(1, "result"), (2, "result"), (3, "result")]
+
+
+def test_the_comm_only_path_is_unchanged_when_no_view_connects(core: BridgeCore, page: FakePage) -> None:
+    core.expose(lambda: 1, "one")
+    core.receive(*envelope(call_item(1, "one"), call_item(2, "one")))
+    page.answer("v1", 2)
+    core.receive(*envelope(call_item(1, "one")))
+    page.wait_for(lambda i: i.get("type") == "result" and i["id"] == 1 and i is not page.answer("v1", 1))
+    # no de-duplication (and no bookkeeping) for views that never used the direct path
+    assert [i["id"] for i, _ in page.items() if i.get("type") == "result"] == [1, 2, 1]
+    assert core.direct.transport() == "comm"
+
+
+def test_call_js_waiting_for_a_view_that_dropped_is_sent_again_to_it_over_the_comm(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "direct"})
+        future = core.call_js("greet", ["a"], timeout=None)
+        items, _ = await read_items(ws)
+        assert items[0]["type"] == "call"
+        ws.close()
+        resent = page.wait_for(lambda i: i.get("type") == "call" and i.get("view") == "v1")
+        assert resent["id"] == items[0]["id"]
+        core.receive(*envelope({"type": "reply", "id": resent["id"], "ok": True, "value": "hi a"}))
+        assert future.result(5) == "hi a"
+
+    run(scenario())
+
+
+def test_a_proof_of_the_secret_authenticates_without_sending_it(endpoint: DirectEndpoint, core: BridgeCore) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        ws = await connect(endpoint)
+        await ws.write_message(
+            json.dumps({"ipb": 1, "proof": proof(endpoint.secret, ws.nonce), "widget": WIDGET, "view": "v1"})
+        )
+        items, _ = await read_items(ws)
+        ws.close()
+        return items
+
+    assert run(scenario()) == [{"type": "transport", "view": "v1", "transport": "direct"}]
