@@ -502,6 +502,8 @@ class DirectRoutes:
             return
         size = sum(b.nbytes for b in entry[1]) + 256
         remembered[ident] = entry
+        # An answer sent again (admit() re-posts it after a fallback) replaces its own count, not adds to it.
+        self._bytes -= self._answer_bytes.pop((view, ident), 0)
         self._answer_bytes[(view, ident)] = size
         self._bytes += size
         while self._bytes > REMEMBERED_BYTES and self._answer_bytes:

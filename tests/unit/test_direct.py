@@ -345,3 +345,18 @@ def test_a_proof_of_the_secret_authenticates_without_sending_it(endpoint: Direct
         return items
 
     assert run(scenario()) == [{"type": "transport", "view": "v1", "transport": "direct"}]
+
+
+def test_an_answer_remembered_again_is_counted_once(endpoint: DirectEndpoint, core: BridgeCore) -> None:
+    # admit() re-posts a remembered answer to a page that fell back; its flush remembers it again.
+    import collections
+
+    import numpy as np
+
+    routes: DirectRoutes = core.direct
+    routes._remembered["v1"] = collections.OrderedDict({5: None})
+    entry = ({"type": "result", "view": "v1", "id": 5, "value": None}, [memoryview(np.zeros(1000, np.uint8))])
+    for _ in range(3):
+        routes._remember_answer("v1", 5, entry)
+    assert routes._bytes == 1000 + 256
+    assert routes._answer_bytes == {("v1", 5): 1000 + 256}
