@@ -116,7 +116,10 @@ def _add_relay(serverapp: Any) -> None:
                 )
             except OSError as exc:
                 raise web.HTTPError(502, "the kernel's direct endpoint is not reachable") from exc
-            await super().get(kernel_id)
+            try:
+                await super().get(kernel_id)  # returns when the connection ends, or at once when the handshake fails
+            finally:
+                self.upstream.close()  # a refused handshake (bad upgrade, cross origin) never reaches on_close
 
         def open(self, *args: Any, **kwargs: Any) -> None:
             super().open(*args, **kwargs)
