@@ -485,34 +485,46 @@ export function installClassic(win, hub) {
   }
   for (const type of ["pointerdown", "focusin"]) doc.addEventListener(type, () => setTimeout(syncNotebookName), true);
 
+  /** @type {WeakSet<object>} the document contexts whose signals panelFound wired */
+  const wiredContexts = new WeakSet();
+  /** Wire a notebook's kernel and save signals to the classic events. @param {any} h */
+  function wirePanel(h) {
+    const session = h.context.sessionContext;
+    // kernel_ready.Kernel: the first idle after the kernel (re)started (a new kernel
+    // reports busy/idle for its kernel_info request on the way).
+    let starting = false;
+    session.statusChanged.connect((/** @type {any} */ _s, /** @type {string} */ status) => {
+      const name = /** @type {Record<string, string>} */ (STATUS_EVENTS)[status];
+      if (name) events.trigger(name, { kernel: hub.kernel });
+      if (["starting", "restarting", "autorestarting", "unknown"].includes(status)) starting = true;
+      else if (status === "idle" && starting) {
+        starting = false;
+        events.trigger("kernel_ready.Kernel", { kernel: hub.kernel });
+      }
+    });
+    session.connectionStatusChanged.connect((/** @type {any} */ _s, /** @type {string} */ status) => {
+      if (status === "connected") events.trigger("kernel_connected.Kernel", { kernel: hub.kernel });
+      if (status === "disconnected") events.trigger("kernel_disconnected.Kernel", { kernel: hub.kernel });
+    });
+    h.context.saveState.connect((/** @type {any} */ _c, /** @type {string} */ state) => {
+      if (state === "completed") events.trigger("notebook_saved.Notebook");
+    });
+    h.context.pathChanged.connect(syncNotebookName);
+    h.notebook.model?.cells?.changed?.connect(() => setTimeout(() => markClassicCells(h)));
+  }
+
   const classic = {
     namespace,
     events,
     /** A transport found its notebook: wire its kernel and save signals to the classic events. */
     panelFound(/** @type {any} */ h) {
-      const session = h.context.sessionContext;
-      // kernel_ready.Kernel: the first idle after the kernel (re)started (a new kernel
-      // reports busy/idle for its kernel_info request on the way).
-      let starting = false;
-      session.statusChanged.connect((/** @type {any} */ _s, /** @type {string} */ status) => {
-        const name = /** @type {Record<string, string>} */ (STATUS_EVENTS)[status];
-        if (name) events.trigger(name, { kernel: hub.kernel });
-        if (["starting", "restarting", "autorestarting", "unknown"].includes(status)) starting = true;
-        else if (status === "idle" && starting) {
-          starting = false;
-          events.trigger("kernel_ready.Kernel", { kernel: hub.kernel });
-        }
-      });
-      session.connectionStatusChanged.connect((/** @type {any} */ _s, /** @type {string} */ status) => {
-        if (status === "connected") events.trigger("kernel_connected.Kernel", { kernel: hub.kernel });
-        if (status === "disconnected") events.trigger("kernel_disconnected.Kernel", { kernel: hub.kernel });
-      });
-      h.context.saveState.connect((/** @type {any} */ _c, /** @type {string} */ state) => {
-        if (state === "completed") events.trigger("notebook_saved.Notebook");
-      });
-      h.context.pathChanged.connect(syncNotebookName);
+      // Every legacy view of a notebook (and each re-run of %load_ext) finds the same panel:
+      // its signals are wired once, or each classic event would fire once per view.
+      if (!wiredContexts.has(h.context)) {
+        wiredContexts.add(h.context);
+        wirePanel(h);
+      }
       markClassicCells(h);
-      h.notebook.model?.cells?.changed?.connect(() => setTimeout(() => markClassicCells(h)));
       syncNotebookName();
       const ready = waiting;
       waiting = [];
