@@ -246,3 +246,53 @@ def test_a_bad_scale_gets_a_protocol_error_and_draws_nothing(core, page):
     request(core, 99, 1, scale=2)  # a video's frames are its pixels: painted at scale 1
     item, _ = frame_of(page, 99)
     assert (item["width"], item["height"], item["scale"]) == (10, 8, 1.0)
+
+
+class AheadSource:
+    """A source that works ahead (prefetch/cancel/collect), counting frames started and not yet handed over."""
+
+    length = 10
+    pure = True
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.lock = threading.Lock()
+
+    def prefetch(self, index, encoding=None):
+        with self.lock:
+            self.open += 1
+
+    def cancel(self, index, encoding=None):
+        with self.lock:
+            self.open -= 1
+
+    def collect(self, index, encoding=None):
+        with self.lock:
+            self.open -= 1
+        return np.zeros((2, 2, 4), np.uint8)
+
+    def render(self, index, scale=1.0):
+        return np.zeros((2, 2, 4), np.uint8)
+
+
+def test_a_cancel_while_the_render_thread_takes_up_a_request_leaves_no_frame_started(page):
+    core = PlayerCore(page.send)
+    source = core.source = AheadSource()
+    core.receive(*envelope({"type": "hello"}))
+    taken_up = core._collecting
+
+    def cancel_right_after(key):  # the page's frame_cancel lands just after the render thread took the request up
+        wanted = taken_up(key)
+        core.receive(*envelope({"type": "frame_cancel", "ids": [key[1]]}))
+        return wanted
+
+    core._collecting = cancel_right_after
+    try:
+        for ident in range(1, 4):
+            request(core, ident, ident)
+        done = threading.Event()
+        core._worker.submit(done.set)
+        assert done.wait(10)
+        assert source.open == 0  # every frame started was collected or cancelled
+    finally:
+        core.close()

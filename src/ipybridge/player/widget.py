@@ -219,13 +219,18 @@ class PlayerCore(BridgeCore):
             for index, encoding in started:
                 cancel(index, encoding)
 
-    def _collecting(self, key: tuple[str, int]) -> None:
-        """The render thread takes up request ``key``: a frame started for it is now its to collect or drop."""
+    def _collecting(self, key: tuple[str, int]) -> bool:
+        """The render thread takes up request ``key``: a frame started for it is now its to collect or drop.
+
+        Returns whether the request is still wanted; the caller must collect the frame when it is
+        (deciding again later could drop a request whose started frame nobody then collects or cancels).
+        """
         with self._pending_lock:
             started = self._started.pop(key, None)
             wanted = key in self._pending and key[0] in self.views and not self.closed
         if started is not None and not wanted:
             self._cancel_started([started])
+        return wanted
 
     def _wanted(self, key: tuple[str, int]) -> bool:
         with self._pending_lock:
@@ -244,8 +249,7 @@ class PlayerCore(BridgeCore):
         self, view: str, ident: int, index: int, gen: int, codec: str, quality: int, urgent: bool, scale: float = 1.0
     ) -> None:
         key = (view, ident)
-        self._collecting(key)
-        if not self._wanted(key) or self.source is None:
+        if not self._collecting(key) or self.source is None:
             self._drop(key)
             self._drawn()
             self._encoder.submit(self._flush_if_nothing_to_draw)
