@@ -242,7 +242,12 @@ class Outbox:
                 self._generation += 1
             if not items:
                 return
-            groups = self.route(items) if self.route is not None else [(None, items)]
+            groups: list[tuple[Send | None, list[Any]]] = [(None, items)]
+            if self.route is not None:
+                try:
+                    groups = self.route(items)
+                except Exception:  # the items are out of the queue: never lose them, the comm takes them all
+                    log.exception("ipybridge could not route %d item(s); sending them over the comm", len(items))
             for send, group in groups:
                 wire: list[dict[str, Any]] = []
                 buffers: list[memoryview] = []

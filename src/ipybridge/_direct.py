@@ -459,6 +459,7 @@ class DirectRoutes:
         """Items in outbox order -> [(send or None for the comm, items)], switching views at their markers."""
         comm: list[Any] = []
         per_conn: dict[_DirectHandler, list[Any]] = {}
+        views = list(self.core.views)  # one copy: the comm and endpoint threads add and remove views meanwhile
         with self._lock:
             for entry in items:
                 item = entry[0]
@@ -489,7 +490,7 @@ class DirectRoutes:
                     not live
                     or kind == "protocol_error"
                     or len(live) < len(self._live)
-                    or any(v not in self._live for v in self.core.views)
+                    or any(v not in self._live for v in views)
                 ):
                     comm.append(entry)
         out: list[Any] = [(None, comm)] if comm else []
