@@ -163,7 +163,7 @@ def indexed_png(indices: np.ndarray, palette: np.ndarray, level: int = PNG_LEVEL
     if (alpha != 255).any():
         last = int(np.nonzero(alpha != 255)[0][-1]) + 1  # entries after the last translucent one default to opaque
         chunks.append(_png_chunk(b"tRNS", alpha[:last].tobytes()))
-    chunks += [_png_chunk(b"IDAT", zlib.compress(rows.data, level)), _png_chunk(b"IEND", b"")]
+    chunks += [_png_chunk(b"IDAT", _deflate(rows.data, level)), _png_chunk(b"IEND", b"")]
     return b"".join(chunks)
 
 
