@@ -732,9 +732,10 @@ function render({ model, el }) {
     ),
   ];
   // Frame requests in flight on a direct connection that dropped may be lost with it: ask again.
+  // Cancelled first (over the comm, before the new requests): the kernel drops those it has not drawn
+  // yet instead of drawing them twice.
   client.onTransportChange(() => {
-    inflight.clear();
-    inflightByIndex.clear();
+    cancelUnwanted(new Set());
     schedule();
   });
   client.onClose((error) => {

@@ -1876,8 +1876,7 @@ ${trace}` : header;
     )
   ];
   client.onTransportChange(() => {
-    inflight.clear();
-    inflightByIndex.clear();
+    cancelUnwanted(/* @__PURE__ */ new Set());
     schedule();
   });
   client.onClose((error) => {
