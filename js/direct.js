@@ -132,6 +132,8 @@ export class DirectLink {
     this.route = null;
     /** @type {Set<number>} ids of call_js calls this view has started */
     this.callsSeen = new Set();
+    /** Replies to call_js sent while on the direct path (the last 64): re-sent if the call comes again. @type {Map<number, any>} */
+    this.replies = new Map();
     /** @type {{route: string, error: string}[]} what failed, for debugging */
     this.failures = [];
     this._onPageHide = () => this._byeOverComm();
@@ -290,7 +292,13 @@ export class DirectLink {
         continue;
       }
       if (this.commSaysDirect && item?.view == null) continue;
-      if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) continue; // resent
+      if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) {
+        // Sent again after a drop: it ran once already. Its reply may have been lost with the socket,
+        // so send that again (the kernel ignores a second one); a call still running replies later.
+        const reply = this.replies.get(item.id);
+        if (reply) this.client._post(reply);
+        continue;
+      }
       if (item?.type === "call") this._noteCall(item.id);
       batch.push(item);
     }
@@ -302,6 +310,14 @@ export class DirectLink {
     this.callsSeen.add(id);
     const oldest = this.callsSeen.values().next().value;
     if (this.callsSeen.size > 1024 && oldest !== undefined) this.callsSeen.delete(oldest);
+  }
+
+  /** Keep a reply sent on the direct path until 64 newer ones were sent. @param {any} reply */
+  noteReply(reply) {
+    if (!this.ready) return;
+    this.replies.set(reply.id, reply);
+    const oldest = this.replies.keys().next().value;
+    if (this.replies.size > 64 && oldest !== undefined) this.replies.delete(oldest);
   }
 
   /** The connection is gone: back to the comm, and ask again for every answer that may have been lost. */

@@ -514,13 +514,18 @@ export class BridgeClient {
       this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
       return;
     }
+    /** @param {any} reply @param {(error: Error) => void} [fail] */
+    const send = (reply, fail) => {
+      this.direct?.noteReply(reply);
+      this._post(reply, fail);
+    };
     try {
       const value = await fn(...args);
-      this._post({ type: "reply", id: item.id, ok: true, value }, (error) =>
-        this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) }),
+      send({ type: "reply", id: item.id, ok: true, value }, (error) =>
+        send({ type: "reply", id: item.id, ok: false, error: errorFields(error) }),
       );
     } catch (error) {
-      this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) });
+      send({ type: "reply", id: item.id, ok: false, error: errorFields(error) });
     }
   }
 

@@ -82,6 +82,7 @@ var DirectLink = class {
     this.held = [];
     this.route = null;
     this.callsSeen = /* @__PURE__ */ new Set();
+    this.replies = /* @__PURE__ */ new Map();
     this.failures = [];
     this._onPageHide = () => this._byeOverComm();
     globalThis.addEventListener?.("pagehide", this._onPageHide);
@@ -226,7 +227,11 @@ var DirectLink = class {
         continue;
       }
       if (this.commSaysDirect && item?.view == null) continue;
-      if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) continue;
+      if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) {
+        const reply = this.replies.get(item.id);
+        if (reply) this.client._post(reply);
+        continue;
+      }
       if (item?.type === "call") this._noteCall(item.id);
       batch.push(item);
     }
@@ -237,6 +242,13 @@ var DirectLink = class {
     this.callsSeen.add(id);
     const oldest = this.callsSeen.values().next().value;
     if (this.callsSeen.size > 1024 && oldest !== void 0) this.callsSeen.delete(oldest);
+  }
+  /** Keep a reply sent on the direct path until 64 newer ones were sent. @param {any} reply */
+  noteReply(reply) {
+    if (!this.ready) return;
+    this.replies.set(reply.id, reply);
+    const oldest = this.replies.keys().next().value;
+    if (this.replies.size > 64 && oldest !== void 0) this.replies.delete(oldest);
   }
   /** The connection is gone: back to the comm, and ask again for every answer that may have been lost. */
   _lose() {
@@ -881,14 +893,18 @@ var BridgeClient = class {
       this._post({ type: "reply", id: item.id, ok: false, missing: true, error: { name: "ReferenceError", message, stack: "" } });
       return;
     }
+    const send = (reply, fail) => {
+      this.direct?.noteReply(reply);
+      this._post(reply, fail);
+    };
     try {
       const value = await fn(...args);
-      this._post(
+      send(
         { type: "reply", id: item.id, ok: true, value },
-        (error) => this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) })
+        (error) => send({ type: "reply", id: item.id, ok: false, error: errorFields(error) })
       );
     } catch (error) {
-      this._post({ type: "reply", id: item.id, ok: false, error: errorFields(error) });
+      send({ type: "reply", id: item.id, ok: false, error: errorFields(error) });
     }
   }
   // --------------------------------------------------------- lifetime
