@@ -32,6 +32,8 @@ from typing import Any
 _MARK = "_ipybridge_nodelay"
 #: The relay's bound on one websocket message (the direct path sends parts of at most 8 MiB).
 RELAY_FRAME_BYTES = 9 << 20
+#: The relay pings the page this often, and closes when a pong is this late (seconds).
+RELAY_PING_S = 30.0
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -121,8 +123,18 @@ def _add_relay(serverapp: Any) -> None:
             finally:
                 self.upstream.close()  # a refused handshake (bad upgrade, cross origin) never reaches on_close
 
+        # Keep-alive by tornado's own pings, in seconds. WebSocketMixin's are in milliseconds, and tornado
+        # (>= 6.5) reads the same two properties for its pings and warns that the timeout exceeds the interval.
+        @property
+        def ping_interval(self) -> float:
+            return RELAY_PING_S
+
+        @property
+        def ping_timeout(self) -> float:
+            return RELAY_PING_S
+
         def open(self, *args: Any, **kwargs: Any) -> None:
-            super().open(*args, **kwargs)
+            WebSocketHandler.open(self, *args, **kwargs)  # not WebSocketMixin.open: it pings in milliseconds
             self.set_nodelay(True)
             stream = getattr(self.upstream, "stream", None)
             if stream is not None:

@@ -178,7 +178,7 @@ def check_ui(jupyter, ui: str) -> None:
     nb.run_cell(3)
     nb.wait_cell_done(3)
     expect(nb.output(3)).to_have_text("figures in pyplot: []")
-    expect(nb.output(2).locator("img")).to_have_count(0)
+    expect(nb.output(2).locator("img:visible")).to_have_count(0)  # (a Player's colour-bar <img> is hidden)
 
 
 def test_players_paint_matplotlibs_frames_at_ratio_2(jupyter, ui):
