@@ -30,11 +30,13 @@ class BridgeWidget(anywidget.AnyWidget):
     #: the page learns it and rejects a bigger call at once (``MessageTooLargeError``), sending nothing.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     #: Whether views may use the direct transport (docs/protocol.md, "Direct transport"): ``True``
-    #: (through the Jupyter server's relay when it has ipybridge.server, else on the loopback
-    #: interface), ``"relay"`` or ``"loopback"`` for one way only, ``False`` for the comm only.
-    #: Read when the widget is created; the environment variable ``IPYBRIDGE_DIRECT=0`` turns it
-    #: off for the whole kernel.
-    direct: bool | str = True
+    #: (on the loopback interface when the page is served from this machine, else through the
+    #: Jupyter server's relay when it has ipybridge.server), ``"relay"`` or ``"loopback"`` for one
+    #: way only, ``False`` (the default, for now) for the comm only. Opt in per class before creating
+    #: widgets (``ipybridge.Bridge.direct = True``, ``ipybridge.Player.direct = True``) or per widget
+    #: class of your own. Read when the widget is created; the environment variable
+    #: ``IPYBRIDGE_DIRECT=0`` turns it off for the whole kernel.
+    direct: bool | str = False
 
     def __init__(
         self,

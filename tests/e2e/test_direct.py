@@ -53,6 +53,7 @@ HTML = (
 SETUP = textwrap.dedent(
     """
     import threading, time, ipybridge
+    ipybridge.Bridge.direct = ipybridge.Player.direct = True  # opt in (the default is the comm)
     runs = {"slow": 0}
     started = threading.Event()
 
