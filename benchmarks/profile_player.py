@@ -141,6 +141,10 @@ def main() -> None:
         help="kernel code of each variant (e.g. 'widget.ENCODE_IN_PARALLEL = False'), measured in turn",
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--array-frames", type=int, default=0,
+        help="play a zarr stack of this many 512 x 512 float32 frames (bench_arrays' data) instead of a scenario",
+    )  # fmt: skip
     args = parser.parse_args()
     setup = DEFINITIONS + textwrap.dedent(
         """
@@ -153,9 +157,19 @@ def main() -> None:
         f'p = ipybridge.Player(SCENARIOS["{args.scenario}"](100000), fps={args.fps}, codec="{args.codec}", '
         "cache_mb=64)\np"
     )
+    if args.array_frames:
+        player = (
+            f'import zarr\np = ipybridge.Player(zarr.open(ARRAY, mode="r"), cmap="inferno", fps={args.fps}, '
+            'cache_mb=64)\np'
+        )
     variants = args.ab or ["pass"]
     cells = [setup, player, "p.pause(); print(json.dumps(p.stats))", *[f"{code}\nprint('ok')" for code in variants]]
     with tempfile.TemporaryDirectory() as tmp:
+        if args.array_frames:
+            from bench_arrays import write_stack
+
+            write_stack(Path(tmp) / "stack.zarr", args.array_frames)
+            cells[0] += f"\nARRAY = {str(Path(tmp) / 'stack.zarr')!r}\n"
         server = start_server(Path(tmp) / "jupyter")
         try:
             with launched_chromium() as browser:

@@ -68,11 +68,43 @@ function bytesOf(view) {
   return new Uint8Array(view);
 }
 
+/** @param {Uint8Array} bytes zlib-format data @returns {Promise<ArrayBuffer>} */
+function inflate(bytes) {
+  // A stream of the bytes themselves: a Blob would copy them to the browser process and back.
+  const source = new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+  return new Response(source.pipeThrough(new DecompressionStream("deflate"))).arrayBuffer();
+}
+
+/**
+ * A colour-mapped frame (codecs.indexed): palette entries - 1, flags (bit 0: deflated), 2 spare
+ * bytes, the RGBA palette, then one index per pixel. Looked up here: no image decoder, no Blob.
+ * @param {EncodedFrame} frame @returns {Promise<ImageData>}
+ */
+async function decodeIndexed(frame) {
+  const bytes = frame.bytes;
+  const entries = bytes[0] + 1;
+  const start = 4 + 4 * entries;
+  const body = bytes.subarray(start);
+  const indices = bytes[1] & 1 ? new Uint8Array(await inflate(body)) : body;
+  const count = frame.width * frame.height;
+  if (indices.length !== count) throw new Error(`${indices.length} pixel indices for a ${frame.width} x ${frame.height} frame`);
+  const palette = new Uint32Array(256); // RGBA bytes in memory order, whatever the platform's endianness
+  new Uint8Array(palette.buffer).set(bytes.subarray(4, start));
+  const pixels = new Uint32Array(count);
+  for (let i = 0; i < count; i++) pixels[i] = palette[indices[i]];
+  return new ImageData(new Uint8ClampedArray(pixels.buffer), frame.width, frame.height);
+}
+
 /** @param {EncodedFrame} frame @returns {Promise<DecodedFrame>} */
 async function decodeFrame(frame) {
+  if (frame.codec === "indexed") return decodeIndexed(frame);
   if (frame.codec === "raw") {
-    const stream = new Blob([/** @type {BlobPart} */ (frame.bytes)]).stream().pipeThrough(new DecompressionStream("deflate"));
-    const pixels = new Uint8ClampedArray(await new Response(stream).arrayBuffer());
+    const pixels = new Uint8ClampedArray(await inflate(frame.bytes));
     return new ImageData(pixels, frame.width, frame.height);
   }
   const type = frame.codec === "png" ? "image/png" : "image/jpeg";
@@ -195,7 +227,7 @@ function render({ model, el }) {
   function wireCodec() {
     const codec = model.get("codec") ?? "auto";
     // Without DecompressionStream (old browsers) raw frames cannot be decoded: ask for PNG.
-    if (codec === "raw" && typeof DecompressionStream === "undefined") return "png";
+    if ((codec === "raw" || codec === "auto") && typeof DecompressionStream === "undefined") return "png";
     return codec;
   }
 

@@ -77,7 +77,10 @@ def finish(frame: np.ndarray | Paletted, encoding: Encoding) -> Any:
     if encoding is None:
         return frame.rgba() if isinstance(frame, Paletted) else frame
     if isinstance(frame, Paletted):
-        if codecs.resolve(encoding[0]) == "png":
+        if encoding[0] == "auto":  # the page's default: the codec cheapest to decode, see codecs.indexed
+            h, w = frame.indices.shape
+            return codecs.Encoded("indexed", int(w), int(h), codecs.indexed(frame.indices, frame.palette))
+        if encoding[0] == "png":
             data = codecs.indexed_png(frame.indices, frame.palette)
             return codecs.Encoded("png", int(frame.indices.shape[1]), int(frame.indices.shape[0]), data)
         frame = frame.rgba()
@@ -98,9 +101,11 @@ class ColourMapper:
         self._mappable: Any = None
         self._index_cmap: Any = None
         self._table: np.ndarray | None = None
+        self._fold: tuple[np.ndarray, int, int, int] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"rgb": self.rgb, "cmap": self.cmap, "norm": self.norm, "_mappable": None, "_index_cmap": None}
+        return {"rgb": self.rgb, "cmap": self.cmap, "norm": self.norm, "_mappable": None, "_index_cmap": None,
+                "_table": None, "_fold": None}  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -121,6 +126,71 @@ class ColourMapper:
         assert self._table is not None
         return self._index_cmap, self._table
 
+    def _folded(self) -> tuple[np.ndarray, int, int, int] | None:
+        """For a linear norm and a plain colour map of at most 256 colours: the palette ``imshow``'s
+        colours come from (the table's first N rows, then the under, over and bad colours, each
+        only when no row before it has the same colour) and the rows of those three; None otherwise.
+        """
+        from matplotlib import colors
+
+        cmap = self.cmap
+        if (
+            type(self.norm) is not colors.Normalize
+            or type(cmap).__call__ is not colors.Colormap.__call__
+            or type(cmap)._get_rgba_and_mask is not colors.Colormap._get_rgba_and_mask
+            or not 1 <= cmap.N <= 256
+        ):
+            return None
+        if self._fold is None:
+            _, table = self._indexing()
+            n = cmap.N
+            rows = [row for row in table[:n]]
+            slots = []
+            for special in table[n : n + 3]:  # under, over, bad (Colormap._i_under, _i_over, _i_bad)
+                same = np.flatnonzero((table[:n] == special).all(axis=1))
+                if len(same):
+                    slots.append(int(same[0]))
+                else:
+                    slots.append(len(rows))
+                    rows.append(special)
+            self._fold = (np.array(rows, dtype=np.uint8), slots[0], slots[1], slots[2])
+        return self._fold
+
+    def _fast_paletted(self, frame: np.ndarray) -> Paletted | None:
+        """Colormap.__call__'s steps on the norm's output, written straight into palette indices
+        (no masked arrays, no int64 rows): the same rows, so the same pixels as imshow."""
+        folded = self._folded()
+        if folded is None:
+            return None
+        palette, under_slot, over_slot, bad_slot = folded
+        n = self.cmap.N
+        xa = np.ma.getdata(self.norm(frame))  # a float copy of the frame, ours to change in place
+        if xa.dtype.kind != "f" or xa.shape != frame.shape:
+            return None
+        with np.errstate(over="ignore", invalid="ignore"):
+            xa *= n
+        xa[xa == n] = n - 1
+        under = xa < 0
+        over = xa >= n
+        # Bad as Colormap finds it: what masked_invalid masked, or with nothing masked, NaN after the norm.
+        bad = ~np.isfinite(frame) if frame.dtype.kind == "f" else None
+        if bad is None or not bad.any():
+            bad = np.isnan(xa)
+        for mask, slot in ((under, under_slot), (over, over_slot), (bad, bad_slot)):
+            if slot > 255 and mask.any():
+                return None  # a 257th colour in this frame: the general path
+        with np.errstate(invalid="ignore"):
+            np.clip(xa, 0, n - 1, out=xa)
+            indices = xa.astype(np.uint8)  # truncation, as astype(int): rows 0..n-1
+        if under.any():
+            indices[under] = under_slot
+        if over.any():
+            indices[over] = over_slot
+        if bad.any():
+            indices[bad] = bad_slot
+        used = len(palette) if len(palette) <= 256 else 256
+        return Paletted(indices, palette[:used])
+
     def paletted(self, frame: np.ndarray) -> np.ndarray | Paletted:
         """The frame coloured: RGB(A) frames as RGBA, scalar frames as :class:`Paletted` (or RGBA past 256 colours)."""
         if self.rgb:
@@ -128,6 +198,9 @@ class ColourMapper:
         rows_cmap, table = self._indexing()
         if frame.dtype.kind == "b":
             frame = frame.astype(np.uint8)
+        fast = self._fast_paletted(frame)
+        if fast is not None:
+            return fast
         # ScalarMappable.to_rgba's steps: norm, then the colour map, here one that returns table rows.
         rows = rows_cmap(self.norm(np.ma.masked_invalid(frame, copy=False)))[..., 0]
         if len(table) <= 256:

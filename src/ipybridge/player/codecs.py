@@ -167,8 +167,39 @@ def indexed_png(indices: np.ndarray, palette: np.ndarray, level: int = PNG_LEVEL
     return b"".join(chunks)
 
 
+#: A colour-mapped frame's indices are deflated for the page only when that saves at least this share.
+INDEXED_DEFLATE_SAVING = 0.25
+
+
+def indexed(indices: np.ndarray, palette: np.ndarray) -> bytes:
+    """A colour-mapped frame as the page's ``indexed`` codec: cheaper to decode than a PNG.
+
+    Layout: 4 header bytes (palette entries - 1, flags, 0, 0), the palette as ``n`` RGBA
+    quadruplets, then the ``H * W`` indices, row by row: as they are, or, with flag bit 0,
+    zlib-deflated (ISA-L level 1) when that makes them at least
+    :data:`INDEXED_DEFLATE_SAVING` smaller (smooth fields shrink 3-10x; sensor noise
+    does not, and is sent as is). The page looks each index up in the palette into an
+    ``ImageData`` (a few tenths of a ms for 512 x 512): no image decoder, no Blob.
+    The pixels are exactly ``palette[indices]``, as in :func:`indexed_png`.
+    """
+    if indices.dtype != np.uint8 or palette.dtype != np.uint8 or not 1 <= len(palette) <= 256:
+        raise ValueError("indexed takes uint8 indices and a uint8 palette of 1..256 RGBA entries")
+    raw = np.ascontiguousarray(indices)
+    packed = _deflate(raw.data, RAW_LEVEL)
+    deflated = len(packed) <= (1 - INDEXED_DEFLATE_SAVING) * raw.nbytes
+    header = bytes((len(palette) - 1, 1 if deflated else 0, 0, 0))
+    return b"".join((header, np.ascontiguousarray(palette, dtype=np.uint8).tobytes(), packed if deflated else raw.data))
+
+
 def decode(encoded: Encoded) -> np.ndarray:
     """The RGBA image ``(H, W, 4)`` the page would paint."""
+    if encoded.codec == "indexed":
+        data = encoded.data
+        n = data[0] + 1
+        palette = np.frombuffer(data, np.uint8, 4 * n, 4).reshape(n, 4)
+        body = data[4 + 4 * n :]
+        flat = np.frombuffer(zlib.decompress(body) if data[1] & 1 else body, np.uint8)
+        return palette[flat.reshape(encoded.height, encoded.width)]
     if encoded.codec == "raw":
         flat = np.frombuffer(zlib.decompress(encoded.data), dtype=np.uint8)
         pixels: np.ndarray = flat.reshape(encoded.height, encoded.width, 4).copy()

@@ -1308,13 +1308,33 @@ function bytesOf2(view2) {
   if (ArrayBuffer.isView(view2)) return new Uint8Array(view2.buffer, view2.byteOffset, view2.byteLength);
   return new Uint8Array(view2);
 }
+function inflate(bytes) {
+  const source = new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    }
+  });
+  return new Response(source.pipeThrough(new DecompressionStream("deflate"))).arrayBuffer();
+}
+async function decodeIndexed(frame) {
+  const bytes = frame.bytes;
+  const entries = bytes[0] + 1;
+  const start = 4 + 4 * entries;
+  const body = bytes.subarray(start);
+  const indices = bytes[1] & 1 ? new Uint8Array(await inflate(body)) : body;
+  const count = frame.width * frame.height;
+  if (indices.length !== count) throw new Error(`${indices.length} pixel indices for a ${frame.width} x ${frame.height} frame`);
+  const palette = new Uint32Array(256);
+  new Uint8Array(palette.buffer).set(bytes.subarray(4, start));
+  const pixels = new Uint32Array(count);
+  for (let i = 0; i < count; i++) pixels[i] = palette[indices[i]];
+  return new ImageData(new Uint8ClampedArray(pixels.buffer), frame.width, frame.height);
+}
 async function decodeFrame(frame) {
+  if (frame.codec === "indexed") return decodeIndexed(frame);
   if (frame.codec === "raw") {
-    const stream = new Blob([
-      /** @type {BlobPart} */
-      frame.bytes
-    ]).stream().pipeThrough(new DecompressionStream("deflate"));
-    const pixels = new Uint8ClampedArray(await new Response(stream).arrayBuffer());
+    const pixels = new Uint8ClampedArray(await inflate(frame.bytes));
     return new ImageData(pixels, frame.width, frame.height);
   }
   const type = frame.codec === "png" ? "image/png" : "image/jpeg";
@@ -1434,7 +1454,7 @@ function render({ model, el }) {
   }
   function wireCodec() {
     const codec = model.get("codec") ?? "auto";
-    if (codec === "raw" && typeof DecompressionStream === "undefined") return "png";
+    if ((codec === "raw" || codec === "auto") && typeof DecompressionStream === "undefined") return "png";
     return codec;
   }
   function setModel(changes) {
