@@ -27,7 +27,8 @@ const READOUTS_EVERY_MS = 100;
 
 /**
  * @typedef {{codec: string, width: number, height: number, bytes: Uint8Array}} EncodedFrame
- * @typedef {ImageData | ImageBitmap} DecodedFrame
+ * @typedef {{width: number, height: number, indices: Uint8Array, palette: Uint32Array}} IndexedFrame
+ * @typedef {ImageData | ImageBitmap | IndexedFrame} DecodedFrame
  */
 
 const SVG = (/** @type {string} */ body) =>
@@ -82,8 +83,9 @@ function inflate(bytes) {
 
 /**
  * A colour-mapped frame (codecs.indexed): palette entries - 1, flags (bit 0: deflated), 2 spare
- * bytes, the RGBA palette, then one index per pixel. Looked up here: no image decoder, no Blob.
- * @param {EncodedFrame} frame @returns {Promise<ImageData>}
+ * bytes, the RGBA palette, then one index per pixel. Its colours are looked up when it is painted
+ * (lookUp), into one reused ImageData: no image decoder, no Blob, no 4-byte-per-pixel copy to keep.
+ * @param {EncodedFrame} frame @returns {Promise<IndexedFrame>}
  */
 async function decodeIndexed(frame) {
   const bytes = frame.bytes;
@@ -95,9 +97,15 @@ async function decodeIndexed(frame) {
   if (indices.length !== count) throw new Error(`${indices.length} pixel indices for a ${frame.width} x ${frame.height} frame`);
   const palette = new Uint32Array(256); // RGBA bytes in memory order, whatever the platform's endianness
   new Uint8Array(palette.buffer).set(bytes.subarray(4, start));
-  const pixels = new Uint32Array(count);
-  for (let i = 0; i < count; i++) pixels[i] = palette[indices[i]];
-  return new ImageData(new Uint8ClampedArray(pixels.buffer), frame.width, frame.height);
+  return { width: frame.width, height: frame.height, indices, palette };
+}
+
+/** @param {IndexedFrame} frame @param {ImageData} into an ImageData of the frame's size */
+function lookUp(frame, into) {
+  const pixels = new Uint32Array(into.data.buffer, into.data.byteOffset, frame.width * frame.height);
+  const { indices, palette } = frame;
+  for (let i = 0; i < pixels.length; i++) pixels[i] = palette[indices[i]];
+  return into;
 }
 
 /** @param {EncodedFrame} frame @returns {Promise<DecodedFrame>} */
@@ -113,7 +121,7 @@ async function decodeFrame(frame) {
 
 /** @param {DecodedFrame} frame */
 function decodedBytes(frame) {
-  return frame.width * frame.height * 4;
+  return "indices" in frame ? frame.indices.byteLength + 1024 : frame.width * frame.height * 4;
 }
 
 /** Device pixels per CSS pixel: frames are drawn at this scale, so the picture is crisp on HiDPI screens. */
@@ -179,7 +187,7 @@ function render({ model, el }) {
   const cache = new FrameCache(cacheBytes(), (f) => f.bytes.byteLength);
   /** @type {FrameCache<DecodedFrame>} */
   const decoded = new FrameCache(DECODED_BYTES, decodedBytes, (f) => {
-    if ("close" in f) f.close();
+    if (f instanceof ImageBitmap) f.close();
   });
   /** @type {Map<number, number>} request id -> frame index */
   const inflight = new Map();
@@ -203,6 +211,8 @@ function render({ model, el }) {
   let direction = model.get("direction") === -1 ? -1 : 1;
   let playing = false;
   let lateSince = 0;
+  let lateWaiting = 0; // refreshes when the frame due had not arrived from the kernel
+  let lateDecoding = 0; // ... had arrived and was being decoded
   let lastSync = 0;
   let lastStats = 0;
   let lastReadouts = 0;
@@ -396,6 +406,8 @@ function render({ model, el }) {
   }
 
   let sizedAt = 1;
+  /** @type {ImageData|null} the colours of the indexed frame painted last (reused) */
+  let pixels = null;
 
   /** Frames for another screen's pixel ratio are of no more use: ask again at the new one. */
   function forgetFrames() {
@@ -438,7 +450,10 @@ function render({ model, el }) {
       sizedAt = frameScale;
       ctx.globalCompositeOperation = "copy"; // resizing resets the context's state
     }
-    if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
+    if ("indices" in image) {
+      if (!pixels || pixels.width !== image.width || pixels.height !== image.height) pixels = new ImageData(image.width, image.height);
+      ctx.putImageData(lookUp(image, pixels), 0, 0);
+    } else if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
     else ctx.drawImage(image, 0, 0); // "copy": replaces the canvas, no blending, earlier draws dropped
     shown = index;
     canvas.dataset.frame = String(index);
@@ -501,6 +516,8 @@ function render({ model, el }) {
       } else if (failed.has(target)) {
         fail(target, failed.get(target)); // the kernel could not draw the next frame
       } else {
+        if (decoding.has(target) || cache.has(target)) lateDecoding++;
+        else lateWaiting++;
         if (!lateSince) lateSince = now;
         if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;
         schedule();
@@ -648,6 +665,9 @@ function render({ model, el }) {
       cache_bytes: cache.bytes,
       cache_hits: cache.hits,
       decoded_frames: decoded.size,
+      late_waiting: lateWaiting,
+      late_decoding: lateDecoding,
+      inflight: inflight.size,
     };
     client._post({ type: "player_stats", stats });
   }

@@ -1327,9 +1327,13 @@ async function decodeIndexed(frame) {
   if (indices.length !== count) throw new Error(`${indices.length} pixel indices for a ${frame.width} x ${frame.height} frame`);
   const palette = new Uint32Array(256);
   new Uint8Array(palette.buffer).set(bytes.subarray(4, start));
-  const pixels = new Uint32Array(count);
-  for (let i = 0; i < count; i++) pixels[i] = palette[indices[i]];
-  return new ImageData(new Uint8ClampedArray(pixels.buffer), frame.width, frame.height);
+  return { width: frame.width, height: frame.height, indices, palette };
+}
+function lookUp(frame, into) {
+  const pixels = new Uint32Array(into.data.buffer, into.data.byteOffset, frame.width * frame.height);
+  const { indices, palette } = frame;
+  for (let i = 0; i < pixels.length; i++) pixels[i] = palette[indices[i]];
+  return into;
 }
 async function decodeFrame(frame) {
   if (frame.codec === "indexed") return decodeIndexed(frame);
@@ -1344,7 +1348,7 @@ async function decodeFrame(frame) {
   ], { type }));
 }
 function decodedBytes(frame) {
-  return frame.width * frame.height * 4;
+  return "indices" in frame ? frame.indices.byteLength + 1024 : frame.width * frame.height * 4;
 }
 var pageScale = () => Math.min(8, Math.max(0.25, window.devicePixelRatio || 1));
 var stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
@@ -1409,7 +1413,7 @@ function render({ model, el }) {
   const client = new BridgeClient(model, { customTypes: ["frame", "frame_error"], onCustom });
   const cache = new FrameCache(cacheBytes(), (f) => f.bytes.byteLength);
   const decoded = new FrameCache(DECODED_BYTES, decodedBytes, (f) => {
-    if ("close" in f) f.close();
+    if (f instanceof ImageBitmap) f.close();
   });
   const inflight = /* @__PURE__ */ new Map();
   const inflightByIndex = /* @__PURE__ */ new Map();
@@ -1426,6 +1430,8 @@ function render({ model, el }) {
   let direction = model.get("direction") === -1 ? -1 : 1;
   let playing = false;
   let lateSince = 0;
+  let lateWaiting = 0;
+  let lateDecoding = 0;
   let lastSync = 0;
   let lastStats = 0;
   let lastReadouts = 0;
@@ -1596,6 +1602,7 @@ function render({ model, el }) {
     );
   }
   let sizedAt = 1;
+  let pixels = null;
   function forgetFrames() {
     cancelUnwanted(/* @__PURE__ */ new Set());
     cache.clear();
@@ -1629,7 +1636,10 @@ function render({ model, el }) {
       sizedAt = frameScale;
       ctx.globalCompositeOperation = "copy";
     }
-    if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
+    if ("indices" in image) {
+      if (!pixels || pixels.width !== image.width || pixels.height !== image.height) pixels = new ImageData(image.width, image.height);
+      ctx.putImageData(lookUp(image, pixels), 0, 0);
+    } else if (image instanceof ImageData) ctx.putImageData(image, 0, 0);
     else ctx.drawImage(image, 0, 0);
     shown = index;
     canvas.dataset.frame = String(index);
@@ -1676,6 +1686,8 @@ function render({ model, el }) {
       } else if (failed.has(target)) {
         fail(target, failed.get(target));
       } else {
+        if (decoding.has(target) || cache.has(target)) lateDecoding++;
+        else lateWaiting++;
         if (!lateSince) lateSince = now;
         if (now - lateSince > BUFFERING_AFTER_MS) buffering.hidden = false;
         schedule();
@@ -1809,7 +1821,10 @@ ${trace}` : header;
       cache_frames: cache.size,
       cache_bytes: cache.bytes,
       cache_hits: cache.hits,
-      decoded_frames: decoded.size
+      decoded_frames: decoded.size,
+      late_waiting: lateWaiting,
+      late_decoding: lateDecoding,
+      inflight: inflight.size
     };
     client._post({ type: "player_stats", stats });
   }
