@@ -15,7 +15,7 @@ One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py), same mach
   - an ipywidgets ``Play`` driving ``interact`` that re-draws ``imshow`` with the inline backend
     (the usual slider idiom) at 60 fps: new images painted per second, counted in the page;
 * a frame function costing ~100 ms of CPU (``pure=True``): frames/s drawn in order with 16 requests
-  out (as the page keeps them), serially, on a ``ProcessPoolExecutor`` of 1 and 2 processes and on a
+  out (as the page keeps them), encoded as the page asks (on the workers), serially, on a ``ProcessPoolExecutor`` of 1 and 2 processes and on a
   dask ``LocalCluster`` of 2 worker processes (in this process, no browser).
 
     .venv/bin/python benchmarks/bench_arrays.py [--frames 2000] [--window 2] [--windows 3]
@@ -284,7 +284,7 @@ def heavy_figure() -> tuple[Any, Any]:
         z = np.zeros_like(c)
         count = np.zeros(c.shape)
         zoom = c * (0.98**k) + (-0.7436 + 0.1318j) * (1 - 0.98**k)
-        for _ in range(60):
+        for _ in range(int(os.environ.get("BENCH_ITERATIONS", "130"))):  # ~100 ms on this machine, quiet
             z = z * z + zoom
             inside = np.abs(z) < 2
             count += inside
@@ -313,15 +313,22 @@ def sleepy_figure() -> tuple[Any, Any]:
     return fig, wait
 
 
-def frames_per_second(source: Any, n: int, inflight: int = 16) -> float:
-    """Frames in order, with ``inflight`` requests out, as the page keeps them."""
+def frames_per_second(source: Any, n: int, inflight: int = 16, first: int = 0) -> float:
+    """Frames encoded for the page (codec "auto"), in order, with ``inflight`` requests out, as the page
+    keeps them: a parallel source draws and encodes on its workers, the serial one in this thread."""
+    from ipybridge.player import codecs
+
+    encoding = ("auto", 85)
     start = time.perf_counter()
-    asked = 0
-    for k in range(n):
-        while asked < min(n, k + inflight):
-            getattr(source, "prefetch", lambda i: None)(asked)
-            asked += 1
-        source.render(k)
+    asked = first
+    for k in range(first, first + n):
+        if hasattr(source, "collect"):
+            while asked < min(first + n, k + inflight):
+                source.prefetch(asked, encoding)
+                asked += 1
+            source.collect(k, encoding)
+        else:
+            codecs.encode(source.render(k), *encoding)
     return n / (time.perf_counter() - start)
 
 
@@ -346,19 +353,36 @@ def function_section(n: int, rounds: int) -> dict[str, Any]:
         start = time.perf_counter()
         single.render(k)
         costs.append(1000 * (time.perf_counter() - start))
-    rates: dict[str, list[float]] = {"serial": [], "pool_1": [], "pool_2": [], "dask_2": []}
+    rates: dict[str, list[float]] = {"serial": [], "pool_1": [], "pool_2": [], "dask_2": [], "dask_2_trim": []}
+    import dask
+
+    def cluster(trim: bool) -> Any:
+        # dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 (its default pre-spawn-environ), which
+        # turns off glibc's adaptive mmap threshold: every numpy temporary above 128 kB is a fresh mmap, so
+        # this frame function page-faults ~34,000 times (~50 ms of system time) per frame. None unsets it.
+        environ = {} if trim else {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+        with dask.config.set(environ):
+            return LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+
     with (
         ProcessPoolExecutor(1) as pool_1,
         ProcessPoolExecutor(2) as pool_2,
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
+        cluster(False) as local,
+        Client(local) as client,
+        cluster(True) as local_trim,
+        Client(local_trim) as client_trim,
     ):
-        sources = {"serial": source(None), "pool_1": source(pool_1), "pool_2": source(pool_2), "dask_2": source(client)}
+        sources = {
+            "serial": source(None), "pool_1": source(pool_1), "pool_2": source(pool_2), "dask_2": source(client),
+            "dask_2_trim": source(client_trim),
+        }  # fmt: skip
         for made in sources.values():
             frames_per_second(made, 4)  # workers start and unpickle the figure
+        start = 4
         for _ in range(rounds):
             for name, made in sources.items():
-                rates[name].append(frames_per_second(made, n))
+                rates[name].append(frames_per_second(made, n, first=start))  # frames never drawn before
+            start += n
             print(f"  round: { {k: round(v[-1], 2) for k, v in rates.items()} }", flush=True)
         executors = {"serial": None, "pool_1": pool_1, "pool_2": pool_2, "dask_2": client}
         control = {}
@@ -380,7 +404,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--window", type=float, default=2.0)
     parser.add_argument("--windows", type=int, default=3)
-    parser.add_argument("--function-frames", type=int, default=16)
+    parser.add_argument("--function-frames", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-browser", action="store_true")
     args = parser.parse_args()
@@ -426,6 +450,8 @@ def report(results: dict[str, Any]) -> None:
     print(f"  ProcessPoolExecutor(1)    {f['pool_1_fps']:6.2f} fps")
     print(f"  ProcessPoolExecutor(2)    {f['pool_2_fps']:6.2f} fps   x{f['speedup_2_vs_1']:.2f} vs 1 process")
     print(f"  dask LocalCluster(2)      {f['dask_2_fps']:6.2f} fps   x{f['dask_2_fps'] / f['pool_1_fps']:.2f}")
+    print(f"    (dask's default MALLOC_TRIM_THRESHOLD_=65536 in its workers: {f['dask_2_trim_fps']:.2f} fps, "
+          f"x{f['dask_2_trim_fps'] / f['pool_1_fps']:.2f})")  # fmt: skip
     c = f["control_sleep_100ms_fps"]
     print(f"  control, 100 ms sleep per frame: serial {c['serial']:.2f}, 1 process {c['pool_1']:.2f}, "
           f"2 processes {c['pool_2']:.2f}, LocalCluster(2) {c['dask_2']:.2f} fps")  # fmt: skip

@@ -86,10 +86,13 @@ class Ahead:
         work: Callable[[int], Any],
         length: Callable[[], int | None],
         finish: Callable[[Any, Encoding], Any] | None = None,
+        *,
+        encodes: bool = False,
     ) -> None:
         self._work = work
         self._length = length
         self._finish = finish
+        self._encodes = encodes  # work(index, encoding) returns the frame already encoded
         self._lock = threading.Lock()
         self._started: dict[tuple[int, Encoding], tuple[Future[Any], int]] = {}
 
@@ -97,6 +100,8 @@ class Ahead:
         return len(self._started)
 
     def _make(self, index: int, encoding: Encoding) -> Any:
+        if self._encodes:
+            return self._work(index, encoding)  # type: ignore[call-arg]
         made = self._work(index)
         if self._finish is not None:
             return self._finish(made, encoding)
@@ -179,7 +184,7 @@ class _WorkerFigure:
         self.lock = threading.Lock()
         self.initialized = False
 
-    def draw(self, value: Any) -> np.ndarray:
+    def draw(self, value: Any, encoding: Encoding = None) -> Any:
         with self.lock:
             if not self.initialized:
                 self.initialized = True
@@ -187,6 +192,10 @@ class _WorkerFigure:
                     self.init_func()
             self.func(value, *self.fargs)
             self.canvas.draw()
+            if encoding is not None:  # encoded here, on the worker: less to send, nothing left for the kernel
+                from . import codecs
+
+                return codecs.encode(np.asarray(self.canvas.buffer_rgba()), *encoding)
             return np.array(self.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
 
 
@@ -194,8 +203,9 @@ class _WorkerFigure:
 UNKNOWN_FIGURE = "ipybridge: figure not unpickled in this process yet"
 
 
-def draw_pure_frame(token: str, blob: bytes | None, value: Any) -> np.ndarray | str:
-    """On a worker: frame ``value`` of the pickled figure ``blob`` (unpickled once per process).
+def draw_pure_frame(token: str, blob: bytes | None, value: Any, encoding: Encoding = None) -> Any:
+    """On a worker: frame ``value`` of the pickled figure ``blob`` (unpickled once per process),
+    as RGBA, or encoded as ``encoding`` = (codec, quality) (a :class:`~ipybridge.player.codecs.Encoded`).
 
     With ``blob=None`` a worker that has not seen the figure answers :data:`UNKNOWN_FIGURE`
     and the kernel sends the task again with the pickle: each process receives it about once.
@@ -209,7 +219,13 @@ def draw_pure_frame(token: str, blob: bytes | None, value: Any) -> np.ndarray | 
             while len(_figures) > _FIGURES_KEPT:
                 _figures.popitem(last=False)
         _figures.move_to_end(token)
-    return figure.draw(value)
+    return figure.draw(value, encoding)
+
+
+def _frame(result: Any) -> Any:
+    from . import codecs
+
+    return result if isinstance(result, codecs.Encoded) else np.asarray(result)
 
 
 class PureFigureSource:
@@ -246,24 +262,25 @@ class PureFigureSource:
         if self._distributed:
             # Sent to every worker once; tasks carry a reference to it.
             self._payload = executor.scatter(blob, broadcast=True, hash=False)
-        self.ahead = Ahead(self._work, lambda: self.source.length)
+        self.ahead = Ahead(self._work, lambda: self.source.length, encodes=True)
 
     @property
     def length(self) -> int | None:
         length: int | None = self.source.length
         return length
 
-    def _work(self, index: int) -> np.ndarray:
+    def _work(self, index: int, encoding: Encoding = None) -> Any:
+        """Frame ``index`` drawn (and encoded, when ``encoding`` is given) on a worker."""
         value = self.values[index]  # out of range raises here, in the kernel
         if self._distributed:
-            future = self.executor.submit(draw_pure_frame, self.token, self._payload, value, pure=False)
-            return np.asarray(future.result())
+            future = self.executor.submit(draw_pure_frame, self.token, self._payload, value, encoding, pure=False)
+            return _frame(future.result())
         # A process pool cannot be told "every worker": send the hash, and the pickle to a worker that asks.
-        result = self.executor.submit(draw_pure_frame, self.token, None, value).result()
+        result = self.executor.submit(draw_pure_frame, self.token, None, value, encoding).result()
         if isinstance(result, str) and result == UNKNOWN_FIGURE:
             self.pickles_sent += 1
-            result = self.executor.submit(draw_pure_frame, self.token, self._payload, value).result()
-        return np.asarray(result)
+            result = self.executor.submit(draw_pure_frame, self.token, self._payload, value, encoding).result()
+        return _frame(result)
 
     def prefetch(self, index: int, encoding: Encoding = None) -> None:
         self.ahead.prefetch(index, encoding)
