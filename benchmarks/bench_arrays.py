@@ -15,8 +15,9 @@ One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py), same mach
   - an ipywidgets ``Play`` driving ``interact`` that re-draws ``imshow`` with the inline backend
     (the usual slider idiom) at 60 fps: new images painted per second, counted in the page;
 * a frame function costing ~100 ms of CPU (``pure=True``): frames/s drawn in order with 16 requests
-  out (as the page keeps them), encoded as the page asks (on the workers), serially, on a ``ProcessPoolExecutor`` of 1 and 2 processes and on a
-  dask ``LocalCluster`` of 2 worker processes (in this process, no browser).
+  out (as the page keeps them) and encoded as the page asks (on the workers): serially, on a
+  ``ProcessPoolExecutor`` of 1 and 2 processes and on a dask ``LocalCluster`` of 2 worker processes,
+  with and without dask's ``MALLOC_TRIM_THRESHOLD_`` in its workers (in this process, no browser).
 
     .venv/bin/python benchmarks/bench_arrays.py [--frames 2000] [--window 2] [--windows 3]
 

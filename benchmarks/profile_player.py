@@ -160,7 +160,7 @@ def main() -> None:
     if args.array_frames:
         player = (
             f'import zarr\np = ipybridge.Player(zarr.open(ARRAY, mode="r"), cmap="inferno", fps={args.fps}, '
-            'cache_mb=64)\np'
+            "cache_mb=64)\np"
         )
     variants = args.ab or ["pass"]
     cells = [setup, player, "p.pause(); print(json.dumps(p.stats))", *[f"{code}\nprint('ok')" for code in variants]]

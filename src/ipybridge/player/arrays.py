@@ -144,7 +144,7 @@ class ColourMapper:
         if self._fold is None:
             _, table = self._indexing()
             n = cmap.N
-            rows = [row for row in table[:n]]
+            rows = list(table[:n])
             slots = []
             for special in table[n : n + 3]:  # under, over, bad (Colormap._i_under, _i_over, _i_bad)
                 same = np.flatnonzero((table[:n] == special).all(axis=1))
