@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from matplotlib import colors
 
 from ipybridge.player import codecs
-from ipybridge.player.arrays import SAMPLE_FRAMES, ArraySource
+from ipybridge.player.arrays import SAMPLE_FRAMES, ArraySource, Paletted
 from ipybridge.player.parallel import AHEAD_THREADS
 from ipybridge.player.sources import FigureSource
 from ipybridge.player.widget import PlayerCore
@@ -341,7 +341,82 @@ def test_a_pure_frame_function_draws_on_worker_processes_in_order():
             assert np.array_equal(source.render(k), expected[k]), k
         # The pickle goes to a worker that asks for it: a few times at the start, not once per frame.
         assert 1 <= source.pickles_sent <= AHEAD_THREADS
+        # Frames the page asks for encoded are encoded on the workers; the kernel only forwards them.
+        source.prefetch(6, ("auto", 85))
+        encoded = source.collect(6, ("auto", 85))
+        assert isinstance(encoded, codecs.Encoded)
+        assert encoded.codec == "png"
+        assert np.array_equal(codecs.decode(encoded), expected[6])
     plt.close("all")
+
+
+# Colour maps as users pass them: names, a resampled map, a map with its own under/over/bad colours,
+# one whose bad colour is none of its 256 colours (a 257th colour).
+USER_CMAPS = [
+    "viridis",
+    "gray",
+    plt.get_cmap("coolwarm", 7),
+    plt.get_cmap("inferno").with_extremes(under="cyan", over="magenta", bad="lime"),
+    plt.get_cmap("twilight"),
+]
+
+
+@pytest.mark.parametrize("cmap", USER_CMAPS, ids=lambda c: getattr(c, "name", c))
+def test_linear_norm_shortcut_gives_the_rows_matplotlib_gives(cmap):
+    """Normalize + a plain colour map skip masked arrays; every pixel must still be imshow's."""
+    from matplotlib.cm import ScalarMappable
+
+    frames = {
+        "kelvin with NaN": KELVIN[7],
+        "inf and -inf": np.where(np.arange(KELVIN[3].size).reshape(KELVIN[3].shape) % 5 == 0, np.inf, KELVIN[3]),
+        "under and over": KELVIN[4] * 1.1 - 20,
+        "exactly the limits": np.full((4, 6), 270.0, np.float64).clip(270) + np.arange(6) * 6,
+        "float16": KELVIN[5].astype(np.float16),
+        "uint16 counts": RNG.integers(0, 4096, (24, 32), dtype=np.uint16),
+        "int8 below zero": RNG.integers(-128, 127, (24, 32), dtype=np.int8),
+        "mask": KELVIN[6] > 285,
+        "all NaN": np.full((3, 3), np.nan, np.float32),
+    }
+    for limits in ((270, 300), (-5, 4000), (285, 285)):
+        for name, frame in frames.items():
+            mapper = ArraySource(frame[None], cmap=cmap, vmin=limits[0], vmax=limits[1]).mapper
+            data = frame.astype(np.uint8) if frame.dtype == bool else frame
+            expected = ScalarMappable(norm=colors.Normalize(*limits), cmap=mapper.cmap).to_rgba(
+                np.ma.masked_invalid(data), bytes=True
+            )
+            made = mapper.paletted(frame)
+            got = made.rgba() if isinstance(made, Paletted) else made
+            assert np.array_equal(got, expected), (name, limits)
+
+
+def test_sampled_limits_skip_nan_and_inf_as_imshow_autoscale_does():
+    stack = np.stack([KELVIN[2], KELVIN[7], np.full_like(KELVIN[0], np.nan)])
+    stack[1, 0, 0] = np.inf
+    stack[0, 1, 1] = -np.inf
+    source = ArraySource(stack)
+    finite = stack[np.isfinite(stack)]
+    assert (source.vmin, source.vmax) == (float(finite.min()), float(finite.max()))
+    assert (ArraySource(np.full((2, 3, 3), np.nan)).vmin, ArraySource(np.full((2, 3, 3), np.nan)).vmax) == (0.0, 1.0)
+    # Frame 0, read for the limits, is not read again for the first picture.
+    source = ArraySource(KELVIN)
+    reads = source.reads
+    source.render(0)
+    assert source.reads == reads
+
+
+def test_the_page_codec_for_colour_mapped_frames_is_indexed_and_deflated_only_when_it_pays():
+    smooth = np.broadcast_to(np.linspace(0, 1, 256, dtype=np.float32), (2, 256, 256))
+    noise = RNG.random((2, 256, 256), dtype=np.float32)
+    for stack, deflated in ((smooth, True), (noise, False)):
+        source = ArraySource(stack, cmap="viridis", vmin=0, vmax=1)
+        source.prefetch(1, ("auto", 85))
+        encoded = source.collect(1, ("auto", 85))
+        assert encoded.codec == "indexed"
+        assert bool(encoded.data[1] & 1) is deflated
+        assert len(encoded.data) < (0.2 if deflated else 1.01) * 256 * 256 + 1028
+        assert_same_picture(codecs.decode(encoded), imshow_rgba(stack[1], cmap="viridis", vmin=0, vmax=1))
+    with pytest.raises(ValueError, match="palette"):
+        codecs.indexed(np.zeros((2, 2), np.uint8), np.zeros((300, 4), np.uint8))
 
 
 def test_an_executor_needs_a_pure_frame_function():
@@ -485,6 +560,11 @@ def test_the_saved_static_picture_is_the_current_frame_as_imshow_paints_it():
         png = base64.b64decode(bundle[0]["image/png"])
         image = codecs.decode(codecs.Encoded("png", 32, 24, png))
         assert_same_picture(image, imshow_rgba(KELVIN[7], cmap="magma", vmin=270, vmax=300))
-        assert p._poster == png  # the page paints it as its first frame, without asking
+        # The page paints the same frame as its first, without asking, in the page's own codec.
+        assert p._poster_codec == "indexed"
+        assert p._poster_size == [32, 24]
+        assert p._poster_any_scale
+        poster = codecs.decode(codecs.Encoded("indexed", 32, 24, p._poster))
+        assert np.array_equal(poster, image)
     finally:
         p.close()

@@ -271,6 +271,7 @@ class ArraySource:
         executor: Any = None,
     ) -> None:
         self.reads = 0  # frames read from the array (a counter for tests and benchmarks)
+        self._kept: tuple[int, np.ndarray] | None = None
         self.sampled_frames: list[int] = []
         self.title: str | None = None
         self.coord_name: str | None = None
@@ -359,9 +360,18 @@ class ArraySource:
             norm.vmax = 1.0 if norm.vmax is None else norm.vmax
             return
         picks = sorted({round(i) for i in np.linspace(0, self.length - 1, min(SAMPLE_FRAMES, self.length))})
-        frames = [np.asarray(f) for f in ahead_pool().map(self._read, picks)]
-        sample = np.ma.masked_invalid(np.stack(frames))
-        norm.autoscale_None(sample.reshape(-1, 1))  # one column: what every norm's autoscale accepts
+        from matplotlib import colors
+
+        if type(norm) is colors.Normalize:
+            # Its autoscale takes the min and max: each frame's finite min and max, found where it was read.
+            extremes = list(ahead_pool().map(self._sample_extremes, picks))
+            finite = [e for e in extremes if e is not None]
+            if finite:
+                norm.autoscale_None(np.array([v for pair in finite for v in pair]).reshape(-1, 1))
+        else:  # e.g. LogNorm's autoscale looks at positive values only: give it every value
+            frames = [np.asarray(f) for f in ahead_pool().map(self._read, picks)]
+            sample = np.ma.masked_invalid(np.stack(frames))
+            norm.autoscale_None(sample.reshape(-1, 1))  # one column: what every norm's autoscale accepts
         if norm.vmin is None or norm.vmax is None or np.ma.is_masked(norm.vmin) or np.ma.is_masked(norm.vmax):
             norm.vmin, norm.vmax = 0.0, 1.0  # every sampled value was NaN
         self.sampled_frames = picks
@@ -386,8 +396,27 @@ class ArraySource:
         self.mapper = mapper  # frames started before this keep the old mapper: forget them
         self.ahead.forget()
 
+    def _sample_extremes(self, index: int) -> tuple[Any, Any] | None:
+        """The finite min and max of frame ``index`` (None: no finite value); frame 0 is kept for the poster."""
+        frame = self._read(index)
+        if index == 0:
+            self._kept = (0, frame)
+        if frame.dtype.kind == "b":
+            frame = frame.astype(np.uint8)
+        if frame.dtype.kind == "f":
+            finite = np.isfinite(frame)
+            if not finite.all():
+                if not finite.any():
+                    return None
+                return frame.min(where=finite, initial=np.inf), frame.max(where=finite, initial=-np.inf)
+        return frame.min(), frame.max()
+
     # ------------------------------------------------------------ reading
     def _read(self, index: int) -> np.ndarray:
+        kept = self._kept
+        if kept is not None and kept[0] == index:  # read once already (for the limits): the first frame shown
+            self._kept = None
+            return kept[1]
         frame = self.array[index]
         if self._dask:
             frame = frame.compute()
@@ -436,6 +465,14 @@ class ArraySource:
         """Frame ``index`` as asked for by :meth:`prefetch`: RGBA, or encoded when ``encoding`` is given."""
         self._check(index)
         return self.ahead.collect(index, encoding)
+
+    def poster(self, index: int) -> tuple[bytes, codecs.Encoded]:
+        """Frame ``index`` read and coloured once, as a PNG (the output's static picture) and as the
+        page's default codec (the view's first frame, sent with the widget's state)."""
+        self._check(index)
+        made = self._work(index)
+        png = finish(made, ("png", 85))
+        return png.data, finish(made, ("auto", 85))
 
     def render(self, index: int, scale: float = 1.0) -> np.ndarray:
         """RGBA uint8 ``(H, W, 4)`` of frame ``index`` (one pixel per data pixel: ``scale`` is not used)."""

@@ -491,6 +491,11 @@ class Player(BridgeWidget):
     _poster_label = traitlets.Unicode("", help="the counter's label of the poster frame (an array's coordinate)").tag(
         sync=True
     )
+    #: The poster's codec ("png", or an array's "indexed": cheaper for the page) and size in pixels.
+    _poster_codec = traitlets.Unicode("png").tag(sync=True)
+    _poster_size = traitlets.List(traitlets.Int(), [0, 0]).tag(sync=True)
+    #: The poster serves a page at any devicePixelRatio (an array's frames have one pixel per data pixel).
+    _poster_any_scale = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
         self,
@@ -669,7 +674,10 @@ class Player(BridgeWidget):
             index = min(max(index, 0), max(self.frames - 1, 0))
         try:
             collect = getattr(self._source, "collect", None)
-            if collect is not None:  # an array: its fast PNG (a palette PNG for colour-mapped frames)
+            poster: codecs.Encoded | None = None
+            if isinstance(self._source, ArraySource):  # a palette PNG, and the page's own codec for the view
+                png, poster = self._source.poster(index)
+            elif collect is not None:
                 png = collect(index, ("png", 85)).data
             else:
                 png = codecs.encode(self._source.render(index), "png").data
@@ -681,7 +689,10 @@ class Player(BridgeWidget):
                 self._poster_gen = self._generation
                 labeller = getattr(self._source, "label", None)
                 self._poster_label = (labeller(index) if labeller is not None else None) or ""
-                self._poster = png
+                self._poster_codec = poster.codec if poster is not None else "png"
+                self._poster_size = [poster.width, poster.height] if poster is not None else [0, 0]
+                self._poster_any_scale = poster is not None
+                self._poster = poster.data if poster is not None else png
         except Exception:  # noqa: BLE001, S110 - no static picture is better than no widget
             pass
         return bundle

@@ -1527,12 +1527,19 @@ function render({ model, el }) {
     const poster = model.get("_poster");
     const index = model.get("_poster_frame");
     if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
-    if (scale !== 1) return;
-    if ((model.get("_poster_gen") ?? 0) !== generation || cache.get(index)) return;
+    if (scale !== 1 && !model.get("_poster_any_scale")) return;
+    if ((model.get("_poster_gen") ?? 0) !== generation || cache.has(index)) return;
     const bytes = bytesOf2(poster);
-    if (bytes.byteLength < 24) return;
-    const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
-    cache.set(index, { codec: "png", width: header.getUint32(16), height: header.getUint32(20), bytes });
+    const codec = String(model.get("_poster_codec") || "png");
+    if (codec === "png") {
+      if (bytes.byteLength < 24) return;
+      const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
+      cache.set(index, { codec, width: header.getUint32(16), height: header.getUint32(20), bytes });
+    } else {
+      const [width, height] = model.get("_poster_size") ?? [0, 0];
+      if (!(width > 0 && height > 0)) return;
+      cache.set(index, { codec, width, height, bytes });
+    }
     const label = model.get("_poster_label");
     if (label) labels.set(index, String(label));
     schedule();
