@@ -147,4 +147,6 @@ def test_zarr_xarray_and_dask_arrays_play_as_imshow_paints_them(jupyter, ui):
     nb.run_cell(5)
     expect(nb.output(5)).to_contain_text("TypeError: Player colours real numbers")
     expect(nb.output(5)).to_contain_text("complex numbers")
+    # The error's reply first: a cell queued while an error is handled is aborted by the kernel.
+    nb.wait_cell_done(5)
     probe(nb, 6, r"closed")
