@@ -188,6 +188,10 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
         'pb = ipybridge.Player(big, cmap="inferno", fps=60)\npb',
         'pb.pause(); print(json.dumps({"stats": pb.stats, "reads": pb.source.reads, '
         '"python_fps": python_rate(big, 1500)}))',
+        # The direct transport (opt-in for now), on frames neither player has read before.
+        'ipybridge.Player.direct = True\npdir = ipybridge.Player(big, cmap="inferno", fps=60)\n'
+        "ipybridge.Player.direct = False\npdir.frame = 1000\npdir",
+        'pdir.pause(); print(json.dumps({"stats": pdir.stats, "transport": pdir.transport}))',
         'pm = ipybridge.Player(big, cmap="inferno", fps=0, loop="once", cache_mb=64)\npm',
         'print(json.dumps({"rss": rss_mb(), "frame": pm.frame, "reads": pm.source.reads}))',
         INTERACT,
@@ -213,22 +217,32 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
     out["kernel_at_60"] = {k: stats["stats"][k] for k in ("render_ms", "encode_ms", "bytes_per_frame")}
     out["python_only_fps"] = stats["python_fps"]
     print(f"  painted fps at 60: {rates} kernel {out['kernel_at_60']}", flush=True)
-    # Kernel RSS over all frames, unthrottled, once through.
-    nb.page.evaluate(TTFF_JS, 3)
+    # The same over the direct transport.
     nb.run_cell(4)
+    nb.output(4).locator(f"{selector}[data-frame='1000']").wait_for(timeout=60_000)
+    nb.output(4).get_by_role("button", name="Play", exact=True).click()
+    nb.page.wait_for_timeout(1000)
+    rates = [nb.page.evaluate(COUNT_JS, [selector, 3, int(args.window * 1000)]) for _ in range(args.windows)]
+    out["direct_painted_fps_at_60"] = statistics.median(rates)
+    direct = json.loads(run_and_read(nb, 5))
+    out["direct_transport"] = direct["transport"]
+    print(f"  direct transport ({direct['transport']}): painted fps at 60: {rates}", flush=True)
+    # Kernel RSS over all frames, unthrottled, once through.
+    nb.page.evaluate(TTFF_JS, 4)
+    nb.run_cell(6)
     nb.page.evaluate("window.__ttff")
-    first = json.loads(run_and_read(nb, 5))
+    first = json.loads(run_and_read(nb, 7))
     checkpoints = [{"frame": 0, "rss_mb": first["rss"]}]
     start = time.monotonic()
-    nb.output(4).get_by_role("button", name="Play", exact=True).click()
+    nb.output(6).get_by_role("button", name="Play", exact=True).click()
     quarter = args.frames // 4
     for k in range(1, 5):
         mark = min(k * quarter, args.frames - 1)
         nb.page.wait_for_function(
-            f"() => Number(document.querySelectorAll('{selector}')[3].dataset.frame) >= {mark}",
+            f"() => Number(document.querySelectorAll('{selector}')[4].dataset.frame) >= {mark}",
             timeout=int(args.frames * 1000 / 5) + 60_000,
         )
-        now = json.loads(run_and_read(nb, 5))
+        now = json.loads(run_and_read(nb, 7))
         checkpoints.append({"frame": mark, "rss_mb": now["rss"], "reads": now["reads"]})
         print(f"  memory at frame {mark}: {checkpoints[-1]}", flush=True)
     seconds = time.monotonic() - start
@@ -240,30 +254,30 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
         "rss_growth_mb": max(c["rss_mb"] for c in checkpoints) - checkpoints[0]["rss_mb"],
     }
     # ipywidgets Play + interact(imshow), inline backend, asked for 60 fps.
-    nb.run_cell(6)
+    nb.run_cell(8)
     try:
-        nb.cell(6).locator("img").first.wait_for(timeout=180_000)
-        nb.cell(6).locator(".jp-OutputArea-output").first.get_by_role("button").first.click()  # Play's button
+        nb.cell(8).locator("img").first.wait_for(timeout=180_000)
+        nb.cell(8).locator(".jp-OutputArea-output").first.get_by_role("button").first.click()  # Play's button
         nb.page.wait_for_timeout(1000)  # warm-up
-        rates = [nb.page.evaluate(IMG_COUNT_JS, [6, int(args.window * 1000)]) for _ in range(args.windows)]
+        rates = [nb.page.evaluate(IMG_COUNT_JS, [8, int(args.window * 1000)]) for _ in range(args.windows)]
         out["interact_painted_fps_at_60"] = statistics.median(rates)
         print(f"  interact fps: {rates}", flush=True)
     except Exception as exc:  # a competitor that fails is reported, not a reason to lose the run
         out["interact_painted_fps_at_60"] = float("nan")
         out["interact_error"] = repr(exc)[:300]
         print(f"  interact failed: {exc!r}"[:300], flush=True)
-    run_and_read(nb, 7)
+    run_and_read(nb, 9)
     # to_jshtml of the 200-frame stack.
     started = time.monotonic()
-    nb.run_cell(8)
+    nb.run_cell(10)
     nb.page.wait_for_function(
-        """() => { const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[8];
+        """() => { const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[10];
             const img = cell && cell.querySelector('.jp-OutputArea-output img[id^="_anim_img"]');
             return img && img.complete && img.naturalWidth > 0; }""",
         timeout=900_000,
     )
     out["jshtml_first_frame_200_s"] = time.monotonic() - started
-    out.update(json.loads(run_and_read(nb, 9)))
+    out.update(json.loads(run_and_read(nb, 11)))
     print(f"  to_jshtml 200: {out['jshtml_first_frame_200_s']:.1f} s, {out['jshtml_rss_mb']:.0f} MB", flush=True)
     return out
 
@@ -471,6 +485,8 @@ def report(results: dict[str, Any]) -> None:
         print(f"  painted fps asked for 60: Player {b['painted_fps_at_60']:.1f}, ipywidgets Play + interact(imshow) "
               f"{b['interact_painted_fps_at_60']:.1f} (x{ratio:.1f}); the kernel alone makes "
               f"{b.get('python_only_fps', float('nan')):.1f} encoded frames/s in the same minute")  # fmt: skip
+        print(f"  painted fps asked for 60 over the direct transport ({b.get('direct_transport')}): "
+              f"{b.get('direct_painted_fps_at_60', float('nan')):.1f}")  # fmt: skip
         m = b["memory"]
         rss = " -> ".join(f"{c['rss_mb']:.0f}" for c in m["checkpoints"])
         print(f"  all {m['frames']} frames once, unthrottled: {m['seconds']:.0f} s ({m['unthrottled_fps']:.1f} fps), "
