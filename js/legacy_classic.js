@@ -12,6 +12,7 @@
 
 import jQuery from "jquery";
 import installRequireJS from "ipybridge:requirejs";
+import { ClassicCommManager } from "./legacy_comm.js";
 
 /** Classic events ipybridge triggers; other classic-looking names never fire (a console warning says so). */
 export const CLASSIC_EVENTS = Object.freeze([
@@ -406,6 +407,83 @@ export function installClassic(win, hub) {
     prototype: strict("IPython.OutputArea.prototype", {}),
     auto_scroll_threshold: 100,
   });
+  // ------------------------------------------------------------ kernel
+  /**
+   * The JupyterLab kernel connection of a notebook (its element; null: the one calls go to now),
+   * or null while its legacy view has not rendered.
+   * @param {any} target @returns {any}
+   */
+  function kernelFor(target) {
+    const transport = hub.transportFor(target);
+    if (!transport) return null;
+    const fromPanel = transport.panel?.context?.sessionContext?.session?.kernel;
+    return fromPanel ?? (typeof transport.kernel === "function" ? transport.kernel() : null) ?? null;
+  }
+  /** @param {string} member @returns {any} the session context of the notebook a call made now belongs to */
+  function sessionFor(member) {
+    const transport = hub.transportFor(hub.pickTarget());
+    const session = transport?.panel?.context?.sessionContext;
+    if (!session) {
+      throw new Error(
+        `IPython.notebook.kernel.${member}: ipybridge has not found this notebook yet ` +
+          "(run %load_ext ipybridge in it; use require(['base/js/namespace'], ...) to wait for it)",
+      );
+    }
+    return session;
+  }
+  /**
+   * A classic kernel request with `success`/`error` callbacks, on a JupyterLab promise.
+   * @param {() => Promise<any>} start @param {any} success @param {any} error @param {string} what
+   */
+  function request(start, success, error, what) {
+    Promise.resolve()
+      .then(start)
+      .then(
+        () => typeof success === "function" && success(),
+        (/** @type {any} */ e) => {
+          console.error(`ipybridge: kernel.${what} failed`, e);
+          if (typeof error === "function") error(e);
+        },
+      );
+  }
+  const commManager = new ClassicCommManager({ target: () => hub.pickTarget(), kernelFor });
+  const shimKernel = hub.kernel;
+  hub.kernel = strict(
+    "IPython.notebook.kernel",
+    Object.freeze({
+      __ipybridge: true,
+      execute: shimKernel.execute,
+      is_connected: shimKernel.is_connected,
+      is_fully_disconnected: shimKernel.is_fully_disconnected,
+      comm_manager: strict("IPython.notebook.kernel.comm_manager", commManager),
+      /** the kernel's id (the server's), as the classic `kernel.id` */
+      get id() {
+        return kernelFor(hub.pickTarget())?.id ?? null;
+      },
+      /** the kernel spec's name (e.g. `python3`), as the classic `kernel.name` */
+      get name() {
+        return kernelFor(hub.pickTarget())?.name ?? null;
+      },
+      /** Restart the notebook's kernel at once, no dialog (the classic `kernel.restart(success, error)`). */
+      restart(/** @type {any} */ success, /** @type {any} */ error) {
+        const session = sessionFor("restart");
+        request(() => session.restartKernel(), success, error, "restart");
+      },
+      /** Interrupt the notebook's kernel (the classic `kernel.interrupt(success, error)`). */
+      interrupt(/** @type {any} */ success, /** @type {any} */ error) {
+        const session = sessionFor("interrupt");
+        request(() => session.session.kernel.interrupt(), success, error, "interrupt");
+      },
+    }),
+  );
+  commManager.kernel = hub.kernel;
+  // A legacy view that joins the page (hub.drain) may be the notebook a comm or target waits for.
+  const drain = hub.drain;
+  hub.drain = () => {
+    drain();
+    commManager.retry();
+  };
+
   const namespace = strict("IPython", { notebook, keyboard_manager: keyboardManager, events, OutputArea });
 
   // ------------------------------------------------------------ RequireJS
@@ -499,6 +577,7 @@ export function installClassic(win, hub) {
       if (["starting", "restarting", "autorestarting", "unknown"].includes(status)) starting = true;
       else if (status === "idle" && starting) {
         starting = false;
+        commManager.retry(); // a restarted kernel's connection keeps the page's comm targets
         events.trigger("kernel_ready.Kernel", { kernel: hub.kernel });
       }
     });
@@ -510,6 +589,7 @@ export function installClassic(win, hub) {
       if (state === "completed") events.trigger("notebook_saved.Notebook");
     });
     h.context.pathChanged.connect(syncNotebookName);
+    session.kernelChanged.connect(() => commManager.retry()); // targets go to the new kernel too
     h.notebook.model?.cells?.changed?.connect(() => setTimeout(() => markClassicCells(h)));
   }
 
@@ -526,6 +606,7 @@ export function installClassic(win, hub) {
       }
       markClassicCells(h);
       syncNotebookName();
+      commManager.retry();
       const ready = waiting;
       waiting = [];
       for (const fn of ready) fn();

@@ -138,6 +138,42 @@ def on_click(b):
 clicks.on_click(on_click)
 clicks"""
 
+# 9. Comms, as the notebook docs taught them: the page registers a target the kernel opens a
+# comm to (ipykernel.comm.Comm), and opens a comm to a target the kernel registered.
+COMM_TARGET = """%%javascript
+element.append('<pre id="comm-log"></pre>');
+Jupyter.notebook.kernel.comm_manager.register_target('my_comm_target', function (comm, msg) {
+  $('#comm-log').append('open ' + JSON.stringify(msg.content.data) + ';');
+  comm.on_msg(function (msg) {
+    $('#comm-log').append('msg ' + JSON.stringify(msg.content.data) + ';');
+    comm.send({got: msg.content.data.foo});
+  });
+  comm.on_close(function (msg) { $('#comm-log').append('closed;'); });
+});"""
+COMM_FROM_KERNEL = """from ipykernel.comm import Comm
+comm_replies = []
+my_comm = Comm(target_name='my_comm_target', data={'foo': 1})
+@my_comm.on_msg
+def _recv(msg):
+    comm_replies.append(msg['content']['data'])
+my_comm.send({'foo': 2})"""
+PRINT_COMM = "print(comm_replies)"
+CLOSE_COMM = "my_comm.close()"
+COMM_FROM_PAGE = r'''def target_func(comm, open_msg):
+    @comm.on_msg
+    def _recv(msg):
+        comm.send({'echo': msg['content']['data']['x'] * 2})
+    comm.send({'opened_with': open_msg['content']['data']})
+get_ipython().kernel.comm_manager.register_target('from_js', target_func)
+HTML("""<button id="open-comm" onclick="openComm()">open comm</button><pre id="comm-echo"></pre>
+<script>
+function openComm() {
+  var comm = Jupyter.notebook.kernel.comm_manager.new_comm('from_js', {hello: 1});
+  comm.on_msg(function (msg) { $('#comm-echo').append(JSON.stringify(msg.content.data) + ';'); });
+  comm.send({x: 21});
+}
+</script>""")'''
+
 CELLS = [
     LOAD,  # 0
     JQUERY_FORM,  # 1
@@ -158,11 +194,16 @@ CELLS = [
     RUN_BELOW,  # 16
     BELOW_1,  # 17
     BELOW_2,  # 18
+    COMM_TARGET,  # 19
+    COMM_FROM_KERNEL,  # 20
+    PRINT_COMM,  # 21
+    CLOSE_COMM,  # 22
+    COMM_FROM_PAGE,  # 23
 ]
 INDEX = {name: i for i, name in enumerate(
     ["load", "form", "require_name", "print_name", "define_label", "label_button", "print_label", "labeller",
      "use_global", "print_labels", "element", "print_dom", "iframe", "print_iframe", "api", "widget", "run_below",
-     "below_1", "below_2"])}  # fmt: skip
+     "below_1", "below_2", "comm_target", "comm_from_kernel", "print_comm", "close_comm", "comm_from_page"])}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------

@@ -132,6 +132,21 @@ def drive(nb: Notebook) -> dict[str, Any]:
     nb.wait_cell_done(i["below_2"])
     expect(nb.output(i["below_2"])).to_have_text("second below ran 1")
     seen["below"] = [nb.output(i["below_1"]).inner_text().strip(), nb.output(i["below_2"]).inner_text().strip()]
+    # 9. Comms: the kernel opens one to the page's target and gets its replies; the page opens one
+    # to the kernel's target and gets the kernel's answers; the kernel closes its comm.
+    nb.run_cell(i["comm_target"])
+    nb.wait_cell_done(i["comm_target"])
+    expect(page.locator("#comm-log")).to_be_attached()
+    nb.run_cell(i["comm_from_kernel"])
+    nb.wait_cell_done(i["comm_from_kernel"])
+    seen["comm_replies"] = _eventually(nb, "print_comm", "[{'got': 2}]")
+    nb.run_cell(i["close_comm"])
+    expect(page.locator("#comm-log")).to_have_text(re.compile("closed;$"))
+    seen["comm_log"] = page.locator("#comm-log").inner_text()
+    nb.run_cell(i["comm_from_page"])
+    page.locator("#open-comm").click()
+    expect(page.locator("#comm-echo")).to_have_text(re.compile(r"\{\"echo\":42\};$"))
+    seen["comm_echo"] = page.locator("#comm-echo").inner_text()
     # 3. Kernel events: a restart fires kernel_restarting.Kernel, then kernel_ready.Kernel
     # (the classic notebook fires it twice, after reconnecting and on "starting"; ipybridge once).
     nb.restart_kernel()
@@ -213,10 +228,8 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
     assert expected["dom"] == f"{cn.INDEX['element']} {Path(classic_name).stem}"
     expected["dom"] = f"{cn.INDEX['element']} {stem}"
     assert expected["api"].pop("missing").startswith("read function")
-    assert expected["api"].pop("comm") == "no error"
-    missing, comm = seen["api"].pop("missing"), seen["api"].pop("comm")
+    missing = seen["api"].pop("missing")
     assert missing.startswith("IPython.notebook.undelete_cell is not supported by ipybridge")
-    assert comm.startswith("IPython.notebook.kernel.comm_manager is not supported by ipybridge")
     assert seen == expected
     # And the values themselves, so that the reference cannot drift unnoticed.
     assert seen["form"] == "42"
@@ -229,6 +242,10 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
     assert seen["saved"] == ["set from js", {"done": True}]
     assert seen["below"] == ["below ran 1", "second below ran 1"]
     assert seen["ready_after_restart"] is True
+    assert seen["api"]["comm"] == "no error"
+    assert seen["comm_replies"] == "[{'got': 2}]"
+    assert seen["comm_log"] == 'open {"foo":1};msg {"foo":2};closed;'
+    assert seen["comm_echo"] == '{"opened_with":{"hello":1}};{"echo":42};'
     api = seen["api"]
     assert (api["ncells"], api["first"], api["same_object"], api["out_of_range"]) == (
         len(cn.CELLS),
