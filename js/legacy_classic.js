@@ -284,6 +284,8 @@ export function installClassic(win, hub) {
     return nb.activeCell ? cellObject(h, nb.activeCell) : null;
   }
 
+  let autosaveInterval = 120_000; // classic's default (ms)
+  let autosaveNoted = false;
   const notebook = strict("IPython.notebook", {
     get kernel() {
       return hub.kernel;
@@ -364,6 +366,45 @@ export function installClassic(win, hub) {
     },
     get metadata() {
       return metadataOf(need("metadata").context.model);
+    },
+    select_next: () => notebook.select(selectedIndex(need("select_next")) + 1),
+    select_prev: () => notebook.select(selectedIndex(need("select_prev")) - 1),
+    get_selected_cells_indices: () => {
+      const h = need("get_selected_cells_indices");
+      const nb = h.notebook;
+      const indices = [];
+      for (let i = 0; i < nb.widgets.length; i++) if (nb.isSelectedOrActive(nb.widgets[i])) indices.push(i);
+      return indices;
+    },
+    get_selected_cells: () => {
+      const h = need("get_selected_cells");
+      return notebook.get_selected_cells_indices().map((/** @type {number} */ i) => cellObject(h, h.notebook.widgets[i]));
+    },
+    get dirty() {
+      return Boolean(need("dirty").context.model.dirty);
+    },
+    /** @param {unknown} [value] */
+    set_dirty: (value) => {
+      need("set_dirty").context.model.dirty = value === undefined ? true : Boolean(value);
+    },
+    /**
+     * `%autosave N` displays `IPython.notebook.set_autosave_interval(N * 1000)`. JupyterLab has one
+     * autosave setting for all documents (a user setting that outlives the page, unlike classic's),
+     * so the interval is recorded, not applied.
+     * @param {unknown} interval milliseconds; 0 disables autosave in classic
+     */
+    set_autosave_interval: (interval) => {
+      autosaveInterval = Math.max(0, Number(interval) || 0);
+      if (!autosaveNoted) {
+        autosaveNoted = true;
+        console.info(
+          "ipybridge: set_autosave_interval is recorded, not applied: JupyterLab's autosave is a setting " +
+            "(Settings > Autosave Documents, and the Document Manager's autosaveInterval)",
+        );
+      }
+    },
+    get autosave_interval() {
+      return autosaveInterval;
     },
     insert_cell_below: (/** @type {any} */ type, /** @type {any} */ index) =>
       insertCell(need("insert_cell_below"), "below", type, index),

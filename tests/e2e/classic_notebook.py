@@ -118,11 +118,25 @@ function saveIt() {
   out.base_url = nb.base_url;
   out.path_ends = nb.notebook_path.slice(-6);
   out.kernel_events = typeof nb.events.on;
+  var was = nb.get_selected_index();
+  nb.select(3);
+  nb.select_next();
+  out.next = nb.get_selected_index();
+  nb.select_prev().select_prev();
+  out.prev = nb.get_selected_index();
+  out.sel_indices = nb.get_selected_cells_indices();
+  out.sel_text = nb.get_selected_cells()[0].get_text();
+  nb.select(was);
+  nb.set_dirty(true);
+  out.dirty = nb.dirty;
   try { var x = IPython.notebook.undelete_cell; out.missing = 'read ' + x; } catch (e) { out.missing = e.message; }
   try { nb.kernel.comm_manager.register_target('x', function () {}); out.comm = 'no error'; } catch (e) { out.comm = e.message; }
   $('#api').text(JSON.stringify(out));
 })();
 </script>""")'''
+
+# `%autosave 0`, which many course notebooks start with: its script calls the classic notebook.
+AUTOSAVE = "%autosave 0"
 
 # 3. Running cells from a button, as the classic notebook did: the cells below run, visibly.
 RUN_BELOW = r'''HTML("""<button id="run-below" onclick="IPython.notebook.execute_cells_below()">Run the cells below</button>""")'''
@@ -199,11 +213,12 @@ CELLS = [
     PRINT_COMM,  # 21
     CLOSE_COMM,  # 22
     COMM_FROM_PAGE,  # 23
+    AUTOSAVE,  # 24
 ]
 INDEX = {name: i for i, name in enumerate(
     ["load", "form", "require_name", "print_name", "define_label", "label_button", "print_label", "labeller",
      "use_global", "print_labels", "element", "print_dom", "iframe", "print_iframe", "api", "widget", "run_below",
-     "below_1", "below_2", "comm_target", "comm_from_kernel", "print_comm", "close_comm", "comm_from_page"])}  # fmt: skip
+     "below_1", "below_2", "comm_target", "comm_from_kernel", "print_comm", "close_comm", "comm_from_page", "autosave"])}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------

@@ -147,6 +147,12 @@ def drive(nb: Notebook) -> dict[str, Any]:
     page.locator("#open-comm").click()
     expect(page.locator("#comm-echo")).to_have_text(re.compile(r"\{\"echo\":42\};$"))
     seen["comm_echo"] = page.locator("#comm-echo").inner_text()
+    # %autosave 0: its script runs without an error (the output is the magic's own line).
+    nb.run_cell(i["autosave"])
+    nb.wait_cell_done(i["autosave"])
+    expect(nb.output(i["autosave"]).filter(has_text="Autosave disabled")).not_to_have_count(0)
+    page.wait_for_timeout(500)  # an error from the magic's script would render in the output by now
+    seen["autosave"] = " ".join(t.strip() for t in nb.output(i["autosave"]).all_inner_texts() if t.strip())
     # 3. Kernel events: a restart fires kernel_restarting.Kernel, then kernel_ready.Kernel
     # (the classic notebook fires it twice, after reconnecting and on "starting"; ipybridge once).
     nb.restart_kernel()
@@ -242,11 +248,14 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
     assert seen["saved"] == ["set from js", {"done": True}]
     assert seen["below"] == ["below ran 1", "second below ran 1"]
     assert seen["ready_after_restart"] is True
-    assert seen["api"]["comm"] == "no error"
+    api = seen["api"]
+    assert api["comm"] == "no error"
+    assert seen["autosave"] == "Autosave disabled"
+    assert (api["next"], api["prev"], api["sel_indices"], api["dirty"]) == (4, 2, [2], True)
+    assert api["sel_text"] == cn.CELLS[2]
     assert seen["comm_replies"] == "[{'got': 2}]"
     assert seen["comm_log"] == 'open {"foo":1};msg {"foo":2};closed;'
     assert seen["comm_echo"] == '{"opened_with":{"hello":1}};{"echo":42};'
-    api = seen["api"]
     assert (api["ncells"], api["first"], api["same_object"], api["out_of_range"]) == (
         len(cn.CELLS),
         cn.LOAD,
