@@ -148,19 +148,25 @@ export function installClassic(win, hub) {
     return h.commands;
   }
 
-  /** Run cells through the application's own command, so the notebook shows them running. */
-  function runCells(/** @type {any} */ h, /** @type {number[]} */ indices, /** @type {string} */ member) {
+  /**
+   * Run cells through the application's own command, so the notebook shows them running. As the
+   * classic execute_cells, the cell after the last one run is then selected; `keep` (a cell's own
+   * `execute()`, `execute_cell()`) leaves the selection where it was.
+   * @param {any} h @param {number[]} indices @param {string} member @param {boolean} [keep]
+   */
+  function runCells(h, indices, member, keep = false) {
     const commands = commandsOf(h, member);
     const notebook = h.notebook;
     const widgets = indices.map((i) => notebook.widgets[i]).filter(Boolean);
     if (widgets.length === 0) return;
+    const current = notebook.activeCellIndex;
+    const before = selectedIndex(h);
     notebook.deselectAll();
     notebook.activeCellIndex = notebook.widgets.indexOf(widgets[0]);
     for (const widget of widgets) notebook.select(widget);
     const last = notebook.widgets.indexOf(widgets[widgets.length - 1]);
     const done = commands.execute("notebook:run-cell", { widgetId: h.panel.id, activate: false });
-    // As the classic execute_cells: the cell after the last one run is selected.
-    notebook.activeCellIndex = Math.min(last + 1, notebook.widgets.length - 1);
+    settleSelection(h, keep ? before : last + 1, current);
     Promise.resolve(done).catch((/** @type {any} */ error) => console.error("ipybridge: running cells failed", error));
   }
 
@@ -180,14 +186,28 @@ export function installClassic(win, hub) {
     },
     true,
   );
-  /** @param {any} h @returns {number} the selected cell's index as a classic script saw it */
-  function selectedIndex(h) {
+  /** @param {any} h @returns {{index: number, time: number}|null} the selection before the press being handled now */
+  function pressNow(h) {
     const press = selectedBeforePress.get(h.notebook.node);
     const event = /** @type {any} */ (win).event;
-    if (press && event && PRESS_EVENTS.has(event.type) && event.timeStamp >= press.time) {
-      return Math.min(press.index, h.notebook.widgets.length - 1);
-    }
-    return h.notebook.activeCellIndex;
+    return press && event && PRESS_EVENTS.has(event.type) && event.timeStamp >= press.time ? press : null;
+  }
+  /** @param {any} h @returns {number} the selected cell's index as a classic script saw it */
+  function selectedIndex(h) {
+    const press = pressNow(h);
+    return press ? Math.min(press.index, h.notebook.widgets.length - 1) : h.notebook.activeCellIndex;
+  }
+  /**
+   * Leave the selection where the classic page left it after a call: at `classic`; but while a
+   * click is handled, the classic page then selected the clicked cell (JupyterLab already did at
+   * the press: `clicked`, its index after the call's insertions and deletions).
+   * @param {any} h @param {number} classic @param {number} clicked
+   */
+  function settleSelection(h, classic, clicked) {
+    const nb = h.notebook;
+    const last = nb.widgets.length - 1;
+    nb.deselectAll();
+    nb.activeCellIndex = Math.max(0, Math.min(pressNow(h) ? clicked : classic, last));
   }
 
   /** @type {WeakMap<object, any>} one classic cell object per cell widget (so === works) */
@@ -238,7 +258,19 @@ export function installClassic(win, hub) {
       },
       get_text: () => widget.model.sharedModel.getSource(),
       set_text: (/** @type {unknown} */ text) => widget.model.sharedModel.setSource(String(text)),
-      execute: () => runCells(h, [index()], "cell.execute"),
+      execute: () => runCells(h, [index()], "cell.execute", true),
+      /** A Markdown cell shows its rendered text (as after running it); other cells: nothing to do. */
+      render: () => {
+        if (widget.model.type === "markdown" && "rendered" in widget) widget.rendered = true;
+        return true;
+      },
+      unrender: () => {
+        if (widget.model.type === "markdown" && "rendered" in widget) widget.rendered = false;
+        return true;
+      },
+      clear_output: () => {
+        if (widget.model.type === "code") widget.model.sharedModel.transact(() => widget.model.outputs.clear());
+      },
       select: () => {
         h.notebook.activeCellIndex = index();
         return cell;
@@ -265,6 +297,30 @@ export function installClassic(win, hub) {
     }
   }
 
+  /**
+   * Run one of the application's notebook commands on a cell (default: the selected one), as the
+   * classic methods that took an index did. Out of range: nothing.
+   * @param {any} h @param {any} index @param {string} member @param {string} command
+   */
+  function onCell(h, index, member, command) {
+    const commands = commandsOf(h, member);
+    const nb = h.notebook;
+    const current = nb.activeCellIndex;
+    const before = selectedIndex(h);
+    const at = index === undefined || index === null ? before : Number(index);
+    if (!(at >= 0 && at < nb.widgets.length)) return;
+    nb.deselectAll();
+    nb.activeCellIndex = at;
+    commands.execute(command, { widgetId: h.panel.id, activate: false });
+    if (command === "notebook:delete-cell") {
+      // Classic keeps the selected cell selected; when that one was deleted, the cell now at its index.
+      const after = (/** @type {number} */ sel) => (at < sel ? sel - 1 : sel);
+      settleSelection(h, after(before), after(current));
+    } else settleSelection(h, at, current); // classic selects the changed cell
+    nb.mode = "command";
+    markClassicCells(h);
+  }
+
   /** Insert a cell with the application's command; returns its classic cell object (null for a bad index). */
   function insertCell(/** @type {any} */ h, /** @type {string} */ where, /** @type {any} */ type, /** @type {any} */ index) {
     const member = `insert_cell_${where}`;
@@ -272,16 +328,24 @@ export function installClassic(win, hub) {
     const nb = h.notebook;
     const at = index === undefined || index === null ? selectedIndex(h) : Number(index);
     if (nb.widgets.length > 0 && !(at >= 0 && at < nb.widgets.length)) return null;
+    const kind = type === undefined || type === null ? "code" : String(type);
+    if (kind !== "code" && kind !== "markdown" && kind !== "raw") {
+      throw new Error(`IPython.notebook.${member}: unknown cell type '${kind}'`);
+    }
     const args = { widgetId: h.panel.id, activate: false };
+    const current = nb.activeCellIndex;
+    const before = selectedIndex(h);
     nb.deselectAll();
     nb.activeCellIndex = at;
     commands.execute(`notebook:insert-cell-${where}`, args);
-    const kind = type === undefined || type === null ? "code" : String(type);
-    if (kind === "markdown" || kind === "raw") commands.execute(`notebook:change-cell-to-${kind}`, args);
-    else if (kind !== "code") throw new Error(`IPython.notebook.${member}: unknown cell type '${kind}'`);
+    if (kind !== "code") commands.execute(`notebook:change-cell-to-${kind}`, args);
+    const cell = nb.activeCell ? cellObject(h, nb.activeCell) : null;
+    // The classic notebook (4.x, 5.x) left the selection on the cell it was on: the caller selects.
+    const inserted = nb.activeCellIndex;
+    settleSelection(h, before >= inserted ? before + 1 : before, current >= inserted ? current + 1 : current);
     nb.mode = "command";
     markClassicCells(h);
-    return nb.activeCell ? cellObject(h, nb.activeCell) : null;
+    return cell;
   }
 
   let autosaveInterval = 120_000; // classic's default (ms)
@@ -366,6 +430,49 @@ export function installClassic(win, hub) {
     },
     get metadata() {
       return metadataOf(need("metadata").context.model);
+    },
+    /** Run the selected cell; it stays selected (classic `execute_cell`). */
+    execute_cell: () => {
+      const h = need("execute_cell");
+      runCells(h, [selectedIndex(h)], "execute_cell", true);
+    },
+    /** Run the selected cell and select the next one, adding a code cell after the last (Shift+Enter). */
+    execute_cell_and_select_below: () => {
+      const h = need("execute_cell_and_select_below");
+      const at = selectedIndex(h);
+      runCells(h, [at], "execute_cell_and_select_below");
+      if (at === h.notebook.widgets.length - 1) insertCell(h, "below", "code", at);
+      notebook.select(at + 1);
+    },
+    /** Run the selected cell and add a code cell below it (Alt+Enter). */
+    execute_cell_and_insert_below: () => {
+      const h = need("execute_cell_and_insert_below");
+      const at = selectedIndex(h);
+      runCells(h, [at], "execute_cell_and_insert_below");
+      insertCell(h, "below", "code", at);
+      notebook.select(at + 1);
+    },
+    /** @param {number} [index] the cell (default: the selected one) */
+    delete_cell: (index) => {
+      const h = need("delete_cell");
+      onCell(h, index, "delete_cell", "notebook:delete-cell");
+      return notebook;
+    },
+    /** @param {number} [index] */
+    to_code: (index) => onCell(need("to_code"), index, "to_code", "notebook:change-cell-to-code"),
+    /** @param {number} [index] */
+    to_markdown: (index) => onCell(need("to_markdown"), index, "to_markdown", "notebook:change-cell-to-markdown"),
+    /** @param {number} [index] */
+    to_raw: (index) => onCell(need("to_raw"), index, "to_raw", "notebook:change-cell-to-raw"),
+    /** @param {number} [index] */
+    clear_output: (index) => {
+      const h = need("clear_output");
+      const widget = h.notebook.widgets[index === undefined || index === null ? selectedIndex(h) : Number(index)];
+      if (widget) cellObject(h, widget).clear_output();
+    },
+    clear_all_output: () => {
+      const h = need("clear_all_output");
+      for (const widget of h.notebook.widgets) cellObject(h, widget).clear_output();
     },
     select_next: () => notebook.select(selectedIndex(need("select_next")) + 1),
     select_prev: () => notebook.select(selectedIndex(need("select_prev")) - 1),

@@ -189,7 +189,30 @@ def drive_course(nb: Notebook) -> dict[str, Any]:
     expect(nb.output(3)).to_have_text("42")
     seen["added"] = [page.evaluate("IPython.notebook.get_cell(3).get_text()"), nb.output(3).inner_text().strip()]
     seen["cells_after_adding"] = page.evaluate("IPython.notebook.ncells()")
+    # insert_cell_below leaves the selection where it was (classic 4.x-5.x), so a loop inserts each
+    # new cell right below the selected one; to_markdown + render shows a heading; delete_cell.
+    seen["loop"] = page.evaluate(LOOP_INSERT)
+    seen["markdown"] = page.evaluate(MAKE_MARKDOWN)
+    expect(page.get_by_role("heading", name="Made by a script")).to_be_visible()
     return seen
+
+
+LOOP_INSERT = """() => {
+  var nb = IPython.notebook;
+  nb.select(0);
+  for (var k = 1; k <= 2; k++) nb.insert_cell_below('code').set_text('loop ' + k);
+  return [nb.get_selected_index(), nb.get_cell(1).get_text(), nb.get_cell(2).get_text(), nb.ncells()];
+}"""
+MAKE_MARKDOWN = """() => {
+  var nb = IPython.notebook;
+  nb.to_markdown(1);
+  var cell = nb.get_cell(1);
+  cell.set_text('## Made by a script');
+  cell.render();
+  var after_convert = nb.get_selected_index();
+  nb.delete_cell(2);
+  return [cell.cell_type, after_convert, nb.get_selected_index(), nb.ncells(), nb.get_cell(2).get_text().slice(0, 9)];
+}"""
 
 
 def _eventually(nb: Notebook, name: str, expected: str) -> str:
@@ -299,3 +322,6 @@ def test_a_classic_course_notebook_sets_itself_up_as_in_the_classic_notebook(
     assert (seen["notes"], seen["cells_after_typing"]) == ("ab", len(cn.COURSE_CELLS))
     assert seen["added"] == ["answer = 6 * 7\nprint(answer)", "42"]
     assert seen["cells_after_adding"] == len(cn.COURSE_CELLS) + 1
+    n = len(cn.COURSE_CELLS) + 3
+    assert seen["loop"] == [0, "loop 2", "loop 1", n]
+    assert seen["markdown"] == ["markdown", 1, 1, n - 1, "%%javascr"]
