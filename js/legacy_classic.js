@@ -75,7 +75,12 @@ export function installClassic(win, hub) {
   }
 
   // ------------------------------------------------------------ events
-  const events = $({}); // classic: $([new Events()]), a jQuery-wrapped event bus
+  // Classic (4.x-5.x): `base/js/events` and `notebook.events` are `$([events])`, a jQuery-wrapped
+  // plain object, and `IPython.events` is that plain object, so the IPython 1.x idiom
+  // `$([IPython.events]).on(...)` binds the same bus. Here the plain object also has the jQuery
+  // methods, so scripts of the 2.x-3.x years that call `IPython.events.on(...)` work as well.
+  const bus = {};
+  const events = $([bus]);
   const on = events.on;
   /** @param {any} name */
   function warnIfNeverFired(name) {
@@ -632,7 +637,16 @@ export function installClassic(win, hub) {
     commManager.retry();
   };
 
-  const namespace = strict("IPython", { notebook, keyboard_manager: keyboardManager, events, OutputArea });
+  for (const method of ["on", "off", "one", "trigger", "triggerHandler"]) {
+    Object.defineProperty(bus, method, {
+      value: (/** @type {any[]} */ ...args) => {
+        /** @type {any} */ (events)[method](...args);
+        return bus;
+      },
+      enumerable: false,
+    });
+  }
+  const namespace = strict("IPython", { notebook, keyboard_manager: keyboardManager, events: bus, OutputArea });
 
   // ------------------------------------------------------------ RequireJS
   const amd = installRequireJS.call(win);

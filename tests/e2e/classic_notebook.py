@@ -92,6 +92,7 @@ NOTEBOOK_API = r'''HTML("""<pre id="api"></pre><button id="save" onclick="saveIt
 IPython.notebook.events.on('kernel_ready.Kernel', function () {
   $('#api').attr('data-ready', +($('#api').attr('data-ready') || 0) + 1);
 });
+$([IPython.events]).on('kernel_ready.Kernel', function () { $('#api').attr('data-ready-1x', 'yes'); });
 require(['base/js/events'], function (events) {
   events.on('kernel_restarting.Kernel', function () { $('#api').attr('data-restarting', 'yes'); });
 });

@@ -158,6 +158,7 @@ def drive(nb: Notebook) -> dict[str, Any]:
     nb.restart_kernel()
     expect(page.locator("#api")).to_have_attribute("data-restarting", "yes")
     expect(page.locator("#api")).to_have_attribute("data-ready", re.compile(r"[12]"))
+    expect(page.locator("#api")).to_have_attribute("data-ready-1x", "yes")  # $([IPython.events]).on(...)
     seen["ready_after_restart"] = True
     return seen
 
