@@ -10,8 +10,11 @@
 import { BridgeClient } from "./protocol.js";
 import { FrameCache, FrameClock, ScreenCounter, framesToRequest, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
 
-/** Requests out at once: enough to cover the round trip plus the kernel's batching hold. */
+/** Requests out at once: enough to cover the round trip plus the kernel's batching hold ... */
 const MAX_INFLIGHT = 16;
+/** ... and at high fps, this much playback (s): the page asks in batches of half the window, so fewer,
+ * bigger request messages (each page message also costs the kernel a busy and an idle status message). */
+const INFLIGHT_SECONDS = 0.4;
 /** Unthrottled, frames are short and the round trip is long: keep more out. */
 const MAX_INFLIGHT_UNTHROTTLED = 32;
 /** Frames decoded at once. */
@@ -20,8 +23,9 @@ const MAX_DECODING = 4;
 const DECODED_BYTES = 48 << 20;
 /** A frame this late (ms) shows the buffering indicator. */
 const BUFFERING_AFTER_MS = 150;
-/** While playing, the `frame` trait follows at most this often (ms). */
-const SYNC_EVERY_MS = 250;
+/** While playing, the `frame` trait follows at most this often (ms): each sync is a message to the kernel
+ * and three back (busy, the echo, idle). Pausing syncs at once. */
+const SYNC_EVERY_MS = 1000;
 /** While playing, the counter, slider and fps readout follow at most this often (ms). */
 const READOUTS_EVERY_MS = 100;
 
@@ -345,7 +349,8 @@ function render({ model, el }) {
     queueMicrotask(pump);
   }
 
-  const inflightLimit = () => (playing && fps() <= 0 ? MAX_INFLIGHT_UNTHROTTLED : MAX_INFLIGHT);
+  const inflightLimit = () =>
+    playing && fps() <= 0 ? MAX_INFLIGHT_UNTHROTTLED : Math.min(MAX_INFLIGHT_UNTHROTTLED, Math.max(MAX_INFLIGHT, Math.ceil(fps() * INFLIGHT_SECONDS)));
 
   /** The frames to have ready, most urgent first. */
   function wanted() {

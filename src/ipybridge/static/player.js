@@ -1274,11 +1274,12 @@ var FrameClock = class {
 
 // js/player.js
 var MAX_INFLIGHT = 16;
+var INFLIGHT_SECONDS = 0.4;
 var MAX_INFLIGHT_UNTHROTTLED = 32;
 var MAX_DECODING = 4;
 var DECODED_BYTES = 48 << 20;
 var BUFFERING_AFTER_MS = 150;
-var SYNC_EVERY_MS = 250;
+var SYNC_EVERY_MS = 1e3;
 var READOUTS_EVERY_MS = 100;
 var SVG = (body) => `<svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" focusable="false">${body}</svg>`;
 var ICONS = {
@@ -1549,7 +1550,7 @@ function render({ model, el }) {
     pumpQueued = true;
     queueMicrotask(pump);
   }
-  const inflightLimit = () => playing && fps() <= 0 ? MAX_INFLIGHT_UNTHROTTLED : MAX_INFLIGHT;
+  const inflightLimit = () => playing && fps() <= 0 ? MAX_INFLIGHT_UNTHROTTLED : Math.min(MAX_INFLIGHT_UNTHROTTLED, Math.max(MAX_INFLIGHT, Math.ceil(fps() * INFLIGHT_SECONDS)));
   function wanted() {
     const count = playing ? 2 * inflightLimit() : 3;
     return upcomingFrames(target, direction, frames(), loop(), count);
