@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import itertools
 import keyword
@@ -19,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -563,7 +565,7 @@ class BridgeCore:
         if fn is None:
             self._reply_error_to(item.view, item.id, NameError(self._not_exposed(item.name)))
             return
-        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
+        if _is_async(fn):
             self._spawn_async(item, fn)
         else:
             self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs), f"{item.name}()")
@@ -886,6 +888,21 @@ def _is_part(content: Any) -> bool:
         return False
     msgs = content.get("msgs")
     return isinstance(msgs, list) and len(msgs) == 1 and isinstance(msgs[0], dict) and msgs[0].get("type") == "part"
+
+
+_async_functions: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` gives a coroutine (an ``async def``, or an object whose ``__call__`` is one)."""
+    try:
+        return _async_functions[fn]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referable / hashable
+        pass
+    answer = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+    with contextlib.suppress(TypeError):
+        _async_functions[fn] = answer
+    return answer
 
 
 def _settle(future: concurrent.futures.Future[Any], value: Any = None, exc: BaseException | None = None) -> bool:
