@@ -104,7 +104,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--inflight", type=int, nargs="+", default=[1, 8, 64])
-    parser.add_argument("--py-spy", type=Path, help="record the server with py-spy into this file (.txt: collapsed stacks, else an SVG flame graph)")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        help="record the server with py-spy into this file (.txt: collapsed stacks, else an SVG flame graph)",
+    )
     args = parser.parse_args()
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
