@@ -392,6 +392,9 @@ def measure_calls(
                     "([c, n, gap]) => window.__bench.isolated(c, n, gap)", [c, isolated_calls, ISOLATED_GAP_MS]
                 )
                 runs[c].setdefault("isolated_p50_ms", []).append(percentile(times, 0.50))
+                # On a stock server isolated calls are bimodal (~15 or ~50 ms: Nagle's wait), so the p50
+                # flips between the modes on a few calls; the mean moves with the share of slow calls.
+                runs[c].setdefault("isolated_mean_ms", []).append(statistics.fmean(times))
             for k in INFLIGHT:
                 r = page.evaluate("([c, k, ms]) => window.__bench.throughput(c, k, ms)", [c, k, window_s * 1000])
                 runs[c].setdefault(f"calls_per_s_{k}", []).append(r["calls"] / r["seconds"])
@@ -493,6 +496,7 @@ def metric_rows(sizes: tuple[int, ...]) -> list[tuple[str, str, bool]]:
     """(metric key, label, higher is better)."""
     rows = [("latency_p50_ms", "latency p50 (ms)", False), ("latency_p99_ms", "latency p99 (ms)", False)]
     rows.append(("isolated_p50_ms", f"isolated call p50, every {ISOLATED_GAP_MS} ms", False))
+    rows.append(("isolated_mean_ms", f"isolated call mean, every {ISOLATED_GAP_MS} ms", False))
     rows += [(f"calls_per_s_{k}", f"calls/s, {k} in flight", True) for k in INFLIGHT]
     for mb in sizes:
         for direction, arrow in (("up", "page->kernel"), ("down", "kernel->page")):
@@ -553,9 +557,9 @@ def check_targets(results: dict[str, Any], sizes: tuple[int, ...]) -> list[dict[
         ratio = cs["ipybridge"]["latency_p50_ms"]["median"] / cs["floor"]["latency_p50_ms"]["median"]
         add(f"[{name}] comm p50 <= {TARGETS['latency_ratio_max']}x floor", ratio, "{:.2f}x",
             ratio <= TARGETS["latency_ratio_max"])  # fmt: skip
-        if "isolated_p50_ms" in cs["ipybridge"]:
-            ratio = cs["ipybridge"]["isolated_p50_ms"]["median"] / cs["floor"]["isolated_p50_ms"]["median"]
-            add(f"[{name}] comm isolated call p50 <= {TARGETS['isolated_ratio_max']}x floor", ratio, "{:.2f}x",
+        if "isolated_mean_ms" in cs["ipybridge"]:
+            ratio = cs["ipybridge"]["isolated_mean_ms"]["median"] / cs["floor"]["isolated_mean_ms"]["median"]
+            add(f"[{name}] comm isolated call mean <= {TARGETS['isolated_ratio_max']}x floor", ratio, "{:.2f}x",
                 ratio <= TARGETS["isolated_ratio_max"])  # fmt: skip
     for mb in sizes:
         for direction in ("up", "down"):
