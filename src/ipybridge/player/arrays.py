@@ -137,7 +137,7 @@ class ColourMapper:
         if (
             type(self.norm) is not colors.Normalize
             or type(cmap).__call__ is not colors.Colormap.__call__
-            or type(cmap)._get_rgba_and_mask is not colors.Colormap._get_rgba_and_mask
+            or getattr(type(cmap), "_get_rgba_and_mask", None) is not getattr(colors.Colormap, "_get_rgba_and_mask", 0)
             or not 1 <= cmap.N <= 256
         ):
             return None
