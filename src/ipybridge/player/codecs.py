@@ -63,7 +63,7 @@ PNG_LEVEL = 1
 
 @dataclass(frozen=True)
 class Encoded:
-    codec: str  # "raw", "png" or "jpeg": what the page must decode
+    codec: str  # "raw", "png", "jpeg" or "indexed" (see indexed()): what the page must decode
     width: int
     height: int
     data: bytes

@@ -20,7 +20,8 @@ cloudpickle, so functions defined in a notebook travel too), sent to each
 worker process about once (a dask Client scatters it to every worker; a process
 pool's tasks carry only its hash, and a worker that has not seen it asks for
 it: a few sends at the start, never one per frame), unpickled once per process,
-and each worker draws the frames it is given through its own Agg canvas.
+and each worker draws the frames it is given through its own Agg canvas and
+encodes them as the page asked (the kernel only forwards the bytes).
 """
 
 from __future__ import annotations
