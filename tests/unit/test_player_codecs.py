@@ -10,9 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from ipybridge.player import codecs
 
-images = st.tuples(st.integers(1, 40), st.integers(1, 40)).flatmap(
-    lambda hw: arrays(np.uint8, (hw[0], hw[1], 4))
-)
+images = st.tuples(st.integers(1, 40), st.integers(1, 40)).flatmap(lambda hw: arrays(np.uint8, (hw[0], hw[1], 4)))
 
 
 @settings(max_examples=60, deadline=None)

@@ -50,7 +50,9 @@ def core(page: FakePage):
 
 
 def request(core, ident, index, codec="auto", **extra):
-    core.receive(*envelope({"type": "frame", "id": ident, "index": index, "gen": 0, "codec": codec, "quality": 80, **extra}))
+    core.receive(
+        *envelope({"type": "frame", "id": ident, "index": index, "gen": 0, "codec": codec, "quality": 80, **extra})
+    )
 
 
 def frame_of(page: FakePage, ident: int):
