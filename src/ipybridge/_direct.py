@@ -297,9 +297,17 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.endpoint.unauthenticated += 1
         self.counted = True
         self.set_nodelay(True)
+        # Until it authenticates, a frame longer than AUTH_BYTES closes the connection on its header (1009),
+        # before its payload is read: tornado reads each frame's length against these params.
+        self._bound_frames(AUTH_BYTES)
         self.nonce = secrets.token_urlsafe(16)
         self.write_message(json.dumps({"ipb": PROTOCOL_VERSION, "nonce": self.nonce}))  # for a proof
         self.endpoint.loop.call_later(AUTH_TIMEOUT_S, self._auth_deadline)
+
+    def _bound_frames(self, limit: int) -> None:
+        params = getattr(self.ws_connection, "params", None)
+        if params is not None and hasattr(params, "max_message_size"):
+            params.max_message_size = limit
 
     def _auth_deadline(self) -> None:
         if self.routes is None and self.ws_connection is not None:
@@ -366,6 +374,7 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
             self._refuse("unknown widget or view")
             return
         self.endpoint.unauthenticated -= 1
+        self._bound_frames(FRAME_BYTES)
         self.routes, self.view = routes, view
         self.conn_id = routes.opened(self)
         # "ready": the page may send here now. Nothing else is sent here before the page uses it.
@@ -379,6 +388,9 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.endpoint.connections -= 1
         if self.routes is None:
             self.endpoint.unauthenticated -= 1
+            if not self.refused:  # closed before authenticating (e.g. by tornado, for a long first frame)
+                self.refused = True
+                self.endpoint.refused += 1
         elif self.view is not None:
             self.routes.detach(self.view, self)
 
@@ -493,7 +505,22 @@ class DirectRoutes:
             self.core.post({"type": "transport", "view": view, "transport": "comm", "conn": conn.conn_id})
         # call_js calls still waiting for this view may have died with the socket: send them again, to this
         # view only, over the comm (the page drops a call it already started).
+        from ._core import _settle
+
         for call in self.core.pending_js_calls(view):
+            if call.future.blocking_on_direct and not any(v in self._used for v in call.targets):
+                # A cell blocks on it, and this frontend hands comm messages to the kernel on the thread that
+                # cell occupies: the answer could only come after the cell, so the wait fails now.
+                _settle(
+                    call.future,
+                    exc=ConnectionError(
+                        f"JavaScript handler {call.name!r} cannot answer this blocked cell: the page's direct "
+                        "connection to the kernel closed during the wait, and this frontend delivers comm "
+                        "messages only after the cell ends. Use `await bridge.call_js(...)` to wait without "
+                        "blocking the cell."
+                    ),
+                )
+                continue
             self.core.post({**call.item, "view": view}, call.buffers)
 
     def transport(self) -> str | None:

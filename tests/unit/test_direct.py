@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import tornado.httpclient
+import tornado.iostream
 import tornado.websocket
 
 from ipybridge import _direct
@@ -571,3 +572,61 @@ def test_an_answer_remembered_again_is_counted_once(endpoint: DirectEndpoint, co
         routes._remember_answer("v1", 5, entry)
     assert routes._bytes == 1000 + 256
     assert routes._answer_bytes == {("v1", 5): 1000 + 256}
+
+
+def test_a_cell_blocked_on_call_js_over_a_dropped_connection_fails_at_once_instead_of_hanging(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ipykernel without subshells: comm messages reach the kernel on the main thread, which the cell holds."""
+    import time
+
+    from ipybridge import _core
+
+    monkeypatch.setattr(_core, "_kernel", lambda: object())
+    core.delivered_on_main = True
+    connected = threading.Event()
+    got_call = threading.Event()
+    drop = threading.Event()
+
+    async def page_side() -> None:
+        ws = await authenticated(endpoint)
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        connected.set()
+        items, _ = await read_items(ws)
+        assert items[0]["type"] == "call"
+        got_call.set()
+        await asyncio.get_running_loop().run_in_executor(None, drop.wait, 10)
+        ws.close()  # the connection dies while the cell waits
+
+    side = threading.Thread(target=run, args=(page_side(),))
+    side.start()
+    assert connected.wait(20)
+    future = core.call_js("greet", ["a"], timeout=None)
+    threading.Thread(target=lambda: got_call.wait(20) and drop.set()).start()
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="greet"):
+        future.result(20)  # on the main thread, as in a cell
+    assert time.monotonic() - started < 10
+    side.join(20)
+
+
+def test_a_long_first_message_is_refused_on_its_header_without_reading_it(
+    endpoint: DirectEndpoint, core: BridgeCore
+) -> None:
+    """Before authentication a frame may be AUTH_BYTES long, not the 9 MiB an authenticated page may send."""
+    ran = threading.Event()
+    core.expose(lambda data: ran.set(), "sink")
+
+    async def scenario() -> Any:
+        ws = await connect(endpoint)
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
+            await ws.write_message(b"x" * (8 << 20), binary=True)
+        assert await ws.read_message() is None
+        return ws.close_code
+
+    refused = endpoint.refused
+    # Cut off on the frame's header: tornado says 1009 "message too big" and aborts, so the client may see
+    # no close frame at all. A first message read whole and then refused gets 1008.
+    assert run(scenario()) in (1009, None)
+    assert endpoint.refused == refused + 1
+    assert not ran.is_set()
