@@ -61,6 +61,10 @@ AUTH_BYTES = 4096
 #: The most one websocket message may carry: one 8 MiB part plus its header.
 #: Bigger page messages travel as ``part`` items here too (docs/protocol.md, "Large messages").
 FRAME_BYTES = 9 << 20
+#: Bytes written to one connection and not yet taken by the page's socket; beyond this the page is too
+#: slow for the direct path: the connection is closed and its view goes back to the comm (its requests
+#: without an answer are sent again, answered from memory).
+WRITE_BUFFER_BYTES = 64 << 20
 #: Open connections per kernel process (each rendered view uses one).
 MAX_CONNECTIONS = 256
 #: Connections per kernel process that have not authenticated yet.
@@ -275,6 +279,8 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         #: ``transport: direct`` item come here), "gone" (closed or given up: nothing is sent here any more).
         #: Changed under the routes' lock.
         self.state = "open"
+        self._buffered = 0  # bytes given to send_packed and not yet written to the socket
+        self._buffered_lock = threading.Lock()
 
     def check_origin(self, origin: str) -> bool:
         allowed = is_loopback_origin(origin)
@@ -396,16 +402,36 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
 
     # kernel -> page (any thread)
     def send_packed(self, data: bytes) -> None:
+        size = len(data)
+        with self._buffered_lock:
+            over = self._buffered > 0 and self._buffered + size > WRITE_BUFFER_BYTES
+            if not over:
+                self._buffered += size
+        if over:  # the page does not keep up: no unbounded buffer in the kernel
+            self.endpoint.call_soon(self._too_slow)
+            return
         self.endpoint.call_soon(self._write, data)
 
+    def _written(self, size: int) -> None:
+        with self._buffered_lock:
+            self._buffered -= size
+
+    def _too_slow(self) -> None:
+        if self.ws_connection is not None:
+            log.info("ipybridge: a page reads its direct connection too slowly; its view goes back to the comm")
+            self.close(1013, "the page reads too slowly")
+
     def _write(self, data: bytes) -> None:
+        size = len(data)
         if self.ws_connection is None:
+            self._written(size)
             return  # the page falls back and asks again for what it did not get
         try:
             future = self.write_message(data, binary=True)
         except Exception:  # noqa: BLE001 - closed meanwhile: same as above
+            self._written(size)
             return
-        future.add_done_callback(_ignore_result)
+        future.add_done_callback(lambda f: (self._written(size), _ignore_result(f)))
 
     def shut(self) -> None:
         self.endpoint.call_soon(self._shut)

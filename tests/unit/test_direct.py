@@ -630,3 +630,27 @@ def test_a_long_first_message_is_refused_on_its_header_without_reading_it(
     assert run(scenario()) in (1009, None)
     assert endpoint.refused == refused + 1
     assert not ran.is_set()
+
+
+def test_a_page_that_reads_too_slowly_goes_back_to_the_comm_instead_of_filling_the_kernel(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_direct, "WRITE_BUFFER_BYTES", 4 << 20)
+    payload = b"x" * (1 << 20)
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)  # ...and then never reads
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        conn = core.direct._used["v1"]
+        most = 0
+        for _ in range(200):  # 200 MiB: far more than the socket buffers hold
+            core.emit("chunk", payload)
+            core.outbox.flush()
+            most = max(most, conn._buffered)
+        page.wait_for(lambda i: is_marker(i, "comm"))  # closed by the kernel: the view is on the comm
+        assert most <= _direct.WRITE_BUFFER_BYTES
+        ws.close()
+
+    run(scenario())
+    core.emit("after", 1)
+    assert page.wait_for(lambda i: i.get("type") == "event" and i["name"] == "after")  # over the comm
