@@ -234,6 +234,7 @@ export class DirectLink {
    * @param {any} ws @param {string} route @param {any} conn
    */
   _use(ws, route, conn) {
+    if (ws.readyState !== 1) return; // closed meanwhile: never used, this view stays on the comm
     this.ws = ws;
     this.route = route;
     this.conn = conn;

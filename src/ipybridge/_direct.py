@@ -19,11 +19,13 @@ is bounded (:data:`FRAME_BYTES`); connections are bounded in number.
 
 Routing: :class:`DirectRoutes` (one per :class:`~ipybridge._core.BridgeCore`)
 decides, when the outbox flushes, which items go over which view's
-connection and which over the comm. A view switches with a ``transport`` item
-sent over the comm in outbox order, so the page can keep kernel order across
-the two channels. Requests that came over a connection are remembered with
-their answers (bounded), so a page that lost its connection mid-call and sends
-them again over the comm gets each answer once and nothing runs twice.
+connection and which over the comm. A view switches when the page starts
+using a connection (its first message there), with a ``transport`` item naming
+that connection, sent over the comm in outbox order, so the page can keep kernel
+order across the two channels; nothing is sent on a connection before that.
+Every request of a view is remembered with how it was answered (bounded), so a
+page that lost its connection and sends again everything it has no answer for
+gets each answer once and nothing runs twice.
 """
 
 from __future__ import annotations

@@ -370,6 +370,7 @@ var DirectLink = class {
    * @param {any} ws @param {string} route @param {any} conn
    */
   _use(ws, route, conn) {
+    if (ws.readyState !== 1) return;
     this.ws = ws;
     this.route = route;
     this.conn = conn;
