@@ -12,6 +12,7 @@
 
 import jQuery from "jquery";
 import installRequireJS from "ipybridge:requirejs";
+import { ClassicCommManager } from "./legacy_comm.js";
 
 /** Classic events ipybridge triggers; other classic-looking names never fire (a console warning says so). */
 export const CLASSIC_EVENTS = Object.freeze([
@@ -74,7 +75,12 @@ export function installClassic(win, hub) {
   }
 
   // ------------------------------------------------------------ events
-  const events = $({}); // classic: $([new Events()]), a jQuery-wrapped event bus
+  // Classic (4.x-5.x): `base/js/events` and `notebook.events` are `$([events])`, a jQuery-wrapped
+  // plain object, and `IPython.events` is that plain object, so the IPython 1.x idiom
+  // `$([IPython.events]).on(...)` binds the same bus. Here the plain object also has the jQuery
+  // methods, so scripts of the 2.x-3.x years that call `IPython.events.on(...)` work as well.
+  const bus = {};
+  const events = $([bus]);
   const on = events.on;
   /** @param {any} name */
   function warnIfNeverFired(name) {
@@ -147,19 +153,25 @@ export function installClassic(win, hub) {
     return h.commands;
   }
 
-  /** Run cells through the application's own command, so the notebook shows them running. */
-  function runCells(/** @type {any} */ h, /** @type {number[]} */ indices, /** @type {string} */ member) {
+  /**
+   * Run cells through the application's own command, so the notebook shows them running. As the
+   * classic execute_cells, the cell after the last one run is then selected; `keep` (a cell's own
+   * `execute()`, `execute_cell()`) leaves the selection where it was.
+   * @param {any} h @param {number[]} indices @param {string} member @param {boolean} [keep]
+   */
+  function runCells(h, indices, member, keep = false) {
     const commands = commandsOf(h, member);
     const notebook = h.notebook;
     const widgets = indices.map((i) => notebook.widgets[i]).filter(Boolean);
     if (widgets.length === 0) return;
+    const current = notebook.activeCellIndex;
+    const before = selectedIndex(h);
     notebook.deselectAll();
     notebook.activeCellIndex = notebook.widgets.indexOf(widgets[0]);
     for (const widget of widgets) notebook.select(widget);
     const last = notebook.widgets.indexOf(widgets[widgets.length - 1]);
     const done = commands.execute("notebook:run-cell", { widgetId: h.panel.id, activate: false });
-    // As the classic execute_cells: the cell after the last one run is selected.
-    notebook.activeCellIndex = Math.min(last + 1, notebook.widgets.length - 1);
+    settleSelection(h, keep ? before : last + 1, current);
     Promise.resolve(done).catch((/** @type {any} */ error) => console.error("ipybridge: running cells failed", error));
   }
 
@@ -179,14 +191,28 @@ export function installClassic(win, hub) {
     },
     true,
   );
-  /** @param {any} h @returns {number} the selected cell's index as a classic script saw it */
-  function selectedIndex(h) {
+  /** @param {any} h @returns {{index: number, time: number}|null} the selection before the press being handled now */
+  function pressNow(h) {
     const press = selectedBeforePress.get(h.notebook.node);
     const event = /** @type {any} */ (win).event;
-    if (press && event && PRESS_EVENTS.has(event.type) && event.timeStamp >= press.time) {
-      return Math.min(press.index, h.notebook.widgets.length - 1);
-    }
-    return h.notebook.activeCellIndex;
+    return press && event && PRESS_EVENTS.has(event.type) && event.timeStamp >= press.time ? press : null;
+  }
+  /** @param {any} h @returns {number} the selected cell's index as a classic script saw it */
+  function selectedIndex(h) {
+    const press = pressNow(h);
+    return press ? Math.min(press.index, h.notebook.widgets.length - 1) : h.notebook.activeCellIndex;
+  }
+  /**
+   * Leave the selection where the classic page left it after a call: at `classic`; but while a
+   * click is handled, the classic page then selected the clicked cell (JupyterLab already did at
+   * the press: `clicked`, its index after the call's insertions and deletions).
+   * @param {any} h @param {number} classic @param {number} clicked
+   */
+  function settleSelection(h, classic, clicked) {
+    const nb = h.notebook;
+    const last = nb.widgets.length - 1;
+    nb.deselectAll();
+    nb.activeCellIndex = Math.max(0, Math.min(pressNow(h) ? clicked : classic, last));
   }
 
   /** @type {WeakMap<object, any>} one classic cell object per cell widget (so === works) */
@@ -237,7 +263,19 @@ export function installClassic(win, hub) {
       },
       get_text: () => widget.model.sharedModel.getSource(),
       set_text: (/** @type {unknown} */ text) => widget.model.sharedModel.setSource(String(text)),
-      execute: () => runCells(h, [index()], "cell.execute"),
+      execute: () => runCells(h, [index()], "cell.execute", true),
+      /** A Markdown cell shows its rendered text (as after running it); other cells: nothing to do. */
+      render: () => {
+        if (widget.model.type === "markdown" && "rendered" in widget) widget.rendered = true;
+        return true;
+      },
+      unrender: () => {
+        if (widget.model.type === "markdown" && "rendered" in widget) widget.rendered = false;
+        return true;
+      },
+      clear_output: () => {
+        if (widget.model.type === "code") widget.model.sharedModel.transact(() => widget.model.outputs.clear());
+      },
       select: () => {
         h.notebook.activeCellIndex = index();
         return cell;
@@ -264,6 +302,30 @@ export function installClassic(win, hub) {
     }
   }
 
+  /**
+   * Run one of the application's notebook commands on a cell (default: the selected one), as the
+   * classic methods that took an index did. Out of range: nothing.
+   * @param {any} h @param {any} index @param {string} member @param {string} command
+   */
+  function onCell(h, index, member, command) {
+    const commands = commandsOf(h, member);
+    const nb = h.notebook;
+    const current = nb.activeCellIndex;
+    const before = selectedIndex(h);
+    const at = index === undefined || index === null ? before : Number(index);
+    if (!(at >= 0 && at < nb.widgets.length)) return;
+    nb.deselectAll();
+    nb.activeCellIndex = at;
+    commands.execute(command, { widgetId: h.panel.id, activate: false });
+    if (command === "notebook:delete-cell") {
+      // Classic keeps the selected cell selected; when that one was deleted, the cell now at its index.
+      const after = (/** @type {number} */ sel) => (at < sel ? sel - 1 : sel);
+      settleSelection(h, after(before), after(current));
+    } else settleSelection(h, at, current); // classic selects the changed cell
+    nb.mode = "command";
+    markClassicCells(h);
+  }
+
   /** Insert a cell with the application's command; returns its classic cell object (null for a bad index). */
   function insertCell(/** @type {any} */ h, /** @type {string} */ where, /** @type {any} */ type, /** @type {any} */ index) {
     const member = `insert_cell_${where}`;
@@ -271,18 +333,28 @@ export function installClassic(win, hub) {
     const nb = h.notebook;
     const at = index === undefined || index === null ? selectedIndex(h) : Number(index);
     if (nb.widgets.length > 0 && !(at >= 0 && at < nb.widgets.length)) return null;
+    const kind = type === undefined || type === null ? "code" : String(type);
+    if (kind !== "code" && kind !== "markdown" && kind !== "raw") {
+      throw new Error(`IPython.notebook.${member}: unknown cell type '${kind}'`);
+    }
     const args = { widgetId: h.panel.id, activate: false };
+    const current = nb.activeCellIndex;
+    const before = selectedIndex(h);
     nb.deselectAll();
     nb.activeCellIndex = at;
     commands.execute(`notebook:insert-cell-${where}`, args);
-    const kind = type === undefined || type === null ? "code" : String(type);
-    if (kind === "markdown" || kind === "raw") commands.execute(`notebook:change-cell-to-${kind}`, args);
-    else if (kind !== "code") throw new Error(`IPython.notebook.${member}: unknown cell type '${kind}'`);
+    if (kind !== "code") commands.execute(`notebook:change-cell-to-${kind}`, args);
+    const cell = nb.activeCell ? cellObject(h, nb.activeCell) : null;
+    // The classic notebook (4.x, 5.x) left the selection on the cell it was on: the caller selects.
+    const inserted = nb.activeCellIndex;
+    settleSelection(h, before >= inserted ? before + 1 : before, current >= inserted ? current + 1 : current);
     nb.mode = "command";
     markClassicCells(h);
-    return nb.activeCell ? cellObject(h, nb.activeCell) : null;
+    return cell;
   }
 
+  let autosaveInterval = 120_000; // classic's default (ms)
+  let autosaveNoted = false;
   const notebook = strict("IPython.notebook", {
     get kernel() {
       return hub.kernel;
@@ -364,6 +436,88 @@ export function installClassic(win, hub) {
     get metadata() {
       return metadataOf(need("metadata").context.model);
     },
+    /** Run the selected cell; it stays selected (classic `execute_cell`). */
+    execute_cell: () => {
+      const h = need("execute_cell");
+      runCells(h, [selectedIndex(h)], "execute_cell", true);
+    },
+    /** Run the selected cell and select the next one, adding a code cell after the last (Shift+Enter). */
+    execute_cell_and_select_below: () => {
+      const h = need("execute_cell_and_select_below");
+      const at = selectedIndex(h);
+      runCells(h, [at], "execute_cell_and_select_below");
+      if (at === h.notebook.widgets.length - 1) insertCell(h, "below", "code", at);
+      notebook.select(at + 1);
+    },
+    /** Run the selected cell and add a code cell below it (Alt+Enter). */
+    execute_cell_and_insert_below: () => {
+      const h = need("execute_cell_and_insert_below");
+      const at = selectedIndex(h);
+      runCells(h, [at], "execute_cell_and_insert_below");
+      insertCell(h, "below", "code", at);
+      notebook.select(at + 1);
+    },
+    /** @param {number} [index] the cell (default: the selected one) */
+    delete_cell: (index) => {
+      const h = need("delete_cell");
+      onCell(h, index, "delete_cell", "notebook:delete-cell");
+      return notebook;
+    },
+    /** @param {number} [index] */
+    to_code: (index) => onCell(need("to_code"), index, "to_code", "notebook:change-cell-to-code"),
+    /** @param {number} [index] */
+    to_markdown: (index) => onCell(need("to_markdown"), index, "to_markdown", "notebook:change-cell-to-markdown"),
+    /** @param {number} [index] */
+    to_raw: (index) => onCell(need("to_raw"), index, "to_raw", "notebook:change-cell-to-raw"),
+    /** @param {number} [index] */
+    clear_output: (index) => {
+      const h = need("clear_output");
+      const widget = h.notebook.widgets[index === undefined || index === null ? selectedIndex(h) : Number(index)];
+      if (widget) cellObject(h, widget).clear_output();
+    },
+    clear_all_output: () => {
+      const h = need("clear_all_output");
+      for (const widget of h.notebook.widgets) cellObject(h, widget).clear_output();
+    },
+    select_next: () => notebook.select(selectedIndex(need("select_next")) + 1),
+    select_prev: () => notebook.select(selectedIndex(need("select_prev")) - 1),
+    get_selected_cells_indices: () => {
+      const h = need("get_selected_cells_indices");
+      const nb = h.notebook;
+      const indices = [];
+      for (let i = 0; i < nb.widgets.length; i++) if (nb.isSelectedOrActive(nb.widgets[i])) indices.push(i);
+      return indices;
+    },
+    get_selected_cells: () => {
+      const h = need("get_selected_cells");
+      return notebook.get_selected_cells_indices().map((/** @type {number} */ i) => cellObject(h, h.notebook.widgets[i]));
+    },
+    get dirty() {
+      return Boolean(need("dirty").context.model.dirty);
+    },
+    /** @param {unknown} [value] */
+    set_dirty: (value) => {
+      need("set_dirty").context.model.dirty = value === undefined ? true : Boolean(value);
+    },
+    /**
+     * `%autosave N` displays `IPython.notebook.set_autosave_interval(N * 1000)`. JupyterLab has one
+     * autosave setting for all documents (a user setting that outlives the page, unlike classic's),
+     * so the interval is recorded, not applied.
+     * @param {unknown} interval milliseconds; 0 disables autosave in classic
+     */
+    set_autosave_interval: (interval) => {
+      autosaveInterval = Math.max(0, Number(interval) || 0);
+      if (!autosaveNoted) {
+        autosaveNoted = true;
+        console.info(
+          "ipybridge: set_autosave_interval is recorded, not applied: JupyterLab's autosave is a setting " +
+            "(Settings > Autosave Documents, and the Document Manager's autosaveInterval)",
+        );
+      }
+    },
+    get autosave_interval() {
+      return autosaveInterval;
+    },
     insert_cell_below: (/** @type {any} */ type, /** @type {any} */ index) =>
       insertCell(need("insert_cell_below"), "below", type, index),
     insert_cell_above: (/** @type {any} */ type, /** @type {any} */ index) =>
@@ -406,7 +560,93 @@ export function installClassic(win, hub) {
     prototype: strict("IPython.OutputArea.prototype", {}),
     auto_scroll_threshold: 100,
   });
-  const namespace = strict("IPython", { notebook, keyboard_manager: keyboardManager, events, OutputArea });
+  // ------------------------------------------------------------ kernel
+  /**
+   * The JupyterLab kernel connection of a notebook (its element; null: the one calls go to now),
+   * or null while its legacy view has not rendered.
+   * @param {any} target @returns {any}
+   */
+  function kernelFor(target) {
+    const transport = hub.transportFor(target);
+    if (!transport) return null;
+    const fromPanel = transport.panel?.context?.sessionContext?.session?.kernel;
+    return fromPanel ?? (typeof transport.kernel === "function" ? transport.kernel() : null) ?? null;
+  }
+  /** @param {string} member @returns {any} the session context of the notebook a call made now belongs to */
+  function sessionFor(member) {
+    const transport = hub.transportFor(hub.pickTarget());
+    const session = transport?.panel?.context?.sessionContext;
+    if (!session) {
+      throw new Error(
+        `IPython.notebook.kernel.${member}: ipybridge has not found this notebook yet ` +
+          "(run %load_ext ipybridge in it; use require(['base/js/namespace'], ...) to wait for it)",
+      );
+    }
+    return session;
+  }
+  /**
+   * A classic kernel request with `success`/`error` callbacks, on a JupyterLab promise.
+   * @param {() => Promise<any>} start @param {any} success @param {any} error @param {string} what
+   */
+  function request(start, success, error, what) {
+    Promise.resolve()
+      .then(start)
+      .then(
+        () => typeof success === "function" && success(),
+        (/** @type {any} */ e) => {
+          console.error(`ipybridge: kernel.${what} failed`, e);
+          if (typeof error === "function") error(e);
+        },
+      );
+  }
+  const commManager = new ClassicCommManager({ target: () => hub.pickTarget(), kernelFor });
+  const shimKernel = hub.kernel;
+  hub.kernel = strict(
+    "IPython.notebook.kernel",
+    Object.freeze({
+      __ipybridge: true,
+      execute: shimKernel.execute,
+      is_connected: shimKernel.is_connected,
+      is_fully_disconnected: shimKernel.is_fully_disconnected,
+      comm_manager: strict("IPython.notebook.kernel.comm_manager", commManager),
+      /** the kernel's id (the server's), as the classic `kernel.id` */
+      get id() {
+        return kernelFor(hub.pickTarget())?.id ?? null;
+      },
+      /** the kernel spec's name (e.g. `python3`), as the classic `kernel.name` */
+      get name() {
+        return kernelFor(hub.pickTarget())?.name ?? null;
+      },
+      /** Restart the notebook's kernel at once, no dialog (the classic `kernel.restart(success, error)`). */
+      restart(/** @type {any} */ success, /** @type {any} */ error) {
+        const session = sessionFor("restart");
+        request(() => session.restartKernel(), success, error, "restart");
+      },
+      /** Interrupt the notebook's kernel (the classic `kernel.interrupt(success, error)`). */
+      interrupt(/** @type {any} */ success, /** @type {any} */ error) {
+        const session = sessionFor("interrupt");
+        request(() => session.session.kernel.interrupt(), success, error, "interrupt");
+      },
+    }),
+  );
+  commManager.kernel = hub.kernel;
+  // A legacy view that joins the page (hub.drain) may be the notebook a comm or target waits for.
+  const drain = hub.drain;
+  hub.drain = () => {
+    drain();
+    commManager.retry();
+  };
+
+  for (const method of ["on", "off", "one", "trigger", "triggerHandler"]) {
+    Object.defineProperty(bus, method, {
+      value: (/** @type {any[]} */ ...args) => {
+        /** @type {any} */ (events)[method](...args);
+        return bus;
+      },
+      enumerable: false,
+    });
+  }
+  const namespace = strict("IPython", { notebook, keyboard_manager: keyboardManager, events: bus, OutputArea });
 
   // ------------------------------------------------------------ RequireJS
   const amd = installRequireJS.call(win);
@@ -499,6 +739,7 @@ export function installClassic(win, hub) {
       if (["starting", "restarting", "autorestarting", "unknown"].includes(status)) starting = true;
       else if (status === "idle" && starting) {
         starting = false;
+        commManager.retry(); // a restarted kernel's connection keeps the page's comm targets
         events.trigger("kernel_ready.Kernel", { kernel: hub.kernel });
       }
     });
@@ -510,6 +751,7 @@ export function installClassic(win, hub) {
       if (state === "completed") events.trigger("notebook_saved.Notebook");
     });
     h.context.pathChanged.connect(syncNotebookName);
+    session.kernelChanged.connect(() => commManager.retry()); // targets go to the new kernel too
     h.notebook.model?.cells?.changed?.connect(() => setTimeout(() => markClassicCells(h)));
   }
 
@@ -526,6 +768,7 @@ export function installClassic(win, hub) {
       }
       markClassicCells(h);
       syncNotebookName();
+      commManager.retry();
       const ready = waiting;
       waiting = [];
       for (const fn of ready) fn();

@@ -92,6 +92,7 @@ NOTEBOOK_API = r'''HTML("""<pre id="api"></pre><button id="save" onclick="saveIt
 IPython.notebook.events.on('kernel_ready.Kernel', function () {
   $('#api').attr('data-ready', +($('#api').attr('data-ready') || 0) + 1);
 });
+$([IPython.events]).on('kernel_ready.Kernel', function () { $('#api').attr('data-ready-1x', 'yes'); });
 require(['base/js/events'], function (events) {
   events.on('kernel_restarting.Kernel', function () { $('#api').attr('data-restarting', 'yes'); });
 });
@@ -118,11 +119,25 @@ function saveIt() {
   out.base_url = nb.base_url;
   out.path_ends = nb.notebook_path.slice(-6);
   out.kernel_events = typeof nb.events.on;
+  var was = nb.get_selected_index();
+  nb.select(3);
+  nb.select_next();
+  out.next = nb.get_selected_index();
+  nb.select_prev().select_prev();
+  out.prev = nb.get_selected_index();
+  out.sel_indices = nb.get_selected_cells_indices();
+  out.sel_text = nb.get_selected_cells()[0].get_text();
+  nb.select(was);
+  nb.set_dirty(true);
+  out.dirty = nb.dirty;
   try { var x = IPython.notebook.undelete_cell; out.missing = 'read ' + x; } catch (e) { out.missing = e.message; }
   try { nb.kernel.comm_manager.register_target('x', function () {}); out.comm = 'no error'; } catch (e) { out.comm = e.message; }
   $('#api').text(JSON.stringify(out));
 })();
 </script>""")'''
+
+# `%autosave 0`, which many course notebooks start with: its script calls the classic notebook.
+AUTOSAVE = "%autosave 0"
 
 # 3. Running cells from a button, as the classic notebook did: the cells below run, visibly.
 RUN_BELOW = r'''HTML("""<button id="run-below" onclick="IPython.notebook.execute_cells_below()">Run the cells below</button>""")'''
@@ -137,6 +152,42 @@ def on_click(b):
     display(Javascript("element.text('callback ran ' + typeof IPython.notebook.kernel.execute);"))
 clicks.on_click(on_click)
 clicks"""
+
+# 9. Comms, as the notebook docs taught them: the page registers a target the kernel opens a
+# comm to (ipykernel.comm.Comm), and opens a comm to a target the kernel registered.
+COMM_TARGET = """%%javascript
+element.append('<pre id="comm-log"></pre>');
+Jupyter.notebook.kernel.comm_manager.register_target('my_comm_target', function (comm, msg) {
+  $('#comm-log').append('open ' + JSON.stringify(msg.content.data) + ';');
+  comm.on_msg(function (msg) {
+    $('#comm-log').append('msg ' + JSON.stringify(msg.content.data) + ';');
+    comm.send({got: msg.content.data.foo});
+  });
+  comm.on_close(function (msg) { $('#comm-log').append('closed;'); });
+});"""
+COMM_FROM_KERNEL = """from ipykernel.comm import Comm
+comm_replies = []
+my_comm = Comm(target_name='my_comm_target', data={'foo': 1})
+@my_comm.on_msg
+def _recv(msg):
+    comm_replies.append(msg['content']['data'])
+my_comm.send({'foo': 2})"""
+PRINT_COMM = "print(comm_replies)"
+CLOSE_COMM = "my_comm.close()"
+COMM_FROM_PAGE = r'''def target_func(comm, open_msg):
+    @comm.on_msg
+    def _recv(msg):
+        comm.send({'echo': msg['content']['data']['x'] * 2})
+    comm.send({'opened_with': open_msg['content']['data']})
+get_ipython().kernel.comm_manager.register_target('from_js', target_func)
+HTML("""<button id="open-comm" onclick="openComm()">open comm</button><pre id="comm-echo"></pre>
+<script>
+function openComm() {
+  var comm = Jupyter.notebook.kernel.comm_manager.new_comm('from_js', {hello: 1});
+  comm.on_msg(function (msg) { $('#comm-echo').append(JSON.stringify(msg.content.data) + ';'); });
+  comm.send({x: 21});
+}
+</script>""")'''
 
 CELLS = [
     LOAD,  # 0
@@ -158,11 +209,17 @@ CELLS = [
     RUN_BELOW,  # 16
     BELOW_1,  # 17
     BELOW_2,  # 18
+    COMM_TARGET,  # 19
+    COMM_FROM_KERNEL,  # 20
+    PRINT_COMM,  # 21
+    CLOSE_COMM,  # 22
+    COMM_FROM_PAGE,  # 23
+    AUTOSAVE,  # 24
 ]
 INDEX = {name: i for i, name in enumerate(
     ["load", "form", "require_name", "print_name", "define_label", "label_button", "print_label", "labeller",
      "use_global", "print_labels", "element", "print_dom", "iframe", "print_iframe", "api", "widget", "run_below",
-     "below_1", "below_2"])}  # fmt: skip
+     "below_1", "below_2", "comm_target", "comm_from_kernel", "print_comm", "close_comm", "comm_from_page", "autosave"])}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------

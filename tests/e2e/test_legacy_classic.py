@@ -132,11 +132,33 @@ def drive(nb: Notebook) -> dict[str, Any]:
     nb.wait_cell_done(i["below_2"])
     expect(nb.output(i["below_2"])).to_have_text("second below ran 1")
     seen["below"] = [nb.output(i["below_1"]).inner_text().strip(), nb.output(i["below_2"]).inner_text().strip()]
+    # 9. Comms: the kernel opens one to the page's target and gets its replies; the page opens one
+    # to the kernel's target and gets the kernel's answers; the kernel closes its comm.
+    nb.run_cell(i["comm_target"])
+    nb.wait_cell_done(i["comm_target"])
+    expect(page.locator("#comm-log")).to_be_attached()
+    nb.run_cell(i["comm_from_kernel"])
+    nb.wait_cell_done(i["comm_from_kernel"])
+    seen["comm_replies"] = _eventually(nb, "print_comm", "[{'got': 2}]")
+    nb.run_cell(i["close_comm"])
+    expect(page.locator("#comm-log")).to_have_text(re.compile("closed;$"))
+    seen["comm_log"] = page.locator("#comm-log").inner_text()
+    nb.run_cell(i["comm_from_page"])
+    page.locator("#open-comm").click()
+    expect(page.locator("#comm-echo")).to_have_text(re.compile(r"\{\"echo\":42\};$"))
+    seen["comm_echo"] = page.locator("#comm-echo").inner_text()
+    # %autosave 0: its script runs without an error (the output is the magic's own line).
+    nb.run_cell(i["autosave"])
+    nb.wait_cell_done(i["autosave"])
+    expect(nb.output(i["autosave"]).filter(has_text="Autosave disabled")).not_to_have_count(0)
+    page.wait_for_timeout(500)  # an error from the magic's script would render in the output by now
+    seen["autosave"] = " ".join(t.strip() for t in nb.output(i["autosave"]).all_inner_texts() if t.strip())
     # 3. Kernel events: a restart fires kernel_restarting.Kernel, then kernel_ready.Kernel
     # (the classic notebook fires it twice, after reconnecting and on "starting"; ipybridge once).
     nb.restart_kernel()
     expect(page.locator("#api")).to_have_attribute("data-restarting", "yes")
     expect(page.locator("#api")).to_have_attribute("data-ready", re.compile(r"[12]"))
+    expect(page.locator("#api")).to_have_attribute("data-ready-1x", "yes")  # $([IPython.events]).on(...)
     seen["ready_after_restart"] = True
     return seen
 
@@ -168,7 +190,30 @@ def drive_course(nb: Notebook) -> dict[str, Any]:
     expect(nb.output(3)).to_have_text("42")
     seen["added"] = [page.evaluate("IPython.notebook.get_cell(3).get_text()"), nb.output(3).inner_text().strip()]
     seen["cells_after_adding"] = page.evaluate("IPython.notebook.ncells()")
+    # insert_cell_below leaves the selection where it was (classic 4.x-5.x), so a loop inserts each
+    # new cell right below the selected one; to_markdown + render shows a heading; delete_cell.
+    seen["loop"] = page.evaluate(LOOP_INSERT)
+    seen["markdown"] = page.evaluate(MAKE_MARKDOWN)
+    expect(page.get_by_role("heading", name="Made by a script")).to_be_visible()
     return seen
+
+
+LOOP_INSERT = """() => {
+  var nb = IPython.notebook;
+  nb.select(0);
+  for (var k = 1; k <= 2; k++) nb.insert_cell_below('code').set_text('loop ' + k);
+  return [nb.get_selected_index(), nb.get_cell(1).get_text(), nb.get_cell(2).get_text(), nb.ncells()];
+}"""
+MAKE_MARKDOWN = """() => {
+  var nb = IPython.notebook;
+  nb.to_markdown(1);
+  var cell = nb.get_cell(1);
+  cell.set_text('## Made by a script');
+  cell.render();
+  var after_convert = nb.get_selected_index();
+  nb.delete_cell(2);
+  return [cell.cell_type, after_convert, nb.get_selected_index(), nb.ncells(), nb.get_cell(2).get_text().slice(0, 9)];
+}"""
 
 
 def _eventually(nb: Notebook, name: str, expected: str) -> str:
@@ -213,10 +258,8 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
     assert expected["dom"] == f"{cn.INDEX['element']} {Path(classic_name).stem}"
     expected["dom"] = f"{cn.INDEX['element']} {stem}"
     assert expected["api"].pop("missing").startswith("read function")
-    assert expected["api"].pop("comm") == "no error"
-    missing, comm = seen["api"].pop("missing"), seen["api"].pop("comm")
+    missing = seen["api"].pop("missing")
     assert missing.startswith("IPython.notebook.undelete_cell is not supported by ipybridge")
-    assert comm.startswith("IPython.notebook.kernel.comm_manager is not supported by ipybridge")
     assert seen == expected
     # And the values themselves, so that the reference cannot drift unnoticed.
     assert seen["form"] == "42"
@@ -230,6 +273,13 @@ def test_a_classic_era_notebook_reaches_what_it_reached_in_the_classic_notebook(
     assert seen["below"] == ["below ran 1", "second below ran 1"]
     assert seen["ready_after_restart"] is True
     api = seen["api"]
+    assert api["comm"] == "no error"
+    assert seen["autosave"] == "Autosave disabled"
+    assert (api["next"], api["prev"], api["sel_indices"], api["dirty"]) == (4, 2, [2], True)
+    assert api["sel_text"] == cn.CELLS[2]
+    assert seen["comm_replies"] == "[{'got': 2}]"
+    assert seen["comm_log"] == 'open {"foo":1};msg {"foo":2};closed;'
+    assert seen["comm_echo"] == '{"opened_with":{"hello":1}};{"echo":42};'
     assert (api["ncells"], api["first"], api["same_object"], api["out_of_range"]) == (
         len(cn.CELLS),
         cn.LOAD,
@@ -273,3 +323,6 @@ def test_a_classic_course_notebook_sets_itself_up_as_in_the_classic_notebook(
     assert (seen["notes"], seen["cells_after_typing"]) == ("ab", len(cn.COURSE_CELLS))
     assert seen["added"] == ["answer = 6 * 7\nprint(answer)", "42"]
     assert seen["cells_after_adding"] == len(cn.COURSE_CELLS) + 1
+    n = len(cn.COURSE_CELLS) + 3
+    assert seen["loop"] == [0, "loop 2", "loop 1", n]
+    assert seen["markdown"] == ["markdown", 1, 1, n - 1, "%%javascr"]

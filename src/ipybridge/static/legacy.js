@@ -1482,6 +1482,8 @@ function render({ model, el }) {
     alive: true,
     /** @type {any} the NotebookPanel handles once found (js/legacy_classic.js uses them) */
     panel: null,
+    /** The notebook's kernel connection (the widget manager's), for classic comms before the panel is found. */
+    kernel: () => model.widget_manager?.kernel ?? null,
     notebook: () => {
       const now = el.closest(".jp-Notebook");
       if (now) home = now;
