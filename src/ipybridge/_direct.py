@@ -433,7 +433,11 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         except Exception:  # noqa: BLE001 - closed meanwhile: same as above
             self._written(size)
             return
-        future.add_done_callback(lambda f: (self._written(size), _ignore_result(f)))
+        def done(f: Any) -> None:
+            self._written(size)
+            _ignore_result(f)
+
+        future.add_done_callback(done)
 
     def shut(self) -> None:
         self.endpoint.call_soon(self._shut)
