@@ -602,7 +602,16 @@ def test_a_cell_blocked_on_call_js_over_a_dropped_connection_fails_at_once_inste
     side.start()
     assert connected.wait(20)
     future = core.call_js("greet", ["a"], timeout=None)
-    threading.Thread(target=lambda: got_call.wait(20) and drop.set()).start()
+
+    def drop_once_blocked() -> None:
+        got_call.wait(20)
+        for _ in range(2000):  # until the cell blocks (bounded)
+            if future.blocking_on_direct:
+                break
+            time.sleep(0.005)
+        drop.set()
+
+    threading.Thread(target=drop_once_blocked).start()
     started = time.monotonic()
     with pytest.raises(ConnectionError, match="greet"):
         future.result(20)  # on the main thread, as in a cell
@@ -647,7 +656,8 @@ def test_a_page_that_reads_too_slowly_goes_back_to_the_comm_instead_of_filling_t
             core.emit("chunk", payload)
             core.outbox.flush()
             most = max(most, conn._buffered)
-        page.wait_for(lambda i: is_marker(i, "comm"))  # closed by the kernel: the view is on the comm
+        # Closed by the kernel (tornado waits up to 5 s for the close handshake): the view is on the comm.
+        page.wait_for(lambda i: is_marker(i, "comm"), timeout=30)
         assert most <= _direct.WRITE_BUFFER_BYTES
         ws.close()
 
