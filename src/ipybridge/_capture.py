@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import contextvars
 import io
+import itertools
 import sys
 import threading
 import types
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 StreamSink = Callable[[str, str], None]  # (stream name, text)
@@ -77,16 +77,6 @@ def _display_hook(msg: dict[str, Any]) -> dict[str, Any] | None:
 
 def _is_outstream(stream: Any) -> bool:
     return hasattr(stream, "set_thread_parent") and hasattr(stream, "pub_thread") and hasattr(stream, "session")
-
-
-def _display_pub() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    shell = get_ipython()
-    pub = getattr(shell, "display_pub", None)
-    return pub if pub is not None and hasattr(pub, "set_thread_parent") else None
 
 
 def _route_writes(stream: Any, name: str) -> None:
@@ -202,19 +192,47 @@ class _RoutingStream(io.TextIOBase):
 
 
 def _prepare() -> Any:
-    """Route this process's standard streams; return the display publisher (or None)."""
-    with _setup_lock:
-        for name in ("stdout", "stderr"):
-            stream = getattr(sys, name)
-            if _is_outstream(stream):
-                _route_writes(stream, name)
-            elif not isinstance(stream, _RoutingStream) and stream is not None:
-                setattr(sys, name, _RoutingStream(name, stream))
-        pub = _display_pub()
+    """Route this process's standard streams; return the display publisher (or None).
+
+    Cheap when nothing changed since the last call (the same stream objects and
+    publisher): it runs once per call, so the set-up is redone only when someone
+    replaced ``sys.stdout``/``sys.stderr`` or the shell's publisher meanwhile.
+    """
+    global _prepared
+    shell = _shell()
+    raw_pub = getattr(shell, "display_pub", None) if shell is not None else None
+    known = _prepared
+    if known is None or known[0] is not sys.stdout or known[1] is not sys.stderr or known[2] is not raw_pub:
+        with _setup_lock:
+            for name in ("stdout", "stderr"):
+                stream = getattr(sys, name)
+                if _is_outstream(stream):
+                    _route_writes(stream, name)
+                elif not isinstance(stream, _RoutingStream) and stream is not None:
+                    setattr(sys, name, _RoutingStream(name, stream))
+            pub = raw_pub if raw_pub is not None and hasattr(raw_pub, "set_thread_parent") else None
+            known = _prepared = (sys.stdout, sys.stderr, raw_pub, pub)
+    pub = known[3]
     if pub is not None and not getattr(_display_hooked, pub.__class__.__name__, False):
         pub.register_hook(_display_hook)  # thread-local: once per thread that captures
         setattr(_display_hooked, pub.__class__.__name__, True)
     return pub
+
+
+#: (sys.stdout, sys.stderr, the shell's display_pub, the publisher captures use) as of the last _prepare.
+_prepared: tuple[Any, Any, Any, Any] | None = None
+_get_ipython: Callable[[], Any] | None = None
+
+
+def _shell() -> Any:
+    global _get_ipython
+    if _get_ipython is None:
+        try:
+            from IPython.core.getipython import get_ipython
+        except ImportError:
+            return None
+        _get_ipython = get_ipython
+    return _get_ipython()
 
 
 def protect_cell_parent() -> None:
@@ -259,19 +277,35 @@ def _keep_main_fallback(target: Any) -> None:
     target.set_parent = set_parent
 
 
-@contextmanager
-def capture(on_stream: StreamSink, on_display: DisplaySink | None = None) -> Iterator[None]:
-    """Send what the code in this context prints/displays to the given sinks, in order."""
-    pub = _prepare()
-    capture_id = _PREFIX + uuid.uuid4().hex
-    _sinks[capture_id] = (on_stream, on_display)
-    header = {"msg_id": capture_id, "msg_type": "ipybridge_capture", "session": "", "username": "", "version": "5.3"}
-    token = _current.set(capture_id)
-    pub_token = pub.set_thread_parent({"header": header}) if pub is not None else None
-    try:
-        yield
-    finally:
+class capture:  # noqa: N801 - used as a function: ``with capture(on_stream, on_display):``
+    """Send what the code in this context prints/displays to the given sinks, in order.
+
+    A class rather than a generator context manager: it is entered once per call.
+    """
+
+    __slots__ = ("_id", "_on_display", "_on_stream", "_pub", "_pub_token", "_token")
+
+    def __init__(self, on_stream: StreamSink, on_display: DisplaySink | None = None) -> None:
+        self._on_stream = on_stream
+        self._on_display = on_display
+
+    def __enter__(self) -> None:
+        pub = self._pub = _prepare()
+        capture_id = self._id = f"{_PREFIX}{_RUN}-{next(_capture_ids)}"
+        _sinks[capture_id] = (self._on_stream, self._on_display)
+        self._token = _current.set(capture_id)
         if pub is not None:
-            pub.reset_thread_parent(pub_token)
-        _current.reset(token)
-        _sinks.pop(capture_id, None)
+            header = {"msg_id": capture_id, "msg_type": "ipybridge_capture", "session": "", "username": "",
+                      "version": "5.3"}  # fmt: skip
+            self._pub_token = pub.set_thread_parent({"header": header})
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pub is not None:
+            self._pub.reset_thread_parent(self._pub_token)
+        _current.reset(self._token)
+        _sinks.pop(self._id, None)
+
+
+#: Capture ids: unique in this process (a parent header's msg_id, the key of its sinks).
+_RUN = uuid.uuid4().hex[:12]
+_capture_ids = itertools.count(1)

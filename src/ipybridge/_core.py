@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import itertools
 import keyword
@@ -19,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,13 +297,14 @@ class _Envelope:
     35 -> 6 calls per message over 30,000 calls with 64 in flight).
     """
 
-    __slots__ = ("_lock", "_open", "_outbox", "_pending")
+    __slots__ = ("_lock", "_open", "_outbox", "_pending", "jobs")
 
     def __init__(self, outbox: Outbox, open_envelopes: _OpenCount) -> None:
         self._outbox = outbox
         self._open = open_envelopes
         self._pending = 1  # held by receive() until every item is dispatched
         self._lock = threading.Lock()
+        self.jobs: list[Callable[[], None]] = []  # its sync jobs, for the worker once every item is read
         open_envelopes.add(1)
 
     def add(self) -> None:
@@ -344,7 +347,7 @@ class BridgeCore:
         self._js_ids = itertools.count(1)
         self._running: dict[tuple[str, int], Any] = {}
         self._worker = _runtime.SerialWorker(f"{name}-worker")
-        self._envelope: _Envelope | None = None  # the message receive() is dispatching
+        self._receiving = threading.local()  # .envelope: the message receive() dispatches on this thread
         self._open_envelopes = _OpenCount()  # page messages whose sync work is not done yet
         self.closed = False
         self._requests_received = 0
@@ -439,7 +442,7 @@ class BridgeCore:
             self._messages_received += 1
             self._requests_received += requests
         envelope = _Envelope(self.outbox, self._open_envelopes)
-        self._envelope = envelope
+        self._receiving.envelope = envelope
         try:
             for item in items:
                 try:
@@ -448,7 +451,11 @@ class BridgeCore:
                     log.exception("ipybridge failed to handle %r", item)
                     self._reply_error_to(getattr(item, "view", None), getattr(item, "id", None), exc)
         finally:
-            self._envelope = None
+            self._receiving.envelope = None
+            # The message's sync jobs go to the worker together, once all its items are read: the worker
+            # wakes once per message and does not contend with this thread for the GIL while it reads.
+            for job in envelope.jobs:
+                self._worker.submit(job)
             envelope.done()
 
     def _refuse(self, refusals: list[Refusal]) -> None:
@@ -569,7 +576,7 @@ class BridgeCore:
         if fn is None:
             self._reply_error_to(item.view, item.id, NameError(self._not_exposed(item.name)))
             return
-        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
+        if _is_async(fn):
             self._spawn_async(item, fn)
         else:
             self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs), f"{item.name}()")
@@ -609,7 +616,7 @@ class BridgeCore:
         key = (view, ident)
         handle = _Queued()
         self._running[key] = handle
-        envelope = self._envelope
+        envelope: _Envelope | None = getattr(self._receiving, "envelope", None)
         if envelope is not None:
             envelope.add()
 
@@ -644,7 +651,10 @@ class BridgeCore:
                     self.outbox.deadline(DEFERRED_FLUSH_S)
 
         handle.job = job
-        self._worker.submit(job)
+        if envelope is not None:
+            envelope.jobs.append(job)  # submitted when receive() has read the whole message
+        else:
+            self._worker.submit(job)
 
     def _cancel(self, handle: Any) -> None:
         """The page gave up on a call: drop its answer; free the worker if it is stuck in it."""
@@ -896,6 +906,21 @@ def _is_part(content: Any) -> bool:
         return False
     msgs = content.get("msgs")
     return isinstance(msgs, list) and len(msgs) == 1 and isinstance(msgs[0], dict) and msgs[0].get("type") == "part"
+
+
+_async_functions: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` gives a coroutine (an ``async def``, or an object whose ``__call__`` is one)."""
+    try:
+        return _async_functions[fn]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referable / hashable
+        pass
+    answer = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+    with contextlib.suppress(TypeError):
+        _async_functions[fn] = answer
+    return answer
 
 
 def _settle(future: concurrent.futures.Future[Any], value: Any = None, exc: BaseException | None = None) -> bool:

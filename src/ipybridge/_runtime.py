@@ -134,6 +134,24 @@ def wait_serving(future: concurrent.futures.Future[Any], timeout: float | None) 
     return worker.wait_serving(future, timeout)
 
 
+class _UserCode:
+    """See :meth:`SerialWorker.interruptible` (a class: it is entered once per call)."""
+
+    __slots__ = ("_lane", "_outer", "_worker")
+
+    def __init__(self, worker: SerialWorker, lane: _Lane) -> None:
+        self._worker = worker
+        self._lane = lane
+        self._outer = lane.in_user_code  # a job run by wait_serving() inside another job's user code
+
+    def __enter__(self) -> None:
+        with self._worker._lock:  # interrupt() aims only after this releases the lock: inside the with
+            self._lane.in_user_code = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._worker._leave_user_code(self._lane, self._outer)
+
+
 class SerialWorker:
     """Runs submitted callables one at a time, in order, on a daemon thread.
 
@@ -187,20 +205,12 @@ class SerialWorker:
         if started:
             self._queue.put(_STOP)
 
-    @contextlib.contextmanager
-    def interruptible(self) -> Iterator[None]:
+    def interruptible(self) -> _UserCode | contextlib.nullcontext[None]:
         """Around the user's code in a job: a kernel interrupt raises KeyboardInterrupt there."""
         lane: _Lane | None = getattr(self._local, "lane", None)
         if lane is None:
-            yield
-            return
-        outer = lane.in_user_code  # a job run by wait_serving() inside another job's user code
-        try:
-            with self._lock:  # interrupt() aims only after this releases the lock: inside the try
-                lane.in_user_code = True
-            yield
-        finally:
-            self._leave_user_code(lane, outer)
+            return contextlib.nullcontext()
+        return _UserCode(self, lane)
 
     def _leave_user_code(self, lane: _Lane, outer: bool = False) -> None:
         while True:

@@ -68,13 +68,71 @@ class DecodeError(ValueError):
 
 def encode(value: Any, buffers: list[memoryview]) -> Any:
     """Return the JSON tree for ``value``, appending binary parts to ``buffers``."""
-    return _encode(value, buffers, 0, "value")
+    try:
+        return _encode(value, buffers, 0)
+    except _UnsendableError as exc:  # the path is built on the way out: nothing to pay for it when all is well
+        raise SerializationError(f"value{''.join(reversed(exc.where))}: {exc.reason}") from None
 
 
-def _encode(value: Any, buffers: list[memoryview], depth: int, path: str) -> Any:
+class _UnsendableError(Exception):
+    """Raised inside :func:`_encode`; each container on the way out adds its key to ``where``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.where: list[str] = []
+
+
+def _encode(value: Any, buffers: list[memoryview], depth: int) -> Any:
     if depth > MAX_DEPTH:
-        raise SerializationError(f"{path}: nesting deeper than {MAX_DEPTH} levels (or a cycle)")
-    if value is None or isinstance(value, (bool, str)):
+        raise _UnsendableError(f"nesting deeper than {MAX_DEPTH} levels (or a cycle)")
+    kind = type(value)  # exact types first: the plain JSON values most calls carry
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else {TAG: "bigint", "v": str(value)}
+    if kind is float:
+        return _encode_float(value)
+    if kind is dict:
+        return _encode_mapping(value, buffers, depth)
+    if kind is list or kind is tuple:
+        return _encode_sequence(value, buffers, depth)
+    return _encode_other(value, buffers, depth)
+
+
+def _encode_mapping(value: Mapping[Any, Any], buffers: list[memoryview], depth: int) -> Any:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(key, str):
+            skey = key
+        elif isinstance(key, (int, float)) and not isinstance(key, bool):
+            skey = str(key)
+        else:
+            raise _UnsendableError(f"dict keys must be str or numbers, not {type(key).__name__}")
+        try:
+            out[skey] = _encode(item, buffers, depth + 1)
+        except _UnsendableError as exc:
+            exc.where.append(f"[{skey!r}]")
+            raise
+    if TAG in out:
+        return {TAG: "dict", "v": out}
+    return out
+
+
+def _encode_sequence(value: Sequence[Any], buffers: list[memoryview], depth: int) -> list[Any]:
+    out = []
+    for i, item in enumerate(value):
+        try:
+            out.append(_encode(item, buffers, depth + 1))
+        except _UnsendableError as exc:  # noqa: PERF203 - free unless it is raised
+            exc.where.append(f"[{i}]")
+            raise
+    return out
+
+
+def _encode_other(value: Any, buffers: list[memoryview], depth: int) -> Any:
+    """Subclasses of the JSON types, numpy values, bytes, other mappings and sequences."""
+    if isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
@@ -83,34 +141,23 @@ def _encode(value: Any, buffers: list[memoryview], depth: int, path: str) -> Any
     if isinstance(value, float):
         return _encode_float(float(value))
     if isinstance(value, np.ndarray):
-        return _encode_ndarray(value, buffers, path)
+        return _encode_ndarray(value, buffers)
     if isinstance(value, np.generic):
         if isinstance(value, np.bool_):
             return bool(value)
         if isinstance(value, np.integer):
-            return _encode(int(value), buffers, depth, path)
+            return _encode(int(value), buffers, depth)
         if isinstance(value, np.floating):
             return _encode_float(float(value))
-        raise SerializationError(f"{path}: cannot send numpy scalar of dtype {value.dtype}")
+        raise _UnsendableError(f"cannot send numpy scalar of dtype {value.dtype}")
     if isinstance(value, (bytes, bytearray, memoryview)):
         buffers.append(memoryview(value).cast("B") if isinstance(value, memoryview) else memoryview(value))
         return {TAG: "bytes", "i": len(buffers) - 1}
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if isinstance(key, str):
-                skey = key
-            elif isinstance(key, (int, float)) and not isinstance(key, bool):
-                skey = str(key)
-            else:
-                raise SerializationError(f"{path}: dict keys must be str or numbers, not {type(key).__name__}")
-            out[skey] = _encode(item, buffers, depth + 1, f"{path}[{skey!r}]")
-        if TAG in out:
-            return {TAG: "dict", "v": out}
-        return out
+        return _encode_mapping(value, buffers, depth)
     if isinstance(value, (list, tuple)):
-        return [_encode(item, buffers, depth + 1, f"{path}[{i}]") for i, item in enumerate(value)]
-    raise SerializationError(f"{path}: cannot send a value of type {type(value).__module__}.{type(value).__qualname__}")
+        return _encode_sequence(value, buffers, depth)
+    raise _UnsendableError(f"cannot send a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
 def _encode_float(value: float) -> Any:
@@ -138,11 +185,11 @@ def wire_array(array: np.ndarray) -> tuple[str, np.ndarray]:
     return name, np.ascontiguousarray(array, dtype=WIRE_DTYPES[name])
 
 
-def _encode_ndarray(array: np.ndarray, buffers: list[memoryview], path: str) -> Any:
+def _encode_ndarray(array: np.ndarray, buffers: list[memoryview]) -> Any:
     try:
         dtype, data = wire_array(array)
     except SerializationError as exc:
-        raise SerializationError(f"{path}: {exc}") from None
+        raise _UnsendableError(str(exc)) from None
     buffers.append(data.reshape(-1).data.cast("B") if data.size else memoryview(b""))
     return {TAG: "ndarray", "dtype": dtype, "shape": list(array.shape), "i": len(buffers) - 1}
 
@@ -155,6 +202,11 @@ def decode(tree: Any, buffers: Sequence[Any]) -> Any:
 def _decode(tree: Any, buffers: Sequence[Any], depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise DecodeError(f"value nested deeper than {MAX_DEPTH} levels")
+    kind = type(tree)  # what json.loads makes, exactly
+    if kind is str or kind is int or kind is float or kind is bool or tree is None:
+        return tree
+    if kind is dict and TAG not in tree:
+        return {key: _decode(item, buffers, depth + 1) for key, item in tree.items()}
     if isinstance(tree, list):
         return [_decode(item, buffers, depth + 1) for item in tree]
     if isinstance(tree, dict):

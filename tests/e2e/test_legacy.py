@@ -400,3 +400,14 @@ def test_classic_api_example(jupyter: Jupyter, ui: str) -> None:
     page.locator("#code-input").fill("print('dividing')\n1 / 0")
     run.click()
     expect(page.locator("#code-output")).to_have_text("dividing\nZeroDivisionError: division by zero\n")
+
+    # Comms: the kernel's comm reached the page's target, which answered each message.
+    expect(page.locator("#comm-log")).to_have_text(
+        "opened: celsius\nkernel says 0 °C\nkernel says 37 °C\nkernel says 100 °C\n"
+    )
+    converted = code.index(next(c for c in code if c.startswith("print(converted)")))
+    nb.run_cell(converted)
+    expect(nb.output(converted)).to_have_text("[32, 98.6, 212]")
+    # ... and the page's comm reaches the kernel's target: a roll comes back.
+    page.get_by_role("button", name="Roll a d6").click()
+    expect(page.locator("#roll-result")).to_have_text(re.compile(r"^d6: [1-6]$"))

@@ -116,6 +116,7 @@ def test_pack_and_unpack_are_inverse_and_refuse_malformed_messages() -> None:
     back, buffers = unpack(data)
     assert back == content
     assert [bytes(b) for b in buffers] == [b"abc", b""]
+    assert data.index(b"abc") % 8 == 0  # the page views a float64 array in the message without a copy
     for bad in [b"", b"\x05\x00\x00\x00{}", b"\x02\x00\x00\x00{}", data[:-1], data + b"x", b"\x02\x00\x00\x00[]"]:
         with pytest.raises(ValueError, match=r"header|sizes"):
             unpack(bad)
