@@ -6,8 +6,6 @@
 
 /** How long one way of connecting may take before the next is tried (ms). */
 export const CONNECT_MS = 3000;
-/** Page -> kernel items that get exactly one answer (resent over the comm after a drop). */
-const REQUEST_TYPES = new Set(["call", "execute", "set", "get"]);
 
 /**
  * One websocket message: u32 LE length of a JSON `[envelope, sizes]` header, the header, the buffers.
@@ -130,6 +128,8 @@ export class DirectLink {
     this.held = [];
     /** @type {string|null} "relay" or "loopback" once connected */
     this.route = null;
+    /** @type {any} the kernel's number for the connection in use (named in this view's `transport` items) */
+    this.conn = null;
     /** @type {Set<number>} ids of call_js calls this view has started */
     this.callsSeen = new Set();
     /** Replies to call_js sent while on the direct path (the last 64): re-sent if the call comes again. @type {Map<number, any>} */
@@ -145,19 +145,23 @@ export class DirectLink {
     if (typeof this.WebSocket !== "function") return;
     for (const way of waysToConnect(this.offer, this.client.model.widget_manager?.kernel)) {
       if (this.stopped || this.client.closed) return;
-      const ws = await this._open(way);
-      if (ws) {
+      const opened = await this._open(way);
+      if (opened) {
         if (this.stopped || this.client.closed) {
-          ws.close();
+          opened.ws.close();
           return;
         }
-        this._use(ws, way.route);
+        this._use(opened.ws, way.route, opened.conn);
         return;
       }
     }
   }
 
-  /** @param {Way} way @returns {Promise<any>} an authenticated websocket, or null */
+  /**
+   * An authenticated websocket and the kernel's number for it, or null. The kernel sends nothing else on
+   * it before the page uses it (`_use`), so giving up here (a timeout) loses nothing.
+   * @param {Way} way @returns {Promise<{ws: any, conn: any}|null>}
+   */
   _open(way) {
     return new Promise((resolve) => {
       /** @type {any} */
@@ -208,30 +212,42 @@ export class DirectLink {
           );
           return;
         }
-        let ready = false;
+        /** @type {any} */
+        let item = null;
         try {
-          const { content } = unpack(event.data);
-          const item = content?.msgs?.[0];
-          ready = item?.type === "transport" && item.transport === "direct" && item.view === this.client.viewId;
+          item = unpack(event.data).content?.msgs?.[0];
         } catch {
           // not our endpoint
         }
+        const ready = item?.type === "transport" && item.transport === "direct" && item.view === this.client.viewId;
         if (!ready) return fail("no ready message");
         clearTimeout(timer);
-        resolve(ws);
+        ws.onmessage = ws.onerror = ws.onclose = null;
+        resolve({ ws, conn: item.conn });
       };
     });
   }
 
-  /** @param {any} ws @param {string} route */
-  _use(ws, route) {
+  /**
+   * Start using `ws`: its first message says so (the kernel routes this view's items to it only from then on,
+   * after a `transport` item on the comm), then every message to the kernel goes there.
+   * @param {any} ws @param {string} route @param {any} conn
+   */
+  _use(ws, route, conn) {
+    if (ws.readyState !== 1) return; // closed meanwhile: never used, this view stays on the comm
     this.ws = ws;
     this.route = route;
-    this.ready = true;
-    this.client.transport = "direct";
+    this.conn = conn;
     ws.onmessage = (/** @type {{data: any}} */ event) => this._fromDirect(event.data);
     ws.onclose = () => this._lose();
     ws.onerror = () => this._lose();
+    try {
+      ws.send(pack({ ipb: 1, msgs: [{ type: "transport", view: this.client.viewId, transport: "direct" }] }, []));
+    } catch {
+      return; // closed meanwhile: its onclose keeps this view on the comm
+    }
+    this.ready = true;
+    this.client.transport = "direct";
   }
 
   /**
@@ -239,18 +255,6 @@ export class DirectLink {
    * @param {any} content @param {ArrayBufferView[]} buffers
    */
   send(content, buffers) {
-    const pending = this.client._pending;
-    for (const item of content.msgs) {
-      if (REQUEST_TYPES.has(item.type)) {
-        const p = pending.get(item.id);
-        if (p) p.direct = true;
-      } else if (item.type === "part" && Array.isArray(item.ids)) {
-        for (const id of item.ids) {
-          const p = pending.get(id);
-          if (p) p.direct = true;
-        }
-      }
-    }
     this.ws.send(pack(content, buffers));
   }
 
@@ -278,6 +282,7 @@ export class DirectLink {
     let batch = [];
     for (const item of msgs) {
       if (item?.type === "transport" && item.view === this.client.viewId) {
+        if (this.conn === null || item.conn !== this.conn) continue; // a connection this view does not use
         this.client._deliver(batch, buffers);
         batch = [];
         if (item.transport === "direct") {
@@ -320,7 +325,13 @@ export class DirectLink {
     if (this.replies.size > 64 && oldest !== undefined) this.replies.delete(oldest);
   }
 
-  /** The connection is gone: back to the comm, and ask again for every answer that may have been lost. */
+  /**
+   * The connection is gone (it closed, or the kernel's `transport: comm` item came): back to the comm for good.
+   * The comm first says so (the kernel then routes this view there before it reads anything else from
+   * it), then every request without an answer is sent again: any answer may have left on the socket,
+   * also one to a request sent over the comm before the switch. The kernel runs a request once and
+   * answers again only those whose answer went over the socket.
+   */
   _lose() {
     if (!this.ready) return;
     this.ready = false;
@@ -334,9 +345,17 @@ export class DirectLink {
       // already closed
     }
     if (this.stopped || this.client.closed) return;
+    const view = this.client.viewId;
+    this.client.model.send({ ipb: 1, msgs: [], direct: "lost", view, conn: this.conn });
+    /** @type {Set<any>} answers already here, held until the comm's `transport: direct` item */
+    const arrived = new Set();
+    for (const m of this.held) {
+      for (const item of m.content.msgs) {
+        if ((item?.type === "result" || item?.type === "error") && item.view === view) arrived.add(item.id);
+      }
+    }
     for (const [id, pending] of this.client._pending) {
-      if (!pending.direct) continue;
-      pending.direct = false;
+      if (arrived.has(id)) continue;
       this.client._post(pending.item, (/** @type {Error} */ error) => this.client._settle(id, error));
     }
     this.client._transportChanged();

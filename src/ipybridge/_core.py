@@ -100,6 +100,9 @@ class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
         super().__init__()
         self._core = core
         self.name = name
+        #: A cell blocks on it where only the direct path can deliver the answer meanwhile
+        #: (``_direct.DirectRoutes.detach`` fails it if that path goes away).
+        self.blocking_on_direct = False
 
     def __await__(self) -> Any:
         if not self.done():
@@ -123,10 +126,13 @@ class JSFuture(concurrent.futures.Future):  # type: ignore[type-arg]
                 f"functions the page may call while it answers: use `await b.call_js({self.name!r}, ...)` "
                 "in an async def"
             )
-        self._core.check_can_block()
-        with _runtime.internal():
-            self._core.outbox.flush()  # the call leaves now, whatever else is busy
-            done = _runtime.wait_serving(self, timeout)
+        self.blocking_on_direct = self._core.check_can_block()
+        try:
+            with _runtime.internal():
+                self._core.outbox.flush()  # the call leaves now, whatever else is busy
+                done = _runtime.wait_serving(self, timeout)
+        finally:
+            self.blocking_on_direct = False
         if not done:
             raise TimeoutError(f"JavaScript handler {self.name!r} did not answer within {timeout:g} s")
 
@@ -850,18 +856,21 @@ class BridgeCore:
                 "call_js from an exposed function (async def ...: await bridge.call_js(...)) or a thread."
             )
 
-    def check_can_block(self) -> None:
+    def check_can_block(self) -> bool:
         """Raise instead of deadlocking when a cell blocks on an answer from the page.
 
         Answers can arrive while a cell blocks only where the host delivers them on another
         thread: ipykernel >= 7 with kernel subshells. ipykernel without subshells and marimo
-        deliver them on the thread the cell occupies.
+        deliver them on the thread the cell occupies. Returns True when only the direct path
+        can deliver the answer meanwhile.
         """
         self.check_can_wait()
         if threading.current_thread() is not threading.main_thread() or _kernel() is None:
-            return  # off the kernel's main thread (or no kernel): the answer can arrive
+            return False  # off the kernel's main thread (or no kernel): the answer can arrive
         if self.direct is not None and self.direct.transport() == "direct":
-            return  # answers arrive on the direct transport's thread, not behind this cell
+            # Answers arrive on the direct transport's thread, not behind this cell (if that connection
+            # drops meanwhile, the wait fails at once: see DirectRoutes.detach).
+            return self.delivered_on_main is not False
         if self.delivered_on_main is None and _kernel_has_subshells():
             self._delivery_seen.wait(2.0)
         if self.delivered_on_main is not False:
@@ -871,6 +880,7 @@ class BridgeCore:
                 "(kernel subshells need JupyterLab >= 4.4 or Notebook >= 7.4 with ipykernel >= 7). "
                 "Use `await bridge.call_js(...)` in the cell instead of .result()."
             )
+        return False
 
     # ---------------------------------------------------------------- close
     def close(self) -> None:

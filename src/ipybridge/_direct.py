@@ -19,11 +19,13 @@ is bounded (:data:`FRAME_BYTES`); connections are bounded in number.
 
 Routing: :class:`DirectRoutes` (one per :class:`~ipybridge._core.BridgeCore`)
 decides, when the outbox flushes, which items go over which view's
-connection and which over the comm. A view switches with a ``transport`` item
-sent over the comm in outbox order, so the page can keep kernel order across
-the two channels. Requests that came over a connection are remembered with
-their answers (bounded), so a page that lost its connection mid-call and sends
-them again over the comm gets each answer once and nothing runs twice.
+connection and which over the comm. A view switches when the page starts
+using a connection (its first message there), with a ``transport`` item naming
+that connection, sent over the comm in outbox order, so the page can keep kernel
+order across the two channels; nothing is sent on a connection before that.
+Every request of a view is remembered with how it was answered (bounded), so a
+page that lost its connection and sends again everything it has no answer for
+gets each answer once and nothing runs twice.
 """
 
 from __future__ import annotations
@@ -40,12 +42,12 @@ import secrets
 import struct
 import threading
 import weakref
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from ._protocol import PROTOCOL_VERSION, envelope, simple_error
+from ._protocol import PROTOCOL_VERSION, Hello, envelope, simple_error
 
 if TYPE_CHECKING:
     from ._core import BridgeCore
@@ -61,6 +63,10 @@ AUTH_BYTES = 4096
 #: The most one websocket message may carry: one 8 MiB part plus its header.
 #: Bigger page messages travel as ``part`` items here too (docs/protocol.md, "Large messages").
 FRAME_BYTES = 9 << 20
+#: Bytes written to one connection and not yet taken by the page's socket; beyond this the page is too
+#: slow for the direct path: the connection is closed and its view goes back to the comm (its requests
+#: without an answer are sent again, answered from memory).
+WRITE_BUFFER_BYTES = 64 << 20
 #: Open connections per kernel process (each rendered view uses one).
 MAX_CONNECTIONS = 256
 #: Connections per kernel process that have not authenticated yet.
@@ -73,6 +79,7 @@ REMEMBERED_BYTES = 32 << 20
 ENV_SWITCH = "IPYBRIDGE_DIRECT"
 _HEADER = struct.Struct("<I")
 _FORGOTTEN = object()  # a remembered request whose answer was dropped to stay within REMEMBERED_BYTES
+_ON_COMM = object()  # a remembered request answered over the comm (delivered there: never sent again)
 
 
 # ------------------------------------------------------------------ framing
@@ -269,8 +276,15 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.routes: DirectRoutes | None = None
         self.view: str | None = None
         self.counted = False
-        self.abandoned = False  # the page went back to the comm: send this view nothing more here
         self.refused = False
+        #: Set when authenticated: this connection's number, named in its view's ``transport`` items.
+        self.conn_id = 0
+        #: "open" (authenticated, not used yet), "attached" (the page sends here; the view's items after its
+        #: ``transport: direct`` item come here), "gone" (closed or given up: nothing is sent here any more).
+        #: Changed under the routes' lock.
+        self.state = "open"
+        self._buffered = 0  # bytes given to send_packed and not yet written to the socket
+        self._buffered_lock = threading.Lock()
 
     def check_origin(self, origin: str) -> bool:
         allowed = is_loopback_origin(origin)
@@ -293,9 +307,17 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.endpoint.unauthenticated += 1
         self.counted = True
         self.set_nodelay(True)
+        # Until it authenticates, a frame longer than AUTH_BYTES closes the connection on its header (1009),
+        # before its payload is read: tornado reads each frame's length against these params.
+        self._bound_frames(AUTH_BYTES)
         self.nonce = secrets.token_urlsafe(16)
         self.write_message(json.dumps({"ipb": PROTOCOL_VERSION, "nonce": self.nonce}))  # for a proof
         self.endpoint.loop.call_later(AUTH_TIMEOUT_S, self._auth_deadline)
+
+    def _bound_frames(self, limit: int) -> None:
+        params = getattr(self.ws_connection, "params", None)
+        if params is not None and hasattr(params, "max_message_size"):
+            params.max_message_size = limit
 
     def _auth_deadline(self) -> None:
         if self.routes is None and self.ws_connection is not None:
@@ -318,6 +340,11 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         if isinstance(message, str):
             self._refuse("text after authentication")
             return
+        if self.state == "open" and self.view is not None:
+            # The page's first message after "ready" says it uses this connection (a `transport` item):
+            # only now are the view's items routed here, so nothing is ever sent on a connection the
+            # page gave up on (a connect timeout, another route tried meanwhile).
+            self.routes.attach(self.view, self)
         try:
             content, buffers = unpack(message)
         except ValueError as exc:
@@ -325,6 +352,12 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
                 {"type": "protocol_error", "view": self.view, "error": simple_error("ProtocolError", str(exc))}
             )
             return
+        msgs = content.get("msgs") if isinstance(content, dict) else None
+        if isinstance(msgs, list) and any(isinstance(m, dict) and m.get("type") == "transport" for m in msgs):
+            msgs = [m for m in msgs if not (isinstance(m, dict) and m.get("type") == "transport")]
+            if not msgs:
+                return
+            content = {**content, "msgs": msgs}
         self.routes.core.receive(content, buffers, channel="direct")
 
     def _authenticate(self, message: str | bytes) -> None:
@@ -351,8 +384,12 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
             self._refuse("unknown widget or view")
             return
         self.endpoint.unauthenticated -= 1
+        self._bound_frames(FRAME_BYTES)
         self.routes, self.view = routes, view
-        routes.attach(view, self)
+        self.conn_id = routes.opened(self)
+        # "ready": the page may send here now. Nothing else is sent here before the page uses it.
+        ready = {"type": "transport", "view": view, "transport": "direct", "conn": self.conn_id}
+        self.write_message(pack(envelope([ready]), []), binary=True)
 
     def on_close(self) -> None:
         if not self.counted:
@@ -361,21 +398,48 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.endpoint.connections -= 1
         if self.routes is None:
             self.endpoint.unauthenticated -= 1
+            if not self.refused:  # closed before authenticating (e.g. by tornado, for a long first frame)
+                self.refused = True
+                self.endpoint.refused += 1
         elif self.view is not None:
             self.routes.detach(self.view, self)
 
     # kernel -> page (any thread)
     def send_packed(self, data: bytes) -> None:
+        size = len(data)
+        with self._buffered_lock:
+            over = self._buffered > 0 and self._buffered + size > WRITE_BUFFER_BYTES
+            if not over:
+                self._buffered += size
+        if over:  # the page does not keep up: no unbounded buffer in the kernel
+            self.endpoint.call_soon(self._too_slow)
+            return
         self.endpoint.call_soon(self._write, data)
 
+    def _written(self, size: int) -> None:
+        with self._buffered_lock:
+            self._buffered -= size
+
+    def _too_slow(self) -> None:
+        if self.ws_connection is not None:
+            log.info("ipybridge: a page reads its direct connection too slowly; its view goes back to the comm")
+            self.close(1013, "the page reads too slowly")
+
     def _write(self, data: bytes) -> None:
-        if self.ws_connection is None or self.abandoned:
+        size = len(data)
+        if self.ws_connection is None:
+            self._written(size)
             return  # the page falls back and asks again for what it did not get
         try:
             future = self.write_message(data, binary=True)
         except Exception:  # noqa: BLE001 - closed meanwhile: same as above
+            self._written(size)
             return
-        future.add_done_callback(_ignore_result)
+        def done(f: Any) -> None:
+            self._written(size)
+            _ignore_result(f)
+
+        future.add_done_callback(done)
 
     def shut(self) -> None:
         self.endpoint.call_soon(self._shut)
@@ -392,17 +456,30 @@ def _ignore_result(future: Any) -> None:
 
 # ------------------------------------------------------------------ routes
 class DirectRoutes:
-    """Which channel each view of one widget uses, and what the fallback needs to remember."""
+    """Which channel each view of one widget uses, and what the fallback needs to remember.
+
+    A view's kernel->page items change channel only at ``transport`` items. They travel over the comm in
+    outbox order and name their connection (``conn``): ``direct`` when the page starts using that
+    connection (its first message there), ``comm`` when the connection is gone. :meth:`split` applies them
+    in outbox order, so exactly the view's items posted between the two go over that connection, all the
+    others over the comm (docs/protocol.md, "Order across the two channels").
+    """
 
     def __init__(self, core: BridgeCore, endpoint: DirectEndpoint, key: str, routes: Sequence[str]) -> None:
         self.core = core
         self.endpoint = endpoint
         self.key = key
         self.routes = list(routes)
-        self._lock = threading.Lock()
-        self._live: dict[str, _DirectHandler] = {}  # views on the direct path (as of the outbox's last flush)
-        self._switches: dict[str, deque[_DirectHandler | None]] = {}  # posted, not yet flushed
-        self._remembered: dict[str, OrderedDict[int, Any]] = {}  # views that used the direct path
+        self._lock = threading.Lock()  # the state below
+        # A connection's state change and its transport item are posted together: the items are then in the
+        # order of the changes, whichever threads make them (the endpoint's, the comm's, a cell's).
+        self._order = threading.Lock()
+        self._next_conn = 0
+        self._conns: dict[int, _DirectHandler] = {}  # authenticated and not gone
+        self._used: dict[str, _DirectHandler] = {}  # view -> its attached connection, as of the last change
+        self._markers: dict[int, _DirectHandler] = {}  # conn id -> connection, until split() passes its "comm"
+        self._live: dict[str, _DirectHandler] = {}  # view -> connection, as of the outbox's last flush
+        self._remembered: dict[str, OrderedDict[int, Any]] = {}  # per view: request id -> answer state
         self._answer_bytes: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._bytes = 0
         self.last_view: str | None = None
@@ -421,39 +498,70 @@ class DirectRoutes:
     def knows_view(self, view: str) -> bool:
         return view in self.core.views and not self.core.closed
 
-    def attach(self, view: str, conn: _DirectHandler) -> None:
-        """A view authenticated on ``conn`` (endpoint thread): move it off the comm."""
+    def opened(self, conn: _DirectHandler) -> int:
+        """A connection authenticated (endpoint thread): its number. Nothing is routed to it yet."""
         with self._lock:
-            self._remembered.setdefault(view, OrderedDict())
-            self._switches.setdefault(view, deque()).append(conn)
-            self.last_view = view
-        marker = {"type": "transport", "view": view, "transport": "direct"}
-        self.core.post(marker)  # over the comm, in order with what the view was sent before
-        conn.send_packed(pack(envelope([marker]), []))  # "ready": the page may send here now
+            self._next_conn += 1
+            self._conns[self._next_conn] = conn
+            return self._next_conn
+
+    def attach(self, view: str, conn: _DirectHandler) -> None:
+        """The page started using ``conn`` for ``view`` (endpoint thread): move the view off the comm."""
+        with self._order:
+            with self._lock:
+                accept = conn.state == "open" and view not in self._used and self.knows_view(view)
+                if accept:
+                    conn.state = "attached"
+                    self._used[view] = conn
+                    self._markers[conn.conn_id] = conn
+                    self._remembered.setdefault(view, OrderedDict())
+                    self.last_view = view
+                else:  # given up meanwhile, a second connection for one view, or a view that said bye
+                    conn.state = "gone"
+                    self._conns.pop(conn.conn_id, None)
+            if not accept:
+                conn.shut()
+                return
+            self.core.post({"type": "transport", "view": view, "transport": "direct", "conn": conn.conn_id})
 
     def detach(self, view: str, conn: _DirectHandler) -> None:
-        """``conn`` closed, or the page used the comm again: the view goes back to the comm."""
-        with self._lock:
-            if conn.abandoned:
-                return
-            conn.abandoned = True
-            self._switches.setdefault(view, deque()).append(None)
-        self.core.post({"type": "transport", "view": view, "transport": "comm"})
-        conn.shut()
+        """``conn`` closed, or the page went back to the comm: the view's items go over the comm again."""
+        with self._order:
+            with self._lock:
+                was = conn.state
+                conn.state = "gone"
+                self._conns.pop(conn.conn_id, None)
+                if self._used.get(view) is conn:
+                    del self._used[view]
+            conn.shut()
+            if was != "attached":
+                return  # never used: nothing was routed to it
+            self.core.post({"type": "transport", "view": view, "transport": "comm", "conn": conn.conn_id})
         # call_js calls still waiting for this view may have died with the socket: send them again, to this
         # view only, over the comm (the page drops a call it already started).
+        from ._core import _settle
+
         for call in self.core.pending_js_calls(view):
+            if call.future.blocking_on_direct and not any(v in self._used for v in call.targets):
+                # A cell blocks on it, and this frontend hands comm messages to the kernel on the thread that
+                # cell occupies: the answer could only come after the cell, so the wait fails now.
+                _settle(
+                    call.future,
+                    exc=ConnectionError(
+                        f"JavaScript handler {call.name!r} cannot answer this blocked cell: the page's direct "
+                        "connection to the kernel closed during the wait, and this frontend delivers comm "
+                        "messages only after the cell ends. Use `await bridge.call_js(...)` to wait without "
+                        "blocking the cell."
+                    ),
+                )
+                continue
             self.core.post({**call.item, "view": view}, call.buffers)
 
     def transport(self) -> str | None:
         view = self.last_view
         if view is None or view not in self.core.views:
             return "comm" if self.core.views else None
-        conn = self._live.get(view)
-        pending = self._switches.get(view)
-        if pending:
-            conn = pending[-1]
-        return "direct" if conn is not None and not conn.abandoned else "comm"
+        return "direct" if view in self._used else "comm"
 
     def split(
         self, items: list[tuple[dict[str, Any], list[memoryview]]]
@@ -466,47 +574,49 @@ class DirectRoutes:
             for entry in items:
                 item = entry[0]
                 kind, view = item.get("type"), item.get("view")
-                if kind == "transport" and view is not None and self._switches.get(view):
-                    conn = self._switches[view].popleft()
-                    if conn is None:
-                        self._live.pop(view, None)
-                    else:
-                        self._live[view] = conn
+                if kind == "transport" and view is not None:
+                    marked = self._markers.get(item.get("conn"))  # type: ignore[arg-type]
+                    if marked is not None:
+                        if item.get("transport") == "direct":
+                            self._live[view] = marked
+                        else:
+                            if self._live.get(view) is marked:
+                                del self._live[view]
+                            del self._markers[marked.conn_id]
                     comm.append(entry)
                     continue
-                if kind in ("result", "error") and view in self._remembered:
-                    self._remember_answer(view, item.get("id"), entry)
                 if view is not None:
                     conn = self._live.get(view)
-                    if conn is not None and not conn.abandoned:
+                    if kind in ("result", "error"):
+                        self._remember_answer(view, item.get("id"), entry if conn is not None else None)
+                    if conn is not None:
                         per_conn.setdefault(conn, []).append(entry)
                     else:
                         comm.append(entry)
                     continue
-                live = {c for c in self._live.values() if not c.abandoned}
+                live = set(self._live.values())
                 for conn in live:
                     per_conn.setdefault(conn, []).append(entry)
                 # A protocol_error for no view answers a message nobody could read: it may have come over
                 # the comm from a page that is not on the direct path, so it goes there too.
-                if (
-                    not live
-                    or kind == "protocol_error"
-                    or len(live) < len(self._live)
-                    or any(v not in self._live for v in views)
-                ):
+                if not live or kind == "protocol_error" or any(v not in self._live for v in views):
                     comm.append(entry)
         out: list[Any] = [(None, comm)] if comm else []
         out += [(_sender(conn), group) for conn, group in per_conn.items()]
         return out
 
-    def _remember_answer(self, view: str, ident: Any, entry: tuple[dict[str, Any], list[memoryview]]) -> None:
-        remembered = self._remembered[view]
-        if ident not in remembered:
+    def _remember_answer(self, view: str, ident: Any, entry: tuple[dict[str, Any], list[memoryview]] | None) -> None:
+        """Note how request ``ident`` was answered: ``entry`` sent directly (kept to send again), None: on the comm."""
+        remembered = self._remembered.get(view)
+        if remembered is None or ident not in remembered:
+            return
+        # An answer sent again (admit() re-posts it after a fallback) replaces its own count, not adds to it.
+        self._bytes -= self._answer_bytes.pop((view, ident), 0)
+        if entry is None:
+            remembered[ident] = _ON_COMM  # the comm delivers it: never sent again
             return
         size = sum(b.nbytes for b in entry[1]) + 256
         remembered[ident] = entry
-        # An answer sent again (admit() re-posts it after a fallback) replaces its own count, not adds to it.
-        self._bytes -= self._answer_bytes.pop((view, ident), 0)
         self._answer_bytes[(view, ident)] = size
         self._bytes += size
         while self._bytes > REMEMBERED_BYTES and self._answer_bytes:
@@ -519,45 +629,50 @@ class DirectRoutes:
     def heard_on_comm(self, content: Any) -> None:
         """A page message came over the comm marked ``"direct": "lost"``: its view fell back to the comm.
 
-        The page marks what it sends over the comm after losing its connection, so a view is moved
-        back at once even when the kernel has not yet seen the connection close.
+        The page marks what it sends over the comm after losing its connection (and says so at once, in a
+        message of no items), so the view is moved back before the kernel reads the requests it sends
+        again, even when the kernel has not yet seen the connection close.
         """
         if not isinstance(content, dict) or content.get("direct") != "lost":
             return
+        views: set[str] = set()
+        if isinstance(content.get("view"), str):
+            views.add(content["view"])
         msgs = content.get("msgs")
-        if not isinstance(msgs, list):
-            return
-        views: set[str] = {m["view"] for m in msgs[:16] if isinstance(m, dict) and isinstance(m.get("view"), str)}
+        if isinstance(msgs, list):
+            views.update(m["view"] for m in msgs[:16] if isinstance(m, dict) and isinstance(m.get("view"), str))
         for view in views:
-            conn = self._current_conn(view)
-            if conn is not None:
+            for conn in self._conns_of(view):
                 self.detach(view, conn)
 
-    def _current_conn(self, view: str) -> _DirectHandler | None:
+    def _conns_of(self, view: str) -> list[_DirectHandler]:
+        """The view's connections that are not gone (its attached one, and any it may be about to use)."""
         with self._lock:
-            pending = self._switches.get(view)
-            conn = pending[-1] if pending else self._live.get(view)
-        return conn if conn is not None and not conn.abandoned else None
+            return [c for c in self._conns.values() if c.view == view]
 
     def admit(self, items: list[Any], channel: str, is_request: Callable[[Any], bool]) -> list[Any]:
-        """Drop requests already received on the other channel; answer again those already answered."""
-        if not self._remembered:
-            return items
+        """Drop requests already received (on either channel); answer again those answered directly.
+
+        Every request of a view is remembered from its ``hello`` on, with how it was answered: a page that
+        lost its connection sends again every request it has no answer for, and only those whose answer
+        went over the lost connection are answered again (a request still running is answered once, when
+        it finishes, over the comm; one answered over the comm was delivered there).
+        """
         out = []
         again: list[tuple[dict[str, Any], list[memoryview]]] = []
         with self._lock:
             for item in items:
                 view, ident = getattr(item, "view", None), getattr(item, "id", None)
+                if isinstance(item, Hello):
+                    self._remembered.setdefault(item.view, OrderedDict())
                 remembered = self._remembered.get(view) if isinstance(view, str) else None
-                if remembered is None or not isinstance(view, str) or ident is None or not is_request(item):
+                if remembered is None or ident is None or not is_request(item):
                     out.append(item)
                     continue
                 if ident not in remembered:
                     remembered[ident] = None
-                    while len(remembered) > REMEMBERED_REQUESTS:
-                        old_id, old = remembered.popitem(last=False)
-                        if old is not None and old is not _FORGOTTEN:
-                            self._bytes -= self._answer_bytes.pop((view, old_id), 0)
+                    if len(remembered) > REMEMBERED_REQUESTS:
+                        self._trim(view, remembered)  # type: ignore[arg-type]
                     out.append(item)
                     continue
                 answer = remembered[ident]
@@ -567,28 +682,50 @@ class DirectRoutes:
                         "the answer was lost with the direct connection and is too old to send again",
                     )
                     again.append(({"type": "error", "view": view, "id": ident, "error": error}, []))
-                elif answer is not None and channel == "comm":
+                elif answer is not None and answer is not _ON_COMM and channel == "comm":
                     again.append(answer)
-                # None: still running; its answer goes to the view's current channel
+                # None: still running, its answer goes to the view's current channel; _ON_COMM: delivered
         for item, buffers in again:
             self.core.outbox.post(item, buffers)
         return out
 
+    def _trim(self, view: str, remembered: OrderedDict[int, Any]) -> None:
+        """Forget the oldest answered requests: down to 3/4 of REMEMBERED_REQUESTS (so this runs rarely).
+
+        Requests never answered (still running, or cancelled by the page) are kept up to twice that.
+        """
+        target = len(remembered) - REMEMBERED_REQUESTS * 3 // 4
+        drop: list[int] = []
+        for old_id, state in remembered.items():
+            if len(drop) >= target:
+                break
+            if state is not None:
+                drop.append(old_id)
+        for old_id in drop:
+            del remembered[old_id]
+            self._bytes -= self._answer_bytes.pop((view, old_id), 0)
+        while len(remembered) > 2 * REMEMBERED_REQUESTS:
+            old_id, _ = remembered.popitem(last=False)
+            self._bytes -= self._answer_bytes.pop((view, old_id), 0)
+
     def forget(self, view: str) -> None:
+        """The view said bye: close its connections, forget its requests."""
         with self._lock:
             self._remembered.pop(view, None)
             for key in [k for k in self._answer_bytes if k[0] == view]:
                 self._bytes -= self._answer_bytes.pop(key)
-        conn = self._current_conn(view)
-        if conn is not None:
+        for conn in self._conns_of(view):
             self.detach(view, conn)
 
     def close(self) -> None:
         with self._lock:
-            conns = {*self._live.values(), *(c for q in self._switches.values() for c in q if c is not None)}
+            conns = list(self._conns.values())
+            for conn in conns:
+                conn.state = "gone"
+            self._conns.clear()
+            self._used.clear()
             self._live.clear()
         for conn in conns:
-            conn.abandoned = True
             conn.shut()
 
 

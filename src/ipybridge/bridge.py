@@ -32,11 +32,11 @@ class BridgeWidget(anywidget.AnyWidget):
     #: Whether views may use the direct transport (docs/protocol.md, "Direct transport"): ``True``
     #: (on the loopback interface when the page is served from this machine, else through the
     #: Jupyter server's relay when it has ipybridge.server), ``"relay"`` or ``"loopback"`` for one
-    #: way only, ``False`` (the default, for now) for the comm only. Opt in per class before creating
-    #: widgets (``ipybridge.Bridge.direct = True``, ``ipybridge.Player.direct = True``) or per widget
-    #: class of your own. Read when the widget is created; the environment variable
-    #: ``IPYBRIDGE_DIRECT=0`` turns it off for the whole kernel.
-    direct: bool | str = False
+    #: way only, ``False`` for the comm only. Turn it off per class before creating widgets
+    #: (``ipybridge.Bridge.direct = False``, ``ipybridge.Player.direct = False``) or per widget class of
+    #: your own. Read when the widget is created; the environment variable ``IPYBRIDGE_DIRECT=0`` turns
+    #: it off for the whole kernel. Where the page cannot connect, everything goes over the comm.
+    direct: bool | str = True
 
     def __init__(
         self,

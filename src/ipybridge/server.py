@@ -26,7 +26,9 @@ server open a connection anywhere else. Disable both with
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from typing import Any
 
 _MARK = "_ipybridge_nodelay"
@@ -34,6 +36,8 @@ _MARK = "_ipybridge_nodelay"
 RELAY_FRAME_BYTES = 9 << 20
 #: The relay pings the page this often, and closes when a pong is this late (seconds).
 RELAY_PING_S = 30.0
+#: How long the relay waits for the kernel's endpoint to accept and greet (seconds).
+RELAY_CONNECT_S = 5.0
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -61,7 +65,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 
 def announced_port(kernel: Any) -> int | None:
-    """The direct endpoint port a kernel of this server announced, or None."""
+    """The direct endpoint port a kernel of this server announced, or None.
+
+    None also when the announcing process is gone: a kernel killed with SIGKILL leaves its file
+    behind, and its port may belong to another program by now.
+    """
     from ._direct import announcement_path
 
     path = announcement_path(getattr(kernel, "connection_file", None))
@@ -69,10 +77,35 @@ def announced_port(kernel: Any) -> int | None:
         return None
     try:
         with open(path) as f:
-            port = json.load(f).get("port")
+            announced = json.load(f)
+        port, pid = announced.get("port"), announced.get("pid")
     except (OSError, ValueError, AttributeError):
         return None
-    return port if type(port) is int and 0 < port < 65536 else None
+    if type(port) is not int or not 0 < port < 65536 or type(pid) is not int or not _alive(pid):
+        return None
+    return port
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs as this user (a kernel this server started does)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:  # gone, or another user's
+        return False
+    return True
+
+
+def is_endpoint_greeting(message: Any) -> bool:
+    """Whether the first message of an upstream connection is an ipybridge endpoint's ``{"ipb", "nonce"}``."""
+    if not isinstance(message, str) or len(message) > 256:
+        return False
+    try:
+        greeting = json.loads(message)
+    except ValueError:
+        return False
+    return isinstance(greeting, dict) and greeting.get("ipb") == 1 and isinstance(greeting.get("nonce"), str)
 
 
 def _add_relay(serverapp: Any) -> None:
@@ -82,8 +115,9 @@ def _add_relay(serverapp: Any) -> None:
     from jupyter_server.base.websocket import WebSocketMixin
     from jupyter_server.utils import url_path_join
     from tornado import web
+    from tornado.httpclient import HTTPClientError
     from tornado.ioloop import IOLoop
-    from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
+    from tornado.websocket import WebSocketClosedError, WebSocketError, WebSocketHandler, websocket_connect
 
     from ._direct import PATH
 
@@ -92,6 +126,7 @@ def _add_relay(serverapp: Any) -> None:
 
         auth_resource = "kernels"
         upstream: Any = None
+        greeting: str | None = None
 
         def set_default_headers(self) -> None:
             """No HTML security headers on a websocket (as jupyter_server's kernel websocket)."""
@@ -114,10 +149,17 @@ def _add_relay(serverapp: Any) -> None:
                 raise web.HTTPError(403, "not a direct endpoint announced by this kernel")
             try:
                 self.upstream = await websocket_connect(
-                    f"ws://127.0.0.1:{port}{PATH}", max_message_size=RELAY_FRAME_BYTES
+                    f"ws://127.0.0.1:{port}{PATH}", connect_timeout=RELAY_CONNECT_S, max_message_size=RELAY_FRAME_BYTES
                 )
-            except OSError as exc:
+                # The endpoint speaks first: anything else on that port (a reused port) is not relayed to.
+                self.greeting = await asyncio.wait_for(self.upstream.read_message(), RELAY_CONNECT_S)
+            except (OSError, HTTPClientError, WebSocketError, asyncio.TimeoutError) as exc:
+                if self.upstream is not None:
+                    self.upstream.close()
                 raise web.HTTPError(502, "the kernel's direct endpoint is not reachable") from exc
+            if not is_endpoint_greeting(self.greeting):
+                self.upstream.close()
+                raise web.HTTPError(502, "not the kernel's direct endpoint")
             try:
                 await super().get(kernel_id)  # returns when the connection ends, or at once when the handshake fails
             finally:
@@ -136,6 +178,8 @@ def _add_relay(serverapp: Any) -> None:
         def open(self, *args: Any, **kwargs: Any) -> None:
             WebSocketHandler.open(self, *args, **kwargs)  # not WebSocketMixin.open: it pings in milliseconds
             self.set_nodelay(True)
+            if self.greeting is not None:  # read from upstream to check it; the page needs its nonce
+                self.write_message(self.greeting)
             stream = getattr(self.upstream, "stream", None)
             if stream is not None:
                 stream.set_nodelay(True)

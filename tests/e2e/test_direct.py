@@ -53,7 +53,6 @@ HTML = (
 SETUP = textwrap.dedent(
     """
     import threading, time, ipybridge
-    ipybridge.Bridge.direct = ipybridge.Player.direct = True  # opt in (the default is the comm)
     runs = {"slow": 0}
     started = threading.Event()
 

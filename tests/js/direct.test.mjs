@@ -57,12 +57,20 @@ class FakeSocket {
     const bytes = pack({ ipb: 1, msgs }, buffers);
     this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
   }
-  requests() {
+  /** Everything the page sent after authenticating, its `use` item included. */
+  items() {
     return this.sent.filter((d) => typeof d !== "string").flatMap((d) => unpack(d.buffer.slice(d.byteOffset)).content.msgs);
+  }
+  requests() {
+    return this.items().filter((i) => i.type !== "transport");
   }
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
+/** The kernel's number for the connection in the tests (it names it in `ready` and in `transport` items). */
+const CONN = 7;
+/** A `transport` item for the client's view. */
+const marker = (client, transport, conn = CONN) => ({ type: "transport", view: client.viewId, transport, conn });
 const OFFER = { port: 4321, token: "secret", widget: "w1", routes: ["loopback"] };
 
 /** A client whose kernel offered the direct path and whose socket said ready. */
@@ -77,8 +85,10 @@ async function connected() {
   // On the loopback route the page proves it knows the secret and never sends it.
   const proof = createHmac("sha256", "secret").update("n-1").digest("hex");
   assert.deepEqual(JSON.parse(ws.sent[0]), { ipb: 1, proof, widget: "w1", view: client.viewId });
-  ws.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  ws.fromKernel([marker(client, "direct")]); // "ready"
   await client.direct.started;
+  // The page's first message there says it uses this connection: only then does the kernel route to it.
+  assert.deepEqual(ws.items(), [{ type: "transport", view: client.viewId, transport: "direct" }]);
   return { model, client, ws };
 }
 
@@ -125,7 +135,7 @@ test("calls go over the socket once it is ready, answers come back on it", async
   assert.equal(model.sent.length, sentBefore); // nothing on the comm
   const [call] = ws.requests();
   assert.equal(call.name, "add");
-  model.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  model.fromKernel([marker(client, "direct")]);
   ws.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: 3 }]);
   assert.equal(await answer, 3);
 });
@@ -142,16 +152,16 @@ test("direct items wait for the comm's marker, so output never overtakes what th
   assert.deepEqual(lines, []); // held
   model.fromKernel([
     { type: "output", view: client.viewId, id: call.id, stream: "stdout", text: "first" },
-    { type: "transport", view: client.viewId, transport: "direct" },
+    marker(client, "direct"),
     { type: "event", name: "late-comm-copy", payload: 1 }, // broadcast: its copy comes directly
   ]);
   assert.equal(await answer, "done");
   assert.deepEqual(lines, ["first", "second"]);
 });
 
-test("a socket lost mid-call falls back: unanswered direct requests are sent again over the comm, marked", async () => {
+test("a socket lost mid-call falls back: the comm hears it first, then unanswered requests are sent again, marked", async () => {
   const { model, client, ws } = await connected();
-  model.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  model.fromKernel([marker(client, "direct")]);
   const changes = [];
   client.onTransportChange((t) => changes.push(t));
   const a = client.call("slow", [1]);
@@ -165,11 +175,12 @@ test("a socket lost mid-call falls back: unanswered direct requests are sent aga
   await tick();
   assert.equal(client.transport, "comm");
   assert.deepEqual(changes, ["comm"]);
-  const resent = model.sent.at(-1);
+  const [notice, resent] = model.sent.slice(-2);
+  assert.deepEqual(notice.content, { ipb: 1, msgs: [], direct: "lost", view: client.viewId, conn: CONN });
   assert.equal(resent.content.direct, "lost");
   assert.deepEqual(resent.content.msgs.map((i) => [i.type, i.id, i.name]), [["call", callA.id, "slow"]]);
   model.fromKernel([
-    { type: "transport", view: client.viewId, transport: "comm" },
+    marker(client, "comm"),
     { type: "result", view: client.viewId, id: callA.id, value: "a" },
   ]);
   assert.equal(await a, "a");
@@ -208,7 +219,7 @@ test("closing the view closes the socket after the bye", async () => {
 
 test("call_js calls the kernel sends again after a drop run once: a new one runs, a seen one is answered again, not run", async () => {
   const { model, client, ws } = await connected();
-  model.fromKernel([{ type: "transport", view: client.viewId, transport: "direct" }]);
+  model.fromKernel([marker(client, "direct")]);
   const runs = [];
   client.handle("greet", (who) => { runs.push(who); return `hi ${who}`; });
   ws.fromKernel([{ type: "call", id: 1, name: "greet", args: ["a"] }]);
@@ -217,7 +228,7 @@ test("call_js calls the kernel sends again after a drop run once: a new one runs
   await tick();
   await tick();
   model.fromKernel([
-    { type: "transport", view: client.viewId, transport: "comm" },
+    marker(client, "comm"),
     { type: "call", id: 1, name: "greet", args: ["a"], view: client.viewId }, // ran: its reply may be lost, sent again
     { type: "call", id: 2, name: "greet", args: ["b"], view: client.viewId }, // lost with the socket: runs
   ]);
@@ -227,4 +238,109 @@ test("call_js calls the kernel sends again after a drop run once: a new one runs
   // The reply to call 1 left on the socket, which died: the comm carries it again (the kernel keeps the first).
   const replies = model.items().filter((i) => i.type === "reply").map((i) => [i.id, i.value]);
   assert.deepEqual(replies, [[1, "hi a"], [2, "hi b"]]);
+});
+
+// ------------------------------------------------------------- races (issue 14's stall)
+test("a call sent over the comm before the switch is asked for again after a drop (its answer may have left on the socket)", async () => {
+  FakeSocket.all = [];
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const early = client.call("slow", [1]); // over the comm: no connection yet
+  await tick();
+  const sentEarly = model.items().find((i) => i.name === "slow");
+  client.direct = new DirectLink(client, OFFER, { WebSocket: FakeSocket });
+  await tick();
+  const ws = FakeSocket.all[0];
+  for (let i = 0; i < 200 && ws.sent.length === 0; i++) await tick();
+  ws.fromKernel([marker(client, "direct")]);
+  await client.direct.started;
+  model.fromKernel([marker(client, "direct")]);
+  ws.close(); // the answer to "slow" was on its way on the socket, and died with it
+  await tick();
+  await tick();
+  const resent = model.sent.at(-1);
+  assert.equal(resent.content.direct, "lost");
+  assert.deepEqual(resent.content.msgs.map((i) => [i.type, i.id]), [["call", sentEarly.id]]);
+  model.fromKernel([marker(client, "comm"), { type: "result", view: client.viewId, id: sentEarly.id, value: 10 }]);
+  assert.equal(await early, 10);
+  assert.equal(client.diagnostics.unmatchedAnswers, 0);
+});
+
+test("a transport item for another connection (one the page gave up on) changes nothing", async () => {
+  const { model, client, ws } = await connected();
+  model.fromKernel([marker(client, "direct", CONN - 1), marker(client, "comm", CONN - 1)]);
+  model.fromKernel([marker(client, "direct")]);
+  model.fromKernel([marker(client, "comm", CONN + 1)]);
+  assert.equal(client.transport, "direct");
+  assert.equal(ws.closed, false);
+  const answer = client.call("add", [1, 2]);
+  await tick();
+  const [call] = ws.requests();
+  ws.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: 3 }]);
+  assert.equal(await answer, 3);
+});
+
+test("a connection the page gave up on (timed out before ready) is never used, and the next way is tried", async (t) => {
+  FakeSocket.all = [];
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const model = new FakeModel({ id: "k-1", serverSettings: { wsUrl: "ws://127.0.0.1:8888/" } });
+  const client = new BridgeClient(model);
+  client.direct = new DirectLink(client, { ...OFFER, routes: ["loopback", "relay"] }, { WebSocket: FakeSocket });
+  t.mock.timers.tick(1); // the endpoint says its nonce
+  await new Promise((r) => setImmediate(r));
+  const first = FakeSocket.all[0];
+  for (let i = 0; i < 200 && first.sent.length === 0; i++) await new Promise((r) => setImmediate(r));
+  t.mock.timers.tick(3000); // no "ready" within CONNECT_MS
+  first.fromKernel([marker(client, "direct", 1)]); // the kernel authenticated it just after
+  t.mock.timers.tick(1);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(first.closed, true);
+  assert.deepEqual(first.items(), []); // never used: the kernel routes nothing to it
+  const second = FakeSocket.all[1];
+  assert.match(second.url, /ipybridge\/direct\/k-1/);
+  t.mock.timers.tick(1); // its nonce
+  for (let i = 0; i < 200 && second.sent.length === 0; i++) await new Promise((r) => setImmediate(r));
+  second.fromKernel([marker(client, "direct", 2)]);
+  await client.direct.started;
+  t.mock.timers.reset();
+  assert.equal(client.transport, "direct");
+  assert.deepEqual(second.items(), [{ type: "transport", view: client.viewId, transport: "direct" }]);
+  model.fromKernel([marker(client, "comm", 1)]); // whatever the kernel says of the first, the second stays
+  assert.equal(client.transport, "direct");
+});
+
+test("the kernel's comm item ends the connection: what still comes on the socket is ignored, unanswered requests go again", async () => {
+  const { model, client, ws } = await connected();
+  model.fromKernel([marker(client, "direct")]);
+  const a = client.call("a");
+  await tick();
+  const [callA] = ws.requests();
+  model.fromKernel([marker(client, "comm")]); // e.g. the kernel refused a second connection for this view
+  assert.equal(ws.closed, true);
+  assert.equal(client.transport, "comm");
+  await tick();
+  assert.deepEqual(model.items().filter((i) => i.type === "call").map((i) => i.id), [callA.id]);
+  ws.fromKernel([{ type: "result", view: client.viewId, id: callA.id, value: "late" }]); // ignored
+  model.fromKernel([{ type: "result", view: client.viewId, id: callA.id, value: "again" }]);
+  assert.equal(await a, "again");
+  assert.equal(client.diagnostics.unmatchedAnswers, 0);
+});
+
+test("answers that arrived on the socket before the comm's item are not asked for again after a drop", async () => {
+  const { model, client, ws } = await connected();
+  const a = client.call("a");
+  const b = client.call("b");
+  await tick();
+  const [callA, callB] = ws.requests();
+  ws.fromKernel([{ type: "result", view: client.viewId, id: callA.id, value: "A" }]); // held: no comm item yet
+  ws.close();
+  await tick();
+  await tick();
+  const resent = model.items().filter((i) => i.type === "call").map((i) => i.id);
+  assert.deepEqual(resent, [callB.id]);
+  model.fromKernel([marker(client, "direct"), marker(client, "comm")]);
+  assert.equal(await a, "A");
+  model.fromKernel([{ type: "result", view: client.viewId, id: callB.id, value: "B" }]);
+  assert.equal(await b, "B");
+  assert.equal(client.diagnostics.unmatchedAnswers, 0);
 });

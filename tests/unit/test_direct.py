@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import tornado.httpclient
+import tornado.iostream
 import tornado.websocket
 
 from ipybridge import _direct
@@ -74,12 +75,27 @@ def hello(endpoint: DirectEndpoint, **changes: Any) -> str:
     return json.dumps({"ipb": 1, "token": endpoint.secret, "widget": WIDGET, "view": "v1", **changes})
 
 
-async def authenticated(endpoint: DirectEndpoint) -> Any:
+async def authenticated(endpoint: DirectEndpoint, use: bool = True) -> Any:
+    """A connection that authenticated (and, with ``use``, that the page started using, as js/direct.js does)."""
     ws = await connect(endpoint)
     await ws.write_message(hello(endpoint))
-    ready = unpack(await ws.read_message())[0]
-    assert ready["msgs"] == [{"type": "transport", "view": "v1", "transport": "direct"}]
+    ready = unpack(await ws.read_message())[0]["msgs"]
+    assert len(ready) == 1, ready
+    assert is_marker(ready[0], "direct"), ready
+    ws.conn = ready[0]["conn"]
+    if use:
+        await ws.write_message(pack(*envelope({"type": "transport", "transport": "direct"})), binary=True)
     return ws
+
+
+def is_marker(item: dict[str, Any], transport: str, view: str = "v1") -> bool:
+    """A ``transport`` item switching ``view`` (it also names its connection, ``conn``)."""
+    return (
+        item.get("type") == "transport"
+        and item.get("view") == view
+        and item.get("transport") == transport
+        and isinstance(item.get("conn"), int)
+    )
 
 
 async def read_items(ws: Any) -> tuple[list[dict[str, Any]], list[memoryview]]:
@@ -121,7 +137,7 @@ def test_a_view_moves_to_the_direct_path_with_a_marker_in_comm_order(
 
     async def scenario() -> None:
         ws = await authenticated(endpoint)
-        page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "direct"})
+        page.wait_for(lambda i: is_marker(i, "direct"))
         await ws.write_message(pack(*envelope(call_item(1, "add", 2, 3))), binary=True)
         items, _ = await read_items(ws)
         assert items == [{"type": "result", "view": "v1", "id": 1, "value": 5}]
@@ -250,7 +266,7 @@ def test_an_oversize_message_after_authentication_closes_the_connection(
 
     assert run(scenario()) is None
     assert not ran.is_set()
-    page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "comm"})
+    page.wait_for(lambda i: is_marker(i, "comm"))
 
 
 def test_malformed_direct_messages_get_a_protocol_error(endpoint: DirectEndpoint, core: BridgeCore) -> None:
@@ -300,21 +316,216 @@ def test_a_drop_mid_call_answers_once_over_the_comm_and_runs_once(
     assert page.value_of(page.answer("v1", 2)) == 40
     assert page.value_of(page.answer("v1", 1)) == "fast"  # remembered, not run again
     assert page.value_of(page.answer("v1", 3)) == "fast"
-    page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "comm"})
+    page.wait_for(lambda i: is_marker(i, "comm"))
     assert runs == [4]
     answers = [(i["id"], i["type"]) for i, _ in page.items() if i.get("type") in ("result", "error")]
     assert sorted(answers) == [(1, "result"), (2, "result"), (3, "result")]
 
 
-def test_the_comm_only_path_is_unchanged_when_no_view_connects(core: BridgeCore, page: FakePage) -> None:
-    core.expose(lambda: 1, "one")
-    core.receive(*envelope(call_item(1, "one"), call_item(2, "one")))
+def test_the_comm_only_path_runs_each_request_once_when_no_view_connects(core: BridgeCore, page: FakePage) -> None:
+    runs: list[int] = []
+    core.expose(lambda n: runs.append(n) or n, "one")
+    core.receive(*envelope(call_item(1, "one", 1), call_item(2, "one", 2)))
     page.answer("v1", 2)
-    core.receive(*envelope(call_item(1, "one")))
-    page.wait_for(lambda i: i.get("type") == "result" and i["id"] == 1 and i is not page.answer("v1", 1))
-    # no de-duplication (and no bookkeeping) for views that never used the direct path
-    assert [i["id"] for i, _ in page.items() if i.get("type") == "result"] == [1, 2, 1]
+    page.answer("v1", 1)
+    core.receive(*envelope(call_item(1, "one", 1), call_item(3, "one", 3)))  # an id again: answered already
+    page.answer("v1", 3)
+    assert runs == [1, 2, 3]
+    assert sorted(i["id"] for i, _ in page.items() if i.get("type") == "result") == [1, 2, 3]
     assert core.direct.transport() == "comm"
+
+
+# ------------------------------------------------- races (issue 14's stall)
+def test_nothing_goes_to_a_connection_the_page_has_not_started_using(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    """A page that authenticated and then gave up (its 3 s connect timeout) must still get every answer.
+
+    The kernel used to move the view at authentication: answers to calls the page had sent over the
+    comm went to a socket the page had already dropped, and the page waited for them forever
+    (test_soak: 64 calls pending). And an item routed there could arrive before "ready".
+    """
+    release = threading.Event()
+    core.expose(lambda: release.wait(10) and "late", "slow")
+
+    async def scenario() -> list[Any]:
+        core.receive(*envelope(call_item(1, "slow")))  # over the comm, before any connection
+        ws = await authenticated(endpoint, use=False)  # ready arrived... and the page timed out meanwhile
+        core.emit("tick", 1)
+        release.set()
+        page.answer("v1", 1)
+        page.wait_for(lambda i: i.get("type") == "event")
+        ws.close()
+        got = []
+        while (message := await ws.read_message()) is not None:
+            got.append(message)
+        return got
+
+    assert run(scenario()) == []  # nothing but "ready" on the socket
+    assert page.value_of(page.answer("v1", 1)) == "late"
+    assert not any(i.get("type") == "transport" for i, _ in page.items())  # the view never switched
+
+
+def test_a_request_sent_over_the_comm_before_the_switch_runs_once_and_is_answered_after_a_drop(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    """Its answer left on the socket after the switch and died with it: the page asks again over the comm."""
+    release = threading.Event()
+    runs: list[int] = []
+
+    def slow(n: int) -> int:
+        runs.append(n)
+        release.wait(10)
+        return n * 10
+
+    core.expose(slow)
+
+    async def scenario() -> None:
+        core.receive(*envelope(call_item(1, "slow", 1)))
+        ws = await authenticated(endpoint)
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        release.set()
+        items, _ = await read_items(ws)  # the answer went directly... and the page never read it
+        assert items[0]["id"] == 1
+        ws.close()
+
+    run(scenario())
+    content, buffers = envelope(call_item(1, "slow", 1))
+    core.receive({**content, "direct": "lost"}, buffers)
+    assert page.value_of(page.answer("v1", 1)) == 10
+    assert runs == [1]
+
+
+def test_a_lost_notice_before_the_kernel_reads_use_keeps_the_view_on_the_comm(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    """The page's socket failed right after it sent ``use``; the comm's notice may come first."""
+    core.expose(lambda: "ok", "ping")
+    routes: DirectRoutes = core.direct
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint, use=False)
+        core.receive({"ipb": 1, "msgs": [], "direct": "lost", "view": "v1"}, [])
+        await ws.write_message(pack(*envelope({"type": "transport", "transport": "direct"})), binary=True)
+        assert await ws.read_message() is None  # closed, and nothing routed to it
+
+    run(scenario())
+    core.receive(*envelope(call_item(1, "ping")))
+    assert page.value_of(page.answer("v1", 1)) == "ok"
+    assert not any(i.get("type") == "transport" for i, _ in page.items())
+    assert routes.transport() == "comm"
+
+
+class FakeConn:
+    """A stand-in for an authenticated connection (what DirectRoutes touches)."""
+
+    def __init__(self, view: str) -> None:
+        self.view = view
+        self.state = "open"
+        self.conn_id = 0
+        self.sent: list[bytes] = []
+        self.shut_calls = 0
+
+    def send_packed(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def shut(self) -> None:
+        self.shut_calls += 1
+
+
+def test_switches_posted_from_two_threads_reach_the_page_in_the_order_they_happened(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """attach (endpoint thread) and detach (comm thread, a 'lost' notice) of one connection at once.
+
+    Posting the ``direct`` item was outside the lock that recorded the switch: a detach could post its
+    ``comm`` item first, and the kernel then routed the view to the connection the page had left.
+    """
+    routes: DirectRoutes = core.direct
+    conn = FakeConn("v1")
+    conn.conn_id = routes.opened(conn)  # type: ignore[arg-type]
+    posting = threading.Event()
+    go_on = threading.Event()
+    real_post = core.post
+
+    def slow_post(item: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        if item.get("type") == "transport" and item.get("transport") == "direct":
+            posting.set()
+            go_on.wait(10)
+        real_post(item, *args, **kwargs)
+
+    monkeypatch.setattr(core, "post", slow_post)
+    attacher = threading.Thread(target=routes.attach, args=("v1", conn))
+    attacher.start()
+    assert posting.wait(10)
+    detacher = threading.Thread(target=routes.detach, args=("v1", conn))
+    detacher.start()
+    detacher.join(0.5)  # it must wait for the attach to finish posting (if it does not, it is done by now)
+    go_on.set()
+    attacher.join(10)
+    detacher.join(10)
+    core.outbox.flush()
+    markers = [i["transport"] for i, _ in page.items() if i.get("type") == "transport"]
+    assert markers == ["direct", "comm"]
+    assert routes._live == {}
+    assert routes.transport() == "comm"
+    core.emit("after", 1)
+    core.outbox.flush()
+    assert page.wait_for(lambda i: i.get("type") == "event")["name"] == "after"  # over the comm
+    assert conn.sent == []
+
+
+def test_concurrent_attach_and_detach_keep_every_connections_items_between_its_markers(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    """Many connections of one view attached and detached from two threads while results flow."""
+    routes: DirectRoutes = core.direct
+    stop = threading.Event()
+    posted: list[int] = []
+
+    def traffic() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            posted.append(n)
+            core.post({"type": "output", "view": "v1", "id": n, "stream": "stdout", "text": str(n)})
+
+    def churn() -> None:
+        for _ in range(200):
+            conn = FakeConn("v1")
+            conn.conn_id = routes.opened(conn)  # type: ignore[arg-type]
+            t = threading.Thread(target=routes.attach, args=("v1", conn))
+            t.start()
+            routes.detach("v1", conn)  # type: ignore[arg-type]
+            t.join(10)
+            routes.detach("v1", conn)  # type: ignore[arg-type]  (closed later too: nothing more)
+
+    conns: list[FakeConn] = []
+    real_opened = routes.opened
+
+    def opened(conn: Any) -> int:
+        conns.append(conn)
+        return real_opened(conn)
+
+    routes.opened = opened  # type: ignore[method-assign]
+    pump = threading.Thread(target=traffic)
+    pump.start()
+    churn()
+    stop.set()
+    pump.join(10)
+    core.outbox.flush()
+    # Per connection: at most one "direct", then exactly one "comm"; never a "comm" before its "direct".
+    seen: dict[int, list[str]] = {}
+    for item, _ in page.items():
+        if item.get("type") == "transport":
+            seen.setdefault(item["conn"], []).append(item["transport"])
+    assert all(marks == ["direct", "comm"] for marks in seen.values()), seen
+    assert (routes._live, routes._used, routes._markers) == ({}, {}, {})
+    # every output went somewhere exactly once: over the comm, or to the connection live at the time
+    direct = [i["id"] for c in conns for data in c.sent for i in unpack(data)[0]["msgs"]]
+    on_comm = [i["id"] for i, _ in page.items() if i.get("type") == "output"]
+    assert sorted(direct + on_comm) == posted
+    assert routes.transport() == "comm"
 
 
 def test_call_js_waiting_for_a_view_that_dropped_is_sent_again_to_it_over_the_comm(
@@ -322,7 +533,7 @@ def test_call_js_waiting_for_a_view_that_dropped_is_sent_again_to_it_over_the_co
 ) -> None:
     async def scenario() -> None:
         ws = await authenticated(endpoint)
-        page.wait_for(lambda i: i == {"type": "transport", "view": "v1", "transport": "direct"})
+        page.wait_for(lambda i: is_marker(i, "direct"))
         future = core.call_js("greet", ["a"], timeout=None)
         items, _ = await read_items(ws)
         assert items[0]["type"] == "call"
@@ -345,7 +556,8 @@ def test_a_proof_of_the_secret_authenticates_without_sending_it(endpoint: Direct
         ws.close()
         return items
 
-    assert run(scenario()) == [{"type": "transport", "view": "v1", "transport": "direct"}]
+    (ready,) = run(scenario())
+    assert is_marker(ready, "direct")
 
 
 def test_an_answer_remembered_again_is_counted_once(endpoint: DirectEndpoint, core: BridgeCore) -> None:
@@ -361,3 +573,95 @@ def test_an_answer_remembered_again_is_counted_once(endpoint: DirectEndpoint, co
         routes._remember_answer("v1", 5, entry)
     assert routes._bytes == 1000 + 256
     assert routes._answer_bytes == {("v1", 5): 1000 + 256}
+
+
+def test_a_cell_blocked_on_call_js_over_a_dropped_connection_fails_at_once_instead_of_hanging(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ipykernel without subshells: comm messages reach the kernel on the main thread, which the cell holds."""
+    import time
+
+    from ipybridge import _core
+
+    monkeypatch.setattr(_core, "_kernel", lambda: object())
+    core.delivered_on_main = True
+    connected = threading.Event()
+    got_call = threading.Event()
+    drop = threading.Event()
+
+    async def page_side() -> None:
+        ws = await authenticated(endpoint)
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        connected.set()
+        items, _ = await read_items(ws)
+        assert items[0]["type"] == "call"
+        got_call.set()
+        await asyncio.get_running_loop().run_in_executor(None, drop.wait, 10)
+        ws.close()  # the connection dies while the cell waits
+
+    side = threading.Thread(target=run, args=(page_side(),))
+    side.start()
+    assert connected.wait(20)
+    future = core.call_js("greet", ["a"], timeout=None)
+
+    def drop_once_blocked() -> None:
+        got_call.wait(20)
+        for _ in range(2000):  # until the cell blocks (bounded)
+            if future.blocking_on_direct:
+                break
+            time.sleep(0.005)
+        drop.set()
+
+    threading.Thread(target=drop_once_blocked).start()
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="greet"):
+        future.result(20)  # on the main thread, as in a cell
+    assert time.monotonic() - started < 10
+    side.join(20)
+
+
+def test_a_long_first_message_is_refused_on_its_header_without_reading_it(
+    endpoint: DirectEndpoint, core: BridgeCore
+) -> None:
+    """Before authentication a frame may be AUTH_BYTES long, not the 9 MiB an authenticated page may send."""
+    ran = threading.Event()
+    core.expose(lambda data: ran.set(), "sink")
+
+    async def scenario() -> Any:
+        ws = await connect(endpoint)
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
+            await ws.write_message(b"x" * (8 << 20), binary=True)
+        assert await ws.read_message() is None
+        return ws.close_code
+
+    refused = endpoint.refused
+    # Cut off on the frame's header: tornado says 1009 "message too big" and aborts, so the client may see
+    # no close frame at all. A first message read whole and then refused gets 1008.
+    assert run(scenario()) in (1009, None)
+    assert endpoint.refused == refused + 1
+    assert not ran.is_set()
+
+
+def test_a_page_that_reads_too_slowly_goes_back_to_the_comm_instead_of_filling_the_kernel(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_direct, "WRITE_BUFFER_BYTES", 4 << 20)
+    payload = b"x" * (1 << 20)
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)  # ...and then never reads
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        conn = core.direct._used["v1"]
+        most = 0
+        for _ in range(200):  # 200 MiB: far more than the socket buffers hold
+            core.emit("chunk", payload)
+            core.outbox.flush()
+            most = max(most, conn._buffered)
+        # Closed by the kernel (tornado waits up to 5 s for the close handshake): the view is on the comm.
+        page.wait_for(lambda i: is_marker(i, "comm"), timeout=30)
+        assert most <= _direct.WRITE_BUFFER_BYTES
+        ws.close()
+
+    run(scenario())
+    core.emit("after", 1)
+    assert page.wait_for(lambda i: i.get("type") == "event" and i["name"] == "after")  # over the comm

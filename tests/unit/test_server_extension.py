@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +85,12 @@ def test_the_relay_reads_only_the_port_a_kernel_announced(tmp_path: Path) -> Non
     kernel = type("Kernel", (), {"connection_file": str(connection_file)})()
     assert server.announced_port(kernel) is None  # nothing announced
     announced = tmp_path / "ipybridge-direct-kernel-abc.json"
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
     for content, expected in [
-        ('{"port": 41234, "pid": 1}', 41234),
+        (f'{{"port": 41234, "pid": {os.getpid()}}}', 41234),
+        (f'{{"port": 41234, "pid": {dead.pid}}}', None),  # left by a kernel killed with SIGKILL
+        ('{"port": 41234}', None),
         ('{"port": "41234"}', None),
         ('{"port": 70000}', None),
         ('{"port": true}', None),
@@ -93,3 +100,16 @@ def test_the_relay_reads_only_the_port_a_kernel_announced(tmp_path: Path) -> Non
         announced.write_text(content)
         assert server.announced_port(kernel) == expected, content
     assert server.announced_port(type("Remote", (), {})()) is None  # a kernel without a local connection file
+
+
+def test_the_relay_bridges_only_to_an_endpoint_that_greets_like_one() -> None:
+    assert server.is_endpoint_greeting('{"ipb": 1, "nonce": "abc"}')
+    for other in [
+        None,
+        b'{"ipb": 1, "nonce": "abc"}',
+        "HTTP/1.1 200 OK",
+        '{"ipb": 2, "nonce": "a"}',
+        '{"ipb": 1}',
+        "[]",
+    ]:
+        assert not server.is_endpoint_greeting(other), other

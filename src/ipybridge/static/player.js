@@ -1,6 +1,5 @@
 // js/direct.js
 var CONNECT_MS = 3e3;
-var REQUEST_TYPES = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
 function pack(content, buffers) {
   const head = new TextEncoder().encode(JSON.stringify([content, buffers.map((b) => b.byteLength)]));
   let total = 4 + head.byteLength;
@@ -81,6 +80,7 @@ var DirectLink = class {
     this.commSaysDirect = false;
     this.held = [];
     this.route = null;
+    this.conn = null;
     this.callsSeen = /* @__PURE__ */ new Set();
     this.replies = /* @__PURE__ */ new Map();
     this.failures = [];
@@ -92,18 +92,22 @@ var DirectLink = class {
     if (typeof this.WebSocket !== "function") return;
     for (const way of waysToConnect(this.offer, this.client.model.widget_manager?.kernel)) {
       if (this.stopped || this.client.closed) return;
-      const ws = await this._open(way);
-      if (ws) {
+      const opened = await this._open(way);
+      if (opened) {
         if (this.stopped || this.client.closed) {
-          ws.close();
+          opened.ws.close();
           return;
         }
-        this._use(ws, way.route);
+        this._use(opened.ws, way.route, opened.conn);
         return;
       }
     }
   }
-  /** @param {Way} way @returns {Promise<any>} an authenticated websocket, or null */
+  /**
+   * An authenticated websocket and the kernel's number for it, or null. The kernel sends nothing else on
+   * it before the page uses it (`_use`), so giving up here (a timeout) loses nothing.
+   * @param {Way} way @returns {Promise<{ws: any, conn: any}|null>}
+   */
   _open(way) {
     return new Promise((resolve) => {
       let ws;
@@ -149,46 +153,45 @@ var DirectLink = class {
           );
           return;
         }
-        let ready = false;
+        let item = null;
         try {
-          const { content } = unpack(event.data);
-          const item = content?.msgs?.[0];
-          ready = item?.type === "transport" && item.transport === "direct" && item.view === this.client.viewId;
+          item = unpack(event.data).content?.msgs?.[0];
         } catch {
         }
+        const ready = item?.type === "transport" && item.transport === "direct" && item.view === this.client.viewId;
         if (!ready) return fail("no ready message");
         clearTimeout(timer);
-        resolve(ws);
+        ws.onmessage = ws.onerror = ws.onclose = null;
+        resolve({ ws, conn: item.conn });
       };
     });
   }
-  /** @param {any} ws @param {string} route */
-  _use(ws, route) {
+  /**
+   * Start using `ws`: its first message says so (the kernel routes this view's items to it only from then on,
+   * after a `transport` item on the comm), then every message to the kernel goes there.
+   * @param {any} ws @param {string} route @param {any} conn
+   */
+  _use(ws, route, conn) {
+    if (ws.readyState !== 1) return;
     this.ws = ws;
     this.route = route;
-    this.ready = true;
-    this.client.transport = "direct";
+    this.conn = conn;
     ws.onmessage = (event) => this._fromDirect(event.data);
     ws.onclose = () => this._lose();
     ws.onerror = () => this._lose();
+    try {
+      ws.send(pack({ ipb: 1, msgs: [{ type: "transport", view: this.client.viewId, transport: "direct" }] }, []));
+    } catch {
+      return;
+    }
+    this.ready = true;
+    this.client.transport = "direct";
   }
   /**
    * Send one envelope over the websocket (the client calls this while `ready`).
    * @param {any} content @param {ArrayBufferView[]} buffers
    */
   send(content, buffers) {
-    const pending = this.client._pending;
-    for (const item of content.msgs) {
-      if (REQUEST_TYPES.has(item.type)) {
-        const p = pending.get(item.id);
-        if (p) p.direct = true;
-      } else if (item.type === "part" && Array.isArray(item.ids)) {
-        for (const id of item.ids) {
-          const p = pending.get(id);
-          if (p) p.direct = true;
-        }
-      }
-    }
     this.ws.send(pack(content, buffers));
   }
   /** @param {ArrayBuffer} data */
@@ -213,6 +216,7 @@ var DirectLink = class {
     let batch = [];
     for (const item of msgs) {
       if (item?.type === "transport" && item.view === this.client.viewId) {
+        if (this.conn === null || item.conn !== this.conn) continue;
         this.client._deliver(batch, buffers);
         batch = [];
         if (item.transport === "direct") {
@@ -250,7 +254,13 @@ var DirectLink = class {
     const oldest = this.replies.keys().next().value;
     if (this.replies.size > 64 && oldest !== void 0) this.replies.delete(oldest);
   }
-  /** The connection is gone: back to the comm, and ask again for every answer that may have been lost. */
+  /**
+   * The connection is gone (it closed, or the kernel's `transport: comm` item came): back to the comm for good.
+   * The comm first says so (the kernel then routes this view there before it reads anything else from
+   * it), then every request without an answer is sent again: any answer may have left on the socket,
+   * also one to a request sent over the comm before the switch. The kernel runs a request once and
+   * answers again only those whose answer went over the socket.
+   */
   _lose() {
     if (!this.ready) return;
     this.ready = false;
@@ -263,9 +273,16 @@ var DirectLink = class {
     } catch {
     }
     if (this.stopped || this.client.closed) return;
+    const view2 = this.client.viewId;
+    this.client.model.send({ ipb: 1, msgs: [], direct: "lost", view: view2, conn: this.conn });
+    const arrived = /* @__PURE__ */ new Set();
+    for (const m of this.held) {
+      for (const item of m.content.msgs) {
+        if ((item?.type === "result" || item?.type === "error") && item.view === view2) arrived.add(item.id);
+      }
+    }
     for (const [id, pending] of this.client._pending) {
-      if (!pending.direct) continue;
-      pending.direct = false;
+      if (arrived.has(id)) continue;
       this.client._post(pending.item, (error) => this.client._settle(id, error));
     }
     this.client._transportChanged();
@@ -463,7 +480,7 @@ function view(ctor, bytes) {
 var PROTOCOL_VERSION = 1;
 var DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
 var PART_BYTES = 8 * 2 ** 20;
-var REQUEST_TYPES2 = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
+var REQUEST_TYPES = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
 var ENVELOPE_BYTES = 64;
 var HANDLER_WAIT_MS = 1e4;
 function makeError(name, message, extra = {}) {
@@ -794,7 +811,7 @@ var BridgeClient = class {
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
-    const ids = msgs.filter((i) => REQUEST_TYPES2.has(i.type)).map((i) => i.id);
+    const ids = msgs.filter((i) => REQUEST_TYPES.has(i.type)).map((i) => i.id);
     const parts = splitIntoParts(new TextEncoder().encode(json), buffers, this.limits.partBytes, {
       view: this.viewId,
       id: this._nextId++,
