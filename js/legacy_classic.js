@@ -599,7 +599,11 @@ export function installClassic(win, hub) {
         },
       );
   }
-  const commManager = new ClassicCommManager({ target: () => hub.pickTarget(), kernelFor });
+  const commManager = new ClassicCommManager({
+    target: () => hub.pickTarget(),
+    kernelFor,
+    registered: (/** @type {any} */ target, /** @type {string} */ name) => hub.transportFor(target)?.targetRegistered?.(name),
+  });
   const shimKernel = hub.kernel;
   hub.kernel = strict(
     "IPython.notebook.kernel",

@@ -165,11 +165,13 @@ export class ClassicComm {
  * page, on the JupyterLab kernel connection(s) `link` finds.
  *
  * `link.target()` is the notebook a call made now belongs to (its element, or null);
- * `link.kernelFor(target)` that notebook's IKernelConnection, or null while not known.
+ * `link.kernelFor(target)` that notebook's IKernelConnection, or null while not known;
+ * `link.registered(target, name)`, if given, is told each time a target is registered on it
+ * (the kernel holds its comms to a target the page has not registered yet, for a moment).
  */
 export class ClassicCommManager {
   /**
-   * @param {{target: () => any, kernelFor: (target: any) => any}} link
+   * @param {{target: () => any, kernelFor: (target: any) => any, registered?: (target: any, name: string) => void}} link
    * @param {any} [kernel] the classic kernel object comms point back to
    */
   constructor(link, kernel) {
@@ -195,7 +197,10 @@ export class ClassicCommManager {
     this.targets[name] = f;
     const notebook = this.link.target();
     this._targetNotebooks.set(name, notebook);
-    this._when(notebook, (kernel) => this._registerOn(kernel, name));
+    this._when(notebook, (kernel) => {
+      this._registerOn(kernel, name);
+      this.link.registered?.(notebook, name);
+    });
   }
 
   /** @param {string} targetName @param {Function} [_f] */

@@ -41,7 +41,7 @@
 
   /**
    * @typedef {{msgId: string, code: string, callbacks: any, options: any, target: any}} LegacyCall
-   * @typedef {{alive: boolean, notebook: () => any, run: (call: LegacyCall) => void, panel?: any, kernel?: () => any}} Transport
+   * @typedef {{alive: boolean, notebook: () => any, run: (call: LegacyCall) => void, panel?: any, kernel?: () => any, targetRegistered?: (name: string) => void}} Transport
    */
   const hub = {
     version: VERSION,

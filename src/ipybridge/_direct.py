@@ -435,6 +435,7 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         except Exception:  # noqa: BLE001 - closed meanwhile: same as above
             self._written(size)
             return
+
         def done(f: Any) -> None:
             self._written(size)
             _ignore_result(f)

@@ -45,6 +45,7 @@ import io
 import json
 import sys
 import threading
+import time
 import tokenize
 import traceback
 import uuid
@@ -256,9 +257,14 @@ def _show_new_figures(before: set[int]) -> None:
 class LegacyCore(BridgeCore):
     """BridgeCore plus the ``legacy_execute`` item of the classic ``kernel.execute``."""
 
-    custom_types = frozenset({"legacy_execute"})
+    custom_types = frozenset({"legacy_execute", "legacy_target"})
 
     def handle_custom(self, item: Custom) -> None:
+        if item.type == "legacy_target":
+            target = item.data.get("target")
+            if isinstance(target, str) and 0 < len(target) <= MAX_NAME_LENGTH:
+                _comm_hold.registered(target)  # the page registered a classic comm target
+            return
         ident: Any = item.data.get("id")
         if not is_valid_id(ident):
             error = simple_error("ProtocolError", f"'id' must be an integer in [0, 2**53), not {ident!r}")
@@ -343,6 +349,111 @@ class LegacyWidget(BridgeWidget):
 
 _widget: LegacyWidget | None = None
 _widget_lock = threading.Lock()
+
+
+#: Comm targets of ipywidgets: never held (see :class:`_CommHold`).
+_WIDGET_TARGETS = frozenset({"jupyter.widget", "jupyter.widget.control", "jupyter.widget.version"})
+#: For this long (s) after ``%load_ext ipybridge``, the kernel's comms to a target the page has not
+#: registered yet wait for it.
+COMM_HOLD_S = 10.0
+
+
+class _CommHold:
+    """Hold the kernel's comm messages to a classic page target until the page has registered it.
+
+    In the classic notebook a script's ``comm_manager.register_target`` took effect as
+    its output rendered, before the page read the next cell's messages, so a "Run All"
+    that registers a target in one cell and opens a comm to it (``comm.create_comm``,
+    ``ipykernel.comm.Comm``) in the next worked. In JupyterLab the script runs once its
+    output has joined the page and the legacy widget's view has found the notebook's
+    kernel connection, which can be after the next cells ran; JupyterLab closes a comm
+    whose target it does not know. So for :data:`COMM_HOLD_S` after ``%load_ext
+    ipybridge``, the comm messages the kernel sends to a target the page has not
+    reported (``legacy_target``) wait, in order, until it does or the time is up;
+    ipywidgets' comms never wait, and nothing blocks the cell.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: list[tuple[Any, Any, tuple[Any, ...], dict[str, Any]]] = []
+        self._registered: set[str] = set()
+        self._deadline = 0.0
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        if not _hook_comm_publish():
+            return
+        with self._lock:
+            self._registered.clear()  # a new page (or a reloaded one) registers its targets again
+            self._deadline = time.monotonic() + COMM_HOLD_S
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(COMM_HOLD_S, self.release)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def take(self, comm: Any, publish: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Keep this message for later; False when it may go now."""
+        target = getattr(comm, "target_name", None)
+        if target in _WIDGET_TARGETS:
+            return False
+        with self._lock:
+            waiting = any(held[0] is comm for held in self._held)  # keep a comm's messages in order
+            if not waiting and (target in self._registered or time.monotonic() >= self._deadline):
+                return False
+            self._held.append((comm, publish, args, kwargs))
+            return True
+
+    def registered(self, target: str) -> None:
+        """The page registered ``target``: its comms' messages go now, in order."""
+        with self._lock:
+            self._registered.add(target)
+            ready = [h for h in self._held if getattr(h[0], "target_name", None) == target]
+            self._held = [h for h in self._held if getattr(h[0], "target_name", None) != target]
+            for comm, publish, args, kwargs in ready:  # under the lock: nothing overtakes them
+                _publish_held(comm, publish, args, kwargs)
+
+    def release(self) -> None:
+        """Time is up: everything held goes, in order."""
+        with self._lock:
+            self._deadline = 0.0
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            held, self._held = self._held, []
+            for comm, publish, args, kwargs in held:
+                _publish_held(comm, publish, args, kwargs)
+
+
+def _publish_held(comm: Any, publish: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    try:
+        publish(comm, *args, **kwargs)
+    except Exception:  # noqa: BLE001 - reported as if it had failed when the cell sent it
+        traceback.print_exc()
+
+
+_comm_hold = _CommHold()
+_HOLD_MARK = "_ipybridge_comm_hold"
+
+
+def _hook_comm_publish() -> bool:
+    """Route ipykernel's comm messages through :data:`_comm_hold` (once); False without ipykernel."""
+    try:
+        from ipykernel.comm.comm import BaseComm
+    except ImportError:
+        return False
+    publish: Any = BaseComm.publish_msg
+    if getattr(publish, _HOLD_MARK, False):
+        return True
+
+    def publish_msg(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _comm_hold.take(self, publish, args, kwargs):
+            return None
+        return publish(self, *args, **kwargs)
+
+    setattr(publish_msg, _HOLD_MARK, True)
+    BaseComm.publish_msg = publish_msg  # type: ignore[method-assign]
+    return True
 
 
 def _legacy_widget() -> LegacyWidget:
@@ -466,6 +577,7 @@ def enable_legacy_api() -> None:
     # Installs the shim as soon as it is rendered, so a script displayed after it finds it.
     # The empty text/plain keeps an untrusted (reopened) notebook from offering to run it.
     display_({"application/javascript": shim_source(), "text/plain": ""}, raw=True)
+    _comm_hold.start()
     display_(_legacy_widget())
     shell = _shell()
     if shell is not None:

@@ -4,6 +4,7 @@ shaping and LegacyCore over a fake page (no browser, no kernel)."""
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 
 import pytest
@@ -464,3 +465,46 @@ def test_with_a_lab_page_a_widget_callbacks_script_is_sent_to_the_page_not_the_l
         assert legacy._widget_callback_hook(html) is html  # only scripts are moved
     finally:
         widget.close()
+
+
+# ------------------------------------------------------------ comms opened right after %load_ext
+class _FakeComm:
+    def __init__(self, target_name: str) -> None:
+        self.target_name = target_name
+
+
+def test_comm_messages_wait_for_their_target_in_order_and_widgets_never_wait(monkeypatch):
+    from ipybridge import legacy
+
+    monkeypatch.setattr(legacy, "_hook_comm_publish", lambda: True)
+    hold = legacy._CommHold()
+    sent = []
+
+    def publish(comm, msg_type, **kwargs):
+        sent.append((comm.target_name, msg_type))
+
+    page, other, widget = _FakeComm("temperature"), _FakeComm("dice"), _FakeComm("jupyter.widget")
+    hold.start()
+    assert hold.take(page, publish, ("comm_open",), {})
+    assert not hold.take(widget, publish, ("comm_open",), {})  # ipywidgets' comms go at once
+    assert hold.take(other, publish, ("comm_open",), {})
+    assert hold.take(page, publish, ("comm_msg",), {})
+    assert sent == []
+    hold.registered("temperature")  # the page registered it: its comm's messages go, in order
+    assert sent == [("temperature", "comm_open"), ("temperature", "comm_msg")]
+    assert not hold.take(page, publish, ("comm_close",), {})  # a registered target's comms never wait
+    hold.release()  # time is up: the rest goes
+    assert sent[-1] == ("dice", "comm_open")
+    assert not hold.take(_FakeComm("late"), publish, ("comm_open",), {})
+
+
+def test_held_comm_messages_go_by_themselves_after_the_bound(monkeypatch):
+    from ipybridge import legacy
+
+    monkeypatch.setattr(legacy, "_hook_comm_publish", lambda: True)
+    monkeypatch.setattr(legacy, "COMM_HOLD_S", 0.05)
+    hold = legacy._CommHold()
+    sent = threading.Event()
+    hold.start()
+    assert hold.take(_FakeComm("x"), lambda comm, *a, **k: sent.set(), ("comm_open",), {})
+    assert sent.wait(5)  # the page never registered it (nbconvert, a target nobody registers)

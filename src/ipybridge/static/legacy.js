@@ -1484,6 +1484,8 @@ function render({ model, el }) {
     panel: null,
     /** The notebook's kernel connection (the widget manager's), for classic comms before the panel is found. */
     kernel: () => model.widget_manager?.kernel ?? null,
+    /** A classic comm target is registered on that connection: the kernel's comms to it may go now. @param {string} name */
+    targetRegistered: (name) => client._post({ type: "legacy_target", target: name }),
     notebook: () => {
       const now = el.closest(".jp-Notebook");
       if (now) home = now;
