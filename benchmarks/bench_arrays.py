@@ -317,8 +317,8 @@ def rivals_section(nb: Any, args: argparse.Namespace, base: int, out: dict[str, 
 
             rates = [painted_rate(nb, base + 1, args.window, step) for _ in range(args.windows)]
             read = json.loads(run_and_read(nb, base + 4))["sv_read_s"] * 1000
-            out["stackview"] = {"read_ms": read,"first_frame_ms": first, "painted_fps_stepped": statistics.median(rates),
-                                "rates": rates, "keys": steps["n"]}  # fmt: skip
+            out["stackview"] = {"read_ms": read, "first_frame_ms": first, "rates": rates, "keys": steps["n"],
+                                "painted_fps_stepped": statistics.median(rates)}  # fmt: skip
             print(f"  stackview.slice: first frame {first:.0f} ms after Run, painted fps stepping the slider "
                   f"{rates}", flush=True)  # fmt: skip
         except Exception as exc:  # a rival that fails is reported, not a reason to lose the run
