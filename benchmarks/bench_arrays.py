@@ -217,7 +217,8 @@ STACKVIEW = textwrap.dedent(
     sv
     """
 )
-HOLOVIEWS_SETUP = 'import holoviews as hv, panel as pn\nhv.extension("bokeh")\nprint("ready")'
+# inline: BokehJS and Panel's JS embedded in the notebook, not fetched from their CDNs (this machine is offline).
+HOLOVIEWS_SETUP = 'import holoviews as hv, panel as pn\nhv.extension("bokeh", inline=True)\nprint("ready")'
 HOLOVIEWS = textwrap.dedent(
     """
     player = pn.widgets.Player(start=0, end=small.shape[0] - 1, value=0, interval=round(1000 / 60), loop_policy="loop")
@@ -249,8 +250,9 @@ CANVAS_JS = """() => { if (window.__bench) return;
 }"""
 
 # Time from the user's Run (Shift+Enter keydown) to the first refresh where the cell's largest canvas shows an image.
-FIRST_PAINT_JS = """(cell) => { window.__firstPaint = new Promise((resolve) => {
+FIRST_PAINT_JS = """(cell) => { window.__firstPaint = new Promise((resolve, reject) => {
   let t0 = 0;
+  const t00 = performance.now();
   const onKey = (e) => { if (e.key === "Enter" && e.shiftKey) t0 = performance.now(); };
   window.addEventListener("keydown", onKey, true);
   const tick = () => {
@@ -258,6 +260,7 @@ FIRST_PAINT_JS = """(cell) => { window.__firstPaint = new Promise((resolve) => {
     const canvas = t0 && c && window.__bench.biggest(c);
     if (canvas && window.__bench.sample(canvas).shown) {
       window.removeEventListener("keydown", onKey, true); resolve(performance.now() - t0); return; }
+    if (performance.now() - t00 > 180000) { reject(new Error("no image painted in 180 s")); return; }
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
@@ -658,8 +661,8 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": uptime()}
     }
     print(f"load average before: {results['machine']['load_before']}", flush=True)
-    print("frame function (~100 ms CPU), pure, drawn in order with 16 requests out:", flush=True)
     if not args.quick:
+        print("frame function (~100 ms CPU), pure, drawn in order with 16 requests out:", flush=True)
         results["function"] = function_section(args.function_frames, args.rounds)
         print(f"  {json.dumps(results['function'])}", flush=True)
     if not args.skip_browser:
