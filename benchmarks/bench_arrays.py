@@ -20,7 +20,8 @@ One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py), same mach
     paints) and a HoloViews ``DynamicMap`` of ``hv.Image`` driven by a Panel ``Player`` widget at
     60 fps (its play button pressed; a callback into the kernel per tick): first frame painted after
     Run and distinct frames painted per second (the canvas's pixels sampled at every display refresh).
-    ``pip install stackview holoviews panel`` (not in any extra: they pull bokeh, ipycanvas, scikit-image).
+    ``pip install -r benchmarks/requirements-rivals.txt`` (not in any extra: they pull bokeh, ipycanvas,
+    scikit-image).
 * a frame function costing ~100 ms of CPU (``pure=True``): frames/s drawn in order with 16 requests
   out (as the page keeps them) and encoded as the page asks (on the workers): serially, on a
   ``ProcessPoolExecutor`` of 1 and 2 processes and on a dask ``LocalCluster`` of 2 worker processes,
@@ -197,7 +198,7 @@ IMG_COUNT_JS = """([cell, ms]) => new Promise((resolve) => {
 
 # Optional rivals: present when importable in this environment, else skipped with the install line.
 OPTIONAL = {"stackview": ("stackview",), "holoviews_panel": ("holoviews", "panel")}
-INSTALL = "pip install stackview holoviews panel"
+INSTALL = "pip install -r benchmarks/requirements-rivals.txt"
 
 
 def installed(name: str) -> bool:
