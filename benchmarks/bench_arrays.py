@@ -14,12 +14,22 @@ One run, real JupyterLab 4 + headless Chromium (tests/e2e/harness.py), same mach
     on screen and the kernel's RSS growth (2,000 frames would embed ~1 GB of PNG in the page);
   - an ipywidgets ``Play`` driving ``interact`` that re-draws ``imshow`` with the inline backend
     (the usual slider idiom) at 60 fps: new images painted per second, counted in the page;
+  - optional, skipped (with the line to install them) when not installed: ``stackview.slice`` of the
+    200 frames (read into a numpy array, as stackview takes it; an ipycanvas image under an
+    ``IntSlider``, no play button: the slider's handle is stepped with the arrow key as fast as it
+    paints) and a HoloViews ``DynamicMap`` of ``hv.Image`` driven by a Panel ``Player`` widget at
+    60 fps (its play button pressed; a callback into the kernel per tick): first frame painted after
+    Run and distinct frames painted per second (the canvas's pixels sampled at every display refresh).
+    ``pip install -r benchmarks/requirements-rivals.txt`` (not in any extra: they pull bokeh, ipycanvas,
+    scikit-image).
 * a frame function costing ~100 ms of CPU (``pure=True``): frames/s drawn in order with 16 requests
   out (as the page keeps them) and encoded as the page asks (on the workers): serially, on a
   ``ProcessPoolExecutor`` of 1 and 2 processes and on a dask ``LocalCluster`` of 2 worker processes,
   with and without dask's ``MALLOC_TRIM_THRESHOLD_`` in its workers (in this process, no browser).
 
     .venv/bin/python benchmarks/bench_arrays.py [--frames 2000] [--window 2] [--windows 3]
+    .venv/bin/python benchmarks/bench_arrays.py --quick   # the Player vs its rivals in the page only:
+        # 300-frame big stack, no frame-function section, no memory pass, no to_jshtml (~3 minutes)
 
 Prints a table, writes benchmarks/results/arrays.json. Machine load (``uptime``) is printed first
 and last: other jobs on the machine slow everything and bend the ratios less than the absolute figures.
@@ -127,6 +137,7 @@ SETUP = textwrap.dedent(
         # Encoded frames/s the kernel alone makes for the page (same source, same 16 requests out).
         from ipybridge.player.arrays import ArraySource
         source = ArraySource(array, cmap="inferno")
+        n = min(n, array.shape[0] - first)
         start = time.perf_counter()
         for k in range(n):
             for ahead in range(k, min(n, k + window)):
@@ -185,16 +196,173 @@ IMG_COUNT_JS = """([cell, ms]) => new Promise((resolve) => {
 })"""
 
 
+# Optional rivals: present when importable in this environment, else skipped with the install line.
+OPTIONAL = {"stackview": ("stackview",), "holoviews_panel": ("holoviews", "panel")}
+INSTALL = "pip install -r benchmarks/requirements-rivals.txt"
+
+
+def installed(name: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(module) is not None for module in OPTIONAL[name])
+
+
+# Loaded before a rival's cell, as a user's notebook has them (the Player's module is loaded by the warm player).
+STACKVIEW_SETUP = 'import stackview\nprint("ready")'
+STACKVIEW = textwrap.dedent(
+    """
+    read_start = time.perf_counter()
+    frames_np = small[:]  # stackview takes a numpy array: the 200 frames read into memory (200 MB)
+    sv_read_s = time.perf_counter() - read_start
+    sv = stackview.slice(frames_np, colormap="inferno", display_min=265, display_max=295)
+    sv
+    """
+)
+# inline: BokehJS and Panel's JS embedded in the notebook, not fetched from their CDNs (this machine is offline).
+HOLOVIEWS_SETUP = 'import holoviews as hv, panel as pn\nhv.extension("bokeh", inline=True)\nprint("ready")'
+HOLOVIEWS = textwrap.dedent(
+    """
+    player = pn.widgets.Player(start=0, end=small.shape[0] - 1, value=0, interval=round(1000 / 60), loop_policy="loop")
+    def frame(t):
+        return hv.Image(small[t], bounds=(0, 0, 512, 512)).opts(cmap="inferno", clim=(265, 295), width=512, height=512)
+    dmap = hv.DynamicMap(pn.bind(frame, t=player))
+    pn.Column(player, dmap)
+    """
+)
+
+# Canvas helpers for rivals that paint a <canvas> (ipycanvas, bokeh inside shadow roots): the cell's largest
+# canvas, sampled down to 16 x 16 pixels at every display refresh. A frame is painted when the sample changes.
+CANVAS_JS = """() => { if (window.__bench) return;
+  const scratch = document.createElement("canvas"); scratch.width = scratch.height = 16;
+  const sctx = scratch.getContext("2d", {willReadFrequently: true});
+  const canvases = (root) => { const out = []; const walk = (n) => { if (n.tagName === "CANVAS") out.push(n);
+    if (n.shadowRoot) walk(n.shadowRoot); for (const c of n.children || []) walk(c); }; walk(root); return out; };
+  const biggest = (cell) => canvases(cell.querySelector(".jp-OutputArea") || cell)
+    .filter((c) => c.width * c.height > 0).sort((a, b) => b.width * b.height - a.width * a.height)[0];
+  const sample = (canvas) => { sctx.clearRect(0, 0, 16, 16); sctx.drawImage(canvas, 0, 0, 16, 16);
+    const d = sctx.getImageData(0, 0, 16, 16).data; let h = 0;
+    for (let i = 0; i < d.length; i++) h = (h * 31 + d[i]) >>> 0;
+    const c = sctx.getImageData(6, 6, 4, 4).data;  // the middle: the image, not axes or margins
+    let shown = false;
+    for (let i = 0; i < c.length; i += 4) if (c[i + 3] > 0 && Math.min(c[i], c[i + 1], c[i + 2]) <= 240) shown = true;
+    return {h, shown}; };
+  const cellAt = (n) => document.querySelectorAll(".jp-Notebook .jp-Cell")[n];
+  window.__bench = {biggest, sample, cellAt};
+}"""
+
+# Time from the user's Run (Shift+Enter keydown) to the first refresh where the cell's largest canvas shows an image.
+FIRST_PAINT_JS = """(cell) => { window.__firstPaint = new Promise((resolve, reject) => {
+  let t0 = 0;
+  const t00 = performance.now();
+  const onKey = (e) => { if (e.key === "Enter" && e.shiftKey) t0 = performance.now(); };
+  window.addEventListener("keydown", onKey, true);
+  const tick = () => {
+    const c = window.__bench.cellAt(cell);
+    const canvas = t0 && c && window.__bench.biggest(c);
+    if (canvas && window.__bench.sample(canvas).shown) {
+      window.removeEventListener("keydown", onKey, true); resolve(performance.now() - t0); return; }
+    if (performance.now() - t00 > 180000) { reject(new Error("no image painted in 180 s")); return; }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+}); }"""
+
+# Distinct images painted on the cell's largest canvas, counted at every display refresh until stopped.
+PAINTS_JS = """(cell) => { const w = {n: 0, stop: false, last: null}; window.__paints = w;
+  const tick = () => { if (w.stop) return;
+    const canvas = window.__bench.biggest(window.__bench.cellAt(cell));
+    if (canvas) { const s = window.__bench.sample(canvas); if (w.last !== null && s.h !== w.last) w.n++; w.last = s.h; }
+    requestAnimationFrame(tick); };
+  requestAnimationFrame(tick); }"""
+
+
+def rival_first_paint(nb: Any, cell: int) -> float:
+    nb.page.evaluate(CANVAS_JS)
+    nb.page.evaluate(FIRST_PAINT_JS, cell)
+    nb.run_cell(cell)
+    ms = float(nb.page.evaluate("window.__firstPaint"))
+    nb.wait_cell_done(cell)
+    return ms
+
+
+def painted_rate(nb: Any, cell: int, window_s: float, drive: Any = None) -> float:
+    """Distinct frames painted per second on ``cell``'s canvas over ``window_s`` (``drive()`` called in a loop
+    meanwhile, for a rival with no play button)."""
+    nb.page.evaluate(PAINTS_JS, cell)
+    start = time.monotonic()
+    if drive is None:
+        nb.page.wait_for_timeout(int(window_s * 1000))  # the count window is the measurement
+    else:
+        while time.monotonic() - start < window_s:
+            drive()
+    n = float(nb.page.evaluate("(() => { window.__paints.stop = true; return window.__paints.n; })()"))
+    return n / (time.monotonic() - start)
+
+
+def rivals_section(nb: Any, args: argparse.Namespace, base: int, out: dict[str, Any]) -> None:
+    """stackview (cells base, base + 1, base + 4) and HoloViews + Panel (base + 2, base + 3), each only if
+    installed."""
+    if not installed("stackview"):
+        out["stackview"] = {"skipped": f"not installed: {INSTALL}"}
+        print(f"  stackview skipped: not installed ({INSTALL})", flush=True)
+    else:
+        try:
+            assert run_and_read(nb, base) == "ready"
+            first = rival_first_paint(nb, base + 1)
+            handle = nb.cell(base + 1).locator(".noUi-handle").first
+            handle.focus()
+            steps = {"n": 0}
+
+            def step() -> None:  # one arrow key press, then wait (bounded) for its image to be painted
+                before = nb.page.evaluate("window.__paints.n")
+                steps["n"] += 1
+                nb.page.keyboard.press("Home" if steps["n"] % 90 == 0 else "ArrowRight")  # 200 frames, from 100
+                nb.page.wait_for_function(f"window.__paints.n > {before}", timeout=30_000)
+
+            rates = [painted_rate(nb, base + 1, args.window, step) for _ in range(args.windows)]
+            read = json.loads(run_and_read(nb, base + 4))["sv_read_s"] * 1000
+            out["stackview"] = {"read_ms": read, "first_frame_ms": first, "rates": rates, "keys": steps["n"],
+                                "painted_fps_stepped": statistics.median(rates)}  # fmt: skip
+            print(f"  stackview.slice: first frame {first:.0f} ms after Run, painted fps stepping the slider "
+                  f"{rates}", flush=True)  # fmt: skip
+        except Exception as exc:  # a rival that fails is reported, not a reason to lose the run
+            out["stackview"] = {"error": repr(exc)[:300]}
+            print(f"  stackview failed: {exc!r}"[:300], flush=True)
+    if not installed("holoviews_panel"):
+        out["holoviews_panel"] = {"skipped": f"not installed: {INSTALL}"}
+        print(f"  HoloViews + Panel skipped: not installed ({INSTALL})", flush=True)
+        return
+    try:
+        nb.run_cell(base + 2)
+        nb.wait_cell_done(base + 2, timeout=120_000)
+        assert "ready" in nb.cell(base + 2).inner_text(), nb.cell(base + 2).inner_text()[:300]
+        first = rival_first_paint(nb, base + 3)
+        nb.cell(base + 3).locator("button.play").first.click()
+        nb.page.wait_for_timeout(1000)  # warm-up before counting; the count windows are the measurement
+        rates = [painted_rate(nb, base + 3, args.window) for _ in range(args.windows)]
+        nb.cell(base + 3).locator("button.pause").first.click()
+        out["holoviews_panel"] = {
+            "first_frame_ms": first,
+            "painted_fps_at_60": statistics.median(rates),
+            "rates": rates,
+        }
+        print(f"  HoloViews DynamicMap + Panel Player: first frame {first:.0f} ms after Run, painted fps at 60 "
+              f"{rates}", flush=True)  # fmt: skip
+    except Exception as exc:
+        out["holoviews_panel"] = {"error": repr(exc)[:300]}
+        print(f"  HoloViews + Panel failed: {exc!r}"[:300], flush=True)
+
+
 def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small: Path) -> dict[str, Any]:
     cells = [
         SETUP.format(big=str(big), small=str(small)),
         'ps = ipybridge.Player(small, cmap="inferno")\nps',
         'pb = ipybridge.Player(big, cmap="inferno", fps=60)\npb',
         'pb.pause(); print(json.dumps({"stats": pb.stats, "reads": pb.source.reads, '
-        '"python_fps": python_rate(big, 1500)}))',
+        f'"python_fps": python_rate(big, {args.frames * 3 // 4})}}))',
         # The direct transport (opt-in for now), on frames neither player has read before.
         'ipybridge.Player.direct = True\npdir = ipybridge.Player(big, cmap="inferno", fps=60)\n'
-        "ipybridge.Player.direct = False\npdir.frame = 1000\npdir",
+        f"ipybridge.Player.direct = False\npdir.frame = {args.frames // 2}\npdir",
         'pdir.pause(); print(json.dumps({"stats": pdir.stats, "transport": pdir.transport}))',
         'pm = ipybridge.Player(big, cmap="inferno", fps=0, loop="once", cache_mb=64)\npm',
         'print(json.dumps({"rss": rss_mb(), "frame": pm.frame, "reads": pm.source.reads}))',
@@ -202,6 +370,11 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
         'play.playing = False; print("stopped")',
         JSHTML,
         'print(json.dumps({"jshtml_rss_mb": jshtml_rss, "html_mb": len(html.data) / 1e6}))',
+        STACKVIEW_SETUP,
+        STACKVIEW,
+        HOLOVIEWS_SETUP,
+        HOLOVIEWS,
+        'print(json.dumps({"sv_read_s": sv_read_s}))',
     ]
     nb = jupyter.open("lab", cells, name="bench-arrays")
     assert run_and_read(nb, 0) == "ready"
@@ -231,7 +404,7 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
     print(f"  painted fps at 60: {rates} kernel {out['kernel_at_60']}", flush=True)
     # The same over the direct transport.
     nb.run_cell(4)
-    nb.output(4).locator(f"{selector}[data-frame='1000']").wait_for(timeout=60_000)
+    nb.output(4).locator(f"{selector}[data-frame='{args.frames // 2}']").wait_for(timeout=60_000)
     nb.output(4).get_by_role("button", name="Play", exact=True).click()
     nb.page.wait_for_timeout(1000)
     rates = [nb.page.evaluate(COUNT_JS, [selector, 3, int(args.window * 1000)]) for _ in range(args.windows)]
@@ -239,6 +412,15 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
     direct = json.loads(run_and_read(nb, 5))
     out["direct_transport"] = direct["transport"]
     print(f"  direct transport ({direct['transport']}): painted fps at 60: {rates}", flush=True)
+    # The optional rivals (stackview, HoloViews + Panel) on the 200-frame stack.
+    rivals_section(nb, args, 12, out)
+    if not args.quick:
+        out["memory"] = memory_pass(nb, args, selector)
+    interact_and_jshtml(nb, args, out)
+    return out
+
+
+def memory_pass(nb: Any, args: argparse.Namespace, selector: str) -> dict[str, Any]:
     # Kernel RSS over all frames, unthrottled, once through.
     nb.page.evaluate(TTFF_JS, 4)
     nb.run_cell(6)
@@ -258,13 +440,16 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
         checkpoints.append({"frame": mark, "rss_mb": now["rss"], "reads": now["reads"]})
         print(f"  memory at frame {mark}: {checkpoints[-1]}", flush=True)
     seconds = time.monotonic() - start
-    out["memory"] = {
+    return {
         "frames": args.frames,
         "seconds": seconds,
         "unthrottled_fps": args.frames / seconds,
         "checkpoints": checkpoints,
         "rss_growth_mb": max(c["rss_mb"] for c in checkpoints) - checkpoints[0]["rss_mb"],
     }
+
+
+def interact_and_jshtml(nb: Any, args: argparse.Namespace, out: dict[str, Any]) -> None:
     # ipywidgets Play + interact(imshow), inline backend, asked for 60 fps.
     nb.run_cell(8)
     try:
@@ -279,6 +464,8 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
         out["interact_error"] = repr(exc)[:300]
         print(f"  interact failed: {exc!r}"[:300], flush=True)
     run_and_read(nb, 9)
+    if args.quick:
+        return
     # to_jshtml of the 200-frame stack.
     started = time.monotonic()
     nb.run_cell(10)
@@ -291,7 +478,6 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
     out["jshtml_first_frame_200_s"] = time.monotonic() - started
     out.update(json.loads(run_and_read(nb, 11)))
     print(f"  to_jshtml 200: {out['jshtml_first_frame_200_s']:.1f} s, {out['jshtml_rss_mb']:.0f} MB", flush=True)
-    return out
 
 
 # ------------------------------------------------------------------ frame function (~100 ms CPU)
@@ -468,14 +654,19 @@ def main() -> None:
     parser.add_argument("--first-frame-runs", type=int, default=3, help="runs of each first-frame cell (median)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="the page only: Player vs rivals, 300 frames")
     args = parser.parse_args()
+    if args.quick:
+        args.frames = min(args.frames, 300)
     results: dict[str, Any] = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": uptime()}
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": uptime()},
+        "frames": args.frames,
     }
     print(f"load average before: {results['machine']['load_before']}", flush=True)
-    print("frame function (~100 ms CPU), pure, drawn in order with 16 requests out:", flush=True)
-    results["function"] = function_section(args.function_frames, args.rounds)
-    print(f"  {json.dumps(results['function'])}", flush=True)
+    if not args.quick:
+        print("frame function (~100 ms CPU), pure, drawn in order with 16 requests out:", flush=True)
+        results["function"] = function_section(args.function_frames, args.rounds)
+        print(f"  {json.dumps(results['function'])}", flush=True)
     if not args.skip_browser:
         tmp = Path(tempfile.mkdtemp(prefix="bench-arrays-"))
         try:
@@ -500,12 +691,24 @@ def main() -> None:
     results["machine"]["load_after"] = uptime()
     report(results)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "arrays.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / ("arrays_quick.json" if args.quick else "arrays.json")).write_text(json.dumps(results, indent=2))
 
 
 def report(results: dict[str, Any]) -> None:
-    f = results["function"]
     print(f"\nload average before {results['machine']['load_before']}, after {results['machine']['load_after']}")
+    checks: dict[str, bool] = {}
+    if "function" in results:
+        checks.update(report_function(results["function"]))
+    b = results.get("browser")
+    if b:
+        checks.update(report_browser(results, b))
+    print("\nTargets")
+    for what, ok in checks.items():
+        print(f"  [{'pass' if ok else 'FAIL'}] {what}")
+    results["targets"] = checks
+
+
+def report_function(f: dict[str, Any]) -> dict[str, bool]:
     print(f"\nFrame function, {f['ms_per_frame']:.0f} ms per frame on one process")
     print(f"  serial (kernel)           {f['serial_fps']:6.2f} fps")
     print(f"  ProcessPoolExecutor(1)    {f['pool_1_fps']:6.2f} fps")
@@ -518,43 +721,64 @@ def report(results: dict[str, Any]) -> None:
     c = f["control_sleep_100ms_fps"]
     print(f"  control, 100 ms sleep per frame: serial {c['serial']:.2f}, 1 process {c['pool_1']:.2f}, "
           f"2 processes {c['pool_2']:.2f}, LocalCluster(2) {c['dask_2']:.2f} fps")  # fmt: skip
-    checks = {"2 processes >= 1.6x 1 process": f["speedup_2_vs_1"] >= 1.6}
-    b = results.get("browser")
-    if b:
-        print(f"\nzarr stack {results['stack_gb']:.2f} GB on disk, 512 x 512 float32 frames, cmap inferno")
-        for n in (200, 2000):
-            t = b[f"first_frame_{n}"]
-            runs = ", ".join(f"{r['from_run_ms']:.0f}" for r in t.get("runs", []))
-            print(f"  Player first frame, {n:>5} frames: {t['from_run_ms']:6.0f} ms after Run, median of [{runs}] "
-                  f"({t['from_output_ms']:.0f} ms after the output appears)")  # fmt: skip
+    return {"2 processes >= 1.6x 1 process": f["speedup_2_vs_1"] >= 1.6}
+
+
+def report_browser(results: dict[str, Any], b: dict[str, Any]) -> dict[str, bool]:
+    checks: dict[str, bool] = {}
+    print(f"\nzarr stack {results['stack_gb']:.2f} GB on disk, 512 x 512 float32 frames, cmap inferno")
+    for n in (200, 2000):
+        t = b[f"first_frame_{n}"]
+        runs = ", ".join(f"{r['from_run_ms']:.0f}" for r in t.get("runs", []))
+        shown = 200 if n == 200 else results.get("frames", n)  # the big stack: --frames (300 with --quick)
+        print(f"  Player first frame, {shown:>5} frames: {t['from_run_ms']:6.0f} ms after Run, median of [{runs}] "
+              f"({t['from_output_ms']:.0f} ms after the output appears)")  # fmt: skip
+    report_rivals(b)
+    if "jshtml_first_frame_200_s" in b:
         print(f"  to_jshtml first frame, 200 frames: {b['jshtml_first_frame_200_s'] * 1000:6.0f} ms after Run "
-              f"(x{b['jshtml_first_frame_200_s'] * 1000 / b['first_frame_200']['from_run_ms']:.0f}), "
-              f"kernel +{b['jshtml_rss_mb']:.0f} MB, page +{b['html_mb']:.0f} MB of HTML")  # fmt: skip
-        ratio = b["painted_fps_at_60"] / max(b["interact_painted_fps_at_60"], 1e-9)
-        print(f"  painted fps asked for 60: Player {b['painted_fps_at_60']:.1f}, ipywidgets Play + interact(imshow) "
-              f"{b['interact_painted_fps_at_60']:.1f} (x{ratio:.1f}); the kernel alone makes "
-              f"{b.get('python_only_fps', float('nan')):.1f} encoded frames/s in the same minute")  # fmt: skip
-        print(f"  painted fps asked for 60 over the direct transport ({b.get('direct_transport')}): "
-              f"{b.get('direct_painted_fps_at_60', float('nan')):.1f}")  # fmt: skip
-        m = b["memory"]
-        rss = " -> ".join(f"{c['rss_mb']:.0f}" for c in m["checkpoints"])
-        print(f"  all {m['frames']} frames once, unthrottled: {m['seconds']:.0f} s ({m['unthrottled_fps']:.1f} fps), "
-              f"kernel RSS {rss} MB (growth {m['rss_growth_mb']:.0f} MB)")  # fmt: skip
-        checks.update(
-            {
-                "stack >= 2 GB on disk": results["stack_gb"] >= 2.0,
-                "first frame <= 300 ms after Run (200 and 2000 frames)": max(
-                    b["first_frame_200"]["from_run_ms"], b["first_frame_2000"]["from_run_ms"]
-                )
-                <= 300,
-                "kernel RSS growth <= 200 MB over all frames": m["rss_growth_mb"] <= 200,
-                "painted fps asked for 60 >= 50": b["painted_fps_at_60"] >= 50,
-            }
-        )
-    print("\nTargets")
-    for what, ok in checks.items():
-        print(f"  [{'pass' if ok else 'FAIL'}] {what}")
-    results["targets"] = checks
+          f"(x{b['jshtml_first_frame_200_s'] * 1000 / b['first_frame_200']['from_run_ms']:.0f}), "
+          f"kernel +{b['jshtml_rss_mb']:.0f} MB, page +{b['html_mb']:.0f} MB of HTML")  # fmt: skip
+    ratio = b["painted_fps_at_60"] / max(b["interact_painted_fps_at_60"], 1e-9)
+    print(f"  painted fps asked for 60: Player {b['painted_fps_at_60']:.1f}, ipywidgets Play + interact(imshow) "
+          f"{b['interact_painted_fps_at_60']:.1f} (x{ratio:.1f}); the kernel alone makes "
+          f"{b.get('python_only_fps', float('nan')):.1f} encoded frames/s in the same minute")  # fmt: skip
+    print(f"  painted fps asked for 60 over the direct transport ({b.get('direct_transport')}): "
+          f"{b.get('direct_painted_fps_at_60', float('nan')):.1f}")  # fmt: skip
+    if "memory" not in b:  # --quick
+        return checks
+    m = b["memory"]
+    rss = " -> ".join(f"{c['rss_mb']:.0f}" for c in m["checkpoints"])
+    print(f"  all {m['frames']} frames once, unthrottled: {m['seconds']:.0f} s ({m['unthrottled_fps']:.1f} fps), "
+          f"kernel RSS {rss} MB (growth {m['rss_growth_mb']:.0f} MB)")  # fmt: skip
+    checks.update(
+        {
+            "stack >= 2 GB on disk": results["stack_gb"] >= 2.0,
+            "first frame <= 300 ms after Run (200 and 2000 frames)": max(
+                b["first_frame_200"]["from_run_ms"], b["first_frame_2000"]["from_run_ms"]
+            )
+            <= 300,
+            "kernel RSS growth <= 200 MB over all frames": m["rss_growth_mb"] <= 200,
+            "painted fps asked for 60 >= 50": b["painted_fps_at_60"] >= 50,
+        }
+    )
+    return checks
+
+
+def report_rivals(b: dict[str, Any]) -> None:
+    """stackview and HoloViews + Panel rows: their figures and the Player's over theirs (same run, same data)."""
+    player_first = b["first_frame_200"]["from_run_ms"]
+    player_fps = b["painted_fps_at_60"]
+    for key, label in (("stackview", "stackview.slice"), ("holoviews_panel", "HoloViews DynamicMap + Panel Player")):
+        rival = b.get(key, {})
+        if "skipped" in rival or "error" in rival:
+            print(f"  {label}: {rival.get('skipped') or 'failed: ' + rival['error']}")
+            continue
+        fps = rival.get("painted_fps_at_60", rival.get("painted_fps_stepped", float("nan")))
+        how = "at 60 (its play button)" if "painted_fps_at_60" in rival else "stepping its slider as fast as it paints"
+        read = f", {rival['read_ms']:.0f} ms of it reading the 200 frames into numpy" if "read_ms" in rival else ""
+        print(f"  {label}, 200 frames: first frame {rival['first_frame_ms']:.0f} ms after Run{read} "
+              f"(rival / Player x{rival['first_frame_ms'] / player_first:.1f}); painted fps {how} {fps:.1f} "
+              f"(Player at 60 / rival x{player_fps / max(fps, 1e-9):.1f})")  # fmt: skip
 
 
 if __name__ == "__main__":
