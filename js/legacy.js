@@ -91,6 +91,12 @@ function render({ model, el }) {
       else calls.output(item.msg_id, item.msg_type, item.content);
     },
   });
+  const realKernel = /** @type {any} */ (window).IPython?.notebook?.kernel;
+  if (realKernel && !realKernel.__ipybridge) {
+    // The classic notebook itself: its own comm_manager registers targets as scripts run, so the
+    // kernel need not hold its comms for this page (see _CommHold in legacy.py).
+    client._post({ type: "legacy_target", target: "*" });
+  }
   const session = client.viewId;
   const calls = new LegacyCalls((item, onStream) => client.request(item, { onOutput: onStream }), session);
 

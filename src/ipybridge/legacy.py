@@ -405,7 +405,13 @@ class _CommHold:
             return True
 
     def registered(self, target: str) -> None:
-        """The page registered ``target``: its comms' messages go now, in order."""
+        """The page registered ``target``: its comms' messages go now, in order.
+
+        ``"*"``: the page is the classic notebook itself, whose own comm manager needs no wait.
+        """
+        if target == "*":
+            self.release()
+            return
         with self._lock:
             self._registered.add(target)
             ready = [h for h in self._held if getattr(h[0], "target_name", None) == target]

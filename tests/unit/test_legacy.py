@@ -508,3 +508,16 @@ def test_held_comm_messages_go_by_themselves_after_the_bound(monkeypatch):
     hold.start()
     assert hold.take(_FakeComm("x"), lambda comm, *a, **k: sent.set(), ("comm_open",), {})
     assert sent.wait(5)  # the page never registered it (nbconvert, a target nobody registers)
+
+
+def test_the_classic_notebook_itself_lets_held_comms_go_at_once(monkeypatch):
+    from ipybridge import legacy
+
+    monkeypatch.setattr(legacy, "_hook_comm_publish", lambda: True)
+    hold = legacy._CommHold()
+    sent = []
+    hold.start()
+    assert hold.take(_FakeComm("t"), lambda comm, *a, **k: sent.append(a), ("comm_open",), {})
+    hold.registered("*")  # the legacy view found the real classic notebook: it registers targets itself
+    assert sent == [("comm_open",)]
+    assert not hold.take(_FakeComm("u"), lambda *a, **k: None, ("comm_open",), {})

@@ -1475,6 +1475,13 @@ function render({ model, el }) {
       else calls.output(item.msg_id, item.msg_type, item.content);
     }
   });
+  const realKernel = (
+    /** @type {any} */
+    window.IPython?.notebook?.kernel
+  );
+  if (realKernel && !realKernel.__ipybridge) {
+    client._post({ type: "legacy_target", target: "*" });
+  }
   const session = client.viewId;
   const calls = new LegacyCalls((item, onStream) => client.request(item, { onOutput: onStream }), session);
   let home = null;
