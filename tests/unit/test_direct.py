@@ -282,9 +282,8 @@ def test_malformed_direct_messages_get_a_protocol_error(endpoint: DirectEndpoint
 
 
 # --------------------------------------------------------------- fallback
-def test_a_drop_mid_call_answers_once_over_the_comm_and_runs_once(
-    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
-) -> None:
+def expose_slow(core: BridgeCore) -> tuple[threading.Event, list[int]]:
+    """Expose ``slow(n)``: records ``n``, waits until released (at most 10 s), answers ``n * 10``."""
     release = threading.Event()
     runs: list[int] = []
 
@@ -294,6 +293,13 @@ def test_a_drop_mid_call_answers_once_over_the_comm_and_runs_once(
         return n * 10
 
     core.expose(slow)
+    return release, runs
+
+
+def test_a_drop_mid_call_answers_once_over_the_comm_and_runs_once(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    release, runs = expose_slow(core)
     core.expose(lambda: "fast", "fast")
 
     async def scenario() -> None:
@@ -370,15 +376,7 @@ def test_a_request_sent_over_the_comm_before_the_switch_runs_once_and_is_answere
     endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
 ) -> None:
     """Its answer left on the socket after the switch and died with it: the page asks again over the comm."""
-    release = threading.Event()
-    runs: list[int] = []
-
-    def slow(n: int) -> int:
-        runs.append(n)
-        release.wait(10)
-        return n * 10
-
-    core.expose(slow)
+    release, runs = expose_slow(core)
 
     async def scenario() -> None:
         core.receive(*envelope(call_item(1, "slow", 1)))
