@@ -32,6 +32,17 @@ THIRD_PARTY = (
 )
 
 
+#: jupyter_server#1265 (open upstream): a kernel websocket the page closes while the server still
+#: prepares it (here: the test closes the page as soon as the kernel is idle) is accepted anyway, with
+#: its connection already dropped, and logs this 500. Nothing of ipybridge's is involved.
+UPSTREAM_CLOSED_WEBSOCKET = re.compile(
+    r"^\[E [^\]]*\] Uncaught exception GET /api/kernels/[^\n]*/channels\b.*?"
+    r"'NoneType' object has no attribute 'kernel_ws_protocol'.*?"
+    r"^\[E [^\]]*\] 500 GET /api/kernels/[^\n]*/channels\b[^\n]*\n",
+    re.S | re.M,
+)
+
+
 def _get(url: str) -> object:
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
@@ -93,7 +104,7 @@ def test_demo_serves_a_copy_of_the_examples_quietly(tmp_path: Path, browser) -> 
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
-    log = log_path.read_text(errors="replace")
+    log = UPSTREAM_CLOSED_WEBSOCKET.sub("", log_path.read_text(errors="replace"))
     assert "is running at" in log
     assert f"Serving notebooks from local directory: {target}" in log
     noise = []
