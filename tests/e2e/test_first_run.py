@@ -27,6 +27,10 @@ THIRD_PARTY = (
     "return self._get_trait_default_generator(names[0])(self)",
     # Jupyter on opening any notebook without a signature (outputs of untrusted notebooks are sanitised).
     "is not trusted",
+    # jupyter_server's WebSocketMixin hands tornado (>= 6.5) its ping settings in milliseconds; tornado
+    # says so (and clamps them) when one of the server's own websockets (events, kernels) is pinged.
+    "The websocket_ping_timeout (90000) cannot be longer than the websocket_ping_interval (30000)",
+    "Setting websocket_ping_timeout=30000",
     # ipykernel >= 7 on every kernel start over TCP (Jupyter's default transport).
     "[IPKernelApp] WARNING | Kernel is running over TCP without encryption",
 )
