@@ -151,7 +151,9 @@ def drive(nb: Notebook) -> dict[str, Any]:
     nb.run_cell(i["autosave"])
     nb.wait_cell_done(i["autosave"])
     expect(nb.output(i["autosave"]).filter(has_text="Autosave disabled")).not_to_have_count(0)
-    page.wait_for_timeout(500)  # an error from the magic's script would render in the output by now
+    # The magic's script ran to its end (classic and ipybridge both keep the interval): an error it
+    # threw would be in the output by then.
+    page.wait_for_function("() => IPython.notebook.autosave_interval === 0")
     seen["autosave"] = " ".join(t.strip() for t in nb.output(i["autosave"]).all_inner_texts() if t.strip())
     # 3. Kernel events: a restart fires kernel_restarting.Kernel, then kernel_ready.Kernel
     # (the classic notebook fires it twice, after reconnecting and on "starting"; ipybridge once).
