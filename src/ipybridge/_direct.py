@@ -285,6 +285,12 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.state = "open"
         self._buffered = 0  # bytes given to send_packed and not yet written to the socket
         self._buffered_lock = threading.Lock()
+        #: Held while a frame is written or queued (any thread): frames never interleave, and keep their order.
+        self._write_lock = threading.Lock()
+        self._pending: list[tuple[bytes | memoryview, int]] = []  # frames waiting for the endpoint's thread
+        self._drain_scheduled = False
+        self._stream: Any = None  # tornado's stream of this connection, once open
+        self._socket: Any = None  # its socket, where other threads may write to it directly
 
     def check_origin(self, origin: str) -> bool:
         allowed = is_loopback_origin(origin)
@@ -307,6 +313,7 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self.endpoint.unauthenticated += 1
         self.counted = True
         self.set_nodelay(True)
+        self._install_writer()
         # Until it authenticates, a frame longer than AUTH_BYTES closes the connection on its header (1009),
         # before its payload is read: tornado reads each frame's length against these params.
         self._bound_frames(AUTH_BYTES)
@@ -405,7 +412,34 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
             self.routes.detach(self.view, self)
 
     # kernel -> page (any thread)
+    def _install_writer(self) -> None:
+        """Route every frame tornado writes on this connection through this connection's write lock.
+
+        Answers are written by the thread that produced them (the widget's worker, usually), straight to
+        the socket when nothing is queued in tornado's stream (:meth:`send_packed`): no hop to the
+        endpoint's thread per answer. Tornado's own frames (the handshake's messages, pongs, close) are
+        written on the endpoint's thread; under the same lock, after whatever the other threads queued,
+        so the bytes of two frames never interleave and frames leave in the order they were given.
+        """
+        conn = self.ws_connection
+        original = conn._write_frame
+
+        def write_frame(fin: bool, opcode: int, data: bytes, flags: int = 0) -> Any:
+            with self._write_lock:
+                self._drain_pending()
+                return original(fin, opcode, data, flags)
+
+        conn._write_frame = write_frame
+        self._stream = conn.stream
+        self._socket = conn.stream.socket if _plain_stream(conn.stream) else None
+
     def send_packed(self, data: bytes) -> None:
+        """Send one binary websocket message (``pack``'s bytes) to the page; any thread, never blocks.
+
+        In order per connection: the frame goes straight to the socket when tornado has nothing queued
+        for it and the socket takes it whole; else (a full socket, or frames already waiting) the rest
+        waits in order for the endpoint's thread, which hands it to tornado's stream.
+        """
         size = len(data)
         with self._buffered_lock:
             over = self._buffered > 0 and self._buffered + size > WRITE_BUFFER_BYTES
@@ -414,7 +448,55 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         if over:  # the page does not keep up: no unbounded buffer in the kernel
             self.endpoint.call_soon(self._too_slow)
             return
-        self.endpoint.call_soon(self._write, data)
+        frame = _frame(data)
+        schedule = False
+        with self._write_lock:
+            stream = self._stream
+            if stream is None or stream.closed():
+                self._written(size)
+                return  # the page falls back and asks again for what it did not get
+            rest: bytes | memoryview = frame
+            if not self._pending and self._socket is not None and not stream.writing():
+                try:
+                    sent = self._socket.send(frame)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:  # closed meanwhile: tornado notices on its thread
+                    self._written(size)
+                    return
+                if sent == len(frame):
+                    self._written(size)
+                    return
+                rest = memoryview(frame)[sent:]
+            self._pending.append((rest, size))
+            if not self._drain_scheduled:
+                self._drain_scheduled = schedule = True
+        if schedule:
+            self.endpoint.call_soon(self._drain_later)
+
+    def _drain_later(self) -> None:
+        with self._write_lock:
+            self._drain_scheduled = False
+            self._drain_pending()
+
+    def _drain_pending(self) -> None:
+        """Hand the frames other threads queued to tornado's stream (endpoint thread, write lock held)."""
+        pending, self._pending = self._pending, []
+        for data, size in pending:
+            if self._stream is None or self._stream.closed():
+                self._written(size)
+                continue
+            try:
+                future = self._stream.write(data)
+            except Exception:  # noqa: BLE001 - closed meanwhile: the page falls back and asks again
+                self._written(size)
+                continue
+
+            def done(f: Any, size: int = size) -> None:
+                self._written(size)
+                _ignore_result(f)
+
+            future.add_done_callback(done)
 
     def _written(self, size: int) -> None:
         with self._buffered_lock:
@@ -425,29 +507,45 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
             log.info("ipybridge: a page reads its direct connection too slowly; its view goes back to the comm")
             self.close(1013, "the page reads too slowly")
 
-    def _write(self, data: bytes) -> None:
-        size = len(data)
-        if self.ws_connection is None:
-            self._written(size)
-            return  # the page falls back and asks again for what it did not get
-        try:
-            future = self.write_message(data, binary=True)
-        except Exception:  # noqa: BLE001 - closed meanwhile: same as above
-            self._written(size)
-            return
-
-        def done(f: Any) -> None:
-            self._written(size)
-            _ignore_result(f)
-
-        future.add_done_callback(done)
-
     def shut(self) -> None:
         self.endpoint.call_soon(self._shut)
 
     def _shut(self) -> None:
         if self.ws_connection is not None:
             self.close(1000, "closed")
+
+
+def _frame(data: bytes) -> bytes:
+    """One binary websocket frame from the server (unmasked, uncompressed) carrying ``data``: tornado's framing."""
+    return _FRAMER._write_frame(True, 0x2, data)
+
+
+class _Framer:
+    """Borrows tornado's ``WebSocketProtocol13._write_frame`` to build a frame instead of writing it."""
+
+    FIN = 0x80
+    mask_outgoing = False
+    _wire_bytes_out = 0
+
+    class stream:  # noqa: N801 - the attribute tornado's method writes to
+        @staticmethod
+        def write(frame: bytes) -> bytes:
+            return frame
+
+    def __init__(self) -> None:
+        import tornado.websocket
+
+        self._write_frame = tornado.websocket.WebSocketProtocol13._write_frame.__get__(self)
+
+
+_FRAMER = _Framer()
+
+
+def _plain_stream(stream: Any) -> bool:
+    """Whether other threads may write frames straight to this stream's socket (plain TCP, not TLS)."""
+    import tornado.iostream
+
+    return type(stream) is tornado.iostream.IOStream and getattr(stream, "socket", None) is not None
 
 
 def _ignore_result(future: Any) -> None:
