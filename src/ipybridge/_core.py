@@ -312,11 +312,17 @@ class _Envelope:
             self._pending += 1
 
     def done(self) -> bool:
-        """One job of this message finished; True when that sent the answers (no deadline needed)."""
+        """One job of this message finished; False when its answers now wait for other messages' (set a deadline).
+
+        Only the last job of a message decides: before it, the answers wait for that one (no deadline, and so
+        no wake-up of the event loop thread per message); then they leave now when no other message is being
+        worked on, else with the others, within the deadline the caller sets.
+        """
         with self._lock:
             self._pending -= 1
-            last = self._pending == 0
-        if last and self._open.add(-1) == 0:
+            if self._pending:
+                return True
+        if self._open.add(-1) == 0:
             self._outbox.flush()
             return True
         return False
@@ -456,7 +462,8 @@ class BridgeCore:
             # wakes once per message and does not contend with this thread for the GIL while it reads.
             for job in envelope.jobs:
                 self._worker.submit(job)
-            envelope.done()
+            if not envelope.done():  # its jobs all ran already, and other messages are still being worked on
+                self.outbox.deadline(DEFERRED_FLUSH_S)
 
     def _refuse(self, refusals: list[Refusal]) -> None:
         with self._lock:  # refused requests were received too: debug_stats stays balanced
