@@ -663,3 +663,159 @@ def test_a_page_that_reads_too_slowly_goes_back_to_the_comm_instead_of_filling_t
     run(scenario())
     core.emit("after", 1)
     assert page.wait_for(lambda i: i.get("type") == "event" and i["name"] == "after")  # over the comm
+
+
+# ------------------------------------------------- writes from any thread, dispatch over direct
+async def answers(ws: Any, count: int, got: dict[int, dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
+    """Read until ``got`` (the answers read so far, by id) holds ``count`` answers. Fails on a second answer to one id."""
+    got = {} if got is None else got
+    while len(got) < count:
+        items, _ = await read_items(ws)
+        for item in items:
+            if item.get("type") in ("result", "error"):
+                assert item["id"] not in got, f"answered twice: {item}"
+                got[item["id"]] = item
+    return got
+
+
+def test_frames_written_by_many_threads_arrive_whole_and_in_each_threads_order(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    """Answers are written by the threads that make them: no frame is torn or reordered, also when the socket
+    is full (the page does not read for a while) and while tornado answers pings on the endpoint's thread."""
+    threads, per_thread = 4, 40
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        conn = core.direct._used["v1"]
+
+        def writer(t: int) -> None:
+            for seq in range(per_thread):
+                size = (1 << 20) if seq % 7 == 0 else 100 * seq  # some frames far bigger than a socket buffer
+                conn.send_packed(pack({"ipb": 1, "msgs": [{"type": "event", "t": t, "seq": seq}]}, [b"x" * size]))
+
+        workers = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for _ in range(20):  # tornado's own frames (pongs) go through the same lock, on its thread
+            ws.ping(b"p")
+            await asyncio.sleep(0.005)
+        last = dict.fromkeys(range(threads), -1)
+        for _ in range(threads * per_thread):
+            items, buffers = await read_items(ws)  # unpack() checks every frame is whole
+            item = items[0]
+            assert item["seq"] == last[item["t"]] + 1, (item, last)
+            last[item["t"]] = item["seq"]
+            assert buffers[0].nbytes == ((1 << 20) if item["seq"] % 7 == 0 else 100 * item["seq"])
+        for w in workers:
+            w.join(10)
+        assert conn._buffered == 0
+        ws.close()
+
+    run(scenario())
+
+
+def test_calls_over_direct_run_in_order_and_a_blocked_def_stalls_neither_the_endpoint_nor_other_views(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    release, runs = expose_slow(core)
+    order: list[int] = []
+    core.expose(lambda n: order.append(n) or n, "note")
+
+    async def fast_async(n: int) -> int:
+        return -n
+
+    core.expose(fast_async)
+    core.receive(*envelope({"type": "hello"}, view="v2"))
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        await ws.write_message(pack(*envelope(call_item(1, "note", 1), call_item(2, "slow", 2))), binary=True)
+        await ws.write_message(pack(*envelope(call_item(3, "note", 3))), binary=True)
+        for _ in range(500):
+            if runs:
+                break
+            await asyncio.sleep(0.01)
+        assert runs == [2]
+        # slow() holds the widget's worker: the endpoint still reads and answers what does not need it,
+        # on this connection and on another view's...
+        await ws.write_message(pack(*envelope(call_item(4, "fast_async", 4))), binary=True)
+        got: dict[int, dict[str, Any]] = {}
+        while 4 not in got:
+            await answers(ws, len(got) + 1, got)
+        assert got[4]["value"] == -4
+        ws2 = await connect(endpoint)
+        await ws2.write_message(hello(endpoint, view="v2"))
+        await read_items(ws2)
+        await ws2.write_message(pack(*envelope({"type": "transport", "transport": "direct"}, view="v2")), binary=True)
+        await ws2.write_message(pack(*envelope(call_item(1, "fast_async", 5), view="v2")), binary=True)
+        assert (await answers(ws2, 1))[1]["value"] == -5
+        # ...and the page's messages are read meanwhile: a call made after 3 still runs after 3.
+        await ws.write_message(pack(*envelope(call_item(5, "note", 5))), binary=True)
+        assert order == [1]
+        release.set()
+        await answers(ws, 5, got)
+        assert {i: got[i]["value"] for i in (1, 2, 3, 5)} == {1: 1, 2: 20, 3: 3, 5: 5}
+        assert order == [1, 3, 5]
+        ws.close()
+        ws2.close()
+
+    run(scenario())
+
+
+def test_a_def_blocked_in_call_js_result_gets_its_answer_over_the_same_connection(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    def ask(name: str) -> str:
+        return "page says " + core.call_js("greet", [name], timeout=10).result(10)
+
+    core.expose(ask)
+    core.expose(lambda: "nested", "inner")
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        await ws.write_message(pack(*envelope(call_item(1, "ask", "Ada"))), binary=True)
+        while True:
+            items, _ = await read_items(ws)
+            calls = [i for i in items if i.get("type") == "call"]
+            if calls:
+                break
+        assert calls[0]["name"] == "greet"
+        # The page's handler calls back into Python (the worker is held by ask(): it serves this meanwhile)...
+        await ws.write_message(pack(*envelope(call_item(2, "inner"))), binary=True)
+        assert (await answers(ws, 1))[2]["value"] == "nested"
+        # ...then replies on the same connection, which the endpoint reads while ask() waits.
+        reply = {"type": "reply", "id": calls[0]["id"], "ok": True, "value": "hi " + calls[0]["args"][0]}
+        await ws.write_message(pack(*envelope(reply)), binary=True)
+        assert (await answers(ws, 1))[1]["value"] == "page says hi Ada"
+        ws.close()
+
+    run(scenario())
+
+
+def test_an_interrupt_answers_a_running_def_over_the_direct_connection(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    started = threading.Event()
+
+    def spin() -> None:
+        started.set()
+        while True:  # pure Python: the interrupt lands here
+            pass
+
+    core.expose(spin)
+    core.expose(lambda: "after", "after")
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        await ws.write_message(pack(*envelope(call_item(1, "spin"))), binary=True)
+        assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        core.interrupt()
+        got = await answers(ws, 1)
+        assert got[1]["type"] == "error" and got[1]["error"]["ename"] == "KeyboardInterrupt"
+        await ws.write_message(pack(*envelope(call_item(2, "after"))), binary=True)
+        assert (await answers(ws, 1))[2]["value"] == "after"
+        ws.close()
+
+    run(scenario())
