@@ -813,7 +813,8 @@ def test_an_interrupt_answers_a_running_def_over_the_direct_connection(
         assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
         core.interrupt()
         got = await answers(ws, 1)
-        assert got[1]["type"] == "error" and got[1]["error"]["ename"] == "KeyboardInterrupt"
+        assert got[1]["type"] == "error"
+        assert got[1]["error"]["ename"] == "KeyboardInterrupt"
         await ws.write_message(pack(*envelope(call_item(2, "after"))), binary=True)
         assert (await answers(ws, 1))[2]["value"] == "after"
         ws.close()
