@@ -517,7 +517,8 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
 
 def _frame(data: bytes) -> bytes:
     """One binary websocket frame from the server (unmasked, uncompressed) carrying ``data``: tornado's framing."""
-    return _FRAMER._write_frame(True, 0x2, data)
+    frame: bytes = _FRAMER._write_frame(True, 0x2, data)
+    return frame
 
 
 class _Framer:
