@@ -339,6 +339,54 @@ PAGE_BENCH = r"""
 
 TRANSFER = "([c, d, e, n]) => window.__bench.transfer(c, d, e, n)"
 
+# Where a sequential call's time goes in the page, for contenders with a websocket of their own: from the call
+# to the end of WebSocket.send, from there to the answer's message event (its timeStamp: the socket, the
+# browser's network process and the kernel), from that to the resolved promise. Means over `n` calls.
+# (Microtasks run between one message listener and the next, so the listener added here sees call i's
+# message after call i+1 was sent: message i is the (i+1)-th recorded.)
+PAGE_SHARE = r"""async ([c, n]) => {
+  const P = WebSocket.prototype;
+  const send = P.send;
+  const sendEnd = [], msgAt = [], t0s = [], t3s = [];
+  const sockets = new Set();
+  let on = false;
+  P.send = function (d) {
+    if (!sockets.has(this)) {
+      sockets.add(this);
+      this.addEventListener("message", (e) => on && msgAt.push(e.timeStamp));
+    }
+    const r = send.call(this, d);
+    if (on) sendEnd.push(performance.now());
+    return r;
+  };
+  const contender = window.__ipbBench[c];
+  const tiny = { a: 1, b: "x" };
+  try {
+    for (let i = 0; i < 50; i++) await contender.echo(tiny);
+    on = true;
+    for (let i = 0; i < n; i++) {
+      t0s.push(performance.now());
+      await contender.echo(tiny);
+      t3s.push(performance.now());
+    }
+    on = false;
+  } finally {
+    P.send = send;
+  }
+  if (sendEnd.length !== n || msgAt.length !== n) return { bad: [sendEnd.length, msgAt.length] };
+  const mean = (f) => {
+    let s = 0;
+    for (let i = 0; i < n - 1; i++) s += f(i);
+    return s / (n - 1);
+  };
+  return {
+    total: mean((i) => t3s[i] - t0s[i]),
+    call_to_send: mean((i) => sendEnd[i] - t0s[i]),
+    send_to_message: mean((i) => msgAt[i + 1] - sendEnd[i]),
+    message_to_resolved: mean((i) => t3s[i] - msgAt[i + 1]),
+  };
+}"""
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -430,6 +478,22 @@ def measure_transfers(
     return runs
 
 
+def measure_page_share(page: Any, contenders: list[str], repeats: int, log: Any) -> dict[str, Any]:
+    """The page's own share of a sequential call (see PAGE_SHARE), for contenders with their own websocket."""
+    runs: dict[str, dict[str, list[float]]] = {}
+    for rep in range(repeats):
+        for c in contenders:
+            if c not in DIRECT and c != "jchannel":
+                continue
+            r = page.evaluate(PAGE_SHARE, [c, 1000])
+            if "bad" in r:
+                raise RuntimeError(f"page share of {c}: one send and one message per call expected, got {r['bad']}")
+            for k, v in r.items():
+                runs.setdefault(c, {}).setdefault(f"share_{k}_ms", []).append(v)
+            log(f"  page share {rep + 1}/{repeats} {c}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in r.items()))
+    return runs
+
+
 def summarize(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
     return {c: {m: {"median": median(v), "runs": v} for m, v in metrics.items()} for c, metrics in runs.items()}
 
@@ -474,6 +538,9 @@ def run_server(variant: str, browser: Any, args: argparse.Namespace, log: Any) -
             calls = measure_calls(
                 page, contenders, args.repeats, args.window, args.latency_calls, log, args.isolated_calls
             )
+            if args.page_share:
+                for c, share in measure_page_share(page, contenders, args.repeats, log).items():
+                    calls[c].update(share)
             movers = [c for c in contenders if c != "jchannel"]  # jchannel: calls only (JSON values)
             run_transfers = variant == "stock" and not args.calls_only
             transfers = measure_transfers(page, movers, args.repeats, args.sizes, log) if run_transfers else None
@@ -668,6 +735,11 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES_MB), help="array sizes in MB")
     parser.add_argument("--no-nodelay", action="store_true", help="skip the TCP_NODELAY server")
     parser.add_argument("--calls-only", action="store_true", help="latency and calls/s only, no array transfers")
+    parser.add_argument(
+        "--page-share",
+        action="store_true",
+        help="also split a sequential direct/jchannel call into the page's work and the socket + kernel",
+    )
     parser.add_argument(
         "--jchannel-client",
         type=Path,
