@@ -198,19 +198,40 @@
 
 // js/direct.js
 var CONNECT_MS = 3e3;
+var BLOB_BYTES = 1 << 20;
+function viewsOf(b) {
+  const list = Array.isArray(b) ? b : [b];
+  return list.map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+}
+function frameParts(content, buffers) {
+  const groups = buffers.map(viewsOf);
+  const sizes = groups.map((g) => g.reduce((n, v) => n + v.byteLength, 0));
+  const json = new TextEncoder().encode(JSON.stringify([content, sizes]));
+  const head = new Uint8Array(4 + json.byteLength);
+  new DataView(head.buffer).setUint32(0, json.byteLength, true);
+  head.set(json, 4);
+  const views = groups.flat();
+  return { head, views, total: sizes.reduce((a, b) => a + b, head.byteLength) };
+}
 function pack(content, buffers) {
-  const head = new TextEncoder().encode(JSON.stringify([content, buffers.map((b) => b.byteLength)]));
-  let total = 4 + head.byteLength;
-  for (const b of buffers) total += b.byteLength;
+  const { head, views, total } = frameParts(content, buffers);
   const out = new Uint8Array(total);
-  new DataView(out.buffer).setUint32(0, head.byteLength, true);
-  out.set(head, 4);
-  let offset = 4 + head.byteLength;
-  for (const b of buffers) {
-    out.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), offset);
-    offset += b.byteLength;
+  out.set(head, 0);
+  let offset = head.byteLength;
+  for (const v of views) {
+    out.set(v, offset);
+    offset += v.byteLength;
   }
   return out;
+}
+function frame(content, buffers) {
+  const parts = frameParts(content, buffers);
+  if (parts.total < BLOB_BYTES || typeof Blob !== "function") return pack(content, buffers);
+  return new Blob(
+    /** @type {BlobPart[]} */
+    /** @type {unknown} */
+    [parts.head, ...parts.views]
+  );
 }
 function unpack(data) {
   const bytes = new Uint8Array(data);
@@ -387,10 +408,10 @@ var DirectLink = class {
   }
   /**
    * Send one envelope over the websocket (the client calls this while `ready`).
-   * @param {any} content @param {ArrayBufferView[]} buffers
+   * @param {any} content @param {Piece[]} buffers
    */
   send(content, buffers) {
-    this.ws.send(pack(content, buffers));
+    this.ws.send(frame(content, buffers));
   }
   /** @param {ArrayBuffer} data */
   _fromDirect(data) {
@@ -1005,27 +1026,28 @@ var BridgeClient = class {
     let textBytes = ENVELOPE_BYTES;
     for (const text of texts) textBytes += utf8Bytes(text);
     if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
-      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers.map(exactBuffer));
+      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
     const ids = msgs.filter((i) => REQUEST_TYPES.has(i.type)).map((i) => i.id);
-    const parts = splitIntoParts(new TextEncoder().encode(json), buffers, this.limits.partBytes, {
-      view: this.viewId,
-      id: this._nextId++,
-      ids
-    });
+    const meta = { view: this.viewId, id: this._nextId++, ids };
+    const parts = partViews(new TextEncoder().encode(json), buffers, this.limits.partBytes, meta);
     for (const { item, chunk } of parts) this._send({ ipb: PROTOCOL_VERSION, msgs: [item] }, [chunk]);
   }
   /**
    * One message to the kernel: over the direct connection when it is up, else over the comm
    * (marked when the direct connection was lost, so the kernel moves this view back at once).
-   * @param {Record<string, any>} content @param {Uint8Array[]} buffers
+   * A buffer may be given as the views it is made of (a part's slice); the comm gets each as one buffer.
+   * @param {Record<string, any>} content @param {(Uint8Array|Uint8Array[])[]} buffers
    */
   _send(content, buffers) {
     const direct = this.direct;
     if (direct?.ready) direct.send(content, buffers);
-    else this.model.send(direct?.lost ? { ...content, direct: "lost" } : content, void 0, buffers);
+    else {
+      const own = buffers.map((b) => Array.isArray(b) ? joinViews(b) : exactBuffer(b));
+      this.model.send(direct?.lost ? { ...content, direct: "lost" } : content, void 0, own);
+    }
   }
   /** @param {(transport: string) => void} callback called when this view's transport changes */
   onTransportChange(callback) {
@@ -1172,7 +1194,7 @@ function encodeItem(item, buffers) {
   }
   return out;
 }
-function splitIntoParts(json, buffers, partBytes, meta) {
+function partViews(json, buffers, partBytes, meta) {
   const pieces = [json, ...buffers];
   const sizes = pieces.map((p) => p.byteLength);
   const total = sizes.reduce((a, b) => a + b, 0);
@@ -1181,12 +1203,13 @@ function splitIntoParts(json, buffers, partBytes, meta) {
   let piece = 0;
   let offset = 0;
   for (let seq = 0; seq < count; seq++) {
-    const chunk = new Uint8Array(Math.min(partBytes, total - seq * partBytes));
+    const length = Math.min(partBytes, total - seq * partBytes);
+    const chunk = [];
     let filled = 0;
-    while (filled < chunk.length) {
+    while (filled < length) {
       const source = pieces[piece];
-      const n = Math.min(source.byteLength - offset, chunk.length - filled);
-      chunk.set(source.subarray(offset, offset + n), filled);
+      const n = Math.min(source.byteLength - offset, length - filled);
+      if (n > 0) chunk.push(source.subarray(offset, offset + n));
       filled += n;
       offset += n;
       if (offset === source.byteLength) {
@@ -1194,10 +1217,21 @@ function splitIntoParts(json, buffers, partBytes, meta) {
         offset = 0;
       }
     }
+    if (chunk.length === 0) chunk.push(new Uint8Array(0));
     const item = { type: "part", view: meta.view, id: meta.id, seq, count, ...seq === 0 ? { sizes, ids: meta.ids } : {} };
     parts.push({ item, chunk });
   }
   return parts;
+}
+function joinViews(views) {
+  if (views.length === 1) return exactBuffer(views[0]);
+  const out = new Uint8Array(byteSum(views, 0));
+  let offset = 0;
+  for (const v of views) {
+    out.set(v, offset);
+    offset += v.byteLength;
+  }
+  return out;
 }
 function utf8Bytes(text) {
   if (text.length >= 4096) return new TextEncoder().encode(text).byteLength;
