@@ -537,6 +537,9 @@ class DirectRoutes:
             conn.shut()
             if was != "attached":
                 return  # never used: nothing was routed to it
+            # A message whose parts came over it cannot be finished (the page sends its requests again):
+            # its memory goes now, not when newer messages need the room.
+            self.core.parts.drop_view(view, "direct")
             self.core.post({"type": "transport", "view": view, "transport": "comm", "conn": conn.conn_id})
         # call_js calls still waiting for this view may have died with the socket: send them again, to this
         # view only, over the comm (the page drops a call it already started).

@@ -274,6 +274,7 @@ class _Partial:
     total: int
     count: int
     ids: tuple[int, ...]
+    channel: str = "comm"  # where its parts come from: "comm" or "direct"
     #: The message's JSON text and buffers, each in memory of its own, filled as parts arrive (allocated
     #: when the first part is taken; what they may hold is reserved then, see :meth:`PartAssembler._make_room`).
     pieces: list[OwnedBuffer] = field(default_factory=list)
@@ -317,9 +318,9 @@ class PartAssembler:
             return sum(p.total for p in self._partials.values())
 
     def add(
-        self, raw: dict[str, Any], buffers: Sequence[Any], limit: int
+        self, raw: dict[str, Any], buffers: Sequence[Any], limit: int, channel: str = "comm"
     ) -> tuple[tuple[Any, list[memoryview]] | None, list[Refusal]]:
-        """Take one part; return the whole message once its last part is in, and any refusals."""
+        """Take one part (from ``channel``); return the whole message once its last part is in, and any refusals."""
         view = raw.get("view")
         if not isinstance(view, str) or len(view) > MAX_VIEW_LENGTH:
             return None, [Refusal(None, (), "ProtocolError", "a part needs a 'view' string")]
@@ -341,6 +342,7 @@ class PartAssembler:
                     return None, [*refusals, started]
                 refusals += self._make_room(started.total, limit)
                 started.pieces = [OwnedBuffer(size) for size in started.sizes]
+                started.channel = channel
                 self._partials[key] = started
             partial = self._partials.get(key)
             if partial is None:
@@ -400,9 +402,10 @@ class PartAssembler:
         partial = self._partials.pop(key, None)
         return [] if partial is None else [Refusal(partial.view, partial.ids, ename, evalue)]
 
-    def drop_view(self, view: str) -> None:
+    def drop_view(self, view: str, channel: str | None = None) -> None:
+        """Forget a view's unfinished messages (only those whose parts came from ``channel``, if given)."""
         with self._lock:
-            for key in [k for k in self._partials if k[0] == view]:
+            for key in [k for k, p in self._partials.items() if k[0] == view and channel in (None, p.channel)]:
                 del self._partials[key]
 
     def clear(self) -> None:

@@ -3,8 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { DirectLink, pack, proofOf, unpack, waysToConnect } from "../../js/direct.js";
-import { BridgeClient } from "../../js/protocol.js";
+import { BLOB_BYTES, DirectLink, frame, pack, proofOf, unpack, waysToConnect } from "../../js/direct.js";
+import { BridgeClient, partViews, splitIntoParts } from "../../js/protocol.js";
 
 class FakeModel {
   constructor(kernel) {
@@ -103,6 +103,35 @@ test("pack and unpack are inverse and honour views into larger buffers", () => {
   assert.throws(() => unpack(bytes.buffer.slice(0, bytes.byteLength - 1)));
 });
 
+test("a buffer given as the views it is made of packs like the joined buffer; big messages become a Blob of the same bytes", async () => {
+  const a = new Uint8Array([1, 2, 3, 4, 5]);
+  const joined = pack({ ipb: 1, msgs: [] }, [new Uint8Array([2, 3, 4, 5, 6])]);
+  assert.deepEqual(pack({ ipb: 1, msgs: [] }, [[a.subarray(1), new Uint8Array([6])]]), joined);
+  assert.ok(frame({ ipb: 1, msgs: [] }, [a]) instanceof Uint8Array); // small: an ArrayBuffer message, sent at once
+  const big = new Float64Array(BLOB_BYTES / 8 + 3).map((_, i) => i / 3);
+  const content = { ipb: 1, msgs: [{ type: "part", view: "v", id: 1, seq: 0, count: 1 }] };
+  const blob = frame(content, [[new Uint8Array(big.buffer, 0, 8), new Uint8Array(big.buffer, 8)]]);
+  assert.ok(blob instanceof Blob);
+  const bytes = await blob.arrayBuffer();
+  assert.deepEqual(new Uint8Array(bytes), pack(content, [big]));
+  const { buffers } = unpack(bytes);
+  assert.deepEqual(new Float64Array(bytes.slice(buffers[0].byteOffset)), big);
+});
+
+test("partViews cuts a message like splitIntoParts, into views of the message's own bytes (no copy)", () => {
+  const json = new TextEncoder().encode('{"ipb":1,"msgs":[]}');
+  const buffers = [new Uint8Array(25).map((_, i) => i), new Uint8Array(0), new Uint8Array(7).fill(9)];
+  const meta = { view: "v", id: 3, ids: [1] };
+  const views = partViews(json, buffers, 10, meta);
+  const copies = splitIntoParts(json, buffers, 10, meta);
+  assert.deepEqual(views.map((p) => p.item), copies.map((p) => p.item));
+  for (let i = 0; i < views.length; i++) {
+    const joined = Uint8Array.from(views[i].chunk.flatMap((v) => [...v]));
+    assert.deepEqual(joined, copies[i].chunk);
+    for (const v of views[i].chunk) assert.ok([json, ...buffers].some((b) => b.buffer === v.buffer));
+  }
+});
+
 test("proofs are the hex HMAC-SHA256 of the nonce keyed with the secret", async () => {
   assert.equal(await proofOf("k", "n"), createHmac("sha256", "k").update("n").digest("hex"));
 });
@@ -190,6 +219,41 @@ test("a socket lost mid-call falls back: the comm hears it first, then unanswere
   model.fromKernel([{ type: "result", view: client.viewId, id: model.items().at(-1).id, value: 1 }]);
   assert.equal(await next, 1);
   assert.equal(client.diagnostics.unmatchedAnswers, 0);
+});
+
+test("a message over 8 MiB goes to the socket as parts, each a Blob; after a drop the rest go over the comm, joined", async () => {
+  const { model, client, ws } = await connected();
+  model.fromKernel([marker(client, "direct")]);
+  const big = new Float64Array(2_500_000).map((_, i) => i); // 20 MB: three parts
+  const answer = client.call("sink", [big]);
+  const realSend = ws.send.bind(ws);
+  let sends = 0;
+  ws.send = (data) => {
+    realSend(data);
+    if (++sends === 1) ws.close(); // the socket drops after the first part
+  };
+  await tick();
+  assert.equal(ws.sent.at(-1) instanceof Blob, true);
+  assert.equal(ws.sent.at(-1).size <= client.limits.partBytes + 1024, true);
+  await tick();
+  await tick();
+  // The comm heard that the socket was lost, then the whole call went again over the comm, as parts.
+  const parts = model.sent.filter((m) => m.content.msgs[0]?.type === "part");
+  assert.deepEqual(parts.map((m) => m.content.msgs[0].seq), [0, 1, 2]);
+  for (const m of parts) {
+    assert.equal(m.buffers.length, 1);
+    assert.ok(m.buffers[0] instanceof Uint8Array && m.buffers[0].byteOffset === 0);
+  }
+  const stream = new Uint8Array(parts.reduce((n, m) => n + m.buffers[0].byteLength, 0));
+  let at = 0;
+  for (const m of parts) {
+    stream.set(m.buffers[0], at);
+    at += m.buffers[0].byteLength;
+  }
+  const sizes = parts[0].content.msgs[0].sizes;
+  assert.deepEqual(new Float64Array(stream.slice(sizes[0]).buffer), big);
+  model.fromKernel([marker(client, "comm"), { type: "result", view: client.viewId, id: parts[0].content.msgs[0].ids[0], value: 2_500_000 }]);
+  assert.equal(await answer, 2_500_000);
 });
 
 test("a socket that never says ready leaves everything on the comm", async () => {

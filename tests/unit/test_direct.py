@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import tornado.httpclient
 import tornado.iostream
@@ -663,3 +664,35 @@ def test_a_page_that_reads_too_slowly_goes_back_to_the_comm_instead_of_filling_t
     run(scenario())
     core.emit("after", 1)
     assert page.wait_for(lambda i: i.get("type") == "event" and i["name"] == "after")  # over the comm
+
+
+def test_a_split_call_cut_off_by_a_drop_is_forgotten_and_sent_again_over_the_comm_runs_once(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    """Parts that came over a connection that dropped can never be finished: their memory goes with it."""
+    from .test_limits import split
+
+    sums: list[float] = []
+    core.expose(lambda a: sums.append(float(a.sum())) or int(a.size), "sink")
+    values = np.arange(200_000, dtype=np.float64)  # 1.6 MB, in parts of 256 KiB
+    content, buffers = envelope(call_item(5, "sink", values))
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        for part in split(content, buffers, 256 << 10, ident=40)[:3]:
+            await ws.write_message(pack(*part), binary=True)
+        for _ in range(500):
+            if core.parts.pending_bytes:
+                break
+            await asyncio.sleep(0.01)
+        assert core.parts.pending_bytes > 0  # the whole message's room is reserved
+        ws.close()
+
+    run(scenario())
+    page.wait_for(lambda i: is_marker(i, "comm"))
+    assert core.parts.pending_bytes == 0
+    # The page sends the call again over the comm, as parts of a new message.
+    for part_content, part_buffers in split(content, buffers, 256 << 10, ident=41):
+        core.receive({**part_content, "direct": "lost"}, part_buffers)
+    assert page.value_of(page.answer("v1", 5)) == 200_000
+    assert sums == [float(values.sum())]
