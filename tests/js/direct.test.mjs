@@ -57,6 +57,14 @@ class FakeSocket {
     const bytes = pack({ ipb: 1, msgs }, buffers);
     this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
   }
+  /** A message whose buffers the page fetches (the kernel's `pack_reference`). */
+  fromKernelByReference(msgs, sizes, key) {
+    const head = new TextEncoder().encode(JSON.stringify([{ ipb: 1, msgs }, sizes, key]));
+    const bytes = new Uint8Array(4 + head.byteLength);
+    new DataView(bytes.buffer).setUint32(0, head.byteLength, true);
+    bytes.set(head, 4);
+    this.onmessage?.({ data: bytes.buffer });
+  }
   /** Everything the page sent after authenticating, its `use` item included. */
   items() {
     return this.sent.filter((d) => typeof d !== "string").flatMap((d) => unpack(d.buffer.slice(d.byteOffset)).content.msgs);
@@ -74,11 +82,11 @@ const marker = (client, transport, conn = CONN) => ({ type: "transport", view: c
 const OFFER = { port: 4321, token: "secret", widget: "w1", routes: ["loopback"] };
 
 /** A client whose kernel offered the direct path and whose socket said ready. */
-async function connected() {
+async function connected(options = {}) {
   FakeSocket.all = [];
   const model = new FakeModel();
   const client = new BridgeClient(model);
-  client.direct = new DirectLink(client, OFFER, { WebSocket: FakeSocket });
+  client.direct = new DirectLink(client, OFFER, { WebSocket: FakeSocket, ...options });
   await tick();
   const ws = FakeSocket.all[0];
   for (let i = 0; i < 200 && ws.sent.length === 0; i++) await tick(); // the proof is computed off-thread
@@ -88,7 +96,8 @@ async function connected() {
   ws.fromKernel([marker(client, "direct")]); // "ready"
   await client.direct.started;
   // The page's first message there says it uses this connection: only then does the kernel route to it.
-  assert.deepEqual(ws.items(), [{ type: "transport", view: client.viewId, transport: "direct" }]);
+  // On the loopback route it also says that it fetches big buffers from the endpoint.
+  assert.deepEqual(ws.items(), [{ type: "transport", view: client.viewId, transport: "direct", fetch: true }]);
   return { model, client, ws };
 }
 
@@ -254,6 +263,81 @@ test("a message over 8 MiB goes to the socket as parts, each a Blob; after a dro
   assert.deepEqual(new Float64Array(stream.slice(sizes[0]).buffer), big);
   model.fromKernel([marker(client, "comm"), { type: "result", view: client.viewId, id: parts[0].content.msgs[0].ids[0], value: 2_500_000 }]);
   assert.equal(await answer, 2_500_000);
+});
+
+/** A fetch double: each request waits until the test answers it. */
+function fakeFetch() {
+  const requests = [];
+  const fetch = (url, init) =>
+    new Promise((resolve, reject) => requests.push({ url, init, resolve, reject }));
+  const body = (bytes, status = 200) => ({ ok: status === 200, status, arrayBuffer: async () => bytes.buffer });
+  return { fetch, requests, body };
+}
+
+test("big buffers are fetched from the endpoint once; later messages wait for them, so the order holds", async () => {
+  const f = fakeFetch();
+  const { model, client, ws } = await connected({ fetch: f.fetch });
+  model.fromKernel([marker(client, "direct")]);
+  const big = client.call("big");
+  const small = client.call("small");
+  await tick();
+  const [callBig, callSmall] = ws.requests();
+  const order = [];
+  big.then(() => order.push("big"));
+  small.then(() => order.push("small"));
+  ws.fromKernelByReference(
+    [{ type: "result", view: client.viewId, id: callBig.id, value: [{ $ipb: "bytes", i: 0 }, { $ipb: "bytes", i: 1 }] }],
+    [3, 5],
+    "k-1",
+  );
+  ws.fromKernel([{ type: "result", view: client.viewId, id: callSmall.id, value: "s" }]);
+  await tick();
+  assert.deepEqual(order, []); // the small answer waits for the big one's body
+  assert.equal(f.requests.length, 1);
+  assert.equal(f.requests[0].url, `http://127.0.0.1:${OFFER.port}/ipybridge/direct/bulk/k-1`);
+  assert.equal(f.requests[0].init.credentials, "omit");
+  // The body: each buffer 8-aligned (3 bytes, 5 of padding, 5 bytes).
+  f.requests[0].resolve(f.body(new Uint8Array([1, 2, 3, 0, 0, 0, 0, 0, 4, 5, 6, 7, 8])));
+  const [first, second] = await big;
+  assert.deepEqual([...first], [1, 2, 3]);
+  assert.deepEqual([...second], [4, 5, 6, 7, 8]);
+  assert.equal(await small, "s");
+  assert.deepEqual(order, ["big", "small"]);
+  assert.equal(client.transport, "direct");
+});
+
+test("a fetch that fails is a lost connection: what was not delivered is asked for again over the comm", async () => {
+  const f = fakeFetch();
+  const { model, client, ws } = await connected({ fetch: f.fetch });
+  model.fromKernel([marker(client, "direct")]);
+  const big = client.call("big");
+  await tick();
+  const [callBig] = ws.requests();
+  ws.fromKernelByReference([{ type: "result", view: client.viewId, id: callBig.id, value: { $ipb: "bytes", i: 0 } }], [4], "k-2");
+  await tick();
+  f.requests[0].resolve(f.body(new Uint8Array(0), 404)); // fetched already, or the kernel dropped it
+  await tick();
+  await tick();
+  assert.equal(client.transport, "comm");
+  assert.equal(ws.closed, true);
+  const again = model.sent.at(-1);
+  assert.equal(again.content.direct, "lost");
+  assert.deepEqual(again.content.msgs.map((i) => [i.type, i.id]), [["call", callBig.id]]);
+  model.fromKernel([marker(client, "comm"), { type: "result", view: client.viewId, id: callBig.id, value: 4 }]);
+  assert.equal(await big, 4);
+});
+
+test("the relay route never fetches: big buffers come inline there", async () => {
+  FakeSocket.all = [];
+  const model = new FakeModel({ id: "k1", serverSettings: { wsUrl: "ws://example.org/" } });
+  const client = new BridgeClient(model);
+  client.direct = new DirectLink(client, { ...OFFER, routes: ["relay"] }, { WebSocket: FakeSocket });
+  await tick();
+  const ws = FakeSocket.all[0];
+  for (let i = 0; i < 200 && ws.sent.length === 0; i++) await tick();
+  ws.fromKernel([marker(client, "direct")]);
+  await client.direct.started;
+  assert.deepEqual(ws.items(), [{ type: "transport", view: client.viewId, transport: "direct" }]);
 });
 
 test("a socket that never says ready leaves everything on the comm", async () => {

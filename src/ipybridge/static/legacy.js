@@ -240,17 +240,36 @@ function unpack(data) {
   const end = 4 + headBytes;
   if (end > bytes.byteLength) throw new Error("the header is longer than the message");
   const head = JSON.parse(new TextDecoder().decode(bytes.subarray(4, end)));
-  if (!Array.isArray(head) || head.length !== 2 || !Array.isArray(head[1])) throw new Error("the header must be [envelope, sizes]");
-  const [content, sizes] = head;
+  if (!Array.isArray(head) || head.length < 2 || head.length > 3 || !Array.isArray(head[1])) {
+    throw new Error("the header must be [envelope, sizes] or [envelope, sizes, key]");
+  }
+  const [content, sizes, key] = head;
+  if (!sizes.every((n) => Number.isSafeInteger(n) && n >= 0)) throw new Error("bad buffer sizes");
+  if (head.length === 3) {
+    if (typeof key !== "string" || !/^[\w-]{1,64}$/.test(key) || end !== bytes.byteLength) throw new Error("bad fetch key");
+    return { content, buffers: null, fetch: key, sizes };
+  }
   const buffers = [];
   let offset = end;
   for (const n of sizes) {
-    if (!Number.isSafeInteger(n) || n < 0 || offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
+    if (offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
     buffers.push(new DataView(data, offset, n));
     offset += n;
   }
   if (offset !== bytes.byteLength) throw new Error("the buffer sizes do not add up to the message");
   return { content, buffers };
+}
+function bulkBuffers(body, sizes) {
+  const buffers = [];
+  let offset = 0;
+  for (const n of sizes) {
+    offset += (8 - offset % 8) % 8;
+    if (offset + n > body.byteLength) throw new Error("the fetched body is shorter than its buffers");
+    buffers.push(new DataView(body, offset, n));
+    offset += n;
+  }
+  if (offset !== body.byteLength) throw new Error("the fetched body is longer than its buffers");
+  return buffers;
 }
 function waysToConnect(offer, kernel, pageHost = globalThis.location?.hostname) {
   const ways = [];
@@ -286,12 +305,16 @@ var DirectLink = class {
    * Connect one view to the kernel's direct endpoint; until (and unless) that works, the comm carries everything.
    * @param {any} client the view's BridgeClient
    * @param {Offer} offer from the kernel's `welcome`
-   * @param {{WebSocket?: any}} [options] a WebSocket class (tests)
+   * @param {{WebSocket?: any, fetch?: typeof globalThis.fetch}} [options] a WebSocket class, a fetch (tests)
    */
   constructor(client, offer, options = {}) {
     this.client = client;
     this.offer = offer;
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.fetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    this.bulkUrl = null;
+    this.inbox = [];
+    this.draining = false;
     this.ws = null;
     this.ready = false;
     this.lost = false;
@@ -317,7 +340,7 @@ var DirectLink = class {
           opened.ws.close();
           return;
         }
-        this._use(opened.ws, way.route, opened.conn);
+        this._use(opened.ws, way, opened.conn);
         return;
       }
     }
@@ -387,19 +410,23 @@ var DirectLink = class {
   }
   /**
    * Start using `ws`: its first message says so (the kernel routes this view's items to it only from then on,
-   * after a `transport` item on the comm), then every message to the kernel goes there.
-   * @param {any} ws @param {string} route @param {any} conn
+   * after a `transport` item on the comm), then every message to the kernel goes there. On the loopback
+   * route it also says that the page fetches big buffers from the endpoint (`fetch`).
+   * @param {any} ws @param {Way} way @param {any} conn
    */
-  _use(ws, route, conn) {
+  _use(ws, way, conn) {
     if (ws.readyState !== 1) return;
     this.ws = ws;
-    this.route = route;
+    this.route = way.route;
     this.conn = conn;
+    const fetches = way.route === "loopback" && typeof this.fetch === "function";
+    this.bulkUrl = fetches ? way.url.replace(/^ws/, "http") + "/bulk/" : null;
     ws.onmessage = (event) => this._fromDirect(event.data);
     ws.onclose = () => this._lose();
     ws.onerror = () => this._lose();
     try {
-      ws.send(pack({ ipb: 1, msgs: [{ type: "transport", view: this.client.viewId, transport: "direct" }] }, []));
+      const use = { type: "transport", view: this.client.viewId, transport: "direct", ...fetches ? { fetch: true } : {} };
+      ws.send(pack({ ipb: 1, msgs: [use] }, []));
     } catch {
       return;
     }
@@ -422,9 +449,51 @@ var DirectLink = class {
       console.error("ipybridge: bad message on the direct connection", error);
       return;
     }
+    if (message.buffers === null || this.inbox.length > 0) {
+      this.inbox.push(message);
+      this._drain();
+      return;
+    }
+    this._take(
+      /** @type {{content: any, buffers: DataView[]}} */
+      message
+    );
+  }
+  /** @param {{content: any, buffers: DataView[]}} message */
+  _take(message) {
     for (const item of message.content.msgs) if (item?.type === "call") this._noteCall(item.id);
     if (!this.commSaysDirect) this.held.push(message);
     else this.client._deliver(message.content.msgs, message.buffers);
+  }
+  /** Take the inbox's messages in order, fetching the buffers of those that have them on the endpoint. */
+  async _drain() {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.inbox.length > 0 && this.ready) {
+        const message = this.inbox[0];
+        if (message.buffers === null) {
+          try {
+            if (this.bulkUrl === null) throw new Error("this route does not fetch");
+            const response = await this.fetch(this.bulkUrl + message.fetch, { credentials: "omit", cache: "no-store" });
+            if (!response.ok) throw new Error(`HTTP ${response.status}`);
+            message.buffers = bulkBuffers(await response.arrayBuffer(), message.sizes ?? []);
+          } catch (error) {
+            this.failures.push({ route: this.route ?? "", error: `fetch: ${error}` });
+            this._lose();
+            return;
+          }
+          if (!this.ready || this.inbox[0] !== message) return;
+        }
+        this.inbox.shift();
+        this._take(
+          /** @type {{content: any, buffers: DataView[]}} */
+          message
+        );
+      }
+    } finally {
+      this.draining = false;
+    }
   }
   /**
    * A comm message for this client: deliver its items, switching at `transport` items. Broadcast items
@@ -485,6 +554,7 @@ var DirectLink = class {
     this.ready = false;
     this.lost = true;
     this.client.transport = "comm";
+    this.inbox = [];
     const ws = this.ws;
     ws.onmessage = ws.onclose = ws.onerror = null;
     try {
@@ -515,6 +585,7 @@ var DirectLink = class {
   close() {
     this.stopped = true;
     this.ready = false;
+    this.inbox = [];
     globalThis.removeEventListener?.("pagehide", this._onPageHide);
     if (this.ws) {
       this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
