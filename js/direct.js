@@ -207,6 +207,9 @@ export class DirectLink {
     this.route = null;
     /** @type {any} the kernel's number for the connection in use (named in this view's `transport` items) */
     this.conn = null;
+    /** The number (`n`) of the last output or event item read on the socket; the kernel sends those after
+     * it again over the comm when the connection drops (`resent`). */
+    this.lastN = 0;
     /** @type {Set<number>} ids of call_js calls this view has started */
     this.callsSeen = new Set();
     /** Replies to call_js sent while on the direct path (the last 64): re-sent if the call comes again. @type {Map<number, any>} */
@@ -357,9 +360,12 @@ export class DirectLink {
     this._take(/** @type {{content: any, buffers: DataView[]}} */ (message));
   }
 
-  /** @param {{content: any, buffers: DataView[]}} message */
+  /** A message from the socket, complete: noted, then held until the comm's marker or delivered. @param {{content: any, buffers: DataView[]}} message */
   _take(message) {
-    for (const item of message.content.msgs) if (item?.type === "call") this._noteCall(item.id);
+    for (const item of message.content.msgs) {
+      if (item?.type === "call") this._noteCall(item.id);
+      else if (typeof item?.n === "number") this._noteNumber(item.n);
+    }
     if (!this.commSaysDirect) this.held.push(message);
     else this.client._deliver(message.content.msgs, message.buffers);
   }
@@ -417,6 +423,11 @@ export class DirectLink {
         }
         continue;
       }
+      if (item?.resent != null) {
+        // Sent on the connection that dropped, again: only those the socket did not deliver.
+        if (item.resent !== this.conn || item.view !== this.client.viewId || !(item.n > this.lastN)) continue;
+        this._noteNumber(item.n);
+      }
       if (this.commSaysDirect && item?.view == null) continue;
       if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) {
         // Sent again after a drop: it ran once already. Its reply may have been lost with the socket,
@@ -429,6 +440,14 @@ export class DirectLink {
       batch.push(item);
     }
     this.client._deliver(batch, buffers);
+  }
+
+  /** An output or event item numbered `n` arrived (the numbers have no gaps unless the kernel could not keep one). @param {number} n */
+  _noteNumber(n) {
+    if (n > this.lastN + 1) {
+      console.warn(`ipybridge: ${n - this.lastN - 1} output or event item(s) were lost with the direct connection`);
+    }
+    if (n > this.lastN) this.lastN = n;
   }
 
   /** Remember a call_js id (the last 1024), so one sent again after a drop runs once. @param {number} id */

@@ -52,7 +52,10 @@ JS = textwrap.dedent(
     };
     el.querySelector("#slow").onclick = () => {
       show("slow-out", "pending");
-      py.slow().then((v) => show("slow-out", "ok:" + v), (e) => show("slow-out", e.name));
+      let printed = "";
+      bridge.call("slow", [], {onOutput: (stream, text) => { printed += text; }}).then(
+        (v) => show("slow-out", "ok:" + v + "|" + printed.trim().split("\n").join("|")),
+        (e) => show("slow-out", e.name));
     };
     """
 )
@@ -66,7 +69,7 @@ SETUP = textwrap.dedent(
     """
     import threading, time, ipybridge
     runs = {"slow": 0}
-    started = threading.Event()
+    started, armed = threading.Event(), threading.Event()
 
     def make(name, **kwargs):
         b = ipybridge.Bridge(html=HTML.replace("NAME", name), js=JS, **kwargs)
@@ -96,7 +99,10 @@ SETUP = textwrap.dedent(
         def slow():
             runs["slow"] += 1
             started.set()
+            armed.wait(30)  # the test is ready to drop the socket under this print
+            print("before the drop")
             time.sleep(1.5)
+            print("after the drop")
             return runs["slow"]
 
         return b
@@ -154,8 +160,9 @@ def wait_transport(nb: NotebookPage, name: str, transport: str) -> None:
 def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None:  # type: ignore[no-untyped-def]
     cells = [
         f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS,
-        PLAYER, "print('player-transport', v.transport)", RELAY,
+        PLAYER, "print('player-transport', v.transport)", RELAY, "armed.set()",
     ]  # fmt: skip
+    arm = 9  # the cell that lets slow() print
     nb = jupyter.open(ui, cells, name="direct")
     nb.page.add_init_script(RECORD_SOCKETS)
     nb.page.reload()
@@ -227,11 +234,13 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     widget.locator("#add").click()
     expect(widget.locator("#sum")).to_have_text("sum:5")
 
-    # 4. The socket dies mid-call: the call is answered once, ran once, and the view is on the comm.
+    # 4. The socket dies mid-call, with a printed line on its way that the page never reads: the call is
+    # answered once, ran once, no printed line is lost, and the view is on the comm.
     widget.locator("#slow").click()
     expect(widget.locator("#slow-out")).to_have_text("pending")
-    nb.page.evaluate(f"{ipb_sockets}[0].close()")
-    expect(widget.locator("#slow-out")).to_have_text("ok:1")
+    nb.page.evaluate(f"{ipb_sockets}[0].onmessage = function () {{ this.close(); }}")  # drops what comes next
+    nb.run_cell(arm)
+    expect(widget.locator("#slow-out")).to_have_text("ok:1|before the drop|after the drop")
     wait_transport(nb, "direct", "comm")
     widget.locator("#sum").evaluate("e => e.textContent = ''")
     widget.locator("#add").click()
