@@ -48,7 +48,11 @@ export function frameParts(content, buffers) {
  * @param {any} content @param {Piece[]} buffers @returns {Uint8Array}
  */
 export function pack(content, buffers) {
-  const { head, views, total } = frameParts(content, buffers);
+  return joined(frameParts(content, buffers));
+}
+
+/** @param {{head: Uint8Array, views: Uint8Array[], total: number}} parts @returns {Uint8Array} */
+function joined({ head, views, total }) {
   const out = new Uint8Array(total);
   out.set(head, 0);
   let offset = head.byteLength;
@@ -65,7 +69,7 @@ export function pack(content, buffers) {
  */
 export function frame(content, buffers) {
   const parts = frameParts(content, buffers);
-  if (parts.total < BLOB_BYTES || typeof Blob !== "function") return pack(content, buffers);
+  if (parts.total < BLOB_BYTES || typeof Blob !== "function") return joined(parts);
   return new Blob(/** @type {BlobPart[]} */ (/** @type {unknown} */ ([parts.head, ...parts.views])));
 }
 

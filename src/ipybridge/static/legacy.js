@@ -214,7 +214,9 @@ function frameParts(content, buffers) {
   return { head, views, total: sizes.reduce((a, b) => a + b, head.byteLength) };
 }
 function pack(content, buffers) {
-  const { head, views, total } = frameParts(content, buffers);
+  return joined(frameParts(content, buffers));
+}
+function joined({ head, views, total }) {
   const out = new Uint8Array(total);
   out.set(head, 0);
   let offset = head.byteLength;
@@ -226,7 +228,7 @@ function pack(content, buffers) {
 }
 function frame(content, buffers) {
   const parts = frameParts(content, buffers);
-  if (parts.total < BLOB_BYTES || typeof Blob !== "function") return pack(content, buffers);
+  if (parts.total < BLOB_BYTES || typeof Blob !== "function") return joined(parts);
   return new Blob(
     /** @type {BlobPart[]} */
     /** @type {unknown} */
