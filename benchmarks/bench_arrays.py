@@ -740,7 +740,8 @@ def report_browser(results: dict[str, Any], b: dict[str, Any]) -> dict[str, bool
           f"(x{b['jshtml_first_frame_200_s'] * 1000 / b['first_frame_200']['from_run_ms']:.0f}), "
           f"kernel +{b['jshtml_rss_mb']:.0f} MB, page +{b['html_mb']:.0f} MB of HTML")  # fmt: skip
     ratio = b["painted_fps_at_60"] / max(b["interact_painted_fps_at_60"], 1e-9)
-    print(f"  painted fps asked for 60: Player on the comm {b['painted_fps_at_60']:.1f}, ipywidgets Play + interact(imshow) "
+    print(f"  painted fps asked for 60: Player on the comm {b['painted_fps_at_60']:.1f}, "
+          f"ipywidgets Play + interact(imshow) "
           f"{b['interact_painted_fps_at_60']:.1f} (x{ratio:.1f}); the kernel alone makes "
           f"{b.get('python_only_fps', float('nan')):.1f} encoded frames/s in the same minute")  # fmt: skip
     print(f"  painted fps asked for 60 over the direct transport ({b.get('direct_transport')}): "
