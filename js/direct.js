@@ -130,6 +130,9 @@ export class DirectLink {
     this.route = null;
     /** @type {any} the kernel's number for the connection in use (named in this view's `transport` items) */
     this.conn = null;
+    /** The number (`n`) of the last output or event item read on the socket; the kernel sends those after
+     * it again over the comm when the connection drops (`resent`). */
+    this.lastN = 0;
     /** @type {Set<number>} ids of call_js calls this view has started */
     this.callsSeen = new Set();
     /** Replies to call_js sent while on the direct path (the last 64): re-sent if the call comes again. @type {Map<number, any>} */
@@ -267,7 +270,10 @@ export class DirectLink {
       console.error("ipybridge: bad message on the direct connection", error);
       return;
     }
-    for (const item of message.content.msgs) if (item?.type === "call") this._noteCall(item.id);
+    for (const item of message.content.msgs) {
+      if (item?.type === "call") this._noteCall(item.id);
+      else if (typeof item?.n === "number") this._noteNumber(item.n);
+    }
     if (!this.commSaysDirect) this.held.push(message);
     else this.client._deliver(message.content.msgs, message.buffers);
   }
@@ -296,6 +302,11 @@ export class DirectLink {
         }
         continue;
       }
+      if (item?.resent != null) {
+        // Sent on the connection that dropped, again: only those the socket did not deliver.
+        if (item.resent !== this.conn || item.view !== this.client.viewId || !(item.n > this.lastN)) continue;
+        this._noteNumber(item.n);
+      }
       if (this.commSaysDirect && item?.view == null) continue;
       if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) {
         // Sent again after a drop: it ran once already. Its reply may have been lost with the socket,
@@ -308,6 +319,14 @@ export class DirectLink {
       batch.push(item);
     }
     this.client._deliver(batch, buffers);
+  }
+
+  /** An output or event item numbered `n` arrived (the numbers have no gaps unless the kernel could not keep one). @param {number} n */
+  _noteNumber(n) {
+    if (n > this.lastN + 1) {
+      console.warn(`ipybridge: ${n - this.lastN - 1} output or event item(s) were lost with the direct connection`);
+    }
+    if (n > this.lastN) this.lastN = n;
   }
 
   /** Remember a call_js id (the last 1024), so one sent again after a drop runs once. @param {number} id */

@@ -635,10 +635,12 @@ export function installClassic(win, hub) {
   );
   commManager.kernel = hub.kernel;
   // A legacy view that joins the page (hub.drain) may be the notebook a comm or target waits for.
+  // Only what waits runs here (drain also runs on every kernel.execute); targets are registered
+  // again where a connection may have forgotten them (panelFound, kernel change, restart).
   const drain = hub.drain;
   hub.drain = () => {
     drain();
-    commManager.retry();
+    commManager.resume();
   };
 
   for (const method of ["on", "off", "one", "trigger", "triggerHandler"]) {

@@ -250,13 +250,22 @@ export class ClassicCommManager {
    * run what waited for it.
    */
   retry() {
-    const waiting = this._waiting;
-    this._waiting = [];
-    for (const entry of waiting) this._when(entry.target, entry.run);
+    this.resume();
     for (const [name, notebook] of this._targetNotebooks) {
       const kernel = this.link.kernelFor(notebook);
       if (kernel) this._registerOn(kernel, name);
     }
+  }
+
+  /**
+   * Run what waited for a notebook's kernel connection, where it is known now (a legacy
+   * view joined the page). Cheap when nothing waits: `kernel.execute` drains through here.
+   */
+  resume() {
+    if (this._waiting.length === 0) return;
+    const waiting = this._waiting;
+    this._waiting = [];
+    for (const entry of waiting) this._when(entry.target, entry.run);
   }
 
   /** @param {any} target @param {(kernel: any) => void} run */

@@ -42,7 +42,7 @@ import secrets
 import struct
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -75,6 +75,12 @@ MAX_UNAUTHENTICATED = 16
 REMEMBERED_REQUESTS = 4096
 #: Bytes of remembered answers per widget; older answers are forgotten first.
 REMEMBERED_BYTES = 32 << 20
+#: Output and events sent over one connection that are kept to send again over the comm if the connection
+#: drops before the page read them (the page skips those it had: each carries its number ``n``).
+RESENT_TYPES = frozenset({"output", "event"})
+#: Bytes of those items kept per connection (the newest; an older one lost with the socket is reported by the
+#: page as a gap in the numbers).
+RESENT_BYTES = 4 << 20
 #: Environment variable that turns the direct path off for a kernel (``0``, ``false``, ``no``, ``off``).
 ENV_SWITCH = "IPYBRIDGE_DIRECT"
 _HEADER = struct.Struct("<I")
@@ -482,6 +488,7 @@ class DirectRoutes:
         self._live: dict[str, _DirectHandler] = {}  # view -> connection, as of the outbox's last flush
         self._remembered: dict[str, OrderedDict[int, Any]] = {}  # per view: request id -> answer state
         self._answer_bytes: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._sent: dict[_DirectHandler, _Sent] = {}  # output and events routed to a connection, numbered
         self._bytes = 0
         self.last_view: str | None = None
         endpoint.register(key, self)
@@ -577,6 +584,7 @@ class DirectRoutes:
                 kind, view = item.get("type"), item.get("view")
                 if kind == "transport" and view is not None:
                     marked = self._markers.get(item.get("conn"))  # type: ignore[arg-type]
+                    comm.append(entry)
                     if marked is not None:
                         if item.get("transport") == "direct":
                             self._live[view] = marked
@@ -584,20 +592,22 @@ class DirectRoutes:
                             if self._live.get(view) is marked:
                                 del self._live[view]
                             del self._markers[marked.conn_id]
-                    comm.append(entry)
+                            comm.extend(self._resend(marked, view))  # right after the switch: before anything newer
                     continue
                 if view is not None:
                     conn = self._live.get(view)
                     if kind in ("result", "error"):
                         self._remember_answer(view, item.get("id"), entry if conn is not None else None)
                     if conn is not None:
-                        per_conn.setdefault(conn, []).append(entry)
+                        per_conn.setdefault(conn, []).append(
+                            self._numbered(conn, entry) if kind in RESENT_TYPES else entry
+                        )
                     else:
                         comm.append(entry)
                     continue
                 live = set(self._live.values())
                 for conn in live:
-                    per_conn.setdefault(conn, []).append(entry)
+                    per_conn.setdefault(conn, []).append(self._numbered(conn, entry) if kind in RESENT_TYPES else entry)
                 # A protocol_error for no view answers a message nobody could read: it may have come over
                 # the comm from a page that is not on the direct path, so it goes there too.
                 if not live or kind == "protocol_error" or any(v not in self._live for v in views):
@@ -605,6 +615,35 @@ class DirectRoutes:
         out: list[Any] = [(None, comm)] if comm else []
         out += [(_sender(conn), group) for conn, group in per_conn.items()]
         return out
+
+    def _numbered(
+        self, conn: _DirectHandler, entry: tuple[dict[str, Any], list[memoryview]]
+    ) -> tuple[dict[str, Any], list[memoryview]]:
+        """``entry`` as sent over ``conn``: numbered, and kept (the newest RESENT_BYTES) to send again if it drops."""
+        sent = self._sent.get(conn)
+        if sent is None:
+            sent = self._sent[conn] = _Sent()
+        sent.n += 1
+        item, buffers = entry
+        numbered = ({**item, "n": sent.n}, buffers)
+        size = sum(b.nbytes for b in buffers) + len(item.get("text") or "") + 128
+        if size <= RESENT_BYTES:
+            sent.items.append((numbered, size))
+            sent.bytes += size
+            while sent.bytes > RESENT_BYTES:
+                sent.bytes -= sent.items.popleft()[1]
+        return numbered
+
+    def _resend(self, conn: _DirectHandler, view: str) -> list[tuple[dict[str, Any], list[memoryview]]]:
+        """What ``conn`` carried that the page may not have read, to go over the comm after its ``transport: comm``.
+
+        Each item names the connection (``resent``) and keeps its number: the page skips those it read on
+        the socket. A broadcast item (an event) names the view, so views still on the comm do not get it twice.
+        """
+        sent = self._sent.pop(conn, None)
+        if sent is None:
+            return []
+        return [({**item, "view": view, "resent": conn.conn_id}, buffers) for (item, buffers), _ in sent.items]
 
     def _remember_answer(self, view: str, ident: Any, entry: tuple[dict[str, Any], list[memoryview]] | None) -> None:
         """Note how request ``ident`` was answered: ``entry`` sent directly (kept to send again), None: on the comm."""
@@ -726,8 +765,20 @@ class DirectRoutes:
             self._conns.clear()
             self._used.clear()
             self._live.clear()
+            self._sent.clear()
         for conn in conns:
             conn.shut()
+
+
+class _Sent:
+    """Output and event items routed to one connection: how many, and the newest RESENT_BYTES of them."""
+
+    __slots__ = ("bytes", "items", "n")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.items: deque[tuple[tuple[dict[str, Any], list[memoryview]], int]] = deque()
+        self.bytes = 0
 
 
 def _sender(conn: _DirectHandler) -> Callable[[dict[str, Any], list[memoryview]], None]:

@@ -397,6 +397,8 @@ class _CommHold:
         target = getattr(comm, "target_name", None)
         if target in _WIDGET_TARGETS:
             return False
+        if not self._held and time.monotonic() >= self._deadline:
+            return False  # the window is over and nothing waits: no lock per comm message
         with self._lock:
             waiting = any(held[0] is comm for held in self._held)  # keep a comm's messages in order
             if not waiting and (target in self._registered or time.monotonic() >= self._deadline):

@@ -42,7 +42,10 @@ JS = textwrap.dedent(
     };
     el.querySelector("#slow").onclick = () => {
       show("slow-out", "pending");
-      py.slow().then((v) => show("slow-out", "ok:" + v), (e) => show("slow-out", e.name));
+      let printed = "";
+      bridge.call("slow", [], {onOutput: (stream, text) => { printed += text; }}).then(
+        (v) => show("slow-out", "ok:" + v + "|" + printed.trim().split("\n").join("|")),
+        (e) => show("slow-out", e.name));
     };
     """
 )
@@ -55,7 +58,7 @@ SETUP = textwrap.dedent(
     """
     import threading, time, ipybridge
     runs = {"slow": 0}
-    started = threading.Event()
+    started, armed = threading.Event(), threading.Event()
 
     def make(name, **kwargs):
         b = ipybridge.Bridge(html=HTML.replace("NAME", name), js=JS, **kwargs)
@@ -74,7 +77,10 @@ SETUP = textwrap.dedent(
         def slow():
             runs["slow"] += 1
             started.set()
+            armed.wait(30)  # the test is ready to drop the socket under this print
+            print("before the drop")
             time.sleep(1.5)
+            print("after the drop")
             return runs["slow"]
 
         return b
@@ -148,9 +154,10 @@ def wait_transport(nb: NotebookPage, name: str, transport: str) -> None:
 def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None:  # type: ignore[no-untyped-def]
     cells = [
         f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS,
-        PLAYER, "print('player-transport', v.transport)", RELAY, KERNEL_COUNT, KERNEL_SENT,
+        PLAYER, "print('player-transport', v.transport)", RELAY, "armed.set()", KERNEL_COUNT, KERNEL_SENT,
         'print("frame", v.frame, "page_frame", v.stats["page_frame"])',
     ]  # fmt: skip
+    arm = 9  # the cell that lets slow() print
     nb = jupyter.open(ui, cells, name="direct")
     nb.page.add_init_script(RECORD_SOCKETS)
     nb.page.reload()
@@ -214,11 +221,13 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     widget.locator("#add").click()
     expect(widget.locator("#sum")).to_have_text("sum:5")
 
-    # 4. The socket dies mid-call: the call is answered once, ran once, and the view is on the comm.
+    # 4. The socket dies mid-call, with a printed line on its way that the page never reads: the call is
+    # answered once, ran once, no printed line is lost, and the view is on the comm.
     widget.locator("#slow").click()
     expect(widget.locator("#slow-out")).to_have_text("pending")
-    nb.page.evaluate(f"{ipb_sockets}[0].close()")
-    expect(widget.locator("#slow-out")).to_have_text("ok:1")
+    nb.page.evaluate(f"{ipb_sockets}[0].onmessage = function () {{ this.close(); }}")  # drops what comes next
+    nb.run_cell(arm)
+    expect(widget.locator("#slow-out")).to_have_text("ok:1|before the drop|after the drop")
     wait_transport(nb, "direct", "comm")
     widget.locator("#sum").evaluate("e => e.textContent = ''")
     widget.locator("#add").click()
@@ -244,8 +253,8 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     expect(canvas).to_have_attribute("data-frame", "0")
     nb.run_cell(7)
     expect(nb.output(7)).to_contain_text("player-transport direct")
-    nb.run_cell(9)
-    expect(nb.output(9)).to_contain_text("counting")
+    nb.run_cell(10)
+    expect(nb.output(10)).to_contain_text("counting")
     nb.page.evaluate(
         """() => { window.__counts = {kernel: 0, direct: 0};
           const count = (s) => {
@@ -272,9 +281,9 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
         counts = nb.page.evaluate("() => ({...window.__counts})")
         pause.click()
         expect(play).to_have_attribute("aria-pressed", "false")
-        nb.run_cell(10)
-        nb.wait_cell_done(10)
-        sent = json.loads(re.search(r"kernel-sent (\[.*\])", nb.output(10).inner_text())[1])
+        nb.run_cell(11)
+        nb.wait_cell_done(11)
+        sent = json.loads(re.search(r"kernel-sent (\[.*\])", nb.output(11).inner_text())[1])
         return counts, sent
 
     play_frames(10)  # from here on, each window of the kernel's counts spans one play-pause and one count cell
@@ -289,8 +298,8 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     assert long_kernel.count("status") <= short_kernel.count("status"), (short_kernel, long_kernel)
     # Python's `frame` follows on pause; `stats` has the frame painted (sent over the direct path).
     at = int(canvas.get_attribute("data-frame"))
-    nb.run_cell(11)
-    expect(nb.output(11)).to_have_text(re.compile(rf"frame {at} page_frame {at}"))
+    nb.run_cell(12)
+    expect(nb.output(12)).to_have_text(re.compile(rf"frame {at} page_frame {at}"))
 
     # Its socket dies mid-playback: it goes on playing over the comm (lost frame requests are asked again).
     play.click()

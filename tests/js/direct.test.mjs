@@ -240,6 +240,47 @@ test("call_js calls the kernel sends again after a drop run once: a new one runs
   assert.deepEqual(replies, [[1, "hi a"], [2, "hi b"]]);
 });
 
+test("output and events the socket did not deliver before a drop come again over the comm, each once, in order", async (t) => {
+  const warn = t.mock.method(console, "warn", () => {});
+  const { model, client, ws } = await connected();
+  model.fromKernel([marker(client, "direct")]);
+  const printed = [];
+  const events = [];
+  client.on("tick", (n) => events.push(n));
+  const call = client.call("chatty", [], { onOutput: (stream, text) => printed.push(text) });
+  await tick();
+  const id = ws.requests().at(-1).id;
+  const view = client.viewId;
+  ws.fromKernel([
+    { type: "output", view, id, stream: "stdout", text: "one\n", n: 1 },
+    { type: "event", name: "tick", payload: 1, n: 2 },
+  ]);
+  ws.close(); // items 3 and 4 were on their way on the socket: lost with it
+  await tick();
+  await tick();
+  // The kernel sends again what the connection carried, after its switch back to the comm.
+  const again = (item) => ({ ...item, view, resent: CONN });
+  model.fromKernel([
+    marker(client, "comm"),
+    again({ type: "output", view, id, stream: "stdout", text: "one\n", n: 1 }),
+    again({ type: "event", name: "tick", payload: 1, n: 2 }),
+    again({ type: "output", view, id, stream: "stdout", text: "two\n", n: 3 }),
+    again({ type: "event", name: "tick", payload: 2, n: 4 }),
+    { ...again({ type: "event", name: "tick", payload: 9, n: 3 }), view: "another-view" }, // not this view's
+    { ...again({ type: "event", name: "tick", payload: 9, n: 5 }), resent: CONN + 1 }, // not this connection's
+    { type: "output", view, id, stream: "stdout", text: "three\n" },
+    { type: "result", view, id, value: "done" },
+  ]);
+  assert.equal(await call, "done");
+  assert.deepEqual(printed, ["one\n", "two\n", "three\n"]);
+  assert.deepEqual(events, [1, 2]);
+  assert.equal(warn.mock.callCount(), 0);
+  // A gap (the kernel keeps only the newest items) is reported, not hidden.
+  model.fromKernel([{ type: "event", name: "tick", payload: 7, view, resent: CONN, n: 9 }]);
+  assert.deepEqual(events, [1, 2, 7]);
+  assert.match(String(warn.mock.calls[0].arguments[0]), /4 output or event item\(s\) were lost/);
+});
+
 // ------------------------------------------------------------- races (issue 14's stall)
 test("a call sent over the comm before the switch is asked for again after a drop (its answer may have left on the socket)", async () => {
   FakeSocket.all = [];

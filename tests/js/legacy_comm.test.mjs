@@ -129,7 +129,7 @@ test("calls made before the notebook's kernel is known wait for it, then go in o
   const kernel = new FakeKernel();
   assert.equal(kernel.targets.size, 0);
   link.kernel = kernel;
-  cm.retry();
+  cm.resume(); // what a legacy view joining the page (hub.drain) runs
   assert.deepEqual(kernel.sent.map((s) => s.slice(0, 3)), [
     ["open", comm.comm_id, { a: 1 }],
     ["send", comm.comm_id, { b: 2 }],
@@ -149,6 +149,23 @@ test("after a kernel change the page's targets are registered on the new kernel"
   cm.retry();
   second.open("t", "n1", {});
   assert.deepEqual(opened, ["n1"]);
+});
+
+test("resume (every kernel.execute drains through it) runs only what waits: no target is registered again", () => {
+  const kernel = new FakeKernel();
+  const { cm } = manager(kernel);
+  cm.register_target("t", () => {});
+  let registrations = 0;
+  const register = kernel.registerCommTarget.bind(kernel);
+  kernel.registerCommTarget = (...args) => {
+    registrations++;
+    return register(...args);
+  };
+  cm.resume();
+  cm.resume();
+  assert.equal(registrations, 0);
+  cm.retry();
+  assert.equal(registrations, 1);
 });
 
 test("closing from the page sends comm_close, calls no on_close of its own, and later sends are refused", (t) => {

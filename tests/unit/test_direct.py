@@ -148,7 +148,9 @@ def test_a_view_moves_to_the_direct_path_with_a_marker_in_comm_order(
         ws.close()
 
     run(scenario())
-    assert not any(i.get("type") in ("result", "event") for i, _ in page.items())  # nothing doubled on the comm
+    # Nothing doubled on the comm: only what the connection carried (the page skips those it read), named so.
+    comm = [i for i, _ in page.items() if i.get("type") in ("result", "event")]
+    assert all(i["type"] == "event" and isinstance(i["resent"], int) and i["n"] == 1 for i in comm), comm
     assert core.direct.transport() in ("direct", "comm")
 
 
@@ -326,6 +328,47 @@ def test_a_drop_mid_call_answers_once_over_the_comm_and_runs_once(
     assert runs == [4]
     answers = [(i["id"], i["type"]) for i, _ in page.items() if i.get("type") in ("result", "error")]
     assert sorted(answers) == [(1, "result"), (2, "result"), (3, "result")]
+
+
+def test_output_and_events_sent_on_a_connection_that_drops_come_again_over_the_comm_after_its_switch(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    go_on = threading.Event()
+
+    def chatty() -> str:
+        print("one")
+        core.emit("tick", 1)
+        go_on.wait(10)
+        print("two")
+        return "done"
+
+    core.expose(chatty)
+    got: list[dict[str, Any]] = []
+    conn: list[int] = []
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        conn.append(ws.conn)
+        await ws.write_message(pack(*envelope(call_item(1, "chatty"))), binary=True)
+        while len([i for i in got if i["type"] in ("output", "event")]) < 2:
+            got.extend((await read_items(ws))[0])
+        ws.close()  # the page may not have read them: the kernel cannot tell
+
+    run(scenario())
+    numbered = [i for i in got if i["type"] in ("output", "event")]
+    assert [i["n"] for i in numbered] == [1, 2]  # numbered per connection, in the order sent
+    assert "view" not in numbered[1]  # an event goes to every view
+    page.wait_for(lambda i: is_marker(i, "comm"))
+    go_on.set()
+    assert page.value_of(page.answer("v1", 1)) == "done"
+    after = [i for i, _ in page.items() if i.get("type") in ("output", "event", "result")]
+    # Right after the switch: what the connection carried, named and numbered, for this view; then the rest.
+    assert [(i["type"], i["n"], i["resent"], i["view"]) for i in after[:2]] == [
+        ("output", 1, conn[0], "v1"),
+        ("event", 2, conn[0], "v1"),
+    ]
+    assert after[0]["text"] == "one\n"
+    assert [(i["type"], i.get("text")) for i in after[2:]] == [("output", "two\n"), ("result", None)]
 
 
 def test_the_comm_only_path_runs_each_request_once_when_no_view_connects(core: BridgeCore, page: FakePage) -> None:
@@ -519,10 +562,15 @@ def test_concurrent_attach_and_detach_keep_every_connections_items_between_its_m
             seen.setdefault(item["conn"], []).append(item["transport"])
     assert all(marks == ["direct", "comm"] for marks in seen.values()), seen
     assert (routes._live, routes._used, routes._markers) == ({}, {}, {})
-    # every output went somewhere exactly once: over the comm, or to the connection live at the time
-    direct = [i["id"] for c in conns for data in c.sent for i in unpack(data)[0]["msgs"]]
-    on_comm = [i["id"] for i, _ in page.items() if i.get("type") == "output"]
-    assert sorted(direct + on_comm) == posted
+    # every output went somewhere exactly once: over the comm, or to the connection live at the time...
+    direct = {c.conn_id: [i for data in c.sent for i in unpack(data)[0]["msgs"]] for c in conns}
+    outputs = [i for i, _ in page.items() if i.get("type") == "output"]
+    on_comm = [i["id"] for i in outputs if "resent" not in i]
+    assert sorted([i["id"] for sent in direct.values() for i in sent] + on_comm) == posted
+    # ...and what a connection carried came again over the comm, numbered as it was sent there
+    for conn_id, sent in direct.items():
+        again = [(i["id"], i["n"]) for i in outputs if i.get("resent") == conn_id]
+        assert again == [(i["id"], i["n"]) for i in sent], conn_id
     assert routes.transport() == "comm"
 
 

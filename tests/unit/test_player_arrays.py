@@ -305,6 +305,34 @@ def test_a_process_pool_colours_array_frames_exactly():
             assert_same_picture(source.render(index), imshow_rgba(KELVIN[index], cmap="plasma", vmin=270, vmax=300))
 
 
+def test_a_worker_that_never_answers_fails_the_frame_with_a_timeout_instead_of_holding_it(monkeypatch):
+    from concurrent.futures import Future
+
+    from ipybridge.player import parallel
+
+    class HungPool:  # a worker that took the task and died, or hangs
+        def __init__(self):
+            self.futures = []
+
+        def submit(self, fn, *args, **kwargs):
+            self.futures.append(Future())
+            return self.futures[-1]
+
+    monkeypatch.setattr(parallel, "EXECUTOR_TIMEOUT_S", 0.2)
+    pool = HungPool()
+    source = ArraySource(KELVIN, vmin=270, vmax=300, executor=pool)
+    with pytest.raises(TimeoutError, match=r"frame 3: the executor gave no result in 0.2 s"):
+        source.render(3)
+    assert pool.futures[-1].cancelled()
+    from ipybridge.player.sources import FigureSource
+
+    fig, update = _figure_and_func()  # a pure frame function's frames, drawn on the workers
+    pure = parallel.PureFigureSource(FigureSource(fig, update, frames=4), pool)
+    with pytest.raises(TimeoutError, match=r"frame 2: the executor gave no result"):
+        pure.render(2)
+    plt.close(fig)
+
+
 def _figure_and_func():
     fig = plt.figure(figsize=(2, 1.5), dpi=50)
     ax = fig.add_subplot()

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import codecs
-from .parallel import Ahead, Encoding, ahead_pool, check_executor, is_distributed_client
+from .parallel import Ahead, Encoding, ahead_pool, check_executor, executor_result, is_distributed_client
 from .sources import FrameOutOfRange
 
 #: Frames read to choose colour limits when ``vmin``/``vmax``/``norm`` leave them open.
@@ -429,7 +429,9 @@ class ArraySource:
             return self._on_cluster(index)
         frame = self._read(index)
         if self.executor is not None:
-            made: np.ndarray | Paletted = self.executor.submit(render_frame, self.mapper, frame).result()
+            made: np.ndarray | Paletted = executor_result(
+                self.executor.submit(render_frame, self.mapper, frame), f"frame {index}"
+            )
             return made
         return self.mapper.paletted(frame)
 
@@ -440,11 +442,13 @@ class ArraySource:
 
             # The frame is computed where its chunks are, coloured there; only the coloured frame comes back.
             job = delayed(render_frame)(self.mapper, self.array[index])
-            made: np.ndarray | Paletted = client.compute(job).result()
+            made: np.ndarray | Paletted = executor_result(client.compute(job), f"frame {index}")
             self.reads += 1
             return made
         frame = self._read(index)
-        result: np.ndarray | Paletted = client.submit(render_frame, self.mapper, frame, pure=False).result()
+        result: np.ndarray | Paletted = executor_result(
+            client.submit(render_frame, self.mapper, frame, pure=False), f"frame {index}"
+        )
         return result
 
     def prefetch(self, index: int, encoding: Encoding = None) -> None:

@@ -31,6 +31,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,28 @@ def check_executor(executor: Any) -> None:
         raise TypeError(
             f"executor must be a concurrent.futures.Executor or a dask distributed.Client, not {executor!r}"
         )
+
+
+#: Seconds a frame may take on an executor's worker before it fails with ``TimeoutError`` (a hung or
+#: lost worker must not hold the kernel's threads, or the Player, forever).
+EXECUTOR_TIMEOUT_S = 300.0
+
+
+def executor_result(future: Any, what: str) -> Any:
+    """``future.result()`` of an executor's (or a dask Client's) future, bounded by :data:`EXECUTOR_TIMEOUT_S`.
+
+    Raises ``TimeoutError`` naming ``what`` (and cancels the future) when the worker gives no result in time;
+    the worker's own exception otherwise, as ``result()`` does.
+    """
+    try:
+        return future.result(timeout=EXECUTOR_TIMEOUT_S)
+    except (TimeoutError, FutureTimeout):  # the same class from Python 3.11 on
+        if future.done():
+            raise  # the frame function itself raised TimeoutError
+        future.cancel()
+        raise TimeoutError(
+            f"{what}: the executor gave no result in {EXECUTOR_TIMEOUT_S:g} s (a hung or lost worker?)"
+        ) from None
 
 
 #: How the page wants a frame encoded: (codec, quality), or None for the RGBA image itself.
@@ -275,12 +298,16 @@ class PureFigureSource:
         value = self.values[index]  # out of range raises here, in the kernel
         if self._distributed:
             future = self.executor.submit(draw_pure_frame, self.token, self._payload, value, encoding, pure=False)
-            return _frame(future.result())
+            return _frame(executor_result(future, f"frame {index}"))
         # A process pool cannot be told "every worker": send the hash, and the pickle to a worker that asks.
-        result = self.executor.submit(draw_pure_frame, self.token, None, value, encoding).result()
+        result = executor_result(
+            self.executor.submit(draw_pure_frame, self.token, None, value, encoding), f"frame {index}"
+        )
         if isinstance(result, str) and result == UNKNOWN_FIGURE:
             self.pickles_sent += 1
-            result = self.executor.submit(draw_pure_frame, self.token, self._payload, value, encoding).result()
+            result = executor_result(
+                self.executor.submit(draw_pure_frame, self.token, self._payload, value, encoding), f"frame {index}"
+            )
         return _frame(result)
 
     def prefetch(self, index: int, encoding: Encoding = None) -> None:

@@ -81,6 +81,7 @@ var DirectLink = class {
     this.held = [];
     this.route = null;
     this.conn = null;
+    this.lastN = 0;
     this.callsSeen = /* @__PURE__ */ new Set();
     this.replies = /* @__PURE__ */ new Map();
     this.failures = [];
@@ -203,7 +204,10 @@ var DirectLink = class {
       console.error("ipybridge: bad message on the direct connection", error);
       return;
     }
-    for (const item of message.content.msgs) if (item?.type === "call") this._noteCall(item.id);
+    for (const item of message.content.msgs) {
+      if (item?.type === "call") this._noteCall(item.id);
+      else if (typeof item?.n === "number") this._noteNumber(item.n);
+    }
     if (!this.commSaysDirect) this.held.push(message);
     else this.client._deliver(message.content.msgs, message.buffers);
   }
@@ -230,6 +234,10 @@ var DirectLink = class {
         }
         continue;
       }
+      if (item?.resent != null) {
+        if (item.resent !== this.conn || item.view !== this.client.viewId || !(item.n > this.lastN)) continue;
+        this._noteNumber(item.n);
+      }
       if (this.commSaysDirect && item?.view == null) continue;
       if (item?.type === "call" && item.view === this.client.viewId && this.callsSeen.has(item.id)) {
         const reply = this.replies.get(item.id);
@@ -240,6 +248,13 @@ var DirectLink = class {
       batch.push(item);
     }
     this.client._deliver(batch, buffers);
+  }
+  /** An output or event item numbered `n` arrived (the numbers have no gaps unless the kernel could not keep one). @param {number} n */
+  _noteNumber(n) {
+    if (n > this.lastN + 1) {
+      console.warn(`ipybridge: ${n - this.lastN - 1} output or event item(s) were lost with the direct connection`);
+    }
+    if (n > this.lastN) this.lastN = n;
   }
   /** Remember a call_js id (the last 1024), so one sent again after a drop runs once. @param {number} id */
   _noteCall(id) {
