@@ -458,7 +458,9 @@ def run_server(variant: str, browser: Any, args: argparse.Namespace, log: Any) -
         try:
             t0 = time.monotonic()
             contenders = [c for c in CONTENDERS if c != "jchannel" or args.jchannel_client]
-            if variant == "stock":
+            if args.contenders:
+                contenders = [c for c in contenders if c in args.contenders]
+            if variant == "stock" and "ipybridge-relay" in contenders:
                 contenders.remove("ipybridge-relay")  # no ipybridge.server, no relay
             jchannel_url = None
             if args.jchannel_client:
@@ -471,9 +473,11 @@ def run_server(variant: str, browser: Any, args: argparse.Namespace, log: Any) -
                 tail = server.log_text()[-3000:]
                 raise RuntimeError(f"ipybridge.server loaded={loaded} on the {variant} server:\n{tail}")
             result: dict[str, Any] = {"has_native_base64": page.evaluate("() => window.__bench.hasB64")}
-            calls = measure_calls(
-                page, contenders, args.repeats, args.window, args.latency_calls, log, args.isolated_calls
-            )
+            calls: dict[str, Any] = {c: {} for c in contenders}
+            if not args.transfers_only:
+                calls = measure_calls(
+                    page, contenders, args.repeats, args.window, args.latency_calls, log, args.isolated_calls
+                )
             movers = [c for c in contenders if c != "jchannel"]  # jchannel: calls only (JSON values)
             run_transfers = variant == "stock" and not args.calls_only
             transfers = measure_transfers(page, movers, args.repeats, args.sizes, log) if run_transfers else None
@@ -513,14 +517,14 @@ def table(variant: dict[str, Any], sizes: tuple[int, ...]) -> str:
     cs = variant["contenders"]
     names = present(variant)
     short = {"ipybridge": "ipyb-comm", "ipybridge-direct": "ipyb-direct", "ipybridge-relay": "ipyb-relay"}
-    ratios = [("ipybridge", "floor"), ("ipybridge-direct", "floor")]
-    if "jchannel" in cs:
+    ratios = [(a, b) for a, b in (("ipybridge", "floor"), ("ipybridge-direct", "floor")) if a in cs and b in cs]
+    if "jchannel" in cs and "ipybridge-direct" in cs:
         ratios.append(("ipybridge-direct", "jchannel"))
     head = f"{'metric':34}" + "".join(f" {short.get(c, c):>11}" for c in names)
     head += "".join(f" {short.get(a, a) + '/' + b:>22}" for a, b in ratios)
     lines = [head, "-" * len(head)]
     for key, label, _ in metric_rows(sizes):
-        if key not in cs["ipybridge"]:
+        if not any(key in cs[c] for c in names):
             continue
         row = f"{label:34}"
         for c in names:
@@ -543,6 +547,8 @@ def check_targets(results: dict[str, Any], sizes: tuple[int, ...]) -> list[dict[
 
     for name, variant in variants.items():
         cs = variant["contenders"]
+        if not all("latency_p50_ms" in cs.get(c, {}) for c in ("ipybridge-direct", "ipybridge", "floor")):
+            continue  # --transfers-only, or --contenders without these
         d = cs["ipybridge-direct"]
         tag = f"[{name}] direct"
         if "jchannel" in cs:
@@ -564,9 +570,12 @@ def check_targets(results: dict[str, Any], sizes: tuple[int, ...]) -> list[dict[
     for mb in sizes:
         for direction in ("up", "down"):
             key = f"mbps_{mb}mb_{direction}_binary"
-            if key in stock["ipybridge-direct"] and key in stock["ipybridge"]:
+            if key not in stock.get("floor", {}):
+                continue
+            if key in stock.get("ipybridge-direct", {}):
                 r = stock["ipybridge-direct"][key]["median"] / stock["floor"][key]["median"]
                 add(f"[stock] direct {mb} MB {direction} >= 3x floor", r, "{:.2f}x", r >= 3)
+            if key in stock.get("ipybridge", {}):
                 r = stock["ipybridge"][key]["median"] / stock["floor"][key]["median"]
                 lo = TARGETS["binary_vs_floor_min"]
                 add(f"[stock] comm {mb} MB {direction} >= {lo}x floor", r, "{:.2f}x", r >= lo)
@@ -669,6 +678,12 @@ def main() -> int:
     parser.add_argument("--no-nodelay", action="store_true", help="skip the TCP_NODELAY server")
     parser.add_argument("--calls-only", action="store_true", help="latency and calls/s only, no array transfers")
     parser.add_argument(
+        "--transfers-only", action="store_true", help="array transfers only (stock server), no latency or calls/s"
+    )
+    parser.add_argument(
+        "--contenders", nargs="+", choices=CONTENDERS, help="measure only these (default: all that apply)"
+    )
+    parser.add_argument(
         "--jchannel-client",
         type=Path,
         help="a checkout of jupyter-jchannel-client (the tag matching the installed jupyter-jchannel): "
@@ -717,7 +732,7 @@ def main() -> int:
                 )
             },
         }
-        variants = ["stock"] if args.no_nodelay else ["stock", "nodelay"]
+        variants = ["stock"] if args.no_nodelay or args.transfers_only else ["stock", "nodelay"]
         for variant in variants:
             log(f"server: {variant}")
             results["variants"][variant] = run_server(variant, browser, args, log)

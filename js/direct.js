@@ -8,27 +8,77 @@
 export const CONNECT_MS = 3000;
 
 /**
+ * Messages to the kernel at least this big go to the socket as a Blob: Chromium hands a Blob to the
+ * network several times faster than an ArrayBuffer of the same size (issue 14: 64 MB in 8 MiB messages,
+ * ~30 MB/s as ArrayBuffers, ~150 MB/s as Blobs), and the Blob takes the bytes in one copy, straight from
+ * the caller's arrays. Smaller messages stay ArrayBuffers: a Blob is read asynchronously before it is sent.
+ */
+export const BLOB_BYTES = 1 << 20;
+
+/**
+ * One buffer of a message: a view, or the views it is made of, back to back (a `part`'s slice of a
+ * message may span the JSON text and several buffers: it is sent without joining them first).
+ * @typedef {ArrayBufferView | ArrayBufferView[]} Piece
+ */
+
+/** @param {Piece} b @returns {Uint8Array[]} */
+function viewsOf(b) {
+  const list = Array.isArray(b) ? b : [b];
+  return list.map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+}
+
+/**
+ * The head (u32 LE length of a JSON `[envelope, sizes]` header, then the header) and the buffers' bytes of
+ * one websocket message, not joined.
+ * @param {any} content @param {Piece[]} buffers @returns {{head: Uint8Array, views: Uint8Array[], total: number}}
+ */
+export function frameParts(content, buffers) {
+  const groups = buffers.map(viewsOf);
+  const sizes = groups.map((g) => g.reduce((n, v) => n + v.byteLength, 0));
+  const json = new TextEncoder().encode(JSON.stringify([content, sizes]));
+  const head = new Uint8Array(4 + json.byteLength);
+  new DataView(head.buffer).setUint32(0, json.byteLength, true);
+  head.set(json, 4);
+  const views = groups.flat();
+  return { head, views, total: sizes.reduce((a, b) => a + b, head.byteLength) };
+}
+
+/**
  * One websocket message: u32 LE length of a JSON `[envelope, sizes]` header, the header, the buffers.
- * @param {any} content @param {ArrayBufferView[]} buffers @returns {Uint8Array}
+ * @param {any} content @param {Piece[]} buffers @returns {Uint8Array}
  */
 export function pack(content, buffers) {
-  const head = new TextEncoder().encode(JSON.stringify([content, buffers.map((b) => b.byteLength)]));
-  let total = 4 + head.byteLength;
-  for (const b of buffers) total += b.byteLength;
+  return joined(frameParts(content, buffers));
+}
+
+/** @param {{head: Uint8Array, views: Uint8Array[], total: number}} parts @returns {Uint8Array} */
+function joined({ head, views, total }) {
   const out = new Uint8Array(total);
-  new DataView(out.buffer).setUint32(0, head.byteLength, true);
-  out.set(head, 4);
-  let offset = 4 + head.byteLength;
-  for (const b of buffers) {
-    out.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), offset);
-    offset += b.byteLength;
+  out.set(head, 0);
+  let offset = head.byteLength;
+  for (const v of views) {
+    out.set(v, offset);
+    offset += v.byteLength;
   }
   return out;
 }
 
 /**
- * The envelope and buffers (views into `data`, no copy) of one websocket message.
- * @param {ArrayBuffer} data @returns {{content: any, buffers: DataView[]}}
+ * What `ws.send` gets for one message: `pack`'s bytes, or the same bytes as a Blob from `BLOB_BYTES` on.
+ * @param {any} content @param {Piece[]} buffers @returns {Uint8Array|Blob}
+ */
+export function frame(content, buffers) {
+  const parts = frameParts(content, buffers);
+  if (parts.total < BLOB_BYTES || typeof Blob !== "function") return joined(parts);
+  return new Blob(/** @type {BlobPart[]} */ (/** @type {unknown} */ ([parts.head, ...parts.views])));
+}
+
+/**
+ * The envelope and buffers (views into `data`, no copy) of one websocket message. A message whose buffers
+ * are to be fetched (a header `[envelope, sizes, key]` and nothing after it) has `buffers: null`, `fetch`
+ * (the key) and `sizes`.
+ * @param {ArrayBuffer} data
+ * @returns {{content: any, buffers: DataView[]|null, fetch?: string, sizes?: number[]}}
  */
 export function unpack(data) {
   const bytes = new Uint8Array(data);
@@ -37,18 +87,43 @@ export function unpack(data) {
   const end = 4 + headBytes;
   if (end > bytes.byteLength) throw new Error("the header is longer than the message");
   const head = JSON.parse(new TextDecoder().decode(bytes.subarray(4, end)));
-  if (!Array.isArray(head) || head.length !== 2 || !Array.isArray(head[1])) throw new Error("the header must be [envelope, sizes]");
-  const [content, sizes] = head;
+  if (!Array.isArray(head) || head.length < 2 || head.length > 3 || !Array.isArray(head[1])) {
+    throw new Error("the header must be [envelope, sizes] or [envelope, sizes, key]");
+  }
+  const [content, sizes, key] = head;
+  if (!sizes.every((n) => Number.isSafeInteger(n) && n >= 0)) throw new Error("bad buffer sizes");
+  if (head.length === 3) {
+    if (typeof key !== "string" || !/^[\w-]{1,64}$/.test(key) || end !== bytes.byteLength) throw new Error("bad fetch key");
+    return { content, buffers: null, fetch: key, sizes };
+  }
   /** @type {DataView[]} */
   const buffers = [];
   let offset = end;
   for (const n of sizes) {
-    if (!Number.isSafeInteger(n) || n < 0 || offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
+    if (offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
     buffers.push(new DataView(data, offset, n));
     offset += n;
   }
   if (offset !== bytes.byteLength) throw new Error("the buffer sizes do not add up to the message");
   return { content, buffers };
+}
+
+/**
+ * The buffers of a fetched body: each starts at a multiple of 8 bytes (so a float64 array is viewed in place).
+ * @param {ArrayBuffer} body @param {number[]} sizes @returns {DataView[]}
+ */
+export function bulkBuffers(body, sizes) {
+  /** @type {DataView[]} */
+  const buffers = [];
+  let offset = 0;
+  for (const n of sizes) {
+    offset += (8 - (offset % 8)) % 8;
+    if (offset + n > body.byteLength) throw new Error("the fetched body is shorter than its buffers");
+    buffers.push(new DataView(body, offset, n));
+    offset += n;
+  }
+  if (offset !== body.byteLength) throw new Error("the fetched body is longer than its buffers");
+  return buffers;
 }
 
 /**
@@ -109,12 +184,18 @@ export class DirectLink {
    * Connect one view to the kernel's direct endpoint; until (and unless) that works, the comm carries everything.
    * @param {any} client the view's BridgeClient
    * @param {Offer} offer from the kernel's `welcome`
-   * @param {{WebSocket?: any}} [options] a WebSocket class (tests)
+   * @param {{WebSocket?: any, fetch?: typeof globalThis.fetch}} [options] a WebSocket class, a fetch (tests)
    */
   constructor(client, offer, options = {}) {
     this.client = client;
     this.offer = offer;
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.fetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    /** @type {string|null} where big buffers are fetched (the loopback route only), with a message's key after it */
+    this.bulkUrl = null;
+    /** @type {{content: any, buffers: DataView[]|null, fetch?: string, sizes?: number[]}[]} messages from the socket waiting for an earlier one's fetch */
+    this.inbox = [];
+    this.draining = false;
     /** @type {any} */
     this.ws = null;
     /** Page -> kernel messages go over the websocket. */
@@ -154,7 +235,7 @@ export class DirectLink {
           opened.ws.close();
           return;
         }
-        this._use(opened.ws, way.route, opened.conn);
+        this._use(opened.ws, way, opened.conn);
         return;
       }
     }
@@ -233,19 +314,23 @@ export class DirectLink {
 
   /**
    * Start using `ws`: its first message says so (the kernel routes this view's items to it only from then on,
-   * after a `transport` item on the comm), then every message to the kernel goes there.
-   * @param {any} ws @param {string} route @param {any} conn
+   * after a `transport` item on the comm), then every message to the kernel goes there. On the loopback
+   * route it also says that the page fetches big buffers from the endpoint (`fetch`).
+   * @param {any} ws @param {Way} way @param {any} conn
    */
-  _use(ws, route, conn) {
+  _use(ws, way, conn) {
     if (ws.readyState !== 1) return; // closed meanwhile: never used, this view stays on the comm
     this.ws = ws;
-    this.route = route;
+    this.route = way.route;
     this.conn = conn;
+    const fetches = way.route === "loopback" && typeof this.fetch === "function";
+    this.bulkUrl = fetches ? way.url.replace(/^ws/, "http") + "/bulk/" : null;
     ws.onmessage = (/** @type {{data: any}} */ event) => this._fromDirect(event.data);
     ws.onclose = () => this._lose();
     ws.onerror = () => this._lose();
     try {
-      ws.send(pack({ ipb: 1, msgs: [{ type: "transport", view: this.client.viewId, transport: "direct" }] }, []));
+      const use = { type: "transport", view: this.client.viewId, transport: "direct", ...(fetches ? { fetch: true } : {}) };
+      ws.send(pack({ ipb: 1, msgs: [use] }, []));
     } catch {
       return; // closed meanwhile: its onclose keeps this view on the comm
     }
@@ -255,10 +340,10 @@ export class DirectLink {
 
   /**
    * Send one envelope over the websocket (the client calls this while `ready`).
-   * @param {any} content @param {ArrayBufferView[]} buffers
+   * @param {any} content @param {Piece[]} buffers
    */
   send(content, buffers) {
-    this.ws.send(pack(content, buffers));
+    this.ws.send(frame(content, buffers));
   }
 
   /** @param {ArrayBuffer} data */
@@ -270,12 +355,52 @@ export class DirectLink {
       console.error("ipybridge: bad message on the direct connection", error);
       return;
     }
+    if (message.buffers === null || this.inbox.length > 0) {
+      // Its buffers are fetched (or an earlier message's are): later messages wait, in order.
+      this.inbox.push(message);
+      this._drain();
+      return;
+    }
+    this._take(/** @type {{content: any, buffers: DataView[]}} */ (message));
+  }
+
+  /** A message from the socket, complete: noted, then held until the comm's marker or delivered. @param {{content: any, buffers: DataView[]}} message */
+  _take(message) {
     for (const item of message.content.msgs) {
       if (item?.type === "call") this._noteCall(item.id);
       else if (typeof item?.n === "number") this._noteNumber(item.n);
     }
     if (!this.commSaysDirect) this.held.push(message);
     else this.client._deliver(message.content.msgs, message.buffers);
+  }
+
+  /** Take the inbox's messages in order, fetching the buffers of those that have them on the endpoint. */
+  async _drain() {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.inbox.length > 0 && this.ready) {
+        const message = this.inbox[0];
+        if (message.buffers === null) {
+          try {
+            if (this.bulkUrl === null) throw new Error("this route does not fetch");
+            const response = await this.fetch(this.bulkUrl + message.fetch, { credentials: "omit", cache: "no-store" });
+            if (!response.ok) throw new Error(`HTTP ${response.status}`);
+            message.buffers = bulkBuffers(await response.arrayBuffer(), message.sizes ?? []);
+          } catch (error) {
+            // The endpoint is gone or refuses: like a lost connection (what it carried is asked for again).
+            this.failures.push({ route: this.route ?? "", error: `fetch: ${error}` });
+            this._lose();
+            return;
+          }
+          if (!this.ready || this.inbox[0] !== message) return; // lost meanwhile: the comm carries everything
+        }
+        this.inbox.shift();
+        this._take(/** @type {{content: any, buffers: DataView[]}} */ (message));
+      }
+    } finally {
+      this.draining = false;
+    }
   }
 
   /**
@@ -356,6 +481,7 @@ export class DirectLink {
     this.ready = false;
     this.lost = true;
     this.client.transport = "comm";
+    this.inbox = []; // not delivered: their answers are asked for again below
     const ws = this.ws;
     ws.onmessage = ws.onclose = ws.onerror = null;
     try {
@@ -390,6 +516,7 @@ export class DirectLink {
   close() {
     this.stopped = true;
     this.ready = false;
+    this.inbox = [];
     globalThis.removeEventListener?.("pagehide", this._onPageHide);
     if (this.ws) {
       this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;

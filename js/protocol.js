@@ -402,28 +402,31 @@ export class BridgeClient {
     let textBytes = ENVELOPE_BYTES;
     for (const text of texts) textBytes += utf8Bytes(text);
     if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
-      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers.map(exactBuffer));
+      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
     const ids = msgs.filter((i) => REQUEST_TYPES.has(i.type)).map((i) => i.id);
-    const parts = splitIntoParts(new TextEncoder().encode(json), buffers, this.limits.partBytes, {
-      view: this.viewId,
-      id: this._nextId++,
-      ids,
-    });
+    const meta = { view: this.viewId, id: this._nextId++, ids };
+    // Each part's slice as views into the message's own bytes: the direct path sends them without joining
+    // them first, the comm joins those of each part (_send).
+    const parts = partViews(new TextEncoder().encode(json), buffers, this.limits.partBytes, meta);
     for (const { item, chunk } of parts) this._send({ ipb: PROTOCOL_VERSION, msgs: [item] }, [chunk]);
   }
 
   /**
    * One message to the kernel: over the direct connection when it is up, else over the comm
    * (marked when the direct connection was lost, so the kernel moves this view back at once).
-   * @param {Record<string, any>} content @param {Uint8Array[]} buffers
+   * A buffer may be given as the views it is made of (a part's slice); the comm gets each as one buffer.
+   * @param {Record<string, any>} content @param {(Uint8Array|Uint8Array[])[]} buffers
    */
   _send(content, buffers) {
     const direct = this.direct;
     if (direct?.ready) direct.send(content, buffers);
-    else this.model.send(direct?.lost ? { ...content, direct: "lost" } : content, undefined, buffers);
+    else {
+      const own = buffers.map((b) => (Array.isArray(b) ? joinViews(b) : exactBuffer(b)));
+      this.model.send(direct?.lost ? { ...content, direct: "lost" } : content, undefined, own);
+    }
   }
 
   /** @param {(transport: string) => void} callback called when this view's transport changes */
@@ -594,6 +597,16 @@ function encodeItem(item, buffers) {
  * @returns {{item: Record<string, any>, chunk: Uint8Array}[]}
  */
 export function splitIntoParts(json, buffers, partBytes, meta) {
+  return partViews(json, buffers, partBytes, meta).map(({ item, chunk }) => ({ item, chunk: joinViews(chunk) }));
+}
+
+/**
+ * `splitIntoParts` without copying: each part's slice as the views (into `json` and `buffers`) it is made of.
+ * @param {Uint8Array} json @param {Uint8Array[]} buffers @param {number} partBytes
+ * @param {{view: string, id: number, ids: number[]}} meta
+ * @returns {{item: Record<string, any>, chunk: Uint8Array[]}[]}
+ */
+export function partViews(json, buffers, partBytes, meta) {
   const pieces = [json, ...buffers];
   const sizes = pieces.map((p) => p.byteLength);
   const total = sizes.reduce((a, b) => a + b, 0);
@@ -602,12 +615,14 @@ export function splitIntoParts(json, buffers, partBytes, meta) {
   let piece = 0;
   let offset = 0;
   for (let seq = 0; seq < count; seq++) {
-    const chunk = new Uint8Array(Math.min(partBytes, total - seq * partBytes));
+    const length = Math.min(partBytes, total - seq * partBytes);
+    /** @type {Uint8Array[]} */
+    const chunk = [];
     let filled = 0;
-    while (filled < chunk.length) {
+    while (filled < length) {
       const source = pieces[piece];
-      const n = Math.min(source.byteLength - offset, chunk.length - filled);
-      chunk.set(source.subarray(offset, offset + n), filled);
+      const n = Math.min(source.byteLength - offset, length - filled);
+      if (n > 0) chunk.push(source.subarray(offset, offset + n));
       filled += n;
       offset += n;
       if (offset === source.byteLength) {
@@ -615,10 +630,23 @@ export function splitIntoParts(json, buffers, partBytes, meta) {
         offset = 0;
       }
     }
+    if (chunk.length === 0) chunk.push(new Uint8Array(0));
     const item = { type: "part", view: meta.view, id: meta.id, seq, count, ...(seq === 0 ? { sizes, ids: meta.ids } : {}) };
     parts.push({ item, chunk });
   }
   return parts;
+}
+
+/** One buffer of its own holding `views` back to back. @param {Uint8Array[]} views @returns {Uint8Array} */
+function joinViews(views) {
+  if (views.length === 1) return exactBuffer(views[0]);
+  const out = new Uint8Array(byteSum(views, 0));
+  let offset = 0;
+  for (const v of views) {
+    out.set(v, offset);
+    offset += v.byteLength;
+  }
+  return out;
 }
 
 /** UTF-8 length of a string, without encoding it when it is short. @param {string} text */

@@ -406,7 +406,7 @@ class BridgeCore:
                 direct.heard_on_comm(content)
         limit = self.message_limit()
         if _is_part(content):
-            whole, refusals = self.parts.add(content["msgs"][0], buffers, limit)
+            whole, refusals = self.parts.add(content["msgs"][0], buffers, limit, channel)
             self._refuse(refusals)
             if whole is None:
                 return

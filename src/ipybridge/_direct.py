@@ -67,6 +67,15 @@ FRAME_BYTES = 9 << 20
 #: slow for the direct path: the connection is closed and its view goes back to the comm (its requests
 #: without an answer are sent again, answered from memory).
 WRITE_BUFFER_BYTES = 64 << 20
+#: Kernel->page messages carrying at least this many bytes of buffers go to a page on the loopback route
+#: by reference: the message names a one-time URL on the endpoint and the page fetches the buffers there
+#: (Chromium takes an HTTP body about twice as fast as a websocket message of the same size, and the
+#: kernel writes it in slices of :data:`BULK_SLICE_BYTES` instead of packing a whole copy; issue 14).
+BULK_BYTES = 4 << 20
+#: The kernel writes a fetched body in slices of this size (one slice copied at a time).
+BULK_SLICE_BYTES = 1 << 20
+#: URL path (under the endpoint) of the buffers of one kernel->page message, by its one-time key.
+BULK_PATH = PATH + "/bulk/"
 #: Open connections per kernel process (each rendered view uses one).
 MAX_CONNECTIONS = 256
 #: Connections per kernel process that have not authenticated yet.
@@ -96,6 +105,29 @@ def pack(content: Any, buffers: Sequence[Any]) -> bytes:
     if views:  # JSON may end in spaces: the first buffer starts 8-aligned, so the page views a float64 array in place
         head += b" " * (-(_HEADER.size + len(head)) % 8)
     return b"".join([_HEADER.pack(len(head)), head, *views])
+
+
+def pack_reference(content: Any, sizes: Sequence[int], key: str) -> bytes:
+    """A websocket message whose buffers are fetched: the header ``[envelope, sizes, key]`` and nothing after it.
+
+    The page GETs :data:`BULK_PATH` + ``key`` once; the body is the buffers back to back, each starting at a
+    multiple of 8 bytes (:func:`bulk_offsets`).
+    """
+    head = json.dumps([content, list(sizes), key], separators=(",", ":")).encode()
+    return _HEADER.pack(len(head)) + head
+
+
+def bulk_offsets(sizes: Sequence[int]) -> tuple[list[int], int]:
+    """Where each buffer starts in a fetched body, and the body's length.
+
+    Each buffer starts 8-aligned, so the page views a float64 array in place.
+    """
+    offsets, end = [], 0
+    for n in sizes:
+        end += -end % 8
+        offsets.append(end)
+        end += n
+    return offsets, end
 
 
 def unpack(data: bytes | bytearray | memoryview) -> tuple[Any, list[memoryview]]:
@@ -178,6 +210,8 @@ class DirectEndpoint:
         self.connections = 0  # touched on the endpoint's thread only
         self.unauthenticated = 0
         self.refused = 0  # connections refused (diagnostic, for tests)
+        #: Buffers of kernel->page messages waiting to be fetched, by one-time key (endpoint thread only).
+        self.bulk: dict[str, _Bulk] = {}
         self.loop = asyncio.new_event_loop()
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port: int = sockets[0].getsockname()[1]
@@ -188,7 +222,10 @@ class DirectEndpoint:
             asyncio.set_event_loop(self.loop)
             try:
                 app = tornado.web.Application(
-                    [(PATH, _DirectHandler, {"endpoint": self})],
+                    [
+                        (PATH, _DirectHandler, {"endpoint": self}),
+                        (BULK_PATH + r"([A-Za-z0-9_-]{1,64})", _BulkHandler, {"endpoint": self}),
+                    ],
                     websocket_max_message_size=FRAME_BYTES,
                 )
                 self._server = tornado.httpserver.HTTPServer(app, max_body_size=AUTH_BYTES)
@@ -274,6 +311,12 @@ def _handler_base() -> type:
     return tornado.websocket.WebSocketHandler
 
 
+def _request_handler_base() -> type:
+    import tornado.web
+
+    return tornado.web.RequestHandler
+
+
 class _DirectHandler(_handler_base()):  # type: ignore[misc]
     """One page view's connection; lives on the endpoint's thread."""
 
@@ -289,7 +332,9 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         #: ``transport: direct`` item come here), "gone" (closed or given up: nothing is sent here any more).
         #: Changed under the routes' lock.
         self.state = "open"
-        self._buffered = 0  # bytes given to send_packed and not yet written to the socket
+        self._buffered = 0  # bytes given to send_packed and not yet written to the socket (or fetched)
+        #: The page fetches big buffers from the endpoint (its "use" message said so): see BULK_BYTES.
+        self.fetches = False
         self._buffered_lock = threading.Lock()
 
     def check_origin(self, origin: str) -> bool:
@@ -346,19 +391,24 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         if isinstance(message, str):
             self._refuse("text after authentication")
             return
-        if self.state == "open" and self.view is not None:
-            # The page's first message after "ready" says it uses this connection (a `transport` item):
-            # only now are the view's items routed here, so nothing is ever sent on a connection the
-            # page gave up on (a connect timeout, another route tried meanwhile).
-            self.routes.attach(self.view, self)
         try:
             content, buffers = unpack(message)
         except ValueError as exc:
+            content, buffers, error = None, [], str(exc)
+        msgs = content.get("msgs") if isinstance(content, dict) else None
+        if self.state == "open" and self.view is not None:
+            # The page's first message after "ready" says it uses this connection (a `transport` item):
+            # only now are the view's items routed here, so nothing is ever sent on a connection the
+            # page gave up on (a connect timeout, another route tried meanwhile). It says there too whether
+            # it fetches big buffers from this endpoint (the loopback route; not through the relay).
+            use = msgs[0] if isinstance(msgs, list) and msgs and isinstance(msgs[0], dict) else {}
+            self.fetches = use.get("type") == "transport" and use.get("fetch") is True
+            self.routes.attach(self.view, self)
+        if content is None:
             self.routes.core.post(
-                {"type": "protocol_error", "view": self.view, "error": simple_error("ProtocolError", str(exc))}
+                {"type": "protocol_error", "view": self.view, "error": simple_error("ProtocolError", error)}
             )
             return
-        msgs = content.get("msgs") if isinstance(content, dict) else None
         if isinstance(msgs, list) and any(isinstance(m, dict) and m.get("type") == "transport" for m in msgs):
             msgs = [m for m in msgs if not (isinstance(m, dict) and m.get("type") == "transport")]
             if not msgs:
@@ -409,10 +459,23 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
                 self.endpoint.refused += 1
         elif self.view is not None:
             self.routes.detach(self.view, self)
+        for key in [k for k, b in self.endpoint.bulk.items() if b.conn is self]:
+            self.endpoint.bulk.pop(key).done()  # never fetched now: the page asks again over the comm
 
     # kernel -> page (any thread)
-    def send_packed(self, data: bytes) -> None:
-        size = len(data)
+    def send(self, content: dict[str, Any], buffers: list[memoryview]) -> None:
+        """Send one envelope: inline, or with its buffers to fetch (see :data:`BULK_BYTES`)."""
+        views = [memoryview(b).cast("B") for b in buffers]
+        total = sum(v.nbytes for v in views)
+        if not self.fetches or total < BULK_BYTES:
+            self.send_packed(pack(content, views))
+            return
+        key = secrets.token_urlsafe(32)
+        bulk = _Bulk(self, views, total)
+        self.send_packed(pack_reference(content, [v.nbytes for v in views], key), bulk=(key, bulk))
+
+    def send_packed(self, data: bytes, bulk: tuple[str, _Bulk] | None = None) -> None:
+        size = len(data) + (bulk[1].total if bulk else 0)
         with self._buffered_lock:
             over = self._buffered > 0 and self._buffered + size > WRITE_BUFFER_BYTES
             if not over:
@@ -420,7 +483,7 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         if over:  # the page does not keep up: no unbounded buffer in the kernel
             self.endpoint.call_soon(self._too_slow)
             return
-        self.endpoint.call_soon(self._write, data)
+        self.endpoint.call_soon(self._write, data, bulk)
 
     def _written(self, size: int) -> None:
         with self._buffered_lock:
@@ -431,11 +494,15 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
             log.info("ipybridge: a page reads its direct connection too slowly; its view goes back to the comm")
             self.close(1013, "the page reads too slowly")
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, bulk: tuple[str, _Bulk] | None = None) -> None:
         size = len(data)
         if self.ws_connection is None:
             self._written(size)
+            if bulk:
+                bulk[1].done()
             return  # the page falls back and asks again for what it did not get
+        if bulk:  # fetchable from now until fetched or this connection closes; counted as unread till then
+            self.endpoint.bulk[bulk[0]] = bulk[1]
         try:
             future = self.write_message(data, binary=True)
         except Exception:  # noqa: BLE001 - closed meanwhile: same as above
@@ -459,6 +526,64 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
 def _ignore_result(future: Any) -> None:
     with contextlib.suppress(BaseException):
         future.result()
+
+
+class _Bulk:
+    """The buffers of one kernel->page message, until the page fetches them or its connection closes."""
+
+    def __init__(self, conn: _DirectHandler, views: list[memoryview], total: int) -> None:
+        self.conn = conn
+        self.views = views
+        self.total = total
+        self._done = False
+
+    def slices(self) -> Any:
+        """The body: the buffers back to back, 8-aligned (:func:`bulk_offsets`), in slices of BULK_SLICE_BYTES."""
+        end = 0
+        for view in self.views:
+            pad = -end % 8
+            if pad:
+                yield b"\0" * pad
+            for start in range(0, view.nbytes, BULK_SLICE_BYTES):
+                yield view[start : start + BULK_SLICE_BYTES]
+            end += pad + view.nbytes
+
+    def done(self) -> None:
+        """Fetched or dropped: no longer counted against the connection's unread bytes."""
+        if not self._done:
+            self._done = True
+            self.views = []
+            self.conn._written(self.total)
+
+
+class _BulkHandler(_request_handler_base()):  # type: ignore[misc]
+    """``GET /ipybridge/direct/bulk/<key>``: the buffers of one kernel->page message, once."""
+
+    def initialize(self, endpoint: DirectEndpoint) -> None:
+        self.endpoint = endpoint
+
+    async def get(self, key: str) -> None:
+        origin = self.request.headers.get("Origin")
+        bulk = self.endpoint.bulk.pop(key, None) if is_loopback_origin(origin) else None
+        if bulk is None:  # unknown, fetched already, its connection gone, or a page of another site
+            self.endpoint.refused += 1
+            self.set_status(404)
+            return
+        try:
+            _, length = bulk_offsets([v.nbytes for v in bulk.views])
+            if origin is not None:
+                self.set_header("Access-Control-Allow-Origin", origin)
+                self.set_header("Vary", "Origin")
+            self.set_header("Content-Type", "application/octet-stream")
+            self.set_header("Cache-Control", "no-store")
+            self.set_header("Content-Length", str(length))
+            for piece in bulk.slices():
+                self.write(bytes(piece))  # one slice copied at a time, written before the next
+                await self.flush()
+        except Exception:  # the page went away mid-body: it falls back and asks again
+            log.debug("ipybridge: a direct fetch ended early", exc_info=True)
+        finally:
+            bulk.done()
 
 
 # ------------------------------------------------------------------ routes
@@ -544,6 +669,9 @@ class DirectRoutes:
             conn.shut()
             if was != "attached":
                 return  # never used: nothing was routed to it
+            # A message whose parts came over it cannot be finished (the page sends its requests again):
+            # its memory goes now, not when newer messages need the room.
+            self.core.parts.drop_view(view, "direct")
             self.core.post({"type": "transport", "view": view, "transport": "comm", "conn": conn.conn_id})
         # call_js calls still waiting for this view may have died with the socket: send them again, to this
         # view only, over the comm (the page drops a call it already started).
@@ -782,7 +910,4 @@ class _Sent:
 
 
 def _sender(conn: _DirectHandler) -> Callable[[dict[str, Any], list[memoryview]], None]:
-    def send(content: dict[str, Any], buffers: list[memoryview]) -> None:
-        conn.send_packed(pack(content, buffers))
-
-    return send
+    return conn.send

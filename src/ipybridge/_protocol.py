@@ -274,9 +274,25 @@ class _Partial:
     total: int
     count: int
     ids: tuple[int, ...]
-    chunks: list[memoryview] = field(default_factory=list)
+    channel: str = "comm"  # where its parts come from: "comm" or "direct"
+    #: The message's JSON text and buffers, each in memory of its own, filled as parts arrive (allocated
+    #: when the first part is taken; what they may hold is reserved then, see :meth:`PartAssembler._make_room`).
+    pieces: list[OwnedBuffer] = field(default_factory=list)
+    piece: int = 0  # the piece being filled
+    filled: int = 0  # bytes of it filled
     received: int = 0
     next_seq: int = 0
+
+    def take(self, chunk: memoryview) -> None:
+        """Copy one part's bytes to where they belong: each byte is copied once, the part is not kept."""
+        used = 0
+        while used < len(chunk):
+            while self.filled == len(self.pieces[self.piece]):  # the next piece (zero-length ones take nothing)
+                self.piece, self.filled = self.piece + 1, 0
+            n = min(len(chunk) - used, len(self.pieces[self.piece]) - self.filled)
+            self.pieces[self.piece][self.filled : self.filled + n] = chunk[used : used + n]
+            used, self.filled = used + n, self.filled + n
+        self.received += len(chunk)
 
 
 class PartAssembler:
@@ -302,9 +318,9 @@ class PartAssembler:
             return sum(p.total for p in self._partials.values())
 
     def add(
-        self, raw: dict[str, Any], buffers: Sequence[Any], limit: int
+        self, raw: dict[str, Any], buffers: Sequence[Any], limit: int, channel: str = "comm"
     ) -> tuple[tuple[Any, list[memoryview]] | None, list[Refusal]]:
-        """Take one part; return the whole message once its last part is in, and any refusals."""
+        """Take one part (from ``channel``); return the whole message once its last part is in, and any refusals."""
         view = raw.get("view")
         if not isinstance(view, str) or len(view) > MAX_VIEW_LENGTH:
             return None, [Refusal(None, (), "ProtocolError", "a part needs a 'view' string")]
@@ -315,7 +331,7 @@ class PartAssembler:
             or len(buffers) != 1
         ):
             return None, [Refusal(view, (), "ProtocolError", "a part needs an id, 0 <= seq < count and one buffer")]
-        chunk = memoryview(buffers[0]).cast("B")  # kept as received: _join copies each byte once
+        chunk = memoryview(buffers[0]).cast("B")  # copied into the message's pieces at once, not kept
         key = (view, ident)
         refusals: list[Refusal] = []
         with self._lock:
@@ -325,6 +341,8 @@ class PartAssembler:
                 if isinstance(started, Refusal):
                     return None, [*refusals, started]
                 refusals += self._make_room(started.total, limit)
+                started.pieces = [OwnedBuffer(size) for size in started.sizes]
+                started.channel = channel
                 self._partials[key] = started
             partial = self._partials.get(key)
             if partial is None:
@@ -332,8 +350,7 @@ class PartAssembler:
             if seq != partial.next_seq or partial.received + len(chunk) > partial.total:
                 refusals += self._drop(key, "ProtocolError", "parts out of order or larger than declared")
                 return None, refusals
-            partial.chunks.append(chunk)
-            partial.received += len(chunk)
+            partial.take(chunk)
             partial.next_seq += 1
             if partial.next_seq < partial.count:
                 return None, refusals
@@ -385,9 +402,10 @@ class PartAssembler:
         partial = self._partials.pop(key, None)
         return [] if partial is None else [Refusal(partial.view, partial.ids, ename, evalue)]
 
-    def drop_view(self, view: str) -> None:
+    def drop_view(self, view: str, channel: str | None = None) -> None:
+        """Forget a view's unfinished messages (only those whose parts came from ``channel``, if given)."""
         with self._lock:
-            for key in [k for k in self._partials if k[0] == view]:
+            for key in [k for k, p in self._partials.items() if k[0] == view and channel in (None, p.channel)]:
                 del self._partials[key]
 
     def clear(self) -> None:
@@ -396,22 +414,12 @@ class PartAssembler:
 
 
 def _join(partial: _Partial) -> tuple[Any, list[memoryview]] | Refusal:
-    """The message's JSON and buffers, each copied once from the parts into memory of its own.
+    """The message's JSON and buffers, from the pieces its parts filled.
 
-    Each buffer gets its own :class:`OwnedBuffer` (writable, allocator-aligned),
+    Each buffer has its own :class:`OwnedBuffer` (writable, allocator-aligned),
     so an array decoded from it needs no further copy.
     """
-    pieces = [OwnedBuffer(size) for size in partial.sizes]
-    piece, filled = 0, 0
-    for chunk in partial.chunks:
-        used = 0
-        while used < len(chunk):
-            while filled == len(pieces[piece]):  # the next piece (zero-length ones take nothing)
-                piece, filled = piece + 1, 0
-            n = min(len(chunk) - used, len(pieces[piece]) - filled)
-            pieces[piece][filled : filled + n] = chunk[used : used + n]
-            used, filled = used + n, filled + n
-    partial.chunks.clear()
+    pieces, partial.pieces = partial.pieces, []
     try:
         content = json.loads(pieces[0])
     except (ValueError, RecursionError) as exc:

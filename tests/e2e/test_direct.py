@@ -40,6 +40,17 @@ JS = textwrap.dedent(
       const value = await bridge.call("talk", [], {onOutput: (stream, text) => { out[stream] += text; }});
       show("talk-out", `stdout:${out.stdout.trim()}|stderr:${out.stderr.trim()}|${value}`);
     };
+    el.querySelector("#big").onclick = async () => {
+      // 64 MB each way: over 8 MiB, so the page sends it as parts (Blobs); the answer comes as one message.
+      const n = 8_000_000, a = new Float64Array(n);
+      for (let i = 0; i < n; i++) a[i] = i * 0.5;
+      const started = performance.now();
+      const back = await py.echo_array(a);
+      const ms = Math.round(performance.now() - started);
+      let same = back.data instanceof Float64Array && back.data.length === n;
+      for (let i = 0; same && i < n; i++) same = back.data[i] === a[i];
+      show("big-out", `big:${same}:${bridge.transport}:${ms}`);
+    };
     el.querySelector("#slow").onclick = () => {
       show("slow-out", "pending");
       let printed = "";
@@ -53,6 +64,7 @@ HTML = (
     '<div data-name="NAME"></div><button id="add">add</button><span id="sum"></span>'
     '<button id="talk">talk</button><span id="talk-out"></span><span id="event"></span>'
     '<button id="slow">slow</button><span id="slow-out"></span>'
+    '<button id="big">big</button><span id="big-out"></span>'
 )
 SETUP = textwrap.dedent(
     """
@@ -72,6 +84,17 @@ SETUP = textwrap.dedent(
             print("hello")
             print("oops", file=__import__("sys").stderr)
             return "done"
+
+        @b.expose
+        def echo_array(a):
+            n = 8_000_000
+            assert a.dtype == "float64" and a.shape == (n,) and a[-1] == (n - 1) * 0.5, (a.dtype, a.shape, a[-1])
+            return a
+
+        @b.expose
+        def peak_rss_mb():
+            import resource
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
         @b.expose
         def slow():
@@ -180,6 +203,14 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     assert nb.page.evaluate(f"{ipb_sockets}.length") == 1
     # The page is served from this machine: straight to the kernel on the loopback interface.
     assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/ipybridge/direct", nb.page.evaluate(f"{ipb_sockets}[0].url"))
+
+    # 1b. 64 MB each way over the direct path, equal on arrival (page -> kernel in parts, no 10 MiB limit).
+    before = bridge_eval(nb, "direct", "bridge.py.peak_rss_mb()")
+    widget.locator("#big").click()
+    expect(widget.locator("#big-out")).to_have_text(re.compile(r"^big:true:direct:\d+$"), timeout=120_000)
+    after = bridge_eval(nb, "direct", "bridge.py.peak_rss_mb()")
+    print(f"64 MB each way: {widget.locator('#big-out').inner_text()} ms; kernel peak RSS {before} -> {after} MB")
+    assert nb.page.evaluate(f"{ipb_sockets}.length") == 1  # the same connection: it never fell back
 
     # 2. A call while a cell runs is answered at once, before the cell ends.
     nb.run_cell(3)

@@ -3,8 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { DirectLink, pack, proofOf, unpack, waysToConnect } from "../../js/direct.js";
-import { BridgeClient } from "../../js/protocol.js";
+import { BLOB_BYTES, DirectLink, frame, pack, proofOf, unpack, waysToConnect } from "../../js/direct.js";
+import { BridgeClient, partViews, splitIntoParts } from "../../js/protocol.js";
 
 class FakeModel {
   constructor(kernel) {
@@ -57,6 +57,14 @@ class FakeSocket {
     const bytes = pack({ ipb: 1, msgs }, buffers);
     this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
   }
+  /** A message whose buffers the page fetches (the kernel's `pack_reference`). */
+  fromKernelByReference(msgs, sizes, key) {
+    const head = new TextEncoder().encode(JSON.stringify([{ ipb: 1, msgs }, sizes, key]));
+    const bytes = new Uint8Array(4 + head.byteLength);
+    new DataView(bytes.buffer).setUint32(0, head.byteLength, true);
+    bytes.set(head, 4);
+    this.onmessage?.({ data: bytes.buffer });
+  }
   /** Everything the page sent after authenticating, its `use` item included. */
   items() {
     return this.sent.filter((d) => typeof d !== "string").flatMap((d) => unpack(d.buffer.slice(d.byteOffset)).content.msgs);
@@ -74,11 +82,11 @@ const marker = (client, transport, conn = CONN) => ({ type: "transport", view: c
 const OFFER = { port: 4321, token: "secret", widget: "w1", routes: ["loopback"] };
 
 /** A client whose kernel offered the direct path and whose socket said ready. */
-async function connected() {
+async function connected(options = {}) {
   FakeSocket.all = [];
   const model = new FakeModel();
   const client = new BridgeClient(model);
-  client.direct = new DirectLink(client, OFFER, { WebSocket: FakeSocket });
+  client.direct = new DirectLink(client, OFFER, { WebSocket: FakeSocket, ...options });
   await tick();
   const ws = FakeSocket.all[0];
   for (let i = 0; i < 200 && ws.sent.length === 0; i++) await tick(); // the proof is computed off-thread
@@ -88,7 +96,8 @@ async function connected() {
   ws.fromKernel([marker(client, "direct")]); // "ready"
   await client.direct.started;
   // The page's first message there says it uses this connection: only then does the kernel route to it.
-  assert.deepEqual(ws.items(), [{ type: "transport", view: client.viewId, transport: "direct" }]);
+  // On the loopback route it also says that it fetches big buffers from the endpoint.
+  assert.deepEqual(ws.items(), [{ type: "transport", view: client.viewId, transport: "direct", fetch: true }]);
   return { model, client, ws };
 }
 
@@ -101,6 +110,35 @@ test("pack and unpack are inverse and honour views into larger buffers", () => {
   assert.equal(buffers[1].getFloat64(0, true), 1.5);
   assert.throws(() => unpack(new ArrayBuffer(2)));
   assert.throws(() => unpack(bytes.buffer.slice(0, bytes.byteLength - 1)));
+});
+
+test("a buffer given as the views it is made of packs like the joined buffer; big messages become a Blob of the same bytes", async () => {
+  const a = new Uint8Array([1, 2, 3, 4, 5]);
+  const joined = pack({ ipb: 1, msgs: [] }, [new Uint8Array([2, 3, 4, 5, 6])]);
+  assert.deepEqual(pack({ ipb: 1, msgs: [] }, [[a.subarray(1), new Uint8Array([6])]]), joined);
+  assert.ok(frame({ ipb: 1, msgs: [] }, [a]) instanceof Uint8Array); // small: an ArrayBuffer message, sent at once
+  const big = new Float64Array(BLOB_BYTES / 8 + 3).map((_, i) => i / 3);
+  const content = { ipb: 1, msgs: [{ type: "part", view: "v", id: 1, seq: 0, count: 1 }] };
+  const blob = frame(content, [[new Uint8Array(big.buffer, 0, 8), new Uint8Array(big.buffer, 8)]]);
+  assert.ok(blob instanceof Blob);
+  const bytes = await blob.arrayBuffer();
+  assert.deepEqual(new Uint8Array(bytes), pack(content, [big]));
+  const { buffers } = unpack(bytes);
+  assert.deepEqual(new Float64Array(bytes.slice(buffers[0].byteOffset)), big);
+});
+
+test("partViews cuts a message like splitIntoParts, into views of the message's own bytes (no copy)", () => {
+  const json = new TextEncoder().encode('{"ipb":1,"msgs":[]}');
+  const buffers = [new Uint8Array(25).map((_, i) => i), new Uint8Array(0), new Uint8Array(7).fill(9)];
+  const meta = { view: "v", id: 3, ids: [1] };
+  const views = partViews(json, buffers, 10, meta);
+  const copies = splitIntoParts(json, buffers, 10, meta);
+  assert.deepEqual(views.map((p) => p.item), copies.map((p) => p.item));
+  for (let i = 0; i < views.length; i++) {
+    const joined = Uint8Array.from(views[i].chunk.flatMap((v) => [...v]));
+    assert.deepEqual(joined, copies[i].chunk);
+    for (const v of views[i].chunk) assert.ok([json, ...buffers].some((b) => b.buffer === v.buffer));
+  }
 });
 
 test("proofs are the hex HMAC-SHA256 of the nonce keyed with the secret", async () => {
@@ -190,6 +228,116 @@ test("a socket lost mid-call falls back: the comm hears it first, then unanswere
   model.fromKernel([{ type: "result", view: client.viewId, id: model.items().at(-1).id, value: 1 }]);
   assert.equal(await next, 1);
   assert.equal(client.diagnostics.unmatchedAnswers, 0);
+});
+
+test("a message over 8 MiB goes to the socket as parts, each a Blob; after a drop the rest go over the comm, joined", async () => {
+  const { model, client, ws } = await connected();
+  model.fromKernel([marker(client, "direct")]);
+  const big = new Float64Array(2_500_000).map((_, i) => i); // 20 MB: three parts
+  const answer = client.call("sink", [big]);
+  const realSend = ws.send.bind(ws);
+  let sends = 0;
+  ws.send = (data) => {
+    realSend(data);
+    if (++sends === 1) ws.close(); // the socket drops after the first part
+  };
+  await tick();
+  assert.equal(ws.sent.at(-1) instanceof Blob, true);
+  assert.equal(ws.sent.at(-1).size <= client.limits.partBytes + 1024, true);
+  await tick();
+  await tick();
+  // The comm heard that the socket was lost, then the whole call went again over the comm, as parts.
+  const parts = model.sent.filter((m) => m.content.msgs[0]?.type === "part");
+  assert.deepEqual(parts.map((m) => m.content.msgs[0].seq), [0, 1, 2]);
+  for (const m of parts) {
+    assert.equal(m.buffers.length, 1);
+    assert.ok(m.buffers[0] instanceof Uint8Array && m.buffers[0].byteOffset === 0);
+  }
+  const stream = new Uint8Array(parts.reduce((n, m) => n + m.buffers[0].byteLength, 0));
+  let at = 0;
+  for (const m of parts) {
+    stream.set(m.buffers[0], at);
+    at += m.buffers[0].byteLength;
+  }
+  const sizes = parts[0].content.msgs[0].sizes;
+  assert.deepEqual(new Float64Array(stream.slice(sizes[0]).buffer), big);
+  model.fromKernel([marker(client, "comm"), { type: "result", view: client.viewId, id: parts[0].content.msgs[0].ids[0], value: 2_500_000 }]);
+  assert.equal(await answer, 2_500_000);
+});
+
+/** A fetch double: each request waits until the test answers it. */
+function fakeFetch() {
+  const requests = [];
+  const fetch = (url, init) =>
+    new Promise((resolve, reject) => requests.push({ url, init, resolve, reject }));
+  const body = (bytes, status = 200) => ({ ok: status === 200, status, arrayBuffer: async () => bytes.buffer });
+  return { fetch, requests, body };
+}
+
+test("big buffers are fetched from the endpoint once; later messages wait for them, so the order holds", async () => {
+  const f = fakeFetch();
+  const { model, client, ws } = await connected({ fetch: f.fetch });
+  model.fromKernel([marker(client, "direct")]);
+  const big = client.call("big");
+  const small = client.call("small");
+  await tick();
+  const [callBig, callSmall] = ws.requests();
+  const order = [];
+  big.then(() => order.push("big"));
+  small.then(() => order.push("small"));
+  ws.fromKernelByReference(
+    [{ type: "result", view: client.viewId, id: callBig.id, value: [{ $ipb: "bytes", i: 0 }, { $ipb: "bytes", i: 1 }] }],
+    [3, 5],
+    "k-1",
+  );
+  ws.fromKernel([{ type: "result", view: client.viewId, id: callSmall.id, value: "s" }]);
+  await tick();
+  assert.deepEqual(order, []); // the small answer waits for the big one's body
+  assert.equal(f.requests.length, 1);
+  assert.equal(f.requests[0].url, `http://127.0.0.1:${OFFER.port}/ipybridge/direct/bulk/k-1`);
+  assert.equal(f.requests[0].init.credentials, "omit");
+  // The body: each buffer 8-aligned (3 bytes, 5 of padding, 5 bytes).
+  f.requests[0].resolve(f.body(new Uint8Array([1, 2, 3, 0, 0, 0, 0, 0, 4, 5, 6, 7, 8])));
+  const [first, second] = await big;
+  assert.deepEqual([...first], [1, 2, 3]);
+  assert.deepEqual([...second], [4, 5, 6, 7, 8]);
+  assert.equal(await small, "s");
+  assert.deepEqual(order, ["big", "small"]);
+  assert.equal(client.transport, "direct");
+});
+
+test("a fetch that fails is a lost connection: what was not delivered is asked for again over the comm", async () => {
+  const f = fakeFetch();
+  const { model, client, ws } = await connected({ fetch: f.fetch });
+  model.fromKernel([marker(client, "direct")]);
+  const big = client.call("big");
+  await tick();
+  const [callBig] = ws.requests();
+  ws.fromKernelByReference([{ type: "result", view: client.viewId, id: callBig.id, value: { $ipb: "bytes", i: 0 } }], [4], "k-2");
+  await tick();
+  f.requests[0].resolve(f.body(new Uint8Array(0), 404)); // fetched already, or the kernel dropped it
+  await tick();
+  await tick();
+  assert.equal(client.transport, "comm");
+  assert.equal(ws.closed, true);
+  const again = model.sent.at(-1);
+  assert.equal(again.content.direct, "lost");
+  assert.deepEqual(again.content.msgs.map((i) => [i.type, i.id]), [["call", callBig.id]]);
+  model.fromKernel([marker(client, "comm"), { type: "result", view: client.viewId, id: callBig.id, value: 4 }]);
+  assert.equal(await big, 4);
+});
+
+test("the relay route never fetches: big buffers come inline there", async () => {
+  FakeSocket.all = [];
+  const model = new FakeModel({ id: "k1", serverSettings: { wsUrl: "ws://example.org/" } });
+  const client = new BridgeClient(model);
+  client.direct = new DirectLink(client, { ...OFFER, routes: ["relay"] }, { WebSocket: FakeSocket });
+  await tick();
+  const ws = FakeSocket.all[0];
+  for (let i = 0; i < 200 && ws.sent.length === 0; i++) await tick();
+  ws.fromKernel([marker(client, "direct")]);
+  await client.direct.started;
+  assert.deepEqual(ws.items(), [{ type: "transport", view: client.viewId, transport: "direct" }]);
 });
 
 test("a socket that never says ready leaves everything on the comm", async () => {

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import tornado.httpclient
 import tornado.iostream
@@ -75,8 +76,9 @@ def hello(endpoint: DirectEndpoint, **changes: Any) -> str:
     return json.dumps({"ipb": 1, "token": endpoint.secret, "widget": WIDGET, "view": "v1", **changes})
 
 
-async def authenticated(endpoint: DirectEndpoint, use: bool = True) -> Any:
-    """A connection that authenticated (and, with ``use``, that the page started using, as js/direct.js does)."""
+async def authenticated(endpoint: DirectEndpoint, use: bool = True, fetch: bool = False) -> Any:
+    """A connection that authenticated (and, with ``use``, that the page started using, as js/direct.js does;
+    with ``fetch``, saying it fetches big buffers from the endpoint, as the page does on the loopback route)."""
     ws = await connect(endpoint)
     await ws.write_message(hello(endpoint))
     ready = unpack(await ws.read_message())[0]["msgs"]
@@ -84,7 +86,8 @@ async def authenticated(endpoint: DirectEndpoint, use: bool = True) -> Any:
     assert is_marker(ready[0], "direct"), ready
     ws.conn = ready[0]["conn"]
     if use:
-        await ws.write_message(pack(*envelope({"type": "transport", "transport": "direct"})), binary=True)
+        use_item = {"type": "transport", "transport": "direct", **({"fetch": True} if fetch else {})}
+        await ws.write_message(pack(*envelope(use_item)), binary=True)
     return ws
 
 
@@ -467,8 +470,8 @@ class FakeConn:
         self.sent: list[bytes] = []
         self.shut_calls = 0
 
-    def send_packed(self, data: bytes) -> None:
-        self.sent.append(data)
+    def send(self, content: dict[str, Any], buffers: list[memoryview]) -> None:
+        self.sent.append(pack(content, buffers))
 
     def shut(self) -> None:
         self.shut_calls += 1
@@ -711,3 +714,118 @@ def test_a_page_that_reads_too_slowly_goes_back_to_the_comm_instead_of_filling_t
     run(scenario())
     core.emit("after", 1)
     assert page.wait_for(lambda i: i.get("type") == "event" and i["name"] == "after")  # over the comm
+
+
+def test_a_split_call_cut_off_by_a_drop_is_forgotten_and_sent_again_over_the_comm_runs_once(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    """Parts that came over a connection that dropped can never be finished: their memory goes with it."""
+    from .test_limits import split
+
+    sums: list[float] = []
+    core.expose(lambda a: sums.append(float(a.sum())) or int(a.size), "sink")
+    values = np.arange(200_000, dtype=np.float64)  # 1.6 MB, in parts of 256 KiB
+    content, buffers = envelope(call_item(5, "sink", values))
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        for part in split(content, buffers, 256 << 10, ident=40)[:3]:
+            await ws.write_message(pack(*part), binary=True)
+        for _ in range(500):
+            if core.parts.pending_bytes:
+                break
+            await asyncio.sleep(0.01)
+        assert core.parts.pending_bytes > 0  # the whole message's room is reserved
+        ws.close()
+
+    run(scenario())
+    page.wait_for(lambda i: is_marker(i, "comm"))
+    assert core.parts.pending_bytes == 0
+    # The page sends the call again over the comm, as parts of a new message.
+    for part_content, part_buffers in split(content, buffers, 256 << 10, ident=41):
+        core.receive({**part_content, "direct": "lost"}, part_buffers)
+    assert page.value_of(page.answer("v1", 5)) == 200_000
+    assert sums == [float(values.sum())]
+
+
+async def fetch_bulk(endpoint: DirectEndpoint, key: str, origin: str | None = None) -> tornado.httpclient.HTTPResponse:
+    client = tornado.httpclient.AsyncHTTPClient()
+    url = f"http://127.0.0.1:{endpoint.port}{_direct.BULK_PATH}{key}"
+    return await client.fetch(url, headers={"Origin": origin} if origin else {}, raise_error=False)
+
+
+def test_big_answers_are_fetched_once_from_the_endpoint_by_a_page_that_said_it_fetches(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    values = np.arange(_direct.BULK_BYTES // 8 + 5, dtype=np.float64)
+    core.expose(lambda: [b"abc", values], "big")
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint, fetch=True)
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        await ws.write_message(pack(*envelope(call_item(1, "big"))), binary=True)
+        message = await ws.read_message()
+        head_length = int.from_bytes(message[:4], "little")
+        assert len(message) == 4 + head_length  # nothing inline
+        content, sizes, key = json.loads(message[4:])
+        assert sizes == [3, values.nbytes]
+        assert (await fetch_bulk(endpoint, "not-a-key")).code == 404
+        assert (await fetch_bulk(endpoint, key, origin="https://evil.example")).code == 404  # another site
+        response = await fetch_bulk(endpoint, key, origin="http://127.0.0.1:8888")
+        assert response.code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:8888"
+        offsets, length = _direct.bulk_offsets(sizes)
+        assert offsets == [0, 8]  # each buffer 8-aligned in the body
+        assert len(response.body) == length
+        assert response.body[:3] == b"abc"
+        np.testing.assert_array_equal(np.frombuffer(response.body[8:], dtype=np.float64), values)
+        assert (await fetch_bulk(endpoint, key)).code == 404  # once
+        assert content["msgs"][0]["id"] == 1
+        assert core.direct._used["v1"]._buffered == 0  # fetched: no longer counted as unread
+        ws.close()
+
+    run(scenario())
+
+
+def test_a_page_that_does_not_fetch_gets_big_answers_inline_and_unfetched_ones_go_with_the_connection(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    values = np.arange(_direct.BULK_BYTES // 8 + 5, dtype=np.float64)
+    core.expose(lambda: values, "big")
+
+    async def scenario() -> None:
+        relayed = await authenticated(endpoint)  # through the relay: no fetch
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        await relayed.write_message(pack(*envelope(call_item(1, "big"))), binary=True)
+        items, buffers = await read_items(relayed)
+        assert items[0]["id"] == 1
+        np.testing.assert_array_equal(np.frombuffer(buffers[0], dtype=np.float64), values)
+        relayed.close()
+        page.wait_for(lambda i: is_marker(i, "comm"))
+
+    run(scenario())
+    core.receive(*envelope({"type": "hello"}, view="v2"))
+
+    async def unfetched() -> None:
+        ws = await connect(endpoint)
+        await ws.write_message(hello(endpoint, view="v2"))
+        await ws.read_message()
+        await ws.write_message(
+            pack(*envelope({"type": "transport", "transport": "direct", "fetch": True}, view="v2")), binary=True
+        )
+        page.wait_for(lambda i: is_marker(i, "direct", view="v2"))
+        conn = core.direct._used["v2"]
+        await ws.write_message(pack(*envelope(call_item(2, "big"), view="v2")), binary=True)
+        message = await ws.read_message()
+        key = json.loads(message[4:])[2]
+        assert conn._buffered >= values.nbytes  # counted as unread until fetched
+        ws.close()
+        page.wait_for(lambda i: is_marker(i, "comm", view="v2"))
+        for _ in range(100):
+            if conn._buffered == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert conn._buffered == 0
+        assert (await fetch_bulk(endpoint, key)).code == 404  # gone with its connection
+
+    run(unfetched())

@@ -263,3 +263,34 @@ def test_an_array_from_a_split_message_is_writable_and_needs_no_copy_after_joini
     assert received.flags.aligned
     assert not received.flags.owndata  # it uses the joined buffer made for it, not a second copy
     received[0] = 7.0  # and the function may change it
+
+
+def test_each_part_is_copied_into_its_message_as_it_arrives_and_not_kept() -> None:
+    """The receiving socket may reuse a part's memory once it is handed over: the joined message owns its bytes."""
+    assembler = PartAssembler()
+    values = np.arange(30_000, dtype=np.float64)
+    content, buffers = envelope({"type": "call", "id": 1, "name": "f", "args": [values], "kwargs": {}})
+    results = []
+    for part_content, (chunk,) in split(content, buffers, 40_000, ident=3):
+        received = bytearray(chunk)  # the socket's buffer for this part...
+        results.append(assembler.add(part_content["msgs"][0], [received], LIMIT))
+        received[:] = b"\xff" * len(received)  # ...reused for the next message
+    joined, refusals = results[-1]
+    assert refusals == []
+    assert joined is not None
+    assert joined[0] == content
+    np.testing.assert_array_equal(np.frombuffer(joined[1][0], dtype=np.float64), values)
+
+
+def test_a_views_unfinished_messages_from_one_channel_can_be_forgotten_and_the_others_kept() -> None:
+    assembler = PartAssembler()
+    content, buffers = envelope({"type": "call", "id": 1, "name": "f", "args": [b"x" * 5000], "kwargs": {}})
+    first_direct = split(content, buffers, 1000, ident=1)[0]
+    first_comm = split(content, buffers, 1000, ident=2)[0]
+    assembler.add(first_direct[0]["msgs"][0], first_direct[1], LIMIT, "direct")
+    assembler.add(first_comm[0]["msgs"][0], first_comm[1], LIMIT, "comm")
+    reserved = assembler.pending_bytes
+    assembler.drop_view("v1", "direct")
+    assert assembler.pending_bytes == reserved // 2  # the comm's message goes on
+    assembler.drop_view("v1")
+    assert assembler.pending_bytes == 0

@@ -1,18 +1,41 @@
 // js/direct.js
 var CONNECT_MS = 3e3;
+var BLOB_BYTES = 1 << 20;
+function viewsOf(b) {
+  const list = Array.isArray(b) ? b : [b];
+  return list.map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+}
+function frameParts(content, buffers) {
+  const groups = buffers.map(viewsOf);
+  const sizes = groups.map((g) => g.reduce((n, v) => n + v.byteLength, 0));
+  const json = new TextEncoder().encode(JSON.stringify([content, sizes]));
+  const head = new Uint8Array(4 + json.byteLength);
+  new DataView(head.buffer).setUint32(0, json.byteLength, true);
+  head.set(json, 4);
+  const views = groups.flat();
+  return { head, views, total: sizes.reduce((a, b) => a + b, head.byteLength) };
+}
 function pack(content, buffers) {
-  const head = new TextEncoder().encode(JSON.stringify([content, buffers.map((b) => b.byteLength)]));
-  let total = 4 + head.byteLength;
-  for (const b of buffers) total += b.byteLength;
+  return joined(frameParts(content, buffers));
+}
+function joined({ head, views, total }) {
   const out = new Uint8Array(total);
-  new DataView(out.buffer).setUint32(0, head.byteLength, true);
-  out.set(head, 4);
-  let offset = 4 + head.byteLength;
-  for (const b of buffers) {
-    out.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), offset);
-    offset += b.byteLength;
+  out.set(head, 0);
+  let offset = head.byteLength;
+  for (const v of views) {
+    out.set(v, offset);
+    offset += v.byteLength;
   }
   return out;
+}
+function frame(content, buffers) {
+  const parts = frameParts(content, buffers);
+  if (parts.total < BLOB_BYTES || typeof Blob !== "function") return joined(parts);
+  return new Blob(
+    /** @type {BlobPart[]} */
+    /** @type {unknown} */
+    [parts.head, ...parts.views]
+  );
 }
 function unpack(data) {
   const bytes = new Uint8Array(data);
@@ -21,17 +44,36 @@ function unpack(data) {
   const end = 4 + headBytes;
   if (end > bytes.byteLength) throw new Error("the header is longer than the message");
   const head = JSON.parse(new TextDecoder().decode(bytes.subarray(4, end)));
-  if (!Array.isArray(head) || head.length !== 2 || !Array.isArray(head[1])) throw new Error("the header must be [envelope, sizes]");
-  const [content, sizes] = head;
+  if (!Array.isArray(head) || head.length < 2 || head.length > 3 || !Array.isArray(head[1])) {
+    throw new Error("the header must be [envelope, sizes] or [envelope, sizes, key]");
+  }
+  const [content, sizes, key] = head;
+  if (!sizes.every((n) => Number.isSafeInteger(n) && n >= 0)) throw new Error("bad buffer sizes");
+  if (head.length === 3) {
+    if (typeof key !== "string" || !/^[\w-]{1,64}$/.test(key) || end !== bytes.byteLength) throw new Error("bad fetch key");
+    return { content, buffers: null, fetch: key, sizes };
+  }
   const buffers = [];
   let offset = end;
   for (const n of sizes) {
-    if (!Number.isSafeInteger(n) || n < 0 || offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
+    if (offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
     buffers.push(new DataView(data, offset, n));
     offset += n;
   }
   if (offset !== bytes.byteLength) throw new Error("the buffer sizes do not add up to the message");
   return { content, buffers };
+}
+function bulkBuffers(body, sizes) {
+  const buffers = [];
+  let offset = 0;
+  for (const n of sizes) {
+    offset += (8 - offset % 8) % 8;
+    if (offset + n > body.byteLength) throw new Error("the fetched body is shorter than its buffers");
+    buffers.push(new DataView(body, offset, n));
+    offset += n;
+  }
+  if (offset !== body.byteLength) throw new Error("the fetched body is longer than its buffers");
+  return buffers;
 }
 function waysToConnect(offer, kernel, pageHost = globalThis.location?.hostname) {
   const ways = [];
@@ -67,12 +109,16 @@ var DirectLink = class {
    * Connect one view to the kernel's direct endpoint; until (and unless) that works, the comm carries everything.
    * @param {any} client the view's BridgeClient
    * @param {Offer} offer from the kernel's `welcome`
-   * @param {{WebSocket?: any}} [options] a WebSocket class (tests)
+   * @param {{WebSocket?: any, fetch?: typeof globalThis.fetch}} [options] a WebSocket class, a fetch (tests)
    */
   constructor(client, offer, options = {}) {
     this.client = client;
     this.offer = offer;
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.fetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    this.bulkUrl = null;
+    this.inbox = [];
+    this.draining = false;
     this.ws = null;
     this.ready = false;
     this.lost = false;
@@ -99,7 +145,7 @@ var DirectLink = class {
           opened.ws.close();
           return;
         }
-        this._use(opened.ws, way.route, opened.conn);
+        this._use(opened.ws, way, opened.conn);
         return;
       }
     }
@@ -169,19 +215,23 @@ var DirectLink = class {
   }
   /**
    * Start using `ws`: its first message says so (the kernel routes this view's items to it only from then on,
-   * after a `transport` item on the comm), then every message to the kernel goes there.
-   * @param {any} ws @param {string} route @param {any} conn
+   * after a `transport` item on the comm), then every message to the kernel goes there. On the loopback
+   * route it also says that the page fetches big buffers from the endpoint (`fetch`).
+   * @param {any} ws @param {Way} way @param {any} conn
    */
-  _use(ws, route, conn) {
+  _use(ws, way, conn) {
     if (ws.readyState !== 1) return;
     this.ws = ws;
-    this.route = route;
+    this.route = way.route;
     this.conn = conn;
+    const fetches = way.route === "loopback" && typeof this.fetch === "function";
+    this.bulkUrl = fetches ? way.url.replace(/^ws/, "http") + "/bulk/" : null;
     ws.onmessage = (event) => this._fromDirect(event.data);
     ws.onclose = () => this._lose();
     ws.onerror = () => this._lose();
     try {
-      ws.send(pack({ ipb: 1, msgs: [{ type: "transport", view: this.client.viewId, transport: "direct" }] }, []));
+      const use = { type: "transport", view: this.client.viewId, transport: "direct", ...fetches ? { fetch: true } : {} };
+      ws.send(pack({ ipb: 1, msgs: [use] }, []));
     } catch {
       return;
     }
@@ -190,10 +240,10 @@ var DirectLink = class {
   }
   /**
    * Send one envelope over the websocket (the client calls this while `ready`).
-   * @param {any} content @param {ArrayBufferView[]} buffers
+   * @param {any} content @param {Piece[]} buffers
    */
   send(content, buffers) {
-    this.ws.send(pack(content, buffers));
+    this.ws.send(frame(content, buffers));
   }
   /** @param {ArrayBuffer} data */
   _fromDirect(data) {
@@ -204,12 +254,54 @@ var DirectLink = class {
       console.error("ipybridge: bad message on the direct connection", error);
       return;
     }
+    if (message.buffers === null || this.inbox.length > 0) {
+      this.inbox.push(message);
+      this._drain();
+      return;
+    }
+    this._take(
+      /** @type {{content: any, buffers: DataView[]}} */
+      message
+    );
+  }
+  /** A message from the socket, complete: noted, then held until the comm's marker or delivered. @param {{content: any, buffers: DataView[]}} message */
+  _take(message) {
     for (const item of message.content.msgs) {
       if (item?.type === "call") this._noteCall(item.id);
       else if (typeof item?.n === "number") this._noteNumber(item.n);
     }
     if (!this.commSaysDirect) this.held.push(message);
     else this.client._deliver(message.content.msgs, message.buffers);
+  }
+  /** Take the inbox's messages in order, fetching the buffers of those that have them on the endpoint. */
+  async _drain() {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.inbox.length > 0 && this.ready) {
+        const message = this.inbox[0];
+        if (message.buffers === null) {
+          try {
+            if (this.bulkUrl === null) throw new Error("this route does not fetch");
+            const response = await this.fetch(this.bulkUrl + message.fetch, { credentials: "omit", cache: "no-store" });
+            if (!response.ok) throw new Error(`HTTP ${response.status}`);
+            message.buffers = bulkBuffers(await response.arrayBuffer(), message.sizes ?? []);
+          } catch (error) {
+            this.failures.push({ route: this.route ?? "", error: `fetch: ${error}` });
+            this._lose();
+            return;
+          }
+          if (!this.ready || this.inbox[0] !== message) return;
+        }
+        this.inbox.shift();
+        this._take(
+          /** @type {{content: any, buffers: DataView[]}} */
+          message
+        );
+      }
+    } finally {
+      this.draining = false;
+    }
   }
   /**
    * A comm message for this client: deliver its items, switching at `transport` items. Broadcast items
@@ -281,6 +373,7 @@ var DirectLink = class {
     this.ready = false;
     this.lost = true;
     this.client.transport = "comm";
+    this.inbox = [];
     const ws = this.ws;
     ws.onmessage = ws.onclose = ws.onerror = null;
     try {
@@ -311,6 +404,7 @@ var DirectLink = class {
   close() {
     this.stopped = true;
     this.ready = false;
+    this.inbox = [];
     globalThis.removeEventListener?.("pagehide", this._onPageHide);
     if (this.ws) {
       this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
@@ -822,27 +916,28 @@ var BridgeClient = class {
     let textBytes = ENVELOPE_BYTES;
     for (const text of texts) textBytes += utf8Bytes(text);
     if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
-      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers.map(exactBuffer));
+      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
     const ids = msgs.filter((i) => REQUEST_TYPES.has(i.type)).map((i) => i.id);
-    const parts = splitIntoParts(new TextEncoder().encode(json), buffers, this.limits.partBytes, {
-      view: this.viewId,
-      id: this._nextId++,
-      ids
-    });
+    const meta = { view: this.viewId, id: this._nextId++, ids };
+    const parts = partViews(new TextEncoder().encode(json), buffers, this.limits.partBytes, meta);
     for (const { item, chunk } of parts) this._send({ ipb: PROTOCOL_VERSION, msgs: [item] }, [chunk]);
   }
   /**
    * One message to the kernel: over the direct connection when it is up, else over the comm
    * (marked when the direct connection was lost, so the kernel moves this view back at once).
-   * @param {Record<string, any>} content @param {Uint8Array[]} buffers
+   * A buffer may be given as the views it is made of (a part's slice); the comm gets each as one buffer.
+   * @param {Record<string, any>} content @param {(Uint8Array|Uint8Array[])[]} buffers
    */
   _send(content, buffers) {
     const direct = this.direct;
     if (direct?.ready) direct.send(content, buffers);
-    else this.model.send(direct?.lost ? { ...content, direct: "lost" } : content, void 0, buffers);
+    else {
+      const own = buffers.map((b) => Array.isArray(b) ? joinViews(b) : exactBuffer(b));
+      this.model.send(direct?.lost ? { ...content, direct: "lost" } : content, void 0, own);
+    }
   }
   /** @param {(transport: string) => void} callback called when this view's transport changes */
   onTransportChange(callback) {
@@ -989,7 +1084,7 @@ function encodeItem(item, buffers) {
   }
   return out;
 }
-function splitIntoParts(json, buffers, partBytes, meta) {
+function partViews(json, buffers, partBytes, meta) {
   const pieces = [json, ...buffers];
   const sizes = pieces.map((p) => p.byteLength);
   const total = sizes.reduce((a, b) => a + b, 0);
@@ -998,12 +1093,13 @@ function splitIntoParts(json, buffers, partBytes, meta) {
   let piece = 0;
   let offset = 0;
   for (let seq = 0; seq < count; seq++) {
-    const chunk = new Uint8Array(Math.min(partBytes, total - seq * partBytes));
+    const length = Math.min(partBytes, total - seq * partBytes);
+    const chunk = [];
     let filled = 0;
-    while (filled < chunk.length) {
+    while (filled < length) {
       const source = pieces[piece];
-      const n = Math.min(source.byteLength - offset, chunk.length - filled);
-      chunk.set(source.subarray(offset, offset + n), filled);
+      const n = Math.min(source.byteLength - offset, length - filled);
+      if (n > 0) chunk.push(source.subarray(offset, offset + n));
       filled += n;
       offset += n;
       if (offset === source.byteLength) {
@@ -1011,10 +1107,21 @@ function splitIntoParts(json, buffers, partBytes, meta) {
         offset = 0;
       }
     }
+    if (chunk.length === 0) chunk.push(new Uint8Array(0));
     const item = { type: "part", view: meta.view, id: meta.id, seq, count, ...seq === 0 ? { sizes, ids: meta.ids } : {} };
     parts.push({ item, chunk });
   }
   return parts;
+}
+function joinViews(views) {
+  if (views.length === 1) return exactBuffer(views[0]);
+  const out = new Uint8Array(byteSum(views, 0));
+  let offset = 0;
+  for (const v of views) {
+    out.set(v, offset);
+    offset += v.byteLength;
+  }
+  return out;
 }
 function utf8Bytes(text) {
   if (text.length >= 4096) return new TextEncoder().encode(text).byteLength;
