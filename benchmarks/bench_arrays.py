@@ -357,12 +357,13 @@ def browser_section(jupyter: Jupyter, args: argparse.Namespace, big: Path, small
     cells = [
         SETUP.format(big=str(big), small=str(small)),
         'ps = ipybridge.Player(small, cmap="inferno")\nps',
-        'pb = ipybridge.Player(big, cmap="inferno", fps=60)\npb',
+        # On the comm (as in VS Code, Colab, a remote kernel), on frames never read before.
+        'ipybridge.Player.direct = False\npb = ipybridge.Player(big, cmap="inferno", fps=60)\n'
+        "ipybridge.Player.direct = True\npb",
         'pb.pause(); print(json.dumps({"stats": pb.stats, "reads": pb.source.reads, '
         f'"python_fps": python_rate(big, {args.frames * 3 // 4})}}))',
-        # The direct transport (opt-in for now), on frames neither player has read before.
-        'ipybridge.Player.direct = True\npdir = ipybridge.Player(big, cmap="inferno", fps=60)\n'
-        f"ipybridge.Player.direct = False\npdir.frame = {args.frames // 2}\npdir",
+        # The direct transport (the default where it opens), on frames neither player has read before.
+        f'pdir = ipybridge.Player(big, cmap="inferno", fps=60)\npdir.frame = {args.frames // 2}\npdir',
         'pdir.pause(); print(json.dumps({"stats": pdir.stats, "transport": pdir.transport}))',
         'pm = ipybridge.Player(big, cmap="inferno", fps=0, loop="once", cache_mb=64)\npm',
         'print(json.dumps({"rss": rss_mb(), "frame": pm.frame, "reads": pm.source.reads}))',
@@ -739,7 +740,8 @@ def report_browser(results: dict[str, Any], b: dict[str, Any]) -> dict[str, bool
           f"(x{b['jshtml_first_frame_200_s'] * 1000 / b['first_frame_200']['from_run_ms']:.0f}), "
           f"kernel +{b['jshtml_rss_mb']:.0f} MB, page +{b['html_mb']:.0f} MB of HTML")  # fmt: skip
     ratio = b["painted_fps_at_60"] / max(b["interact_painted_fps_at_60"], 1e-9)
-    print(f"  painted fps asked for 60: Player {b['painted_fps_at_60']:.1f}, ipywidgets Play + interact(imshow) "
+    print(f"  painted fps asked for 60: Player on the comm {b['painted_fps_at_60']:.1f}, "
+          f"ipywidgets Play + interact(imshow) "
           f"{b['interact_painted_fps_at_60']:.1f} (x{ratio:.1f}); the kernel alone makes "
           f"{b.get('python_only_fps', float('nan')):.1f} encoded frames/s in the same minute")  # fmt: skip
     print(f"  painted fps asked for 60 over the direct transport ({b.get('direct_transport')}): "

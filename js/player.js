@@ -13,18 +13,29 @@ import { FrameCache, FrameClock, ScreenCounter, framesToRequest, nextFrame, step
 /** Requests out at once: enough to cover the round trip plus the kernel's batching hold ... */
 const MAX_INFLIGHT = 16;
 /** ... and at high fps, this much playback (s): the page asks in batches of half the window, so fewer,
- * bigger request messages (each page message also costs the kernel a busy and an idle status message). */
+ * bigger request messages. */
 const INFLIGHT_SECONDS = 0.4;
+/** On the comm each page message also costs the kernel a busy and an idle status message (which JupyterLab
+ * repaints): a window twice as long there, so half as many request messages per second of playback. */
+const INFLIGHT_SECONDS_COMM = 0.8;
 /** Unthrottled, frames are short and the round trip is long: keep more out. */
 const MAX_INFLIGHT_UNTHROTTLED = 32;
+/** At most this many requests out on the comm (its window at 60 fps). */
+const MAX_INFLIGHT_COMM = 48;
+/** While playing, the page reports its counters (`player_stats`) this often (ms): with a batch of frame
+ * requests when one leaves then, on its own after twice as long on the comm (a message of its own there
+ * costs the kernel a busy and an idle status message). */
+const STATS_EVERY_MS = 1000;
 /** Frames decoded at once. */
 const MAX_DECODING = 4;
 /** Bytes of decoded frames kept ready to paint. */
 const DECODED_BYTES = 48 << 20;
 /** A frame this late (ms) shows the buffering indicator. */
 const BUFFERING_AFTER_MS = 150;
-/** While playing, the `frame` trait follows at most this often (ms): each sync is a message to the kernel
- * and three back (busy, the echo, idle). Pausing syncs at once. */
+/** While playing on the comm, the `frame` trait follows at most this often (ms): each sync is a message to
+ * the kernel and three back (busy, the echo, idle). On the direct transport it does not follow while playing
+ * (no Jupyter kernel message per frame or per second: `p.stats["page_frame"]` gives the frame painted, within
+ * a second); stopping syncs at once on both paths. */
 const SYNC_EVERY_MS = 1000;
 /** While playing, the counter, slider and fps readout follow at most this often (ms). */
 const READOUTS_EVERY_MS = 100;
@@ -349,8 +360,12 @@ function render({ model, el }) {
     queueMicrotask(pump);
   }
 
-  const inflightLimit = () =>
-    playing && fps() <= 0 ? MAX_INFLIGHT_UNTHROTTLED : Math.min(MAX_INFLIGHT_UNTHROTTLED, Math.max(MAX_INFLIGHT, Math.ceil(fps() * INFLIGHT_SECONDS)));
+  function inflightLimit() {
+    if (playing && fps() <= 0) return MAX_INFLIGHT_UNTHROTTLED;
+    const comm = client.transport !== "direct";
+    const ahead = Math.ceil(fps() * (comm ? INFLIGHT_SECONDS_COMM : INFLIGHT_SECONDS));
+    return Math.min(comm ? MAX_INFLIGHT_COMM : MAX_INFLIGHT_UNTHROTTLED, Math.max(MAX_INFLIGHT, ahead));
+  }
 
   /** The frames to have ready, most urgent first. */
   function wanted() {
@@ -377,9 +392,11 @@ function render({ model, el }) {
       }
     }
     if (!client.closed) {
-      for (const index of framesToRequest(missing, inflight.size, inflightLimit(), playing, target)) {
-        request(index, index === target);
-      }
+      const asked = framesToRequest(missing, inflight.size, inflightLimit(), playing, target);
+      for (const index of asked) request(index, index === target);
+      // The counters ride along with the requests (one message); see STATS_EVERY_MS.
+      const now = performance.now();
+      if (asked.length && playing && now - lastStats >= STATS_EVERY_MS) sendStats(now);
     }
     if (!playing && shown !== target && decoded.has(target) && !refreshId) refreshId = requestAnimationFrame(onRefresh);
     if (!playing && shown !== target) showBufferingIfStillWaiting();
@@ -476,11 +493,11 @@ function render({ model, el }) {
     buffering.hidden = true;
     // Playing, each readout change costs a style and layout pass of the whole page.
     if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
-    if (!playing || now - lastSync >= SYNC_EVERY_MS) {
+    if (!playing || (now - lastSync >= SYNC_EVERY_MS && client.transport !== "direct")) {
       lastSync = now;
       if (model.get("frame") !== index) setModel({ frame: index });
     }
-    if (playing && now - lastStats >= 1000) sendStats(now);
+    if (playing && now - lastStats >= STATS_EVERY_MS * (client.transport === "direct" ? 1 : 2)) sendStats(now);
     return true;
   }
 
@@ -493,7 +510,7 @@ function render({ model, el }) {
     }
     if (after.direction !== direction) {
       direction = after.direction; // reflect mode turns at the ends
-      setModel({ direction });
+      if (client.transport !== "direct") setModel({ direction }); // on the direct path: when it stops
     }
     target = after.index;
     return true;
@@ -579,6 +596,7 @@ function render({ model, el }) {
     const changes = /** @type {Record<string, any>} */ ({});
     if (model.get("playing")) changes.playing = false;
     if (shown >= 0 && model.get("frame") !== shown) changes.frame = shown;
+    if (model.get("direction") !== direction) changes.direction = direction;
     if (Object.keys(changes).length) setModel(changes);
     updateButtons();
     updateReadouts(performance.now());
@@ -681,6 +699,7 @@ function render({ model, el }) {
       late_waiting: lateWaiting,
       late_decoding: lateDecoding,
       inflight: inflight.size,
+      frame: shown,
     };
     client._post({ type: "player_stats", stats });
   }

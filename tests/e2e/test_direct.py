@@ -10,6 +10,7 @@ stays on the comm.
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 
@@ -133,11 +134,27 @@ BUSY_CELL = "time.sleep(6); 'cell done'"
 PLAYER = textwrap.dedent(
     """
     import numpy as np
-    video = np.random.default_rng(0).integers(0, 256, (400, 48, 64, 3), dtype=np.uint8)
+    video = np.random.default_rng(0).integers(0, 256, (600, 48, 64, 3), dtype=np.uint8)
     v = ipybridge.Player(video, fps=60)
     v
     """
 )
+# Counts every message the kernel sends (shell replies, iopub: status, comm messages, streams) by type.
+KERNEL_COUNT = textwrap.dedent(
+    """
+    import json
+    _session = get_ipython().kernel.session
+    _sent, _send = [], _session.send
+
+    def _counting_send(stream, msg_or_type, *args, **kwargs):
+        _sent.append(msg_or_type if isinstance(msg_or_type, str) else msg_or_type.get("msg_type", "?"))
+        return _send(stream, msg_or_type, *args, **kwargs)
+
+    _session.send = _counting_send
+    print("counting")
+    """
+)
+KERNEL_SENT = 'print("kernel-sent", json.dumps(_sent)); _sent.clear()'
 # Waits (bounded) until the widget's worker has nothing left, then says how often slow() ran.
 RUNS = textwrap.dedent(
     """
@@ -160,7 +177,8 @@ def wait_transport(nb: NotebookPage, name: str, transport: str) -> None:
 def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None:  # type: ignore[no-untyped-def]
     cells = [
         f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS,
-        PLAYER, "print('player-transport', v.transport)", RELAY, "armed.set()",
+        PLAYER, "print('player-transport', v.transport)", RELAY, "armed.set()", KERNEL_COUNT, KERNEL_SENT,
+        'print("frame", v.frame, "page_frame", v.stats["page_frame"])',
     ]  # fmt: skip
     arm = 9  # the cell that lets slow() print
     nb = jupyter.open(ui, cells, name="direct")
@@ -257,32 +275,74 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     expect(comm_widget.locator("#sum")).to_have_text("sum:5")
     assert bridge_eval(nb, "comm", "bridge.transport") == "comm"
 
-    # 6. A Player's frames take the direct path: (almost) no Jupyter kernel messages while it plays.
+    # 6. A Player's frames take the direct path: no Jupyter kernel message (shell, iopub, status) per frame
+    # played, nor per second: the same count for 60 frames as for 240, counted in the kernel (every message
+    # its session sends) and on the page's kernel websockets (both ways).
     nb.run_cell(6)
-    canvas = nb.output(6).locator(".ipybridge-player canvas")
+    player = nb.output(6)
+    canvas = player.locator(".ipybridge-player canvas")
     expect(canvas).to_have_attribute("data-frame", "0")
     nb.run_cell(7)
     expect(nb.output(7)).to_contain_text("player-transport direct")
+    nb.run_cell(10)
+    expect(nb.output(10)).to_contain_text("counting")
     nb.page.evaluate(
         """() => { window.__counts = {kernel: 0, direct: 0};
-          for (const s of window.__sockets) s.addEventListener("message", () => {
+          const count = (s) => {
             if (s.url.includes("/api/kernels/")) window.__counts.kernel++;
             else if (s.url.includes("/ipybridge/direct")) window.__counts.direct++;
-          }); }"""
+          };
+          for (const s of window.__sockets) {
+            s.addEventListener("message", () => count(s));
+            const send = s.send.bind(s);
+            s.send = (data) => { count(s); return send(data); };
+          } }"""
     )
-    nb.output(6).get_by_role("button", name="Play", exact=True).click()
-    nb.page.wait_for_function("(c) => Number(c.dataset.frame) >= 120", arg=canvas.element_handle(), timeout=60_000)
-    counts = nb.page.evaluate("() => ({...window.__counts})")
+    play = player.get_by_role("button", name="Play", exact=True)
+    pause = player.get_by_role("button", name="Pause", exact=True)
+
+    def play_frames(n: int) -> tuple[dict[str, int], list[str]]:
+        """Play n frames, pause; the page's message counts while playing, and what the kernel sent meanwhile."""
+        at = int(canvas.get_attribute("data-frame"))
+        nb.page.evaluate("() => { window.__counts.kernel = 0; window.__counts.direct = 0; }")
+        play.click()
+        nb.page.wait_for_function(
+            "([c, n]) => Number(c.dataset.frame) >= n", arg=[canvas.element_handle(), at + n], timeout=60_000
+        )
+        counts = nb.page.evaluate("() => ({...window.__counts})")
+        pause.click()
+        expect(play).to_have_attribute("aria-pressed", "false")
+        nb.run_cell(11)
+        nb.wait_cell_done(11)
+        sent = json.loads(re.search(r"kernel-sent (\[.*\])", nb.output(11).inner_text())[1])
+        return counts, sent
+
+    play_frames(10)  # from here on, each window of the kernel's counts spans one play-pause and one count cell
+    short_page, short_kernel = play_frames(60)
+    long_page, long_kernel = play_frames(240)
+    print("kernel messages while 60 frames played:", short_page, short_kernel)
+    print("kernel messages while 240 frames played:", long_page, long_kernel)
+    assert long_page["direct"] >= 10, long_page
+    # Play and Pause are one comm message each (busy, echo, idle back); nothing more for 180 more frames.
+    assert long_page["kernel"] <= short_page["kernel"] + 2, (short_page, long_page)
+    assert len(long_kernel) <= len(short_kernel) + 2, (short_kernel, long_kernel)
+    assert long_kernel.count("status") <= short_kernel.count("status"), (short_kernel, long_kernel)
+    # Python's `frame` follows on pause; `stats` has the frame painted (sent over the direct path).
+    at = int(canvas.get_attribute("data-frame"))
+    nb.run_cell(12)
+    expect(nb.output(12)).to_have_text(re.compile(rf"frame {at} page_frame {at}"))
+
     # Its socket dies mid-playback: it goes on playing over the comm (lost frame requests are asked again).
+    play.click()
+    nb.page.wait_for_function(
+        "([c, at]) => Number(c.dataset.frame) >= at + 10", arg=[canvas.element_handle(), at], timeout=60_000
+    )
     nb.page.evaluate(f"{ipb_sockets}.filter(s => s.readyState === 1).forEach(s => s.close())")
     at = int(canvas.get_attribute("data-frame"))
     nb.page.wait_for_function(
         "([c, at]) => Number(c.dataset.frame) >= at + 60", arg=[canvas.element_handle(), at], timeout=60_000
     )
-    nb.output(6).get_by_role("button", name="Play", exact=True).click()  # pause
-    print("while 120 frames played:", counts)
-    assert counts["direct"] >= 10
-    assert counts["kernel"] <= 60, counts  # the comm path needs ~3 kernel messages per frame request
+    pause.click()
 
     # 7. Through the Jupyter server's relay (same origin, the server's auth): calls and output work.
     nb.run_cell(8)

@@ -661,7 +661,9 @@ class Player(BridgeWidget):
         ``displayed_fps``: frames that reached the screen per second, over the last second (at most one
         per display refresh: a refresh that showed a newly painted frame counts once, as the readout
         does); ``dropped``: frames painted on the canvas and replaced before a refresh showed them;
-        ``page_drawn_fps``, ``page_painted`` (frames painted), ``page_displayed`` and cache counters.
+        ``page_drawn_fps``, ``page_painted`` (frames painted), ``page_displayed``, cache counters, and
+        ``page_frame``: the frame painted last (over the direct transport, the ``frame`` trait follows
+        only when playback stops; this follows within a second while it plays).
         """
         return self._player_core.stats()
 

@@ -1414,7 +1414,10 @@ var FrameClock = class {
 // js/player.js
 var MAX_INFLIGHT = 16;
 var INFLIGHT_SECONDS = 0.4;
+var INFLIGHT_SECONDS_COMM = 0.8;
 var MAX_INFLIGHT_UNTHROTTLED = 32;
+var MAX_INFLIGHT_COMM = 48;
+var STATS_EVERY_MS = 1e3;
 var MAX_DECODING = 4;
 var DECODED_BYTES = 48 << 20;
 var BUFFERING_AFTER_MS = 150;
@@ -1689,7 +1692,12 @@ function render({ model, el }) {
     pumpQueued = true;
     queueMicrotask(pump);
   }
-  const inflightLimit = () => playing && fps() <= 0 ? MAX_INFLIGHT_UNTHROTTLED : Math.min(MAX_INFLIGHT_UNTHROTTLED, Math.max(MAX_INFLIGHT, Math.ceil(fps() * INFLIGHT_SECONDS)));
+  function inflightLimit() {
+    if (playing && fps() <= 0) return MAX_INFLIGHT_UNTHROTTLED;
+    const comm = client.transport !== "direct";
+    const ahead = Math.ceil(fps() * (comm ? INFLIGHT_SECONDS_COMM : INFLIGHT_SECONDS));
+    return Math.min(comm ? MAX_INFLIGHT_COMM : MAX_INFLIGHT_UNTHROTTLED, Math.max(MAX_INFLIGHT, ahead));
+  }
   function wanted() {
     const count = playing ? 2 * inflightLimit() : 3;
     return upcomingFrames(target, direction, frames(), loop(), count);
@@ -1712,9 +1720,10 @@ function render({ model, el }) {
       }
     }
     if (!client.closed) {
-      for (const index of framesToRequest(missing, inflight.size, inflightLimit(), playing, target)) {
-        request(index, index === target);
-      }
+      const asked = framesToRequest(missing, inflight.size, inflightLimit(), playing, target);
+      for (const index of asked) request(index, index === target);
+      const now = performance.now();
+      if (asked.length && playing && now - lastStats >= STATS_EVERY_MS) sendStats(now);
     }
     if (!playing && shown !== target && decoded.has(target) && !refreshId) refreshId = requestAnimationFrame(onRefresh);
     if (!playing && shown !== target) showBufferingIfStillWaiting();
@@ -1795,11 +1804,11 @@ function render({ model, el }) {
     lateSince = 0;
     buffering.hidden = true;
     if (!playing || now - lastReadouts >= READOUTS_EVERY_MS) updateReadouts(now);
-    if (!playing || now - lastSync >= SYNC_EVERY_MS) {
+    if (!playing || now - lastSync >= SYNC_EVERY_MS && client.transport !== "direct") {
       lastSync = now;
       if (model.get("frame") !== index) setModel({ frame: index });
     }
-    if (playing && now - lastStats >= 1e3) sendStats(now);
+    if (playing && now - lastStats >= STATS_EVERY_MS * (client.transport === "direct" ? 1 : 2)) sendStats(now);
     return true;
   }
   function advance() {
@@ -1810,7 +1819,7 @@ function render({ model, el }) {
     }
     if (after.direction !== direction) {
       direction = after.direction;
-      setModel({ direction });
+      if (client.transport !== "direct") setModel({ direction });
     }
     target = after.index;
     return true;
@@ -1882,6 +1891,7 @@ function render({ model, el }) {
     );
     if (model.get("playing")) changes.playing = false;
     if (shown >= 0 && model.get("frame") !== shown) changes.frame = shown;
+    if (model.get("direction") !== direction) changes.direction = direction;
     if (Object.keys(changes).length) setModel(changes);
     updateButtons();
     updateReadouts(performance.now());
@@ -1971,7 +1981,8 @@ ${trace}` : header;
       decoded_frames: decoded.size,
       late_waiting: lateWaiting,
       late_decoding: lateDecoding,
-      inflight: inflight.size
+      inflight: inflight.size,
+      frame: shown
     };
     client._post({ type: "player_stats", stats });
   }
