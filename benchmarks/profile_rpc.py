@@ -66,7 +66,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def client(
-    port: int, secret: str, seconds: float, inflight: list[int], mb: int, server_pid: int
+    port: int, secret: str, seconds: float, inflight: list[int], mb: int, server_pid: int, isolated: int = 0
 ) -> dict[str, Any]:
     import tornado.websocket
 
@@ -104,6 +104,17 @@ async def client(
     out["p50_ms"] = percentile(times, 0.5)
     out["p99_ms"] = percentile(times, 0.99)
     out["kernel_cpu_us_per_call_1"] = (cpu_seconds(server_pid) - cpu) / 500 * 1e6
+    if isolated:
+        # One call after each 100 ms pause, as clicks make them (bench_rpc's "isolated" row, without a browser):
+        # what the kernel's threads cost after sitting idle.
+        times = []
+        for _ in range(isolated):
+            await asyncio.sleep(0.1)
+            t = time.perf_counter()
+            await batch(1)
+            times.append((time.perf_counter() - t) * 1000)
+        out["isolated_p50_ms"] = percentile(times, 0.5)
+        out["isolated_p99_ms"] = percentile(times, 0.99)
     for k in inflight:
         # k calls in flight: each answer message lets the page send the calls it unblocked (one message).
         t0 = time.perf_counter()
@@ -159,6 +170,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--inflight", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--mb", type=int, default=0, help="also move an array of this many MB each way")
+    parser.add_argument("--isolated", type=int, default=0, help="also N calls one every 100 ms (p50/p99)")
     parser.add_argument(
         "--py-spy",
         type=Path,
@@ -178,7 +190,9 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1)
-        result = asyncio.run(client(info["port"], info["secret"], args.seconds, args.inflight, args.mb, server.pid))
+        result = asyncio.run(
+            client(info["port"], info["secret"], args.seconds, args.inflight, args.mb, server.pid, args.isolated)
+        )
         if spy is not None:
             spy.wait()
     finally:
