@@ -165,9 +165,16 @@ def page() -> Iterator[Page]:
     km.start_kernel(env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     kc = km.blocking_client()
     kc.start_channels()
+    try:
+        # wait_for_ready reads IOPub itself: the page's reader thread starts after it (two threads receiving
+        # on one zmq socket corrupt its messages: "Invalid Signature", "<IDS|MSG> is not in list").
+        kc.wait_for_ready(timeout=60)
+    except BaseException:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        raise
     page = Page(kc)
     try:
-        kc.wait_for_ready(timeout=60)
         msg_id = page.execute(SETUP)
         reply = kc.get_shell_msg(timeout=60)
         while reply["parent_header"].get("msg_id") != msg_id:
