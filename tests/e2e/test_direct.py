@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import time
 
 from playwright.sync_api import expect
 
@@ -332,11 +333,21 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     nb.run_cell(12)
     expect(nb.output(12)).to_have_text(re.compile(rf"frame {at} page_frame {at}"))
 
-    # Its socket dies mid-playback: it goes on playing over the comm (lost frame requests are asked again).
+    # While it plays, Python's `frame` follows the frame painted (from the page's counters, nothing sent back).
     play.click()
     nb.page.wait_for_function(
         "([c, at]) => Number(c.dataset.frame) >= at + 10", arg=[canvas.element_handle(), at], timeout=60_000
     )
+    deadline = time.monotonic() + 30
+    followed = at
+    while followed <= at and time.monotonic() < deadline:  # the page reports every second
+        nb.run_cell(12)
+        nb.wait_cell_done(12)
+        followed = int(re.search(r"frame (\d+)", nb.output(12).inner_text())[1])
+    assert followed > at, (followed, at)
+    assert play.get_attribute("aria-pressed") == "true"  # still playing: not a sync on pause
+
+    # Its socket dies mid-playback: it goes on playing over the comm (lost frame requests are asked again).
     nb.page.evaluate(f"{ipb_sockets}.filter(s => s.readyState === 1).forEach(s => s.close())")
     at = int(canvas.get_attribute("data-frame"))
     nb.page.wait_for_function(

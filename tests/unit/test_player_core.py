@@ -298,3 +298,40 @@ def test_a_cancel_while_the_render_thread_takes_up_a_request_leaves_no_frame_sta
         assert source.open == 0  # every frame started was collected or cancelled
     finally:
         core.close()
+
+
+def test_frame_follows_the_page_while_playing_without_a_message_back():
+    """Over the direct transport the page does not sync ``frame`` while playing; its stats (every second)
+    carry the frame it painted, and the kernel's ``frame`` follows them, sending nothing back."""
+    import ipybridge
+
+    p = ipybridge.Player(np.zeros((20, 4, 6, 3), dtype=np.uint8))
+    sent = []
+    p._send = lambda msg, buffers=None: sent.append(msg)  # what ipywidgets would send to the page
+    seen = []
+    p.observe(lambda change: seen.append(change["new"]), "frame")
+    core = p._player_core
+    view = "v-stats"
+
+    def stats(frame):
+        core.receive(*envelope({"type": "player_stats", "stats": {"frame": frame, "displayed_fps": 30}}, view=view))
+
+    stats(7)
+    assert p.frame == 0  # paused: the page syncs frame itself when it stops
+    p.playing = True
+    sent.clear()
+    stats(7)
+    assert (p.frame, seen) == (7, [7])
+    assert sent == []  # the page painted it: nothing to tell the page
+    stats(25)  # out of range: ignored
+    assert p.frame == 7
+    with p._state_lock:  # the page's own changes being applied on another thread: that report is skipped
+        t = threading.Thread(target=stats, args=(9,))
+        t.start()
+        t.join(10)
+    assert p.frame == 7
+    stats(9)
+    assert p.frame == 9
+    p.frame = 3  # a seek from Python still goes to the page
+    assert any(m.get("state", {}).get("frame") == 3 for m in sent)
+    p.close()

@@ -129,6 +129,8 @@ class PlayerCore(BridgeCore):
         super().__init__(send, name=name, **kwargs)
         self.source: FrameSource | None = None
         self.on_length: Callable[[int], None] | None = None
+        #: Told the frame the page painted last, as its ``player_stats`` report it (every second while playing).
+        self.on_page_frame: Callable[[int], None] | None = None
         self._encoder = _runtime.SerialWorker(f"{name}-encoder")
         self._pending: set[tuple[str, int]] = set()
         # Requests whose frame the source started ahead of need (sources with prefetch/cancel), by key.
@@ -170,6 +172,9 @@ class PlayerCore(BridgeCore):
                 self.page_stats = {
                     k: v for k, v in stats.items() if isinstance(k, str) and isinstance(v, (int, float, str))
                 }
+                shown = _int(stats.get("frame"))
+                if shown is not None and shown >= 0 and self.on_page_frame is not None:
+                    self.on_page_frame(shown)
 
     def _request(self, view: str, data: dict[str, Any]) -> None:
         ident = data.get("id") if is_valid_id(data.get("id")) else None  # as for every request: [0, 2**53)
@@ -522,6 +527,7 @@ class Player(BridgeWidget):
         pure: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        self._state_lock = threading.RLock()  # before the comm opens: see set_state
         colour = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "norm": norm, "dim": dim}
         frame_source, default_fps, default_loop = _make_source(
             source, func, frames, init_func, fargs, blit, colour=colour, executor=executor, pure=pure
@@ -548,6 +554,7 @@ class Player(BridgeWidget):
         core.source = frame_source
         core.shown.max_bytes = int(max(cache_mb, 1.0) * (1 << 20))
         core.on_length = self._set_length
+        core.on_page_frame = self._follow_page_frame
         self._source = frame_source
         if autoplay:
             self.play()
@@ -565,6 +572,37 @@ class Player(BridgeWidget):
 
     def _set_length(self, length: int) -> None:
         self.frames = length
+
+    #: Held while the page's trait changes are applied (ipywidgets' ``set_state``), and while the kernel's
+    #: ``frame`` follows the page's painted frame: both use ipywidgets' property lock, which is one dict.
+    _state_lock: threading.RLock | None = None
+
+    def set_state(self, sync_data: Any) -> None:
+        lock = self._state_lock
+        if lock is None:
+            super().set_state(sync_data)
+            return
+        with lock:
+            super().set_state(sync_data)
+
+    def _follow_page_frame(self, shown: int) -> None:
+        """While playing, ``frame`` follows the frame the page painted (its stats, every second), without a
+        message back: the page plays over the direct transport without syncing ``frame`` (docs/player.md),
+        yet ``p.frame`` and ``observe(..., "frame")`` follow playback within a second, as on the comm.
+
+        Skipped (the next report comes a second later) while the page's own changes are being applied:
+        this runs on the thread that reads the page's messages, which must never wait.
+        """
+        lock = self._state_lock
+        if lock is None or not lock.acquire(blocking=False):
+            return
+        try:
+            if not self.playing or self.frame == shown or (self.frames is not None and shown >= self.frames):
+                return
+            with self._lock_property(frame=shown):  # the page painted it: nothing to send back
+                self.frame = shown
+        finally:
+            lock.release()
 
     @traitlets.validate("direction")
     def _valid_direction(self, proposal: Any) -> int:
@@ -662,8 +700,8 @@ class Player(BridgeWidget):
         per display refresh: a refresh that showed a newly painted frame counts once, as the readout
         does); ``dropped``: frames painted on the canvas and replaced before a refresh showed them;
         ``page_drawn_fps``, ``page_painted`` (frames painted), ``page_displayed``, cache counters, and
-        ``page_frame``: the frame painted last (over the direct transport, the ``frame`` trait follows
-        only when playback stops; this follows within a second while it plays).
+        ``page_frame``: the frame painted last (over the direct transport the page does not sync ``frame``
+        while it plays: the kernel's ``frame`` follows this report instead, within a second).
         """
         return self._player_core.stats()
 
