@@ -494,8 +494,88 @@ def measure_page_share(page: Any, contenders: list[str], repeats: int, log: Any)
     return runs
 
 
+#: Sampling interval of the page's CPU profile (microseconds).
+PROFILE_INTERVAL_US = 100
+
+
+def profile_summary(profile: dict[str, Any], calls: int, top: int = 12) -> dict[str, Any]:
+    """The page's main thread during a throughput window, per call (microseconds), from a V8 CPU profile.
+
+    ``busy_us``: everything but ``(idle)``; ``gc_us`` and ``program_us`` (native work outside JavaScript: the
+    websocket's IPC, event dispatch) are part of it; ``functions``: the biggest self times, as
+    ``function file:line``. A page whose ``idle_share`` is near 0 is the limit of the run.
+    """
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    deltas = profile.get("timeDeltas") or []
+    self_us: dict[int, float] = {}
+    # Each sample's time is the delta to the next one (the profile's own convention in DevTools).
+    for i, node_id in enumerate(profile["samples"]):
+        dt = deltas[i + 1] if i + 1 < len(deltas) else 0
+        self_us[node_id] = self_us.get(node_id, 0.0) + dt
+    by_name: dict[str, float] = {}
+    for node_id, us in self_us.items():
+        frame = nodes[node_id]["callFrame"]
+        where = frame["url"].rsplit("/", 1)[-1].split("?")[0]
+        name = frame["functionName"] or "(anonymous)"
+        key = f"{name} {where}:{frame['lineNumber'] + 1}" if where else name
+        by_name[key] = by_name.get(key, 0.0) + us
+    total = sum(by_name.values()) or 1.0
+    idle = by_name.get("(idle)", 0.0)
+    per_call = max(calls, 1)
+    ranked = sorted(((k, v) for k, v in by_name.items() if k != "(idle)"), key=lambda kv: -kv[1])
+    return {
+        "calls": calls,
+        "wall_us": total / per_call,
+        "busy_us": (total - idle) / per_call,
+        "gc_us": by_name.get("(garbage collector)", 0.0) / per_call,
+        "program_us": by_name.get("(program)", 0.0) / per_call,
+        "idle_share": idle / total,
+        "functions": [[k, v / per_call] for k, v in ranked[:top]],
+    }
+
+
+def measure_page_profile(page: Any, contenders: list[str], window_s: float, log: Any, out_dir: Path) -> dict[str, Any]:
+    """A CPU profile of the page's main thread while the throughput loop runs (1 and 64 in flight).
+
+    Each profile is also written to ``out_dir/page-<contender>-<k>.cpuprofile`` (DevTools' Performance panel
+    opens it).
+    """
+    cdp = page.context.new_cdp_session(page)
+    out: dict[str, Any] = {}
+    try:
+        cdp.send("Profiler.enable")
+        cdp.send("Profiler.setSamplingInterval", {"interval": PROFILE_INTERVAL_US})
+        for c in contenders:
+            if c not in DIRECT and c != "jchannel":
+                continue
+            for k in (1, 64):
+                cdp.send("Profiler.start")
+                r = page.evaluate("([c, k, ms]) => window.__bench.throughput(c, k, ms)", [c, k, window_s * 1000])
+                profile = cdp.send("Profiler.stop")["profile"]
+                out_dir.mkdir(parents=True, exist_ok=True)
+                (out_dir / f"page-{c}-{k}.cpuprofile").write_text(json.dumps(profile))
+                summary = profile_summary(profile, r["calls"])
+                summary["calls_per_s"] = r["calls"] / r["seconds"]
+                out.setdefault(c, {})[f"profile_{k}"] = summary
+                log(
+                    f"  page profile {c}, {k} in flight ({summary['calls_per_s']:.0f} calls/s, profiled): "
+                    f"busy {summary['busy_us']:.1f} us/call of {summary['wall_us']:.1f} "
+                    f"(gc {summary['gc_us']:.1f}, native {summary['program_us']:.1f}), idle {summary['idle_share']:.0%}"
+                )
+                for name, us in summary["functions"]:
+                    log(f"      {us:6.2f} us  {name}")
+        cdp.send("Profiler.disable")
+    finally:
+        cdp.detach()
+    return out
+
+
 def summarize(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
-    return {c: {m: {"median": median(v), "runs": v} for m, v in metrics.items()} for c, metrics in runs.items()}
+    """Medians of the repeated figures; anything else (a profile summary) as it is."""
+    return {
+        c: {m: {"median": median(v), "runs": v} if isinstance(v, list) else v for m, v in metrics.items()}
+        for c, metrics in runs.items()
+    }
 
 
 def build_jchannel_client(checkout: Path, out: Path) -> None:
@@ -545,6 +625,9 @@ def run_server(variant: str, browser: Any, args: argparse.Namespace, log: Any) -
                 if args.page_share:
                     for c, share in measure_page_share(page, contenders, args.repeats, log).items():
                         calls[c].update(share)
+                if args.page_profile:
+                    for c, prof in measure_page_profile(page, contenders, args.window, log, args.out).items():
+                        calls[c].update(prof)
             movers = [c for c in contenders if c != "jchannel"]  # jchannel: calls only (JSON values)
             run_transfers = variant == "stock" and not args.calls_only
             transfers = measure_transfers(page, movers, args.repeats, args.sizes, log) if run_transfers else None
@@ -748,6 +831,12 @@ def main() -> int:
         "--page-share",
         action="store_true",
         help="also split a sequential direct/jchannel call into the page's work and the socket + kernel",
+    )
+    parser.add_argument(
+        "--page-profile",
+        action="store_true",
+        help="also record a CPU profile of the page during one throughput window (1 and 64 in flight) of each "
+        "direct/jchannel contender and log the page's busy time per call and its biggest functions",
     )
     parser.add_argument(
         "--transfers-only", action="store_true", help="array transfers only (stock server), no latency or calls/s"

@@ -27,6 +27,9 @@ function viewsOf(b) {
   return list.map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
 }
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /**
  * The head (u32 LE length of a JSON `[envelope, sizes]` header, then the header) and the buffers' bytes of
  * one websocket message, not joined.
@@ -35,12 +38,61 @@ function viewsOf(b) {
 export function frameParts(content, buffers) {
   const groups = buffers.map(viewsOf);
   const sizes = groups.map((g) => g.reduce((n, v) => n + v.byteLength, 0));
-  const json = new TextEncoder().encode(JSON.stringify([content, sizes]));
+  const json = encoder.encode(JSON.stringify([content, sizes]));
   const head = new Uint8Array(4 + json.byteLength);
-  new DataView(head.buffer).setUint32(0, json.byteLength, true);
+  setLength(head, json.byteLength);
   head.set(json, 4);
   const views = groups.flat();
   return { head, views, total: sizes.reduce((a, b) => a + b, head.byteLength) };
+}
+
+/** Write the header length `n` as u32 LE at the start of `bytes`. @param {Uint8Array} bytes @param {number} n */
+function setLength(bytes, n) {
+  bytes[0] = n & 0xff;
+  bytes[1] = (n >>> 8) & 0xff;
+  bytes[2] = (n >>> 16) & 0xff;
+  bytes[3] = (n >>> 24) & 0xff;
+}
+
+/**
+ * What `ws.send` gets for one envelope given as its items' JSON texts (exactly `frame({ipb: 1, msgs}, buffers)`
+ * for the items those texts are): the header is written straight into the message, no object is serialized
+ * again, and a small message is one allocation.
+ * @param {string[]} texts the items' JSON @param {number} textBytes their UTF-8 bytes, added up
+ * @param {Uint8Array[]} buffers @returns {Uint8Array|Blob}
+ */
+export function frameTexts(texts, textBytes, buffers) {
+  let sizes = "";
+  let bufferBytes = 0;
+  for (let i = 0; i < buffers.length; i++) {
+    const n = buffers[i].byteLength;
+    sizes += i === 0 ? `${n}` : `,${n}`;
+    bufferBytes += n;
+  }
+  const prefix = '[{"ipb":1,"msgs":[';
+  const suffix = `]},[${sizes}]]`;
+  const headBytes = prefix.length + textBytes + Math.max(0, texts.length - 1) + suffix.length;
+  const total = 4 + headBytes + bufferBytes;
+  const header = prefix + (texts.length === 1 ? texts[0] : texts.join(",")) + suffix;
+  if (total >= BLOB_BYTES && typeof Blob === "function") {
+    const head = encoder.encode(header);
+    const length = new Uint8Array(4);
+    setLength(length, head.byteLength);
+    return new Blob(/** @type {BlobPart[]} */ (/** @type {unknown} */ ([length, head, ...buffers])));
+  }
+  const out = new Uint8Array(total);
+  const { read, written } = encoder.encodeInto(header, out.subarray(4, 4 + headBytes));
+  if (read !== header.length || written !== headBytes) {
+    // The byte count given was not the header's (it cannot be for JSON text): pack it the long way.
+    return joined(frameParts({ ipb: 1, msgs: texts.map((t) => JSON.parse(t)) }, buffers));
+  }
+  setLength(out, headBytes);
+  let offset = 4 + headBytes;
+  for (const b of buffers) {
+    out.set(b, offset);
+    offset += b.byteLength;
+  }
+  return out;
 }
 
 /**
@@ -81,30 +133,31 @@ export function frame(content, buffers) {
  * @returns {{content: any, buffers: DataView[]|null, fetch?: string, sizes?: number[]}}
  */
 export function unpack(data) {
-  const bytes = new Uint8Array(data);
-  if (bytes.byteLength < 4) throw new Error("a direct message needs a 4-byte header length");
-  const headBytes = new DataView(data).getUint32(0, true);
+  const length = data.byteLength;
+  if (length < 4) throw new Error("a direct message needs a 4-byte header length");
+  const bytes = new Uint8Array(data, 0, 4);
+  const headBytes = (bytes[0] | (bytes[1] << 8) | (bytes[2] << 16) | (bytes[3] << 24)) >>> 0;
   const end = 4 + headBytes;
-  if (end > bytes.byteLength) throw new Error("the header is longer than the message");
-  const head = JSON.parse(new TextDecoder().decode(bytes.subarray(4, end)));
+  if (end > length) throw new Error("the header is longer than the message");
+  const head = JSON.parse(decoder.decode(new Uint8Array(data, 4, headBytes)));
   if (!Array.isArray(head) || head.length < 2 || head.length > 3 || !Array.isArray(head[1])) {
     throw new Error("the header must be [envelope, sizes] or [envelope, sizes, key]");
   }
   const [content, sizes, key] = head;
-  if (!sizes.every((n) => Number.isSafeInteger(n) && n >= 0)) throw new Error("bad buffer sizes");
+  for (const n of sizes) if (!Number.isSafeInteger(n) || n < 0) throw new Error("bad buffer sizes");
   if (head.length === 3) {
-    if (typeof key !== "string" || !/^[\w-]{1,64}$/.test(key) || end !== bytes.byteLength) throw new Error("bad fetch key");
+    if (typeof key !== "string" || !/^[\w-]{1,64}$/.test(key) || end !== length) throw new Error("bad fetch key");
     return { content, buffers: null, fetch: key, sizes };
   }
   /** @type {DataView[]} */
   const buffers = [];
   let offset = end;
   for (const n of sizes) {
-    if (offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
+    if (offset + n > length) throw new Error("bad buffer sizes");
     buffers.push(new DataView(data, offset, n));
     offset += n;
   }
-  if (offset !== bytes.byteLength) throw new Error("the buffer sizes do not add up to the message");
+  if (offset !== length) throw new Error("the buffer sizes do not add up to the message");
   return { content, buffers };
 }
 
@@ -344,6 +397,14 @@ export class DirectLink {
    */
   send(content, buffers) {
     this.ws.send(frame(content, buffers));
+  }
+
+  /**
+   * Send one envelope given as its items' JSON (see `frameTexts`; the client calls this while `ready`).
+   * @param {string[]} texts @param {number} textBytes @param {Uint8Array[]} buffers
+   */
+  sendTexts(texts, textBytes, buffers) {
+    this.ws.send(frameTexts(texts, textBytes, buffers));
   }
 
   /** @param {ArrayBuffer} data */

@@ -11,6 +11,8 @@ export const PROTOCOL_VERSION = 1;
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
 /** No websocket message above this: a stock Jupyter server closes the kernel's websocket above 10 MiB. */
 export const PART_BYTES = 8 * 2 ** 20;
+/** The fields of an item that hold values (encoded with serialize.js). */
+const ENCODED_KEYS = ["args", "kwargs", "value"];
 /** Item types the kernel answers: their ids travel with a split message so a refusal can answer them. */
 const REQUEST_TYPES = new Set(["call", "execute", "set", "get"]);
 /** Room for `{"ipb":1,"msgs":[...]}` around the items. */
@@ -28,10 +30,17 @@ export const HANDLER_WAIT_MS = 10000;
  *            widget_manager?: any}} Model
  * @typedef {{kwargs?: Record<string, unknown>, timeout?: number, signal?: AbortSignal,
  *            onOutput?: (stream: string, text: string) => void}} CallOptions
- * @typedef {{resolve: (v: any) => void, reject: (e: Error) => void, name: string,
- *            onOutput?: (stream: string, text: string) => void, cleanup: () => void,
- *            item: Record<string, any>, direct?: boolean}} Pending
+ * @typedef {{resolve: (v: any) => void, reject: (e: Error) => void, item: Record<string, any>,
+ *            onOutput?: (stream: string, text: string) => void, timer: ReturnType<typeof setTimeout>|undefined,
+ *            signal: AbortSignal|undefined, onAbort: (() => void)|undefined}} Pending
  */
+
+/**
+ * `_post`'s `fail` for a request: settle the request (by the item's id) with the error. A constant, so that a
+ * call allocates no closure for it.
+ */
+const SETTLE = /** @type {SettleMark} */ ("settle");
+/** @typedef {"settle"} SettleMark */
 
 /** @param {string} name @param {string} message @param {Record<string, any>} [extra] */
 export function makeError(name, message, extra = {}) {
@@ -75,9 +84,12 @@ export class BridgeClient {
      * (never sent, already answered, timed out or aborted).
      */
     this.diagnostics = { unmatchedAnswers: 0 };
-    /** @type {{item: Record<string, any>, fail?: (e: Error) => void}[]} */
+    /** @type {Record<string, any>[]} items queued this tick, and what to do if each cannot be sent */
     this._outgoing = [];
+    /** @type {(((e: Error) => void) | SettleMark | undefined)[]} */
+    this._outgoingFail = [];
     this._flushQueued = false;
+    this._flushLater = () => this.flush();
     /** @type {Map<string, Set<(payload: any) => void>>} */
     this._listeners = new Map();
     /** @type {Map<string, (...args: any[]) => any>} */
@@ -233,30 +245,31 @@ export class BridgeClient {
    * @param {Record<string, any>} item @param {CallOptions} [options]
    */
   request(item, options = {}) {
-    const what = describeRequest(item);
     if (this.closed) {
+      const what = describeRequest(item);
       return Promise.reject(makeError("BridgeClosedError", `cannot send ${what}: ${this.closedError?.message}`));
     }
     const { timeout, signal, onOutput } = options;
-    if (signal?.aborted) return Promise.reject(abortError(signal, what));
+    if (signal?.aborted) return Promise.reject(abortError(signal, describeRequest(item)));
     const id = this._nextId++;
+    const sent = { ...item, id, view: this.viewId };
     return new Promise((resolve, reject) => {
-      /** @type {ReturnType<typeof setTimeout>|undefined} */
-      let timer;
-      const onAbort = () => this._giveUp(id, "abort", abortError(/** @type {AbortSignal} */ (signal), what));
-      const cleanup = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-      };
-      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup, item: { ...item, id } });
+      /** @type {Pending} */
+      const pending = { resolve, reject, item: sent, onOutput, timer: undefined, signal: undefined, onAbort: undefined };
+      this._pending.set(id, pending);
+      // Nothing per call but the entry: a timer and an abort listener only when asked for.
       if (timeout !== undefined && timeout !== null) {
-        timer = setTimeout(
-          () => this._giveUp(id, "timeout", makeError("TimeoutError", `${what} did not answer within ${timeout} ms`)),
-          timeout,
-        );
+        pending.timer = setTimeout(() => {
+          const error = makeError("TimeoutError", `${describeRequest(item)} did not answer within ${timeout} ms`);
+          this._giveUp(id, "timeout", error);
+        }, timeout);
       }
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this._post({ ...item, id }, (error) => this._settle(id, error));
+      if (signal) {
+        pending.signal = signal;
+        pending.onAbort = () => this._giveUp(id, "abort", abortError(signal, describeRequest(item)));
+        signal.addEventListener("abort", pending.onAbort, { once: true });
+      }
+      this._post(sent, SETTLE);
     });
   }
 
@@ -272,7 +285,8 @@ export class BridgeClient {
     const pending = this._pending.get(id);
     if (!pending) return; // late answer after timeout/abort: dropped
     this._pending.delete(id);
-    pending.cleanup();
+    if (pending.timer !== undefined) clearTimeout(pending.timer);
+    if (pending.onAbort) pending.signal?.removeEventListener("abort", pending.onAbort);
     if (error) pending.reject(error);
     else pending.resolve(value);
   }
@@ -314,13 +328,16 @@ export class BridgeClient {
   // -------------------------------------------------------- transport
   /**
    * Queue an item; all items queued in one tick leave in one message.
-   * @param {Record<string, any>} item @param {(e: Error) => void} [fail] called if it cannot be encoded
+   * @param {Record<string, any>} item
+   * @param {((e: Error) => void) | SettleMark} [fail] called if it cannot be encoded (SETTLE: reject the
+   *   request whose id the item carries)
    */
   _post(item, fail) {
-    this._outgoing.push({ item: { ...item, view: this.viewId }, fail });
+    this._outgoing.push(item.view === this.viewId ? item : { ...item, view: this.viewId });
+    this._outgoingFail.push(fail);
     if (!this._flushQueued) {
       this._flushQueued = true;
-      queueMicrotask(() => this.flush());
+      queueMicrotask(this._flushLater);
     }
   }
 
@@ -328,19 +345,28 @@ export class BridgeClient {
     this._flushQueued = false;
     if (this._outgoing.length === 0 || this.closed) return;
     const queued = this._outgoing;
+    const fails = this._outgoingFail;
     this._outgoing = [];
+    this._outgoingFail = [];
     const limit = this.limits.messageBytes;
     /** @type {Uint8Array[]} */
     const buffers = [];
-    /** @type {{item: Record<string, any>, encoded: Record<string, any>, text: string}[]} */
-    const ready = [];
+    /** @type {Record<string, any>[]} the items to send, encoded */
+    const encodedItems = [];
+    /** @type {string[]} their JSON */
+    const texts = [];
+    /** @type {Record<string, any>[]} the items as queued */
+    const items = [];
     let total = ENVELOPE_BYTES;
-    for (const { item, fail } of queued) {
+    let textBytes = ENVELOPE_BYTES;
+    for (let i = 0; i < queued.length; i++) {
+      const item = queued[i];
       const mark = buffers.length;
       try {
         const encoded = encodeItem(item, buffers);
         const text = JSON.stringify(encoded);
-        const size = utf8Bytes(text) + byteSum(buffers, mark);
+        const bytes = utf8Bytes(text);
+        const size = bytes + (buffers.length > mark ? byteSum(buffers, mark) : 0);
         if (size + ENVELOPE_BYTES > limit) {
           buffers.length = mark;
           const what = item.name ?? item.type;
@@ -349,42 +375,43 @@ export class BridgeClient {
             `${what}: the message would be ${mib(size)}, over the ${mib(limit)} this widget accepts ` +
               "(max_message_bytes in Python); nothing was sent",
           );
-          if (fail) fail(error);
-          else console.error("ipybridge: cannot send", item, error);
+          this._fail(item, fails[i], error);
           continue;
         }
-        ready.push({ item, encoded, text });
+        encodedItems.push(encoded);
+        texts.push(text);
+        items.push(item);
         total += size;
+        textBytes += bytes;
       } catch (error) {
         buffers.length = mark;
-        if (fail) fail(makeError("TypeError", /** @type {Error} */ (error).message));
-        else console.error("ipybridge: cannot send", item, error);
+        this._fail(item, fails[i], makeError("TypeError", /** @type {Error} */ (error).message), error);
       }
     }
-    if (ready.length === 0) return;
+    if (texts.length === 0) return;
     try {
       if (total <= limit) {
-        this._sendEnvelope(ready.map((r) => r.encoded), ready.map((r) => r.text), buffers);
+        this._sendEnvelope(encodedItems, texts, buffers, textBytes);
         return;
       }
       // Together over the limit though each fits: one message per group that fits, each encoded anew.
-      /** @type {typeof ready} */
+      /** @type {Record<string, any>[]} */
       let group = [];
       let groupBytes = ENVELOPE_BYTES;
       const sendGroup = () => {
         /** @type {Uint8Array[]} */
         const own = [];
-        const encoded = group.map(({ item }) => encodeItem(item, own));
+        const encoded = group.map((item) => encodeItem(item, own));
         this._sendEnvelope(encoded, encoded.map((e) => JSON.stringify(e)), own);
       };
-      for (const entry of ready) {
-        const size = utf8Bytes(entry.text) + itemBufferBytes(entry.item);
+      for (let i = 0; i < items.length; i++) {
+        const size = utf8Bytes(texts[i]) + itemBufferBytes(items[i]);
         if (group.length > 0 && groupBytes + size > limit) {
           sendGroup();
           group = [];
           groupBytes = ENVELOPE_BYTES;
         }
-        group.push(entry);
+        group.push(items[i]);
         groupBytes += size;
       }
       if (group.length > 0) sendGroup();
@@ -394,15 +421,32 @@ export class BridgeClient {
   }
 
   /**
+   * An item that cannot be sent: its `fail`, or the console when it has none.
+   * @param {Record<string, any>} item @param {((e: Error) => void) | SettleMark | undefined} fail
+   * @param {Error} error @param {unknown} [cause] what the console shows (the original error)
+   */
+  _fail(item, fail, error, cause = error) {
+    if (fail === SETTLE) this._settle(item.id, error);
+    else if (fail) fail(error);
+    else console.error("ipybridge: cannot send", item, cause);
+  }
+
+  /**
    * Send one envelope: whole when it fits in a websocket message, else as `part`s.
    * @param {Record<string, any>[]} msgs the encoded items @param {string[]} texts their JSON
    * @param {Uint8Array[]} buffers
+   * @param {number} [textBytes] the UTF-8 bytes of the texts plus ENVELOPE_BYTES, when known
    */
-  _sendEnvelope(msgs, texts, buffers) {
-    let textBytes = ENVELOPE_BYTES;
-    for (const text of texts) textBytes += utf8Bytes(text);
+  _sendEnvelope(msgs, texts, buffers, textBytes) {
+    if (textBytes === undefined) {
+      textBytes = ENVELOPE_BYTES;
+      for (const text of texts) textBytes += utf8Bytes(text);
+    }
     if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
-      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
+      const direct = this.direct;
+      // The direct path writes the items' JSON into the message as it is: no second serialization.
+      if (direct?.ready) direct.sendTexts(texts, textBytes - ENVELOPE_BYTES, buffers);
+      else this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
@@ -478,7 +522,7 @@ export class BridgeClient {
         const pending = this._pending.get(item.id);
         if (!pending) return;
         if (pending.onOutput) pending.onOutput(item.stream, item.text);
-        else (item.stream === "stderr" ? console.error : console.log)(`[python ${pending.name}]`, item.text);
+        else (item.stream === "stderr" ? console.error : console.log)(`[python ${describeRequest(pending.item)}]`, item.text);
         return;
       }
       case "event":
@@ -540,7 +584,7 @@ export class BridgeClient {
     this.closedError = makeError("BridgeClosedError", why);
     this.direct?.close();
     for (const [id, pending] of [...this._pending.entries()]) {
-      this._settle(id, makeError("BridgeClosedError", `${pending.name} got no answer: ${why}`));
+      this._settle(id, makeError("BridgeClosedError", `${describeRequest(pending.item)} got no answer: ${why}`));
     }
     for (const cb of this._closeListeners) {
       try {
@@ -566,13 +610,20 @@ export class BridgeClient {
 
   /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */
   proxy() {
+    /** @type {Map<string, (...args: unknown[]) => Promise<any>>} one function per name, made once */
+    const functions = new Map();
     return new Proxy(
       {},
       {
         get: (_target, prop) => {
           // `then` must stay undefined or `await py` would treat the proxy as a promise.
           if (typeof prop !== "string" || prop === "then") return undefined;
-          return (/** @type {unknown[]} */ ...args) => this.call(prop, args);
+          let fn = functions.get(prop);
+          if (!fn) {
+            fn = (/** @type {unknown[]} */ ...args) => this.call(prop, args);
+            if (functions.size < 1024) functions.set(prop, fn);
+          }
+          return fn;
         },
       },
     );
@@ -581,9 +632,14 @@ export class BridgeClient {
 
 /** @param {Record<string, any>} item @param {Uint8Array[]} buffers */
 function encodeItem(item, buffers) {
-  const out = { ...item };
-  for (const key of ["args", "kwargs", "value"]) {
-    if (key in out) out[key] = encode(out[key], buffers);
+  let out = item;
+  for (const key of ENCODED_KEYS) {
+    if (!(key in item)) continue;
+    const value = item[key];
+    const encoded = encode(value, buffers);
+    if (encoded === value) continue; // a JSON value as it is: the item needs no copy
+    if (out === item) out = { ...item };
+    out[key] = encoded;
   }
   return out;
 }

@@ -51,7 +51,50 @@ function bytesOf(view) {
  * @returns {unknown} a JSON-safe tree
  */
 export function encode(value, buffers) {
+  // Most values (numbers, strings, small plain objects) encode to themselves: checked without copying.
+  if (encodesToItself(value, 0)) return value;
   return enc(value, buffers, 0, "value");
+}
+
+/**
+ * Whether `encode(value)` would be a deep copy of `value` (so the value can be sent as it is): JSON values
+ * only (finite numbers other than -0 and integral doubles beyond 2**53, strings, booleans, null, arrays
+ * without holes or undefined, plain objects without undefined values, `$ipb` keys or `toJSON`), at most
+ * MAX_DEPTH deep. Anything else takes `enc`, which converts it or says why it cannot.
+ * @param {unknown} value @param {number} depth @returns {boolean}
+ */
+function encodesToItself(value, depth) {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      if (value === 0) return !Object.is(value, -0);
+      return Number.isInteger(value) ? Number.isSafeInteger(value) : Number.isFinite(value);
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (item === undefined || !encodesToItself(item, depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const obj = /** @type {Record<string, unknown>} */ (value);
+  if (typeof obj.toJSON === "function" || Object.hasOwn(obj, TAG)) return false;
+  for (const key in obj) {
+    if (!Object.hasOwn(obj, key)) return false;
+    const item = obj[key];
+    if (item === undefined || !encodesToItself(item, depth + 1)) return false;
+  }
+  return true;
 }
 
 /** @param {unknown} value @param {Uint8Array[]} buffers @param {number} depth @param {string} path @returns {unknown} */
@@ -134,7 +177,23 @@ function encodeND(nd, buffers, path) {
  * @returns {any}
  */
 export function decode(tree, buffers, base = 0) {
+  // A tree without tagged values decodes to itself (it is the message's own, freshly parsed): no copy.
+  if (untagged(tree, 0)) return tree;
   return dec(tree, buffers, base, 0);
+}
+
+/** Whether a tree from Python holds no tagged value, at most MAX_DEPTH deep. @param {unknown} tree @param {number} depth */
+function untagged(tree, depth) {
+  if (tree === null || typeof tree !== "object") return true;
+  if (depth >= MAX_DEPTH) return false;
+  if (Array.isArray(tree)) {
+    for (let i = 0; i < tree.length; i++) if (!untagged(tree[i], depth + 1)) return false;
+    return true;
+  }
+  const obj = /** @type {Record<string, unknown>} */ (tree);
+  if (TAG in obj || Object.getPrototypeOf(obj) !== Object.prototype) return false;
+  for (const key in obj) if (!untagged(obj[key], depth + 1)) return false;
+  return true;
 }
 
 /** @param {unknown} tree @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers @param {number} base @param {number} depth @returns {any} */
