@@ -534,6 +534,36 @@ def profile_summary(profile: dict[str, Any], calls: int, top: int = 12) -> dict[
     }
 
 
+# A throughput window that also counts the websocket messages each way (all sockets of the page).
+COUNTED_THROUGHPUT = r"""async ([c, k, ms]) => {
+  const P = WebSocket.prototype;
+  const send = P.send;
+  const counted = new Set();
+  let sent = 0, received = 0, on = true;
+  P.send = function (d) {
+    if (!counted.has(this)) {
+      counted.add(this);
+      this.addEventListener("message", () => on && received++);
+    }
+    sent++;
+    return send.call(this, d);
+  };
+  try {
+    const r = await window.__bench.throughput(c, k, ms);
+    return { ...r, sent, received };
+  } finally {
+    on = false;
+    P.send = send;
+  }
+}"""
+
+
+def task_seconds(cdp: Any) -> float:
+    """The page's main-thread task time so far (seconds; CPU time with Performance enabled in threadTicks)."""
+    metrics = cdp.send("Performance.getMetrics")["metrics"]
+    return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
+
+
 def measure_page_profile(page: Any, contenders: list[str], window_s: float, log: Any, out_dir: Path) -> dict[str, Any]:
     """A CPU profile of the page's main thread while the throughput loop runs (1 and 64 in flight).
 
@@ -545,10 +575,28 @@ def measure_page_profile(page: Any, contenders: list[str], window_s: float, log:
     try:
         cdp.send("Profiler.enable")
         cdp.send("Profiler.setSamplingInterval", {"interval": PROFILE_INTERVAL_US})
+        # Task durations in thread ticks: the main thread's CPU time, which a busy machine moves far less than
+        # wall-clock time (the renderer's other threads and the browser's network process are not in it).
+        cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
         for c in contenders:
             if c not in DIRECT and c != "jchannel":
                 continue
             for k in (1, 64):
+                # First a window without the profiler: main-thread CPU per call and messages per call.
+                before = task_seconds(cdp)
+                r = page.evaluate(COUNTED_THROUGHPUT, [c, k, window_s * 1000])
+                cpu_us = (task_seconds(cdp) - before) * 1e6 / max(r["calls"], 1)
+                counts = {
+                    "cpu_us": cpu_us,
+                    "calls_per_s_unprofiled": r["calls"] / r["seconds"],
+                    "calls_per_sent_message": r["calls"] / max(r["sent"], 1),
+                    "calls_per_received_message": r["calls"] / max(r["received"], 1),
+                }
+                log(
+                    f"  page {c}, {k} in flight: {counts['calls_per_s_unprofiled']:.0f} calls/s, main thread "
+                    f"{cpu_us:.1f} us CPU per call, {counts['calls_per_sent_message']:.1f} calls per message "
+                    f"sent, {counts['calls_per_received_message']:.1f} per message received"
+                )
                 cdp.send("Profiler.start")
                 r = page.evaluate("([c, k, ms]) => window.__bench.throughput(c, k, ms)", [c, k, window_s * 1000])
                 profile = cdp.send("Profiler.stop")["profile"]
@@ -556,6 +604,7 @@ def measure_page_profile(page: Any, contenders: list[str], window_s: float, log:
                 (out_dir / f"page-{c}-{k}.cpuprofile").write_text(json.dumps(profile))
                 summary = profile_summary(profile, r["calls"])
                 summary["calls_per_s"] = r["calls"] / r["seconds"]
+                summary.update(counts)
                 out.setdefault(c, {})[f"profile_{k}"] = summary
                 log(
                     f"  page profile {c}, {k} in flight ({summary['calls_per_s']:.0f} calls/s, profiled): "
@@ -565,6 +614,7 @@ def measure_page_profile(page: Any, contenders: list[str], window_s: float, log:
                 for name, us in summary["functions"]:
                     log(f"      {us:6.2f} us  {name}")
         cdp.send("Profiler.disable")
+        cdp.send("Performance.disable")
     finally:
         cdp.detach()
     return out

@@ -216,7 +216,7 @@ export class BridgeClient {
         makeError("TypeError", `bridge.call(${JSON.stringify(name)}, args): args must be an array, not ${describe(args)}`),
       );
     }
-    return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
+    return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options, true);
   }
 
   /** @param {string} code @param {CallOptions} [options] */
@@ -243,8 +243,9 @@ export class BridgeClient {
   /**
    * Send one request item and return the promise of its answer.
    * @param {Record<string, any>} item @param {CallOptions} [options]
+   * @param {boolean} [own] the item was made for this request: it gets its `id` and `view` in place
    */
-  request(item, options = {}) {
+  request(item, options = {}, own = false) {
     if (this.closed) {
       const what = describeRequest(item);
       return Promise.reject(makeError("BridgeClosedError", `cannot send ${what}: ${this.closedError?.message}`));
@@ -252,7 +253,9 @@ export class BridgeClient {
     const { timeout, signal, onOutput } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal, describeRequest(item)));
     const id = this._nextId++;
-    const sent = { ...item, id, view: this.viewId };
+    const sent = own ? item : { ...item };
+    sent.id = id;
+    sent.view = this.viewId;
     return new Promise((resolve, reject) => {
       /** @type {Pending} */
       const pending = { resolve, reject, item: sent, onOutput, timer: undefined, signal: undefined, onAbort: undefined };

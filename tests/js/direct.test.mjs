@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { BLOB_BYTES, DirectLink, frame, pack, proofOf, unpack, waysToConnect } from "../../js/direct.js";
+import { BLOB_BYTES, DirectLink, frame, frameTexts, pack, proofOf, unpack, waysToConnect } from "../../js/direct.js";
 import { BridgeClient, partViews, splitIntoParts } from "../../js/protocol.js";
 
 class FakeModel {
@@ -125,6 +125,32 @@ test("a buffer given as the views it is made of packs like the joined buffer; bi
   assert.deepEqual(new Uint8Array(bytes), pack(content, [big]));
   const { buffers } = unpack(bytes);
   assert.deepEqual(new Float64Array(bytes.slice(buffers[0].byteOffset)), big);
+});
+
+test("frameTexts writes the items' JSON into exactly the bytes pack makes, whatever the text and buffers", async () => {
+  const utf8 = (t) => new TextEncoder().encode(t).byteLength;
+  const cases = [
+    [[{ type: "call", id: 1, args: [{ a: 1, b: "x" }] }], []],
+    [[{ type: "call", id: 2, name: "ünïcödé ✓ 😀 \u2028" }, { type: "get", id: 3, name: "y" }], [new Uint8Array([1, 2, 3])]],
+    [[{ type: "reply", id: 4, ok: true, value: { $ipb: "bytes", i: 1 } }], [new Uint8Array(0), new Float64Array([1.5, -2]).subarray(1)]],
+    [[], []],
+  ];
+  for (const [msgs, buffers] of cases) {
+    const texts = msgs.map((m) => JSON.stringify(m));
+    const bytes = texts.reduce((n, t) => n + utf8(t), 0);
+    const views = buffers.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+    const want = pack({ ipb: 1, msgs }, views);
+    assert.deepEqual(frameTexts(texts, bytes, views), want);
+    // A wrong byte count (never given by the client) still makes the right message.
+    assert.deepEqual(frameTexts(texts, bytes + 1, views), want);
+    assert.deepEqual(unpack(want.buffer).content, { ipb: 1, msgs });
+  }
+  // From BLOB_BYTES on: a Blob of the same bytes.
+  const big = new Uint8Array(BLOB_BYTES).map((_, i) => i % 251);
+  const texts = [JSON.stringify({ type: "call", id: 5, args: [{ $ipb: "bytes", i: 0 }] })];
+  const blob = frameTexts(texts, utf8(texts[0]), [big]);
+  assert.ok(blob instanceof Blob);
+  assert.deepEqual(new Uint8Array(await blob.arrayBuffer()), pack({ ipb: 1, msgs: texts.map((t) => JSON.parse(t)) }, [big]));
 });
 
 test("partViews cuts a message like splitIntoParts, into views of the message's own bytes (no copy)", () => {

@@ -292,3 +292,30 @@ test("diagnostics count answers for requests the view is not waiting for; the fi
   assert.equal(await p, 1);
   assert.equal(client.diagnostics.unmatchedAnswers, 2);
 });
+
+test("each request is its own item: ids and views are added to a copy, values are sent as given", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const item = { type: "get", name: "x" };
+  const first = client.request(item);
+  const second = client.request(item);
+  const args = [{ a: 1 }, [2, "three"]];
+  const third = client.call("f", args, { timeout: 60000, signal: new AbortController().signal });
+  await tick();
+  assert.deepEqual(item, { type: "get", name: "x" }); // the caller's item is not changed
+  const sent = model.items().filter((i) => i.type !== "hello");
+  assert.deepEqual(sent.map((i) => [i.type, i.id, i.view]), [["get", 1, client.viewId], ["get", 2, client.viewId], ["call", 3, client.viewId]]);
+  assert.deepEqual(sent[2].args, [{ a: 1 }, [2, "three"]]);
+  model.fromKernel(sent.map((i) => ({ type: "result", view: client.viewId, id: i.id, value: { id: i.id } })));
+  assert.deepEqual(await Promise.all([first, second, third]), [{ id: 1 }, { id: 2 }, { id: 3 }]);
+  assert.equal(client._pending.size, 0);
+  // The py proxy gives one function per name, and each call through it is a new request.
+  const py = client.proxy();
+  assert.equal(py.add, py.add);
+  const [p, q] = [py.add(1), py.add(2)];
+  await tick();
+  const calls = model.items().filter((i) => i.name === "add");
+  assert.deepEqual(calls.map((i) => i.args), [[1], [2]]);
+  model.fromKernel(calls.map((i) => ({ type: "result", view: client.viewId, id: i.id, value: i.args[0] * 10 })));
+  assert.deepEqual(await Promise.all([p, q]), [10, 20]);
+});

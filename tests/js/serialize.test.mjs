@@ -94,3 +94,57 @@ test("unsendable values are TypeErrors naming where they are", () => {
   assert.throws(() => encode(loop, []), /nesting/);
   assert.throws(() => encode({ dtype: "float64", shape: [3], data: new Float64Array(2) }, []), /needs 3 elements/);
 });
+
+// encode/decode hand JSON values over as they are (no copy): only what the slow path would leave unchanged.
+test("a JSON value encodes and decodes to itself; anything that needs converting is still converted, however deep", () => {
+  const plain = { a: 1, b: "x", c: [true, null, 2.5, -3, { d: [] }], e: {}, f: 2 ** 53 - 1, g: "é😀" };
+  const buffers = [];
+  assert.equal(encode(plain, buffers), plain);
+  assert.equal(decode(plain, []), plain);
+  assert.deepEqual(buffers, []);
+  const fromPython = JSON.parse(JSON.stringify(plain));
+  assert.equal(decode(fromPython, []), fromPython);
+  // Each of these, alone or deep inside a plain value, must take the converting path.
+  const deep = (v) => ({ a: [1, { b: [v] }] });
+  const cases = [
+    [NaN, { $ipb: "float", v: "nan" }],
+    [-0, { $ipb: "float", v: "-0" }],
+    [Infinity, { $ipb: "float", v: "inf" }],
+    [2 ** 60, { $ipb: "float", v: String(2 ** 60) }],
+    [10n, { $ipb: "bigint", v: "10" }],
+    [{ $ipb: "x" }, { $ipb: "dict", v: { $ipb: "x" } }],
+    [{ toJSON: () => "t" }, "t"],
+    [new Date(0), "1970-01-01T00:00:00.000Z"],
+    [{ k: undefined, m: 1 }, { m: 1 }],
+    [[undefined], [null]],
+    [new Uint8Array([1]), { $ipb: "bytes", i: 0 }],
+  ];
+  for (const [value, want] of cases) {
+    assert.deepEqual(encode(value, []), want, `alone: ${String(value)}`);
+    const wrapped = deep(value);
+    const got = encode(wrapped, []);
+    assert.notEqual(got, wrapped);
+    assert.deepEqual(got, deep(want), `deep: ${String(value)}`);
+  }
+  assert.throws(() => encode(deep(() => 1), []), /cannot send a function/);
+  assert.throws(() => encode(deep(new Map()), []), /cannot send a Map/);
+  // Tagged values from Python are decoded wherever they are.
+  const tagged = { a: [1, { b: [{ $ipb: "float", v: "nan" }] }] };
+  assert.ok(Number.isNaN(decode(tagged, []).a[1].b[0]));
+  assert.deepEqual(decode({ a: [{ $ipb: "bytes", i: 0 }] }, [new Uint8Array([7])]).a[0], new Uint8Array([7]));
+});
+
+test("the nesting limit holds on the fast path: 100 levels pass, 101 are refused both ways", () => {
+  const nest = (n) => {
+    let v = 1;
+    for (let i = 0; i < n; i++) v = [v];
+    return v;
+  };
+  assert.deepEqual(encode(nest(100), []), nest(100));
+  assert.throws(() => encode(nest(101), []), /deeper than 100/);
+  assert.deepEqual(decode(nest(100), []), nest(100));
+  assert.throws(() => decode(nest(101), []), /deeper than 100/);
+  const cycle = { a: 1 };
+  cycle.self = cycle;
+  assert.throws(() => encode(cycle, []), /deeper than 100 levels \(or a cycle\)/);
+});

@@ -203,15 +203,59 @@ function viewsOf(b) {
   const list = Array.isArray(b) ? b : [b];
   return list.map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
 }
+var encoder = new TextEncoder();
+var decoder = new TextDecoder();
 function frameParts(content, buffers) {
   const groups = buffers.map(viewsOf);
   const sizes = groups.map((g) => g.reduce((n, v) => n + v.byteLength, 0));
-  const json = new TextEncoder().encode(JSON.stringify([content, sizes]));
+  const json = encoder.encode(JSON.stringify([content, sizes]));
   const head = new Uint8Array(4 + json.byteLength);
-  new DataView(head.buffer).setUint32(0, json.byteLength, true);
+  setLength(head, json.byteLength);
   head.set(json, 4);
   const views = groups.flat();
   return { head, views, total: sizes.reduce((a, b) => a + b, head.byteLength) };
+}
+function setLength(bytes, n) {
+  bytes[0] = n & 255;
+  bytes[1] = n >>> 8 & 255;
+  bytes[2] = n >>> 16 & 255;
+  bytes[3] = n >>> 24 & 255;
+}
+function frameTexts(texts, textBytes, buffers) {
+  let sizes = "";
+  let bufferBytes = 0;
+  for (let i = 0; i < buffers.length; i++) {
+    const n = buffers[i].byteLength;
+    sizes += i === 0 ? `${n}` : `,${n}`;
+    bufferBytes += n;
+  }
+  const prefix = '[{"ipb":1,"msgs":[';
+  const suffix = `]},[${sizes}]]`;
+  const headBytes = prefix.length + textBytes + Math.max(0, texts.length - 1) + suffix.length;
+  const total = 4 + headBytes + bufferBytes;
+  const header = prefix + (texts.length === 1 ? texts[0] : texts.join(",")) + suffix;
+  if (total >= BLOB_BYTES && typeof Blob === "function") {
+    const head = encoder.encode(header);
+    const length = new Uint8Array(4);
+    setLength(length, head.byteLength);
+    return new Blob(
+      /** @type {BlobPart[]} */
+      /** @type {unknown} */
+      [length, head, ...buffers]
+    );
+  }
+  const out = new Uint8Array(total);
+  const { read, written } = encoder.encodeInto(header, out.subarray(4, 4 + headBytes));
+  if (read !== header.length || written !== headBytes) {
+    return joined(frameParts({ ipb: 1, msgs: texts.map((t) => JSON.parse(t)) }, buffers));
+  }
+  setLength(out, headBytes);
+  let offset = 4 + headBytes;
+  for (const b of buffers) {
+    out.set(b, offset);
+    offset += b.byteLength;
+  }
+  return out;
 }
 function pack(content, buffers) {
   return joined(frameParts(content, buffers));
@@ -236,29 +280,30 @@ function frame(content, buffers) {
   );
 }
 function unpack(data) {
-  const bytes = new Uint8Array(data);
-  if (bytes.byteLength < 4) throw new Error("a direct message needs a 4-byte header length");
-  const headBytes = new DataView(data).getUint32(0, true);
+  const length = data.byteLength;
+  if (length < 4) throw new Error("a direct message needs a 4-byte header length");
+  const bytes = new Uint8Array(data, 0, 4);
+  const headBytes = (bytes[0] | bytes[1] << 8 | bytes[2] << 16 | bytes[3] << 24) >>> 0;
   const end = 4 + headBytes;
-  if (end > bytes.byteLength) throw new Error("the header is longer than the message");
-  const head = JSON.parse(new TextDecoder().decode(bytes.subarray(4, end)));
+  if (end > length) throw new Error("the header is longer than the message");
+  const head = JSON.parse(decoder.decode(new Uint8Array(data, 4, headBytes)));
   if (!Array.isArray(head) || head.length < 2 || head.length > 3 || !Array.isArray(head[1])) {
     throw new Error("the header must be [envelope, sizes] or [envelope, sizes, key]");
   }
   const [content, sizes, key] = head;
-  if (!sizes.every((n) => Number.isSafeInteger(n) && n >= 0)) throw new Error("bad buffer sizes");
+  for (const n of sizes) if (!Number.isSafeInteger(n) || n < 0) throw new Error("bad buffer sizes");
   if (head.length === 3) {
-    if (typeof key !== "string" || !/^[\w-]{1,64}$/.test(key) || end !== bytes.byteLength) throw new Error("bad fetch key");
+    if (typeof key !== "string" || !/^[\w-]{1,64}$/.test(key) || end !== length) throw new Error("bad fetch key");
     return { content, buffers: null, fetch: key, sizes };
   }
   const buffers = [];
   let offset = end;
   for (const n of sizes) {
-    if (offset + n > bytes.byteLength) throw new Error("bad buffer sizes");
+    if (offset + n > length) throw new Error("bad buffer sizes");
     buffers.push(new DataView(data, offset, n));
     offset += n;
   }
-  if (offset !== bytes.byteLength) throw new Error("the buffer sizes do not add up to the message");
+  if (offset !== length) throw new Error("the buffer sizes do not add up to the message");
   return { content, buffers };
 }
 function bulkBuffers(body, sizes) {
@@ -442,6 +487,13 @@ var DirectLink = class {
    */
   send(content, buffers) {
     this.ws.send(frame(content, buffers));
+  }
+  /**
+   * Send one envelope given as its items' JSON (see `frameTexts`; the client calls this while `ready`).
+   * @param {string[]} texts @param {number} textBytes @param {Uint8Array[]} buffers
+   */
+  sendTexts(texts, textBytes, buffers) {
+    this.ws.send(frameTexts(texts, textBytes, buffers));
   }
   /** @param {ArrayBuffer} data */
   _fromDirect(data) {
@@ -645,7 +697,44 @@ function bytesOf(view2) {
   return new Uint8Array(view2.buffer, view2.byteOffset, view2.byteLength);
 }
 function encode(value, buffers) {
+  if (encodesToItself(value, 0)) return value;
   return enc(value, buffers, 0, "value");
+}
+function encodesToItself(value, depth) {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      if (value === 0) return !Object.is(value, -0);
+      return Number.isInteger(value) ? Number.isSafeInteger(value) : Number.isFinite(value);
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (item === void 0 || !encodesToItself(item, depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const obj = (
+    /** @type {Record<string, unknown>} */
+    value
+  );
+  if (typeof obj.toJSON === "function" || Object.hasOwn(obj, TAG)) return false;
+  for (const key in obj) {
+    if (!Object.hasOwn(obj, key)) return false;
+    const item = obj[key];
+    if (item === void 0 || !encodesToItself(item, depth + 1)) return false;
+  }
+  return true;
 }
 function enc(value, buffers, depth, path) {
   if (depth > MAX_DEPTH) throw new TypeError(`${path}: nesting deeper than ${MAX_DEPTH} levels (or a cycle)`);
@@ -725,7 +814,23 @@ function encodeND(nd, buffers, path) {
   return { [TAG]: "ndarray", dtype: nd.dtype, shape: [...nd.shape], i: buffers.length - 1 };
 }
 function decode(tree, buffers, base = 0) {
+  if (untagged(tree, 0)) return tree;
   return dec(tree, buffers, base, 0);
+}
+function untagged(tree, depth) {
+  if (tree === null || typeof tree !== "object") return true;
+  if (depth >= MAX_DEPTH) return false;
+  if (Array.isArray(tree)) {
+    for (let i = 0; i < tree.length; i++) if (!untagged(tree[i], depth + 1)) return false;
+    return true;
+  }
+  const obj = (
+    /** @type {Record<string, unknown>} */
+    tree
+  );
+  if (TAG in obj || Object.getPrototypeOf(obj) !== Object.prototype) return false;
+  for (const key in obj) if (!untagged(obj[key], depth + 1)) return false;
+  return true;
 }
 function dec(tree, buffers, base, depth) {
   if (depth > MAX_DEPTH) throw new TypeError(`value nested deeper than ${MAX_DEPTH} levels`);
@@ -787,9 +892,14 @@ function view(ctor, bytes) {
 var PROTOCOL_VERSION = 1;
 var DEFAULT_MAX_MESSAGE_BYTES = 64 * 2 ** 20;
 var PART_BYTES = 8 * 2 ** 20;
+var ENCODED_KEYS = ["args", "kwargs", "value"];
 var REQUEST_TYPES = /* @__PURE__ */ new Set(["call", "execute", "set", "get"]);
 var ENVELOPE_BYTES = 64;
 var HANDLER_WAIT_MS = 1e4;
+var SETTLE = (
+  /** @type {SettleMark} */
+  "settle"
+);
 function makeError(name, message, extra = {}) {
   const error = new Error(message);
   error.name = name;
@@ -819,7 +929,9 @@ var BridgeClient = class {
     this._pending = /* @__PURE__ */ new Map();
     this.diagnostics = { unmatchedAnswers: 0 };
     this._outgoing = [];
+    this._outgoingFail = [];
     this._flushQueued = false;
+    this._flushLater = () => this.flush();
     this._listeners = /* @__PURE__ */ new Map();
     this._handlers = /* @__PURE__ */ new Map();
     this._closeListeners = /* @__PURE__ */ new Set();
@@ -926,7 +1038,7 @@ var BridgeClient = class {
         makeError("TypeError", `bridge.call(${JSON.stringify(name)}, args): args must be an array, not ${describe(args)}`)
       );
     }
-    return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options);
+    return this.request({ type: "call", name, args, kwargs: options.kwargs ?? {} }, options, true);
   }
   /** @param {string} code @param {CallOptions} [options] */
   execute(code, options = {}) {
@@ -949,35 +1061,34 @@ var BridgeClient = class {
   /**
    * Send one request item and return the promise of its answer.
    * @param {Record<string, any>} item @param {CallOptions} [options]
+   * @param {boolean} [own] the item was made for this request: it gets its `id` and `view` in place
    */
-  request(item, options = {}) {
-    const what = describeRequest(item);
+  request(item, options = {}, own = false) {
     if (this.closed) {
+      const what = describeRequest(item);
       return Promise.reject(makeError("BridgeClosedError", `cannot send ${what}: ${this.closedError?.message}`));
     }
     const { timeout, signal, onOutput } = options;
-    if (signal?.aborted) return Promise.reject(abortError(signal, what));
+    if (signal?.aborted) return Promise.reject(abortError(signal, describeRequest(item)));
     const id = this._nextId++;
+    const sent = own ? item : { ...item };
+    sent.id = id;
+    sent.view = this.viewId;
     return new Promise((resolve, reject) => {
-      let timer;
-      const onAbort = () => this._giveUp(id, "abort", abortError(
-        /** @type {AbortSignal} */
-        signal,
-        what
-      ));
-      const cleanup = () => {
-        if (timer !== void 0) clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-      };
-      this._pending.set(id, { resolve, reject, name: what, onOutput, cleanup, item: { ...item, id } });
+      const pending = { resolve, reject, item: sent, onOutput, timer: void 0, signal: void 0, onAbort: void 0 };
+      this._pending.set(id, pending);
       if (timeout !== void 0 && timeout !== null) {
-        timer = setTimeout(
-          () => this._giveUp(id, "timeout", makeError("TimeoutError", `${what} did not answer within ${timeout} ms`)),
-          timeout
-        );
+        pending.timer = setTimeout(() => {
+          const error = makeError("TimeoutError", `${describeRequest(item)} did not answer within ${timeout} ms`);
+          this._giveUp(id, "timeout", error);
+        }, timeout);
       }
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this._post({ ...item, id }, (error) => this._settle(id, error));
+      if (signal) {
+        pending.signal = signal;
+        pending.onAbort = () => this._giveUp(id, "abort", abortError(signal, describeRequest(item)));
+        signal.addEventListener("abort", pending.onAbort, { once: true });
+      }
+      this._post(sent, SETTLE);
     });
   }
   /** @param {number} id @param {"abort"|"timeout"} reason @param {Error} error */
@@ -991,7 +1102,8 @@ var BridgeClient = class {
     const pending = this._pending.get(id);
     if (!pending) return;
     this._pending.delete(id);
-    pending.cleanup();
+    if (pending.timer !== void 0) clearTimeout(pending.timer);
+    if (pending.onAbort) pending.signal?.removeEventListener("abort", pending.onAbort);
     if (error) pending.reject(error);
     else pending.resolve(value);
   }
@@ -1029,30 +1141,40 @@ var BridgeClient = class {
   // -------------------------------------------------------- transport
   /**
    * Queue an item; all items queued in one tick leave in one message.
-   * @param {Record<string, any>} item @param {(e: Error) => void} [fail] called if it cannot be encoded
+   * @param {Record<string, any>} item
+   * @param {((e: Error) => void) | SettleMark} [fail] called if it cannot be encoded (SETTLE: reject the
+   *   request whose id the item carries)
    */
   _post(item, fail) {
-    this._outgoing.push({ item: { ...item, view: this.viewId }, fail });
+    this._outgoing.push(item.view === this.viewId ? item : { ...item, view: this.viewId });
+    this._outgoingFail.push(fail);
     if (!this._flushQueued) {
       this._flushQueued = true;
-      queueMicrotask(() => this.flush());
+      queueMicrotask(this._flushLater);
     }
   }
   flush() {
     this._flushQueued = false;
     if (this._outgoing.length === 0 || this.closed) return;
     const queued = this._outgoing;
+    const fails = this._outgoingFail;
     this._outgoing = [];
+    this._outgoingFail = [];
     const limit = this.limits.messageBytes;
     const buffers = [];
-    const ready = [];
+    const encodedItems = [];
+    const texts = [];
+    const items = [];
     let total = ENVELOPE_BYTES;
-    for (const { item, fail } of queued) {
+    let textBytes = ENVELOPE_BYTES;
+    for (let i = 0; i < queued.length; i++) {
+      const item = queued[i];
       const mark = buffers.length;
       try {
         const encoded = encodeItem(item, buffers);
         const text = JSON.stringify(encoded);
-        const size = utf8Bytes(text) + byteSum(buffers, mark);
+        const bytes = utf8Bytes(text);
+        const size = bytes + (buffers.length > mark ? byteSum(buffers, mark) : 0);
         if (size + ENVELOPE_BYTES > limit) {
           buffers.length = mark;
           const what = item.name ?? item.type;
@@ -1060,43 +1182,44 @@ var BridgeClient = class {
             "MessageTooLargeError",
             `${what}: the message would be ${mib(size)}, over the ${mib(limit)} this widget accepts (max_message_bytes in Python); nothing was sent`
           );
-          if (fail) fail(error);
-          else console.error("ipybridge: cannot send", item, error);
+          this._fail(item, fails[i], error);
           continue;
         }
-        ready.push({ item, encoded, text });
+        encodedItems.push(encoded);
+        texts.push(text);
+        items.push(item);
         total += size;
+        textBytes += bytes;
       } catch (error) {
         buffers.length = mark;
-        if (fail) fail(makeError(
+        this._fail(item, fails[i], makeError(
           "TypeError",
           /** @type {Error} */
           error.message
-        ));
-        else console.error("ipybridge: cannot send", item, error);
+        ), error);
       }
     }
-    if (ready.length === 0) return;
+    if (texts.length === 0) return;
     try {
       if (total <= limit) {
-        this._sendEnvelope(ready.map((r) => r.encoded), ready.map((r) => r.text), buffers);
+        this._sendEnvelope(encodedItems, texts, buffers, textBytes);
         return;
       }
       let group = [];
       let groupBytes = ENVELOPE_BYTES;
       const sendGroup = () => {
         const own = [];
-        const encoded = group.map(({ item }) => encodeItem(item, own));
+        const encoded = group.map((item) => encodeItem(item, own));
         this._sendEnvelope(encoded, encoded.map((e) => JSON.stringify(e)), own);
       };
-      for (const entry of ready) {
-        const size = utf8Bytes(entry.text) + itemBufferBytes(entry.item);
+      for (let i = 0; i < items.length; i++) {
+        const size = utf8Bytes(texts[i]) + itemBufferBytes(items[i]);
         if (group.length > 0 && groupBytes + size > limit) {
           sendGroup();
           group = [];
           groupBytes = ENVELOPE_BYTES;
         }
-        group.push(entry);
+        group.push(items[i]);
         groupBytes += size;
       }
       if (group.length > 0) sendGroup();
@@ -1106,15 +1229,30 @@ var BridgeClient = class {
     }
   }
   /**
+   * An item that cannot be sent: its `fail`, or the console when it has none.
+   * @param {Record<string, any>} item @param {((e: Error) => void) | SettleMark | undefined} fail
+   * @param {Error} error @param {unknown} [cause] what the console shows (the original error)
+   */
+  _fail(item, fail, error, cause = error) {
+    if (fail === SETTLE) this._settle(item.id, error);
+    else if (fail) fail(error);
+    else console.error("ipybridge: cannot send", item, cause);
+  }
+  /**
    * Send one envelope: whole when it fits in a websocket message, else as `part`s.
    * @param {Record<string, any>[]} msgs the encoded items @param {string[]} texts their JSON
    * @param {Uint8Array[]} buffers
+   * @param {number} [textBytes] the UTF-8 bytes of the texts plus ENVELOPE_BYTES, when known
    */
-  _sendEnvelope(msgs, texts, buffers) {
-    let textBytes = ENVELOPE_BYTES;
-    for (const text of texts) textBytes += utf8Bytes(text);
+  _sendEnvelope(msgs, texts, buffers, textBytes) {
+    if (textBytes === void 0) {
+      textBytes = ENVELOPE_BYTES;
+      for (const text of texts) textBytes += utf8Bytes(text);
+    }
     if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
-      this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
+      const direct = this.direct;
+      if (direct?.ready) direct.sendTexts(texts, textBytes - ENVELOPE_BYTES, buffers);
+      else this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
@@ -1182,7 +1320,7 @@ var BridgeClient = class {
         const pending = this._pending.get(item.id);
         if (!pending) return;
         if (pending.onOutput) pending.onOutput(item.stream, item.text);
-        else (item.stream === "stderr" ? console.error : console.log)(`[python ${pending.name}]`, item.text);
+        else (item.stream === "stderr" ? console.error : console.log)(`[python ${describeRequest(pending.item)}]`, item.text);
         return;
       }
       case "event":
@@ -1240,7 +1378,7 @@ var BridgeClient = class {
     this.closedError = makeError("BridgeClosedError", why);
     this.direct?.close();
     for (const [id, pending] of [...this._pending.entries()]) {
-      this._settle(id, makeError("BridgeClosedError", `${pending.name} got no answer: ${why}`));
+      this._settle(id, makeError("BridgeClosedError", `${describeRequest(pending.item)} got no answer: ${why}`));
     }
     for (const cb of this._closeListeners) {
       try {
@@ -1264,21 +1402,32 @@ var BridgeClient = class {
   }
   /** A Proxy whose properties call exposed Python functions: `await py.add(1, 2)`. */
   proxy() {
+    const functions = /* @__PURE__ */ new Map();
     return new Proxy(
       {},
       {
         get: (_target, prop) => {
           if (typeof prop !== "string" || prop === "then") return void 0;
-          return (...args) => this.call(prop, args);
+          let fn = functions.get(prop);
+          if (!fn) {
+            fn = (...args) => this.call(prop, args);
+            if (functions.size < 1024) functions.set(prop, fn);
+          }
+          return fn;
         }
       }
     );
   }
 };
 function encodeItem(item, buffers) {
-  const out = { ...item };
-  for (const key of ["args", "kwargs", "value"]) {
-    if (key in out) out[key] = encode(out[key], buffers);
+  let out = item;
+  for (const key of ENCODED_KEYS) {
+    if (!(key in item)) continue;
+    const value = item[key];
+    const encoded = encode(value, buffers);
+    if (encoded === value) continue;
+    if (out === item) out = { ...item };
+    out[key] = encoded;
   }
   return out;
 }
