@@ -460,7 +460,8 @@ class BridgeCore:
             self._receiving.envelope = None
             # The message's sync jobs go to the worker together, once all its items are read: the worker
             # wakes once per message and does not contend with this thread for the GIL while it reads.
-            for job in envelope.jobs:
+            jobs, envelope.jobs = envelope.jobs, []  # each job refers to its envelope: no cycle left behind
+            for job in jobs:
                 self._worker.submit(job)
             if not envelope.done():  # its jobs all ran already, and other messages are still being worked on
                 self.outbox.deadline(DEFERRED_FLUSH_S)
@@ -656,6 +657,10 @@ class BridgeCore:
                     sent = False
                 if not sent:
                     self.outbox.deadline(DEFERRED_FLUSH_S)
+                # job -> handle -> job is a reference cycle: broken here, so a call's objects are freed at
+                # once, not left to the cyclic garbage collector (whose full collections then grow with
+                # the call rate and pause the kernel: ~100 ms each in a small kernel).
+                handle.job = None
 
         handle.job = job
         if envelope is not None:
