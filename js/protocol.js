@@ -449,7 +449,10 @@ export class BridgeClient {
       const direct = this.direct;
       // The direct path writes the items' JSON into the message as it is: no second serialization.
       if (direct?.ready) direct.sendTexts(texts, textBytes - ENVELOPE_BYTES, buffers);
-      else this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
+      // The comm may serialize the message later (JupyterLab queues messages while the kernel's websocket
+      // reconnects), and an item may hold the caller's own values (sent as they are when they are JSON):
+      // it gets the items as they are now, parsed back from their JSON.
+      else this._send({ ipb: PROTOCOL_VERSION, msgs: texts.map((text) => JSON.parse(text)) }, buffers);
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
@@ -518,7 +521,9 @@ export class BridgeClient {
       case "result":
       case "error":
         if (!this._pending.has(item.id)) this.diagnostics.unmatchedAnswers++; // late or duplicate: dropped
-        else if (item.type === "result") this._settle(item.id, null, decode(item.value, buffers, base));
+        // A result is addressed to this view alone: its value is not copied (events and call_js arguments
+        // reach every view of the widget in the same comm message, so each view gets its own copy).
+        else if (item.type === "result") this._settle(item.id, null, decode(item.value, buffers, base, true));
         else this._settle(item.id, pythonError(item.error));
         return;
       case "output": {

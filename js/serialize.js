@@ -174,11 +174,13 @@ function encodeND(nd, buffers, path) {
  * @param {unknown} tree
  * @param {ArrayLike<ArrayBuffer|ArrayBufferView>} buffers
  * @param {number} [base] index of this item's first buffer in the message
+ * @param {boolean} [owned] the tree is the caller's alone: returned as it is when nothing in it is tagged
  * @returns {any}
  */
-export function decode(tree, buffers, base = 0) {
-  // A tree without tagged values decodes to itself (it is the message's own, freshly parsed): no copy.
-  if (untagged(tree, 0)) return tree;
+export function decode(tree, buffers, base = 0, owned = false) {
+  // A tree without tagged values that only this caller sees (a message parsed for it alone) decodes to
+  // itself: no copy. One shared with others (a comm message every view of a widget gets) is copied.
+  if (owned && untagged(tree, 0)) return tree;
   return dec(tree, buffers, base, 0);
 }
 

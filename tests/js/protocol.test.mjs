@@ -334,3 +334,42 @@ test("each request is its own item: ids and views are added to a copy, values ar
   model.fromKernel(calls.map((i) => ({ type: "result", view: client.viewId, id: i.id, value: i.args[0] * 10 })));
   assert.deepEqual(await Promise.all([p, q]), [10, 20]);
 });
+
+test("two views of one widget get their own copy of an event's payload and of call_js arguments", async () => {
+  const model = new FakeModel();
+  const [one, two] = [new BridgeClient(model), new BridgeClient(model)];
+  const seen = [];
+  one.on("tick", (payload) => {
+    payload.list.push("changed by view one");
+    seen.push(["one", structuredClone(payload)]);
+  });
+  two.on("tick", (payload) => seen.push(["two", structuredClone(payload)]));
+  const args = [];
+  for (const [name, client] of [["one", one], ["two", two]]) {
+    client.handle("f", (x) => {
+      args.push([name, structuredClone(x)]);
+      x.n += 1;
+      return x.n;
+    });
+  }
+  model.fromKernel([{ type: "event", name: "tick", payload: { list: [1] } }, { type: "call", id: 9, name: "f", args: [{ n: 1 }] }]);
+  await tick();
+  assert.deepEqual(seen, [["one", { list: [1, "changed by view one"] }], ["two", { list: [1] }]]);
+  assert.deepEqual(args, [["one", { n: 1 }], ["two", { n: 1 }]]);
+  const replies = model.items().filter((i) => i.type === "reply");
+  assert.deepEqual(replies.map((r) => r.value), [2, 2]);
+});
+
+test("values are sent as they were when called: changing them afterwards changes nothing sent", async () => {
+  const model = new FakeModel();
+  const client = new BridgeClient(model);
+  const args = [{ list: [1, 2] }];
+  const p = client.call("f", args);
+  args[0].list.push(3); // same tick: the call's message is not built yet
+  await tick();
+  args[0].list.push(4); // the comm may serialize its message later
+  const call = model.items().find((i) => i.type === "call");
+  assert.deepEqual(call.args, [{ list: [1, 2, 3] }]);
+  model.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: null }]);
+  assert.equal(await p, null);
+});

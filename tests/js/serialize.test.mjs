@@ -100,10 +100,12 @@ test("a JSON value encodes and decodes to itself; anything that needs converting
   const plain = { a: 1, b: "x", c: [true, null, 2.5, -3, { d: [] }], e: {}, f: 2 ** 53 - 1, g: "é😀" };
   const buffers = [];
   assert.equal(encode(plain, buffers), plain);
-  assert.equal(decode(plain, []), plain);
+  assert.equal(decode(plain, [], 0, true), plain); // the caller's own tree: as it is
+  assert.notEqual(decode(plain, []), plain); // a shared one: a copy
+  assert.deepEqual(decode(plain, []), plain);
   assert.deepEqual(buffers, []);
   const fromPython = JSON.parse(JSON.stringify(plain));
-  assert.equal(decode(fromPython, []), fromPython);
+  assert.equal(decode(fromPython, [], 0, true), fromPython);
   // Each of these, alone or deep inside a plain value, must take the converting path.
   const deep = (v) => ({ a: [1, { b: [v] }] });
   const cases = [
@@ -130,8 +132,10 @@ test("a JSON value encodes and decodes to itself; anything that needs converting
   assert.throws(() => encode(deep(new Map()), []), /cannot send a Map/);
   // Tagged values from Python are decoded wherever they are.
   const tagged = { a: [1, { b: [{ $ipb: "float", v: "nan" }] }] };
-  assert.ok(Number.isNaN(decode(tagged, []).a[1].b[0]));
-  assert.deepEqual(decode({ a: [{ $ipb: "bytes", i: 0 }] }, [new Uint8Array([7])]).a[0], new Uint8Array([7]));
+  for (const owned of [false, true]) {
+    assert.ok(Number.isNaN(decode(tagged, [], 0, owned).a[1].b[0]));
+    assert.deepEqual(decode({ a: [{ $ipb: "bytes", i: 0 }] }, [new Uint8Array([7])], 0, owned).a[0], new Uint8Array([7]));
+  }
 });
 
 test("the nesting limit holds on the fast path: 100 levels pass, 101 are refused both ways", () => {
@@ -142,8 +146,10 @@ test("the nesting limit holds on the fast path: 100 levels pass, 101 are refused
   };
   assert.deepEqual(encode(nest(100), []), nest(100));
   assert.throws(() => encode(nest(101), []), /deeper than 100/);
-  assert.deepEqual(decode(nest(100), []), nest(100));
-  assert.throws(() => decode(nest(101), []), /deeper than 100/);
+  for (const owned of [false, true]) {
+    assert.deepEqual(decode(nest(100), [], 0, owned), nest(100));
+    assert.throws(() => decode(nest(101), [], 0, owned), /deeper than 100/);
+  }
   const cycle = { a: 1 };
   cycle.self = cycle;
   assert.throws(() => encode(cycle, []), /deeper than 100 levels \(or a cycle\)/);

@@ -615,8 +615,8 @@ function encodeND(nd, buffers, path) {
   buffers.push(bytesOf(nd.data));
   return { [TAG]: "ndarray", dtype: nd.dtype, shape: [...nd.shape], i: buffers.length - 1 };
 }
-function decode(tree, buffers, base = 0) {
-  if (untagged(tree, 0)) return tree;
+function decode(tree, buffers, base = 0, owned = false) {
+  if (owned && untagged(tree, 0)) return tree;
   return dec(tree, buffers, base, 0);
 }
 function untagged(tree, depth) {
@@ -1054,7 +1054,7 @@ var BridgeClient = class {
     if (textBytes + byteSum(buffers, 0) <= this.limits.partBytes) {
       const direct = this.direct;
       if (direct?.ready) direct.sendTexts(texts, textBytes - ENVELOPE_BYTES, buffers);
-      else this._send({ ipb: PROTOCOL_VERSION, msgs }, buffers);
+      else this._send({ ipb: PROTOCOL_VERSION, msgs: texts.map((text) => JSON.parse(text)) }, buffers);
       return;
     }
     const json = `{"ipb":${PROTOCOL_VERSION},"msgs":[${texts.join(",")}]}`;
@@ -1115,7 +1115,7 @@ var BridgeClient = class {
       case "result":
       case "error":
         if (!this._pending.has(item.id)) this.diagnostics.unmatchedAnswers++;
-        else if (item.type === "result") this._settle(item.id, null, decode(item.value, buffers, base));
+        else if (item.type === "result") this._settle(item.id, null, decode(item.value, buffers, base, true));
         else this._settle(item.id, pythonError(item.error));
         return;
       case "output": {
