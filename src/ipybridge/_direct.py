@@ -373,6 +373,10 @@ class _DirectHandler:
         #: What the socket did not take at once, in order, for the writing thread: (data, size counted) or _EOF.
         self._pending: deque[Any] = deque()
         self._writing = False  # a thread writes self._pending
+        self._writer: threading.Thread | None = None  # that thread, the last one started
+        #: The socket is closed (under the write lock): nothing may use it any more, as its descriptor may
+        #: already be another connection's.
+        self._sock_closed = False
         self._writable = False  # the websocket is open for frames (set at the handshake, cleared at the close)
         self._fragments: list[bytes] = []  # a fragmented message being read
         self._fragment_opcode: Any = None
@@ -601,12 +605,17 @@ class _DirectHandler:
         with self._write_lock:
             self._writable = False
             pending, self._pending = list(self._pending), deque()
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)  # a write in progress on another thread fails now
+            writer = self._writer
         for item in pending:
             if item is not _EOF:
                 self._written(item[1])
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+        if writer is not None:
+            writer.join(10)  # it writes outside the lock: the descriptor must not be reused under it
+        with self._write_lock:
+            self._sock_closed = True
+            self.sock.close()
         with endpoint._counts:
             if self._handshaking:
                 endpoint.handshakes -= 1
@@ -715,7 +724,8 @@ class _DirectHandler:
                     return
                 self._pending.append((rest, size))
                 self._writing = True
-                threading.Thread(target=self._write_pending, name="ipybridge-direct-write", daemon=True).start()
+                self._writer = threading.Thread(target=self._write_pending, name="ipybridge-direct-write", daemon=True)
+                self._writer.start()
             else:
                 self._pending.append((parts, size))
 
@@ -728,8 +738,7 @@ class _DirectHandler:
                     return
                 item = self._pending.popleft()
             if item is _EOF:
-                with contextlib.suppress(OSError):
-                    self.sock.shutdown(socket.SHUT_WR)
+                self._shutdown(socket.SHUT_WR)
                 continue
             parts, size = item
             try:
@@ -758,8 +767,14 @@ class _DirectHandler:
             if self._pending or self._writing:
                 self._pending.append(_EOF)
                 return
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
+        self._shutdown(socket.SHUT_WR)
+
+    def _shutdown(self, how: int) -> None:
+        """End one or both directions of the connection (any thread), unless its socket is closed already."""
+        with self._write_lock:
+            if not self._sock_closed:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(how)
 
     def _written(self, size: int) -> None:
         with self._buffered_lock:
@@ -774,8 +789,7 @@ class _DirectHandler:
         self._flush_protocol()
         if threading.current_thread() is not self._thread:
             # The reading thread may wait in recv() with no deadline: end the reading side too.
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RD)
+            self._shutdown(socket.SHUT_RD)
 
     def _too_slow(self) -> None:
         log.info("ipybridge: a page reads its direct connection too slowly; its view goes back to the comm")
@@ -785,8 +799,7 @@ class _DirectHandler:
         """End the connection now, without a close frame (any thread): its view goes back to the comm."""
         with self._write_lock:
             self._writable = False
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+        self._shutdown(socket.SHUT_RDWR)
 
     def shut(self) -> None:
         self.close(1000, "closed")
