@@ -1101,6 +1101,17 @@ def test_sockets_that_never_finish_a_handshake_are_closed_and_bounded(
         assert sock.recv(10) == b""  # closed at the deadline, without a word
         sock.close()
     extra.close()
+    # Trickling the request a byte at a time does not move the deadline (it is the accept's, not per read).
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # closed while trickling
+            for byte in b"GET /ipybridge/direct HTTP/1.1\r\nHost: 127.0.0.1\r\n" * 10:
+                sock.send(bytes([byte]))
+                time.sleep(0.02)
+                if time.monotonic() - started > 3:
+                    break
+        assert sock.recv(10) == b""
+        assert time.monotonic() - started < 2
     for request in [b"POST /ipybridge/direct HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01 not http\r\n\r\n"]:
         with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
             sock.sendall(request)
@@ -1124,9 +1135,15 @@ def test_sockets_that_never_finish_a_handshake_are_closed_and_bounded(
 def test_stopping_the_endpoint_ends_its_connections_and_their_views_go_back_to_the_comm(
     endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
 ) -> None:
+    before = set(threading.enumerate())
+
+    def ours() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t not in before and t.name.startswith("ipybridge-direct")]
+
     async def scenario() -> Any:
         ws = await authenticated(endpoint)
         page.wait_for(lambda i: is_marker(i, "direct"))
+        assert ours()  # the connection's thread
         endpoint.stop()
         return await ws.read_message()
 
@@ -1134,3 +1151,8 @@ def test_stopping_the_endpoint_ends_its_connections_and_their_views_go_back_to_t
     page.wait_for(lambda i: is_marker(i, "comm"))
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", endpoint.port), timeout=2)
+    for _ in range(500):  # its connection's threads ended (bounded wait)
+        if not ours():
+            break
+        time.sleep(0.01)
+    assert not ours()
