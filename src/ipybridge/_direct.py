@@ -205,7 +205,10 @@ _CONT: Any = None
 
 
 def _load_websockets() -> None:
+    """Import the websocket protocol; fail (the comm then carries everything) where the endpoint cannot run."""
     global _OPEN, _CLOSED, _TEXT, _BINARY, _CONT
+    if not hasattr(socket, "MSG_DONTWAIT") or not hasattr(select, "poll"):  # Windows
+        raise RuntimeError("the direct endpoint needs socket.MSG_DONTWAIT and select.poll (POSIX)")
     from websockets.frames import Opcode
     from websockets.protocol import State
 

@@ -1156,3 +1156,14 @@ def test_stopping_the_endpoint_ends_its_connections_and_their_views_go_back_to_t
             break
         time.sleep(0.01)
     assert not ours()
+
+
+def test_where_the_endpoint_cannot_run_it_does_not_start_and_the_comm_carries_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(socket, "MSG_DONTWAIT")  # as on Windows
+    monkeypatch.setattr(DirectEndpoint, "_instance", None)
+    monkeypatch.setattr(DirectEndpoint, "_failed", False)
+    with pytest.raises(RuntimeError, match="POSIX"):
+        DirectEndpoint()
+    assert DirectEndpoint.get() is None  # logged once; widgets offer no direct path
