@@ -207,8 +207,6 @@ _CONT: Any = None
 def _load_websockets() -> None:
     """Import the websocket protocol; fail (the comm then carries everything) where the endpoint cannot run."""
     global _OPEN, _CLOSED, _TEXT, _BINARY, _CONT
-    if not hasattr(socket, "MSG_DONTWAIT") or not hasattr(select, "poll"):  # Windows
-        raise RuntimeError("the direct endpoint needs socket.MSG_DONTWAIT and select.poll (POSIX)")
     from websockets.frames import Opcode
     from websockets.protocol import State
 
@@ -485,9 +483,7 @@ class _DirectHandler:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            poller = select.poll()
-            poller.register(self.sock, select.POLLIN)
-            if not poller.poll(remaining * 1000):
+            if not _readable(self.sock, remaining):
                 return None
         try:
             return self.sock.recv(_RECV_BYTES)
@@ -713,9 +709,14 @@ class _DirectHandler:
             if bulk:  # fetchable from now until fetched or this connection closes; counted as unread till then
                 with self.endpoint._counts:
                     self.endpoint.bulk[bulk[0]] = bulk[1]
+            if _DONTWAIT is None:  # no send that never blocks (Windows): the writing thread writes every frame
+                self._pending.append((parts, size))
+                if not self._writing:
+                    self._start_writer()
+                return
             if not self._pending and not self._writing:
                 try:
-                    sent = self.sock.sendmsg(parts, [], socket.MSG_DONTWAIT)
+                    sent = self.sock.sendmsg(parts, [], _DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError:  # closed meanwhile: the reading thread notices
@@ -726,11 +727,15 @@ class _DirectHandler:
                     self._written(size)
                     return
                 self._pending.append((rest, size))
-                self._writing = True
-                self._writer = threading.Thread(target=self._write_pending, name="ipybridge-direct-write", daemon=True)
-                self._writer.start()
+                self._start_writer()
             else:
                 self._pending.append((parts, size))
+
+    def _start_writer(self) -> None:
+        """Start the thread that writes what waits (write lock held)."""
+        self._writing = True
+        self._writer = threading.Thread(target=self._write_pending, name="ipybridge-direct-write", daemon=True)
+        self._writer.start()
 
     def _write_pending(self) -> None:
         """Write what waits, in order, blocking (this thread only); end when nothing waits."""
@@ -806,6 +811,19 @@ class _DirectHandler:
 
     def shut(self) -> None:
         self.close(1000, "closed")
+
+
+#: The flag of a send that never blocks (POSIX; None on Windows, where every frame goes to a writing thread).
+_DONTWAIT: int | None = getattr(socket, "MSG_DONTWAIT", None) if hasattr(socket.socket, "sendmsg") else None
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether ``sock`` has something to read (or its end) within ``timeout`` seconds."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    return bool(select.select([sock], [], [], timeout)[0])  # Windows
 
 
 def _bound_messages(proto: Any, limit: int) -> None:

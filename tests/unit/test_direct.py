@@ -1158,12 +1158,24 @@ def test_stopping_the_endpoint_ends_its_connections_and_their_views_go_back_to_t
     assert not ours()
 
 
-def test_where_the_endpoint_cannot_run_it_does_not_start_and_the_comm_carries_everything(
-    monkeypatch: pytest.MonkeyPatch,
+def test_without_a_send_that_never_blocks_every_frame_goes_through_the_writing_thread(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delattr(socket, "MSG_DONTWAIT")  # as on Windows
-    monkeypatch.setattr(DirectEndpoint, "_instance", None)
-    monkeypatch.setattr(DirectEndpoint, "_failed", False)
-    with pytest.raises(RuntimeError, match="POSIX"):
-        DirectEndpoint()
-    assert DirectEndpoint.get() is None  # logged once; widgets offer no direct path
+    """Windows sockets have no MSG_DONTWAIT (nor poll): the same calls, big answers and deadlines work there."""
+    monkeypatch.setattr(_direct, "_DONTWAIT", None)
+    monkeypatch.delattr(_direct.select, "poll", raising=False)
+    monkeypatch.setattr(_direct, "AUTH_TIMEOUT_S", 0.5)
+    core.expose(lambda n: b"z" * n, "blob")
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        for ident, n in enumerate([10, 5 << 20, 0, 70_000], start=1):
+            await ws.write_message(pack(*envelope(call_item(ident, "blob", n))), binary=True)
+        got = await answers(ws, 4)
+        assert sorted(got) == [1, 2, 3, 4]
+        assert all(item["type"] == "result" for item in got.values()), got
+        silent = await connect(endpoint)  # the authentication deadline still holds
+        assert await silent.read_message() is None
+        ws.close()
+
+    run(scenario())
