@@ -934,6 +934,16 @@ class BridgeCore:
         return False
 
     # ---------------------------------------------------------------- close
+    def kernel_closing(self, restart: bool) -> None:
+        """The kernel received a ``shutdown_request`` (control thread): tell every view at once.
+
+        The frontend learns of a shutdown when the Jupyter server has shut the kernel down, which can take
+        seconds; views told now close (reject pending calls, the Player shows that the kernel is gone) within
+        a round trip. Never blocks: the item leaves on ipybridge's event loop thread.
+        """
+        if not self.closed and self.views:
+            self.post({"type": "closing", "view": None, "restart": restart})
+
     def close(self) -> None:
         if self.closed:
             return
