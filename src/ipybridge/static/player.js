@@ -1494,6 +1494,54 @@ function decodedBytes(frame2) {
   return "indices" in frame2 ? frame2.indices.byteLength + 1024 : frame2.width * frame2.height * 4;
 }
 var pageScale = () => Math.min(8, Math.max(0.25, window.devicePixelRatio || 1));
+function posterOf(model, scale) {
+  const poster = model.get("_poster");
+  if (!poster || !poster.byteLength) return null;
+  if (scale !== 1 && !model.get("_poster_any_scale")) return null;
+  const bytes = bytesOf2(poster);
+  const codec = String(model.get("_poster_codec") || "png");
+  let width = 0;
+  let height = 0;
+  if (codec === "png") {
+    if (bytes.byteLength < 24) return null;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
+    width = header.getUint32(16);
+    height = header.getUint32(20);
+  } else {
+    [width, height] = model.get("_poster_size") ?? [0, 0];
+  }
+  if (!(width > 0 && height > 0)) return null;
+  return { poster, index: model.get("_poster_frame"), gen: model.get("_poster_gen") ?? 0, encoded: { codec, width, height, bytes } };
+}
+var earlyPosters = /* @__PURE__ */ new WeakMap();
+function dropEarlyPoster(poster) {
+  const early = poster && earlyPosters.get(poster);
+  if (!poster || !early) return;
+  earlyPosters.delete(poster);
+  early.frame.then((f) => f instanceof ImageBitmap && f.close(), () => {
+  });
+}
+function initialize({ model }) {
+  let current = null;
+  const decodePoster = () => {
+    dropEarlyPoster(current);
+    current = null;
+    const scale = pageScale();
+    const found = posterOf(model, scale);
+    if (!found) return;
+    const frame2 = decodeFrame(found.encoded);
+    frame2.catch(() => {
+    });
+    current = found.poster;
+    earlyPosters.set(found.poster, { scale, frame: frame2 });
+  };
+  decodePoster();
+  model.on("change:_poster", decodePoster);
+  return () => {
+    model.off("change:_poster", decodePoster);
+    dropEarlyPoster(current);
+  };
+}
 var stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
 var CONTROL_KEYS = /* @__PURE__ */ new Set([" ", "Enter", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"]);
 function render({ model, el }) {
@@ -1585,6 +1633,7 @@ function render({ model, el }) {
   let ownChange = false;
   let scale = pageScale();
   let frameScale = 1;
+  let posterPending = false;
   let learntLength = (
     /** @type {number|null} */
     null
@@ -1667,24 +1716,18 @@ function render({ model, el }) {
     schedule();
   }
   function usePoster() {
-    const poster = model.get("_poster");
-    const index = model.get("_poster_frame");
-    if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
-    if (scale !== 1 && !model.get("_poster_any_scale")) return;
-    if ((model.get("_poster_gen") ?? 0) !== generation || cache.has(index)) return;
-    const bytes = bytesOf2(poster);
-    const codec = String(model.get("_poster_codec") || "png");
-    if (codec === "png") {
-      if (bytes.byteLength < 24) return;
-      const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
-      cache.set(index, { codec, width: header.getUint32(16), height: header.getUint32(20), bytes });
-    } else {
-      const [width, height] = model.get("_poster_size") ?? [0, 0];
-      if (!(width > 0 && height > 0)) return;
-      cache.set(index, { codec, width, height, bytes });
-    }
+    const found = posterOf(model, scale);
+    if (!found || found.index !== target || shown >= 0) return;
+    if (found.gen !== generation || cache.has(found.index)) return;
+    cache.set(found.index, found.encoded);
     const label = model.get("_poster_label");
-    if (label) labels.set(index, String(label));
+    if (label) labels.set(found.index, String(label));
+    posterPending = true;
+    const early = earlyPosters.get(found.poster);
+    if (early && early.scale === scale) {
+      earlyPosters.delete(found.poster);
+      if (!decoded.has(found.index) && !decoding.has(found.index)) startDecode(found.index, found.encoded, early.frame);
+    }
     schedule();
   }
   function schedule() {
@@ -1719,7 +1762,8 @@ function render({ model, el }) {
         missing.push(index);
       }
     }
-    if (!client.closed) {
+    const holding = posterPending && !playing && !missing.includes(target);
+    if (!client.closed && !holding) {
       const asked = framesToRequest(missing, inflight.size, inflightLimit(), playing, target);
       for (const index of asked) request(index, index === target);
       const now = performance.now();
@@ -1736,19 +1780,23 @@ function render({ model, el }) {
       if (!disposed && !playing && !client.closed && shown !== target && !failed.has(target)) buffering.hidden = false;
     }, BUFFERING_AFTER_MS);
   }
-  function startDecode(index, encoded) {
+  function startDecode(index, encoded, started) {
     decoding.add(index);
     const gen = generation;
-    decodeFrame(encoded).then(
+    (started ?? decodeFrame(encoded)).then(
       (image) => {
         decoding.delete(index);
-        if (disposed || gen !== generation) return;
+        if (disposed || gen !== generation) {
+          if (image instanceof ImageBitmap) image.close();
+          return;
+        }
         decoded.set(index, image);
         schedule();
       },
       (error) => {
         decoding.delete(index);
         cache.delete(index);
+        posterPending = false;
         if (gen !== generation) return;
         const info = { ename: error?.name ?? "Error", evalue: `the page could not decode frame ${index}: ${error?.message ?? error}`, traceback: [] };
         failed.set(index, info);
@@ -1764,6 +1812,7 @@ function render({ model, el }) {
     cache.clear();
     decoded.clear();
     failed.clear();
+    posterPending = false;
     if (!playing) shown = -1;
     schedule();
   }
@@ -1799,6 +1848,10 @@ function render({ model, el }) {
     else ctx.drawImage(image, 0, 0);
     shown = index;
     canvas.dataset.frame = String(index);
+    if (posterPending) {
+      posterPending = false;
+      schedule();
+    }
     const now = performance.now();
     screen.drew(now);
     lateSince = 0;
@@ -2144,7 +2197,7 @@ ${trace}` : header;
     client.dispose();
   };
 }
-var player_default = { render };
+var player_default = { initialize, render };
 export {
   player_default as default
 };
