@@ -134,6 +134,90 @@ async function decodeFrame(frame) {
   return createImageBitmap(new Blob([/** @type {BlobPart} */ (frame.bytes)], { type }));
 }
 
+/**
+ * Inflate zlib-format `bytes` with the browser's DecompressionStream, read through a stream reader:
+ * the data is there from the start, so this finishes in microtasks of the current task (no task of
+ * its own to wait for behind the page's other work, as an image decoder's answer does).
+ * @param {Uint8Array} bytes @param {number} expected the inflated size @returns {Promise<Uint8Array>}
+ */
+async function inflateHere(bytes, expected) {
+  const stream = new DecompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  writer.write(/** @type {any} */ (bytes)).catch(() => {}); // a failure rejects the read below
+  writer.close().catch(() => {});
+  const reader = stream.readable.getReader();
+  const out = new Uint8Array(expected);
+  let at = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (at + value.byteLength > expected) throw new Error("more pixel data than the PNG's size");
+    out.set(value, at);
+    at += value.byteLength;
+  }
+  if (at !== expected) throw new Error(`${at} bytes of pixel data for ${expected}`);
+  return out;
+}
+
+/**
+ * An 8-bit RGBA PNG with filter 0 ("none") on every row and no colour chunks, as codecs.fast_png
+ * writes the kernel's frames, decoded here: its pixels are its deflated rows. Null when `bytes` is
+ * any other PNG (the browser's decoder then decodes it, as every frame).
+ * @param {Uint8Array} bytes @returns {Promise<ImageData> | null}
+ */
+function decodePlainPng(bytes) {
+  if (typeof DecompressionStream === "undefined" || bytes.byteLength < 45) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (signature.some((b, i) => bytes[i] !== b)) return null;
+  const type = (/** @type {number} */ at) => String.fromCharCode(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]);
+  if (view.getUint32(8) !== 13 || type(12) !== "IHDR") return null;
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  // 8 bits, RGBA, deflate, filter method 0, no interlace
+  if (bytes[24] !== 8 || bytes[25] !== 6 || bytes[26] || bytes[27] || bytes[28] || !width || !height) return null;
+  /** @type {Uint8Array[]} */
+  const data = [];
+  let at = 33;
+  for (;;) {
+    if (at + 12 > bytes.byteLength) return null;
+    const length = view.getUint32(at);
+    const name = type(at + 4);
+    if (at + 12 + length > bytes.byteLength) return null;
+    if (name === "IEND") break;
+    if (name !== "IDAT") return null; // gAMA, iCCP, ...: the browser's decoder applies them
+    data.push(bytes.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  if (!data.length) return null;
+  let body = data[0];
+  if (data.length > 1) {
+    body = new Uint8Array(data.reduce((n, d) => n + d.byteLength, 0));
+    let to = 0;
+    for (const d of data) (body.set(d, to), (to += d.byteLength));
+  }
+  const stride = width * 4;
+  return inflateHere(body, height * (stride + 1)).then((rows) => {
+    const image = new ImageData(width, height);
+    for (let y = 0; y < height; y++) {
+      const start = y * (stride + 1);
+      if (rows[start] !== 0) throw new Error(`PNG row ${y} uses filter ${rows[start]}`);
+      image.data.set(rows.subarray(start + 1, start + 1 + stride), y * stride);
+    }
+    return image;
+  });
+}
+
+/**
+ * The poster, decoded for the first paint: a PNG the kernel wrote is inflated here (see
+ * decodePlainPng), any other frame as usual; a PNG the page cannot read so goes to the browser.
+ * @param {EncodedFrame} frame @returns {Promise<DecodedFrame>}
+ */
+function decodePoster(frame) {
+  const plain = frame.codec === "png" ? decodePlainPng(frame.bytes) : null;
+  return plain ? plain.catch(() => decodeFrame(frame)) : decodeFrame(frame);
+}
+
 /** @param {DecodedFrame} frame */
 function decodedBytes(frame) {
   return "indices" in frame ? frame.indices.byteLength + 1024 : frame.width * frame.height * 4;
@@ -173,7 +257,7 @@ function posterOf(model, scale) {
  * Posters whose decoding began as they reached the model, before its view exists (the page is then
  * busy creating the output and the view: the image decoder works meanwhile), by the state's poster
  * object (anywidget hands each call its own proxy of the model). The first view takes it.
- * @type {WeakMap<object, {scale: number, frame: Promise<DecodedFrame>}>}
+ * @type {WeakMap<object, {scale: number, frame: Promise<DecodedFrame>, image?: DecodedFrame}>}
  */
 const earlyPosters = new WeakMap();
 
@@ -189,21 +273,22 @@ function dropEarlyPoster(poster) {
 function initialize({ model }) {
   /** @type {object | null} */
   let current = null;
-  const decodePoster = () => {
+  const onPoster = () => {
     dropEarlyPoster(current);
     current = null;
     const scale = pageScale();
     const found = posterOf(model, scale);
     if (!found) return;
-    const frame = decodeFrame(found.encoded);
-    frame.catch(() => {}); // the view decodes it again and shows the error
+    /** @type {{scale: number, frame: Promise<DecodedFrame>, image?: DecodedFrame}} */
+    const early = { scale, frame: decodePoster(found.encoded) };
+    early.frame.then((image) => (early.image = image), () => {}); // the view decodes it again and shows the error
     current = found.poster;
-    earlyPosters.set(found.poster, { scale, frame });
+    earlyPosters.set(found.poster, early);
   };
-  decodePoster();
-  model.on("change:_poster", decodePoster);
+  onPoster();
+  model.on("change:_poster", onPoster);
   return () => {
-    model.off("change:_poster", decodePoster);
+    model.off("change:_poster", onPoster);
     dropEarlyPoster(current);
   };
 }
@@ -408,11 +493,19 @@ function render({ model, el }) {
     if (label) labels.set(found.index, String(label));
     posterPending = true;
     const early = earlyPosters.get(found.poster);
-    if (early && early.scale === scale) {
-      earlyPosters.delete(found.poster); // this view's now (it closes it when evicted)
-      if (!decoded.has(found.index) && !decoding.has(found.index)) startDecode(found.index, found.encoded, early.frame);
+    if (early?.scale === scale) earlyPosters.delete(found.poster); // this view's now (it closes it when evicted)
+    if (early?.scale === scale && early.image) {
+      decoded.set(found.index, early.image);
+      paintPoster(found.index);
+    } else {
+      startDecode(found.index, found.encoded, early?.scale === scale ? early.frame : decodePoster(found.encoded));
     }
     schedule();
+  }
+
+  /** The poster is here: paint it now, not at the next display refresh (it is the frame to show). @param {number} index */
+  function paintPoster(index) {
+    if (posterPending && !playing && !disposed && index === target && shown !== target) paint(index);
   }
 
   // -------------------------------------------------------------- pipeline
@@ -488,6 +581,7 @@ function render({ model, el }) {
           return;
         }
         decoded.set(index, image);
+        paintPoster(index);
         schedule();
       },
       (error) => {

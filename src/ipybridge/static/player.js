@@ -1490,6 +1490,73 @@ async function decodeFrame(frame2) {
     frame2.bytes
   ], { type }));
 }
+async function inflateHere(bytes, expected) {
+  const stream = new DecompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  writer.write(
+    /** @type {any} */
+    bytes
+  ).catch(() => {
+  });
+  writer.close().catch(() => {
+  });
+  const reader = stream.readable.getReader();
+  const out = new Uint8Array(expected);
+  let at = 0;
+  for (; ; ) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (at + value.byteLength > expected) throw new Error("more pixel data than the PNG's size");
+    out.set(value, at);
+    at += value.byteLength;
+  }
+  if (at !== expected) throw new Error(`${at} bytes of pixel data for ${expected}`);
+  return out;
+}
+function decodePlainPng(bytes) {
+  if (typeof DecompressionStream === "undefined" || bytes.byteLength < 45) return null;
+  const view2 = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const signature = [137, 80, 78, 71, 13, 10, 26, 10];
+  if (signature.some((b, i) => bytes[i] !== b)) return null;
+  const type = (at2) => String.fromCharCode(bytes[at2], bytes[at2 + 1], bytes[at2 + 2], bytes[at2 + 3]);
+  if (view2.getUint32(8) !== 13 || type(12) !== "IHDR") return null;
+  const width = view2.getUint32(16);
+  const height = view2.getUint32(20);
+  if (bytes[24] !== 8 || bytes[25] !== 6 || bytes[26] || bytes[27] || bytes[28] || !width || !height) return null;
+  const data = [];
+  let at = 33;
+  for (; ; ) {
+    if (at + 12 > bytes.byteLength) return null;
+    const length = view2.getUint32(at);
+    const name = type(at + 4);
+    if (at + 12 + length > bytes.byteLength) return null;
+    if (name === "IEND") break;
+    if (name !== "IDAT") return null;
+    data.push(bytes.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  if (!data.length) return null;
+  let body = data[0];
+  if (data.length > 1) {
+    body = new Uint8Array(data.reduce((n, d) => n + d.byteLength, 0));
+    let to = 0;
+    for (const d of data) body.set(d, to), to += d.byteLength;
+  }
+  const stride = width * 4;
+  return inflateHere(body, height * (stride + 1)).then((rows) => {
+    const image = new ImageData(width, height);
+    for (let y = 0; y < height; y++) {
+      const start = y * (stride + 1);
+      if (rows[start] !== 0) throw new Error(`PNG row ${y} uses filter ${rows[start]}`);
+      image.data.set(rows.subarray(start + 1, start + 1 + stride), y * stride);
+    }
+    return image;
+  });
+}
+function decodePoster(frame2) {
+  const plain = frame2.codec === "png" ? decodePlainPng(frame2.bytes) : null;
+  return plain ? plain.catch(() => decodeFrame(frame2)) : decodeFrame(frame2);
+}
 function decodedBytes(frame2) {
   return "indices" in frame2 ? frame2.indices.byteLength + 1024 : frame2.width * frame2.height * 4;
 }
@@ -1523,22 +1590,22 @@ function dropEarlyPoster(poster) {
 }
 function initialize({ model }) {
   let current = null;
-  const decodePoster = () => {
+  const onPoster = () => {
     dropEarlyPoster(current);
     current = null;
     const scale = pageScale();
     const found = posterOf(model, scale);
     if (!found) return;
-    const frame2 = decodeFrame(found.encoded);
-    frame2.catch(() => {
+    const early = { scale, frame: decodePoster(found.encoded) };
+    early.frame.then((image) => early.image = image, () => {
     });
     current = found.poster;
-    earlyPosters.set(found.poster, { scale, frame: frame2 });
+    earlyPosters.set(found.poster, early);
   };
-  decodePoster();
-  model.on("change:_poster", decodePoster);
+  onPoster();
+  model.on("change:_poster", onPoster);
   return () => {
-    model.off("change:_poster", decodePoster);
+    model.off("change:_poster", onPoster);
     dropEarlyPoster(current);
   };
 }
@@ -1724,11 +1791,17 @@ function render({ model, el }) {
     if (label) labels.set(found.index, String(label));
     posterPending = true;
     const early = earlyPosters.get(found.poster);
-    if (early && early.scale === scale) {
-      earlyPosters.delete(found.poster);
-      if (!decoded.has(found.index) && !decoding.has(found.index)) startDecode(found.index, found.encoded, early.frame);
+    if (early?.scale === scale) earlyPosters.delete(found.poster);
+    if (early?.scale === scale && early.image) {
+      decoded.set(found.index, early.image);
+      paintPoster(found.index);
+    } else {
+      startDecode(found.index, found.encoded, early?.scale === scale ? early.frame : decodePoster(found.encoded));
     }
     schedule();
+  }
+  function paintPoster(index) {
+    if (posterPending && !playing && !disposed && index === target && shown !== target) paint(index);
   }
   function schedule() {
     if (pumpQueued || disposed) return;
@@ -1791,6 +1864,7 @@ function render({ model, el }) {
           return;
         }
         decoded.set(index, image);
+        paintPoster(index);
         schedule();
       },
       (error) => {
