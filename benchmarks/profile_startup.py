@@ -169,6 +169,7 @@ def main() -> None:
                     nb.wait_cell_done(cell)
                     page_log = page.evaluate("window.__tl.slice()")
                     kernel_log = json.loads(run_and_read(nb, len(cells) - 1))
+                    page.wait_for_timeout(1500)  # the next sample starts settled (the Player's neighbour frames drawn)
                     rows = timeline(page_log, kernel_log)
                     warm = k >= len(args.frames)
                     if not args.quiet:
