@@ -505,7 +505,10 @@ function render({ model, el }) {
 
   /** The poster is here: paint it now, not at the next display refresh (it is the frame to show). @param {number} index */
   function paintPoster(index) {
-    if (posterPending && !playing && !disposed && index === target && shown !== target) paint(index);
+    if (!posterPending || playing || disposed || index !== target || shown === target) return;
+    paint(index);
+    // The refresh that shows it counts it displayed (painted outside one, it would count as dropped).
+    if (!refreshId) refreshId = requestAnimationFrame(onRefresh);
   }
 
   // -------------------------------------------------------------- pipeline

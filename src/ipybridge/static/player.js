@@ -1801,7 +1801,9 @@ function render({ model, el }) {
     schedule();
   }
   function paintPoster(index) {
-    if (posterPending && !playing && !disposed && index === target && shown !== target) paint(index);
+    if (!posterPending || playing || disposed || index !== target || shown === target) return;
+    paint(index);
+    if (!refreshId) refreshId = requestAnimationFrame(onRefresh);
   }
   function schedule() {
     if (pumpQueued || disposed) return;
