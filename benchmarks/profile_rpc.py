@@ -47,7 +47,11 @@ core.expose(lambda x: x, "echo")
 core.expose(lambda a: int(a.size), "sink")
 core.expose(lambda n: np.random.default_rng(0).random(n), "source")
 core.message_limit = lambda: 256 << 20
+import gc
+gc_before = [g["collections"] for g in gc.get_stats()]
 print(json.dumps({"port": endpoint.port, "secret": endpoint.secret}), flush=True)
+sys.stdin.readline()
+print(json.dumps([g["collections"] - b for g, b in zip(gc.get_stats(), gc_before)]), flush=True)
 sys.stdin.read()
 """
 
@@ -195,6 +199,12 @@ def main() -> int:
         )
         if spy is not None:
             spy.wait()
+        # Collections the kernel's garbage collector made meanwhile, by generation: a full one (the last)
+        # pauses the whole kernel for as long as it takes to walk every object in it.
+        assert server.stdin is not None
+        server.stdin.write("\n")
+        server.stdin.flush()
+        result["kernel_gc_collections"] = json.loads(server.stdout.readline())
     finally:
         server.kill()
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))

@@ -497,6 +497,10 @@ export class BridgeClient {
       }
       case "cancel":
         return;
+      case "closing":
+        // The kernel got a shutdown_request: sooner than the frontend's kernel status for a shutdown.
+        this.closeAll(item.restart ? "the kernel is restarting" : "the kernel is shutting down");
+        return;
       case "protocol_error":
         console.error("ipybridge: the kernel refused a message:", item.error?.evalue);
         return;

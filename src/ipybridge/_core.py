@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,17 +148,99 @@ class _JSCall:
     missing: set[str] = field(default_factory=set)
 
 
-class _Queued:
-    """A sync call waiting for (or running on) the worker; cancel drops its reply."""
+_NO_KWARGS: Mapping[str, Any] = types.MappingProxyType({})
 
-    __slots__ = ("cancelled", "job")
 
-    def __init__(self) -> None:
+class _CallOutput:
+    """Where one request's prints and displays go: ``output`` items for its view and id."""
+
+    __slots__ = ("core", "ident", "view")
+
+    def __init__(self, core: BridgeCore, view: str, ident: int) -> None:
+        self.core = core
+        self.view = view
+        self.ident = ident
+
+    def stream(self, stream: str, text: str) -> None:
+        if text:
+            # Held up to OUTPUT_FLUSH_S so that the pieces of one print() ("text", "\n") and a burst of
+            # lines reach onOutput together, as ipykernel's own stream buffering does; the call's answer
+            # flushes at once what is held, before it.
+            self.core.post(
+                {"type": "output", "view": self.view, "id": self.ident, "stream": stream, "text": text},
+                delay=OUTPUT_FLUSH_S,
+            )
+
+    def display(self, content: dict[str, Any]) -> None:
+        """A ``display()`` in the request: its text/plain form, as a line of stdout."""
+        text = content.get("data", {}).get("text/plain")
+        if text:
+            self.stream("stdout", str(text) + "\n")
+
+
+class _SyncCall:
+    """A sync request for the worker (the job itself): ``fn(*args, **kwargs)`` with its output captured, answered.
+
+    One object per request, with no closures and no reference cycles: thousands of requests a second must
+    leave nothing for the cyclic garbage collector, whose full collections pause the whole kernel.
+    :meth:`cancel` (the page gave up) drops its answer.
+    """
+
+    __slots__ = ("args", "cancelled", "core", "envelope", "fn", "ident", "kwargs", "view", "what")
+
+    def __init__(
+        self,
+        core: BridgeCore,
+        view: str,
+        ident: int,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        what: str,
+        envelope: _Envelope | None,
+    ) -> None:
+        self.core = core
+        self.view = view
+        self.ident = ident
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.what = what
+        self.envelope = envelope
         self.cancelled = False
-        self.job: Callable[[], None] | None = None
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    def __call__(self) -> None:
+        core, view, ident = self.core, self.view, self.ident
+        try:
+            if self.cancelled or core.closed:
+                return
+            output = _CallOutput(core, view, ident)
+            try:
+                with capture(output.stream, output.display), core._worker.interruptible():
+                    value = self.fn(*self.args, **self.kwargs)
+            except BaseException as exc:  # noqa: BLE001 - SystemExit etc. become the call's error
+                if not self.cancelled:
+                    core._reply_error_to(view, ident, exc, delay=None)
+                return
+            if not self.cancelled:
+                core._reply_value(view, ident, value, delay=None, what=self.what)
+        finally:
+            core._running.pop((view, ident), None)
+            # Send now when this message is done; else within DEFERRED_FLUSH_S. A call answered at once
+            # so costs no wake-up of the event loop thread (the deadline is only set when needed).
+            envelope = self.envelope
+            if envelope is not None:
+                sent = envelope.done()
+            elif core._worker.idle():
+                core.outbox.flush()
+                sent = True
+            else:
+                sent = False
+            if not sent:
+                core.outbox.deadline(DEFERRED_FLUSH_S)
 
 
 _ANSWER_TYPES = frozenset({"result", "error"})
@@ -460,7 +543,8 @@ class BridgeCore:
             self._receiving.envelope = None
             # The message's sync jobs go to the worker together, once all its items are read: the worker
             # wakes once per message and does not contend with this thread for the GIL while it reads.
-            for job in envelope.jobs:
+            jobs, envelope.jobs = envelope.jobs, []  # each job refers to its envelope: no cycle left behind
+            for job in jobs:
                 self._worker.submit(job)
             if not envelope.done():  # its jobs all ran already, and other messages are still being worked on
                 self.outbox.deadline(DEFERRED_FLUSH_S)
@@ -500,7 +584,7 @@ class BridgeCore:
                     ),
                 )
             else:
-                self._submit_sync(item.view, item.id, lambda: self._namespace_op(item), f"bridge.{what}()")
+                self._submit_sync(item.view, item.id, self._namespace_op, (item,), what=f"bridge.{what}()")
         elif isinstance(item, Custom):
             self.handle_custom(item)
         elif isinstance(item, BadItem):
@@ -586,7 +670,7 @@ class BridgeCore:
         if _is_async(fn):
             self._spawn_async(item, fn)
         else:
-            self._submit_sync(item.view, item.id, lambda: fn(*item.args, **item.kwargs), f"{item.name}()")
+            self._submit_sync(item.view, item.id, fn, item.args, item.kwargs, f"{item.name}()")
 
     def _not_exposed(self, name: str) -> str:
         message = f"no Python function named {shown_name(name)} is exposed by this Bridge"
@@ -598,67 +682,26 @@ class BridgeCore:
         return message
 
     def _output_sink(self, view: str, ident: int) -> Callable[[str, str], None]:
-        def sink(stream: str, text: str) -> None:
-            if text:
-                # Held up to OUTPUT_FLUSH_S so that the pieces of one print() ("text", "\n") and a
-                # burst of lines reach onOutput together, as ipykernel's own stream buffering does;
-                # the call's answer flushes at once what is held, before it.
-                self.post(
-                    {"type": "output", "view": view, "id": ident, "stream": stream, "text": text}, delay=OUTPUT_FLUSH_S
-                )
-
-        return sink
+        return _CallOutput(self, view, ident).stream
 
     def _display_as_text(self, view: str, ident: int) -> Callable[[dict[str, Any]], None]:
-        sink = self._output_sink(view, ident)
+        return _CallOutput(self, view, ident).display
 
-        def on_display(content: dict[str, Any]) -> None:
-            text = content.get("data", {}).get("text/plain")
-            if text:
-                sink("stdout", str(text) + "\n")
-
-        return on_display
-
-    def _submit_sync(self, view: str, ident: int, run: Callable[[], Any], what: str = "the request") -> None:
-        key = (view, ident)
-        handle = _Queued()
-        self._running[key] = handle
+    def _submit_sync(
+        self,
+        view: str,
+        ident: int,
+        fn: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        what: str = "the request",
+    ) -> None:
+        """Queue ``fn(*args, **kwargs)`` for the worker; its value or exception answers request ``ident``."""
         envelope: _Envelope | None = getattr(self._receiving, "envelope", None)
+        job = _SyncCall(self, view, ident, fn, args, kwargs or _NO_KWARGS, what, envelope)
+        self._running[(view, ident)] = job
         if envelope is not None:
             envelope.add()
-
-        def job() -> None:
-            try:
-                if handle.cancelled or self.closed:
-                    return
-                try:
-                    with (
-                        capture(self._output_sink(view, ident), self._display_as_text(view, ident)),
-                        self._worker.interruptible(),
-                    ):
-                        value = run()
-                except BaseException as exc:  # noqa: BLE001 - SystemExit etc. become the call's error
-                    if not handle.cancelled:
-                        self._reply_error_to(view, ident, exc, delay=None)
-                    return
-                if not handle.cancelled:
-                    self._reply_value(view, ident, value, delay=None, what=what)
-            finally:
-                self._running.pop(key, None)
-                # Send now when this message is done; else within DEFERRED_FLUSH_S. A call answered at once
-                # so costs no wake-up of the event loop thread (the deadline is only set when needed).
-                if envelope is not None:
-                    sent = envelope.done()
-                elif self._worker.idle():
-                    self.outbox.flush()
-                    sent = True
-                else:
-                    sent = False
-                if not sent:
-                    self.outbox.deadline(DEFERRED_FLUSH_S)
-
-        handle.job = job
-        if envelope is not None:
             envelope.jobs.append(job)  # submitted when receive() has read the whole message
         else:
             self._worker.submit(job)
@@ -666,8 +709,8 @@ class BridgeCore:
     def _cancel(self, handle: Any) -> None:
         """The page gave up on a call: drop its answer; free the worker if it is stuck in it."""
         _cancel_handle(handle)
-        if isinstance(handle, _Queued) and handle.job is not None and self._worker.running() is handle.job:
-            self._worker.release_later(handle.job)
+        if isinstance(handle, _SyncCall) and self._worker.running() is handle:
+            self._worker.release_later(handle)
 
     def interrupt(self) -> None:
         """The kernel was interrupted: every running or queued call fails with KeyboardInterrupt.
@@ -692,7 +735,8 @@ class BridgeCore:
         async def run() -> None:
             nonlocal finished
             try:
-                with capture(self._output_sink(item.view, item.id), self._display_as_text(item.view, item.id)):
+                output = _CallOutput(self, item.view, item.id)
+                with capture(output.stream, output.display):
                     value = await fn(*item.args, **item.kwargs)
             except asyncio.CancelledError:
                 return  # the page gave up (timeout/abort): a late result is dropped
@@ -890,6 +934,16 @@ class BridgeCore:
         return False
 
     # ---------------------------------------------------------------- close
+    def kernel_closing(self, restart: bool) -> None:
+        """The kernel received a ``shutdown_request`` (control thread): tell every view at once.
+
+        The frontend learns of a shutdown when the Jupyter server has shut the kernel down, which can take
+        seconds; views told now close (reject pending calls, the Player shows that the kernel is gone) within
+        a round trip. Never blocks: the item leaves on ipybridge's event loop thread.
+        """
+        if not self.closed and self.views:
+            self.post({"type": "closing", "view": None, "restart": restart})
+
     def close(self) -> None:
         if self.closed:
             return

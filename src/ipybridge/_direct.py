@@ -93,6 +93,7 @@ RESENT_BYTES = 4 << 20
 #: Environment variable that turns the direct path off for a kernel (``0``, ``false``, ``no``, ``off``).
 ENV_SWITCH = "IPYBRIDGE_DIRECT"
 _HEADER = struct.Struct("<I")
+_KEEP_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 _FORGOTTEN = object()  # a remembered request whose answer was dropped to stay within REMEMBERED_BYTES
 _ON_COMM = object()  # a remembered request answered over the comm (delivered there: never sent again)
 
@@ -715,7 +716,9 @@ class DirectRoutes:
         self._used: dict[str, _DirectHandler] = {}  # view -> its attached connection, as of the last change
         self._markers: dict[int, _DirectHandler] = {}  # conn id -> connection, until split() passes its "comm"
         self._live: dict[str, _DirectHandler] = {}  # view -> connection, as of the outbox's last flush
-        self._remembered: dict[str, OrderedDict[int, Any]] = {}  # per view: request id -> answer state
+        #: Per view: request id -> how it was answered (None: not yet; _ON_COMM; _FORGOTTEN; or the answer as
+        #: (JSON text of its item, its buffers), sent directly and kept to send again).
+        self._remembered: dict[str, OrderedDict[int, Any]] = {}
         self._answer_bytes: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._sent: dict[_DirectHandler, _Sent] = {}  # output and events routed to a connection, numbered
         self._bytes = 0
@@ -887,8 +890,13 @@ class DirectRoutes:
         if entry is None:
             remembered[ident] = _ON_COMM  # the comm delivers it: never sent again
             return
-        size = sum(b.nbytes for b in entry[1]) + 256
-        remembered[ident] = entry
+        item, buffers = entry
+        # Kept as JSON text, not as the item's dicts: thousands of answers a second kept this way would
+        # each add containers to the garbage collector's oldest generation and make its full collections
+        # (pauses of the whole kernel) come with the call rate. Read back only when sent again (rare).
+        kept = (_KEEP_JSON(item), tuple(buffers))
+        size = sum(b.nbytes for b in buffers) + len(kept[0]) + 64
+        remembered[ident] = kept
         self._answer_bytes[(view, ident)] = size
         self._bytes += size
         while self._bytes > REMEMBERED_BYTES and self._answer_bytes:
@@ -955,7 +963,7 @@ class DirectRoutes:
                     )
                     again.append(({"type": "error", "view": view, "id": ident, "error": error}, []))
                 elif answer is not None and answer is not _ON_COMM and channel == "comm":
-                    again.append(answer)
+                    again.append((json.loads(answer[0]), list(answer[1])))
                 # None: still running, its answer goes to the view's current channel; _ON_COMM: delivered
         for item, buffers in again:
             self.core.outbox.post(item, buffers)

@@ -440,6 +440,20 @@ def _serve_interrupts() -> None:
         interrupts_handled += 1
 
 
+def _tell_closing(restart: bool) -> None:
+    """The kernel received a shutdown_request: each listener with a ``kernel_closing`` tells its pages now."""
+    with _listeners_lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        closing = getattr(listener, "kernel_closing", None)
+        if closing is None:
+            continue
+        try:
+            closing(restart)
+        except Exception:  # one failing listener must not stop the others, nor the shutdown
+            log.exception("ipybridge could not tell its pages that the kernel is closing")
+
+
 def _chain_current_handler() -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
@@ -493,6 +507,9 @@ def install_interrupt_hook() -> None:
 
         def noting_shutdown_request(*args: Any, **kwargs: Any) -> Any:
             _shutting_down.set()
+            parent = args[2] if len(args) > 2 else kwargs.get("parent")
+            content = parent.get("content") if isinstance(parent, dict) else None
+            _tell_closing(bool(content.get("restart")) if isinstance(content, dict) else False)
             return shutdown_request(*args, **kwargs)
 
         control_handlers["shutdown_request"] = noting_shutdown_request

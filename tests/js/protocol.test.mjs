@@ -173,6 +173,21 @@ test("a kernel restart seen through the widget manager closes the client at once
   await assert.rejects(pending, { name: "BridgeClosedError" });
 });
 
+test("the kernel's closing item (it got a shutdown_request) closes every view at once, saying why", async () => {
+  for (const [restart, why] of [[false, "the kernel is shutting down"], [true, "the kernel is restarting"]]) {
+    const model = new FakeModel();
+    const client = new BridgeClient(model);
+    const pending = client.call("slow");
+    let reason = null;
+    client.onClose((e) => (reason = e.message));
+    model.fromKernel([{ type: "closing", restart }]);
+    assert.equal(client.closed, true);
+    await assert.rejects(pending, (e) => e.name === "BridgeClosedError" && e.message.includes(why));
+    assert.ok(reason.includes(why), reason);
+    await assert.rejects(client.call("again"), { name: "BridgeClosedError" });
+  }
+});
+
 test("the py proxy calls by property name and is not a thenable", async () => {
   const model = new FakeModel();
   const client = new BridgeClient(model);

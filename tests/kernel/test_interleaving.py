@@ -16,6 +16,7 @@ call's ``output`` items), in the owner's order, and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import random
@@ -161,6 +162,13 @@ class Page:
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Page]:
+    with _open_page() as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def _open_page() -> Iterator[Page]:
+    """A real kernel running SETUP, its Bridge's comm found, a subshell created, the view welcomed."""
     km = KernelManager(kernel_name="python3")
     km.start_kernel(env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     kc = km.blocking_client()
@@ -315,3 +323,17 @@ def test_random_schedules_lose_no_line(page: Page, seed: int) -> None:
         f"unknown {unknown[:20]}, out of order {out_of_order[:20]}"
     )
     assert not any([lost, duplicated, misrouted, unknown, out_of_order]), report
+
+
+def test_a_shutdown_request_tells_every_view_before_the_kernel_exits() -> None:
+    # The frontend learns of a shutdown only when the Jupyter server has shut the kernel down (seconds on a busy
+    # machine); the kernel says `closing` on receiving the shutdown_request, so the page closes its views at once.
+    with _open_page() as page:
+        page.kc.shutdown(restart=False)  # shutdown_request on the control channel, as jupyter_client sends it
+
+        def closing(_msgs: list[dict[str, Any]]) -> bool:
+            return any(i["type"] == "closing" for i in page.page_items())
+
+        page.wait(closing, 10, "the closing item")
+        (item,) = [i for i in page.page_items() if i["type"] == "closing"]
+        assert item == {"type": "closing", "view": None, "restart": False}

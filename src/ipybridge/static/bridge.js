@@ -1004,6 +1004,9 @@ var BridgeClient = class {
       }
       case "cancel":
         return;
+      case "closing":
+        this.closeAll(item.restart ? "the kernel is restarting" : "the kernel is shutting down");
+        return;
       case "protocol_error":
         console.error("ipybridge: the kernel refused a message:", item.error?.evalue);
         return;
