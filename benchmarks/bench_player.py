@@ -284,6 +284,7 @@ def startup_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any
         out["first_frame"][key] = {
             "from_run_ms": statistics.median(x["from_run_ms"] for x in rest),
             "from_output_ms": statistics.median(x["from_output_ms"] for x in rest),
+            "best_from_run_ms": min(x["from_run_ms"] for x in rest),  # the least disturbed by a loaded machine
             "cold_from_run_ms": samples[0]["from_run_ms"],
             "samples": samples,
         }
@@ -318,7 +319,8 @@ def report_startup(results: dict[str, Any]) -> None:
         p, v = s["first_frame"][f"player_{n}"], s["first_frame"][f"seed_{n}"]
         print(f"  {n:>5} frames: Player {p['from_run_ms']:6.0f} ({p['from_output_ms']:.0f} after the output appears)"
               f"   seed-style viewer {v['from_run_ms']:6.0f} ({v['from_output_ms']:.0f})"
-              f"   ratio {p['from_run_ms'] / max(v['from_run_ms'], 1e-9):.2f}")  # fmt: skip
+              f"   ratio {p['from_run_ms'] / max(v['from_run_ms'], 1e-9):.2f}"
+              f"   best: {p['best_from_run_ms']:.0f} vs {v['best_from_run_ms']:.0f}")  # fmt: skip
     print("\nReference animation, counted in the page over each window (median):")
     print(f"  {'asked':>6} {'drawn fps':>10} {'displayed fps':>14} {'readout':>8} "
           f"{'stats displayed_fps':>20} {'dropped':>8}")  # fmt: skip
