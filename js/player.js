@@ -8,7 +8,7 @@
 // docs/player.md.
 
 import { BridgeClient } from "./protocol.js";
-import { FrameCache, FrameClock, ScreenCounter, framesToRequest, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
+import { FrameCache, FrameClock, ScreenCounter, framesToRequest, nextFrame, readPlainPng, stepTarget, upcomingFrames } from "./player-logic.js";
 
 /** Requests out at once: enough to cover the round trip plus the kernel's batching hold ... */
 const MAX_INFLIGHT = 16;
@@ -135,77 +135,13 @@ async function decodeFrame(frame) {
 }
 
 /**
- * Inflate zlib-format `bytes` with the browser's DecompressionStream, read through a stream reader:
- * the data is there from the start, so this finishes in microtasks of the current task (no task of
- * its own to wait for behind the page's other work, as an image decoder's answer does).
- * @param {Uint8Array} bytes @param {number} expected the inflated size @returns {Promise<Uint8Array>}
- */
-async function inflateHere(bytes, expected) {
-  const stream = new DecompressionStream("deflate");
-  const writer = stream.writable.getWriter();
-  writer.write(/** @type {any} */ (bytes)).catch(() => {}); // a failure rejects the read below
-  writer.close().catch(() => {});
-  const reader = stream.readable.getReader();
-  const out = new Uint8Array(expected);
-  let at = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (at + value.byteLength > expected) throw new Error("more pixel data than the PNG's size");
-    out.set(value, at);
-    at += value.byteLength;
-  }
-  if (at !== expected) throw new Error(`${at} bytes of pixel data for ${expected}`);
-  return out;
-}
-
-/**
- * An 8-bit RGBA PNG with filter 0 ("none") on every row and no colour chunks, as codecs.fast_png
- * writes the kernel's frames, decoded here: its pixels are its deflated rows. Null when `bytes` is
- * any other PNG (the browser's decoder then decodes it, as every frame).
+ * An 8-bit RGBA PNG with filter 0 on every row and no colour chunks (as codecs.fast_png writes the
+ * kernel's frames) decoded here, within the current task (see readPlainPng); null for any other PNG.
  * @param {Uint8Array} bytes @returns {Promise<ImageData> | null}
  */
 function decodePlainPng(bytes) {
-  if (typeof DecompressionStream === "undefined" || bytes.byteLength < 45) return null;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  if (signature.some((b, i) => bytes[i] !== b)) return null;
-  const type = (/** @type {number} */ at) => String.fromCharCode(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]);
-  if (view.getUint32(8) !== 13 || type(12) !== "IHDR") return null;
-  const width = view.getUint32(16);
-  const height = view.getUint32(20);
-  // 8 bits, RGBA, deflate, filter method 0, no interlace
-  if (bytes[24] !== 8 || bytes[25] !== 6 || bytes[26] || bytes[27] || bytes[28] || !width || !height) return null;
-  /** @type {Uint8Array[]} */
-  const data = [];
-  let at = 33;
-  for (;;) {
-    if (at + 12 > bytes.byteLength) return null;
-    const length = view.getUint32(at);
-    const name = type(at + 4);
-    if (at + 12 + length > bytes.byteLength) return null;
-    if (name === "IEND") break;
-    if (name !== "IDAT") return null; // gAMA, iCCP, ...: the browser's decoder applies them
-    data.push(bytes.subarray(at + 8, at + 8 + length));
-    at += 12 + length;
-  }
-  if (!data.length) return null;
-  let body = data[0];
-  if (data.length > 1) {
-    body = new Uint8Array(data.reduce((n, d) => n + d.byteLength, 0));
-    let to = 0;
-    for (const d of data) (body.set(d, to), (to += d.byteLength));
-  }
-  const stride = width * 4;
-  return inflateHere(body, height * (stride + 1)).then((rows) => {
-    const image = new ImageData(width, height);
-    for (let y = 0; y < height; y++) {
-      const start = y * (stride + 1);
-      if (rows[start] !== 0) throw new Error(`PNG row ${y} uses filter ${rows[start]}`);
-      image.data.set(rows.subarray(start + 1, start + 1 + stride), y * stride);
-    }
-    return image;
-  });
+  const read = readPlainPng(bytes);
+  return read && read.then(({ width, height, rgba }) => new ImageData(rgba, width, height));
 }
 
 /**

@@ -1413,6 +1413,77 @@ var FrameClock = class {
     this.next = Math.max(this.next + this.interval, now + this.interval * 0.5);
   }
 };
+async function inflateHere(bytes, expected) {
+  const stream = new DecompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  writer.write(
+    /** @type {any} */
+    bytes
+  ).catch(() => {
+  });
+  writer.close().catch(() => {
+  });
+  const reader = stream.readable.getReader();
+  const out = new Uint8Array(expected);
+  let at = 0;
+  for (; ; ) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (at + value.byteLength > expected) {
+      reader.cancel().catch(() => {
+      });
+      throw new Error("more pixel data than the PNG's size");
+    }
+    out.set(value, at);
+    at += value.byteLength;
+  }
+  if (at !== expected) throw new Error(`${at} bytes of pixel data for ${expected}`);
+  return out;
+}
+var PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+function readPlainPng(bytes) {
+  if (typeof DecompressionStream === "undefined" || bytes.byteLength < 45) return null;
+  if (PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) return null;
+  const view2 = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = (at2) => String.fromCharCode(bytes[at2], bytes[at2 + 1], bytes[at2 + 2], bytes[at2 + 3]);
+  if (view2.getUint32(8) !== 13 || type(12) !== "IHDR") return null;
+  const width = view2.getUint32(16);
+  const height = view2.getUint32(20);
+  if (bytes[24] !== 8 || bytes[25] !== 6 || bytes[26] || bytes[27] || bytes[28] || !width || !height) return null;
+  if (width * height > 1 << 28) return null;
+  const data = [];
+  let at = 33;
+  for (; ; ) {
+    if (at + 12 > bytes.byteLength) return null;
+    const length = view2.getUint32(at);
+    const name = type(at + 4);
+    if (at + 12 + length > bytes.byteLength) return null;
+    if (name === "IEND") break;
+    if (name !== "IDAT") return null;
+    data.push(bytes.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  if (!data.length) return null;
+  let body = data[0];
+  if (data.length > 1) {
+    body = new Uint8Array(data.reduce((n, d) => n + d.byteLength, 0));
+    let to = 0;
+    for (const d of data) {
+      body.set(d, to);
+      to += d.byteLength;
+    }
+  }
+  const stride = width * 4;
+  return inflateHere(body, height * (stride + 1)).then((rows) => {
+    const rgba = new Uint8ClampedArray(height * stride);
+    for (let y = 0; y < height; y++) {
+      const start = y * (stride + 1);
+      if (rows[start] !== 0) throw new Error(`PNG row ${y} uses filter ${rows[start]}`);
+      rgba.set(rows.subarray(start + 1, start + 1 + stride), y * stride);
+    }
+    return { width, height, rgba };
+  });
+}
 
 // js/player.js
 var MAX_INFLIGHT = 16;
@@ -1493,68 +1564,9 @@ async function decodeFrame(frame2) {
     frame2.bytes
   ], { type }));
 }
-async function inflateHere(bytes, expected) {
-  const stream = new DecompressionStream("deflate");
-  const writer = stream.writable.getWriter();
-  writer.write(
-    /** @type {any} */
-    bytes
-  ).catch(() => {
-  });
-  writer.close().catch(() => {
-  });
-  const reader = stream.readable.getReader();
-  const out = new Uint8Array(expected);
-  let at = 0;
-  for (; ; ) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (at + value.byteLength > expected) throw new Error("more pixel data than the PNG's size");
-    out.set(value, at);
-    at += value.byteLength;
-  }
-  if (at !== expected) throw new Error(`${at} bytes of pixel data for ${expected}`);
-  return out;
-}
 function decodePlainPng(bytes) {
-  if (typeof DecompressionStream === "undefined" || bytes.byteLength < 45) return null;
-  const view2 = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const signature = [137, 80, 78, 71, 13, 10, 26, 10];
-  if (signature.some((b, i) => bytes[i] !== b)) return null;
-  const type = (at2) => String.fromCharCode(bytes[at2], bytes[at2 + 1], bytes[at2 + 2], bytes[at2 + 3]);
-  if (view2.getUint32(8) !== 13 || type(12) !== "IHDR") return null;
-  const width = view2.getUint32(16);
-  const height = view2.getUint32(20);
-  if (bytes[24] !== 8 || bytes[25] !== 6 || bytes[26] || bytes[27] || bytes[28] || !width || !height) return null;
-  const data = [];
-  let at = 33;
-  for (; ; ) {
-    if (at + 12 > bytes.byteLength) return null;
-    const length = view2.getUint32(at);
-    const name = type(at + 4);
-    if (at + 12 + length > bytes.byteLength) return null;
-    if (name === "IEND") break;
-    if (name !== "IDAT") return null;
-    data.push(bytes.subarray(at + 8, at + 8 + length));
-    at += 12 + length;
-  }
-  if (!data.length) return null;
-  let body = data[0];
-  if (data.length > 1) {
-    body = new Uint8Array(data.reduce((n, d) => n + d.byteLength, 0));
-    let to = 0;
-    for (const d of data) body.set(d, to), to += d.byteLength;
-  }
-  const stride = width * 4;
-  return inflateHere(body, height * (stride + 1)).then((rows) => {
-    const image = new ImageData(width, height);
-    for (let y = 0; y < height; y++) {
-      const start = y * (stride + 1);
-      if (rows[start] !== 0) throw new Error(`PNG row ${y} uses filter ${rows[start]}`);
-      image.data.set(rows.subarray(start + 1, start + 1 + stride), y * stride);
-    }
-    return image;
-  });
+  const read = readPlainPng(bytes);
+  return read && read.then(({ width, height, rgba }) => new ImageData(rgba, width, height));
 }
 function decodePoster(frame2) {
   const plain = frame2.codec === "png" ? decodePlainPng(frame2.bytes) : null;
