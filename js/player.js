@@ -806,7 +806,19 @@ function render({ model, el }) {
       late_decoding: lateDecoding,
       inflight: inflight.size,
       frame: shown,
+      seq: model.get("_frame_seq") ?? 0, // the kernel follows `frame` only from reports made after its last seek
     };
+    // Over the direct transport `frame` is not synced while playing; the model's copy follows the painted
+    // frame here, locally (the kernel's follows it from this report), so that Python setting `frame` to the
+    // value the model had at Play (p.frame = 0: restart) is still a change here, and seeks.
+    if (playing && client.transport === "direct" && shown >= 0 && model.get("frame") !== shown) {
+      ownChange = true;
+      try {
+        model.set("frame", shown);
+      } finally {
+        ownChange = false;
+      }
+    }
     client._post({ type: "player_stats", stats });
   }
 

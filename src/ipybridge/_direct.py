@@ -3,8 +3,10 @@
 The comm (anywidget custom messages) crosses the Jupyter server's message path,
 ZMQ and the kernel's shell dispatch for every message. The direct transport
 carries the same envelopes (docs/protocol.md, "Direct transport") over a
-websocket to an endpoint inside the kernel process, served by tornado on its
-own thread (``ipybridge-direct``), listening on 127.0.0.1 only. The comm stays
+websocket to an endpoint inside the kernel process, listening on 127.0.0.1
+only: the thread ``ipybridge-direct`` accepts connections, each connection's
+own thread reads it (the websocket protocol is the ``websockets`` library's
+sans-I/O ``ServerProtocol``), and whichever thread has an answer writes it. The comm stays
 the control channel and the fallback: the endpoint is offered in ``welcome``;
 a page that cannot reach it keeps using the comm.
 
@@ -30,7 +32,6 @@ gets each answer once and nothing runs twice.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import hmac
@@ -38,9 +39,13 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
+import select
+import socket
 import struct
 import threading
+import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
     from ._core import BridgeCore
 
 log = logging.getLogger("ipybridge")
+_ws_log = logging.getLogger("ipybridge.websockets")  # the websocket protocol's own messages
 
 #: URL path of the kernel's endpoint (also what the server's relay connects to).
 PATH = "/ipybridge/direct"
@@ -180,8 +186,43 @@ def enabled_by_environment() -> bool:
 
 
 # ---------------------------------------------------------------- endpoint
+#: Sockets accepted whose HTTP request has not been read yet (each has a thread for at most AUTH_TIMEOUT_S);
+#: beyond this a new one is closed at once.
+MAX_HANDSHAKES = 64
+#: Bytes read from a connection's socket at a time.
+_RECV_BYTES = 1 << 18
+#: After the kernel closes a connection, how long it waits for the page to close its side.
+CLOSE_GRACE_S = 2.0
+_EOF = object()  # in a connection's write queue: the close frame is out, end the TCP connection
+_BULK_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+_OPEN: Any = None
+_CLOSED: Any = None
+_TEXT: Any = None
+_BINARY: Any = None
+_CONT: Any = None
+
+
+def _load_websockets() -> None:
+    """Import the websocket protocol; fail (the comm then carries everything) where the endpoint cannot run."""
+    global _OPEN, _CLOSED, _TEXT, _BINARY, _CONT
+    from websockets.frames import Opcode
+    from websockets.protocol import State
+
+    _OPEN, _CLOSED = State.OPEN, State.CLOSED
+    _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+
+
 class DirectEndpoint:
-    """The kernel process's websocket endpoint: one per process, started on first use."""
+    """The kernel process's websocket endpoint: one per process, started on first use.
+
+    Sockets, threads and websocket framing are ipybridge's own, with the websocket protocol (handshake,
+    frame parsing, pings, closing) from the ``websockets`` library's sans-I/O ``ServerProtocol``: the thread
+    ``ipybridge-direct`` accepts connections; each connection has a thread that reads its socket (blocking)
+    and hands each message to the Bridge as it is read. No event loop: a message costs one wake of that
+    thread and a ``recv`` (tornado on its own loop cost ~4x the kernel CPU per message, issue 14).
+    """
 
     _instance: DirectEndpoint | None = None
     _failed = False
@@ -202,56 +243,49 @@ class DirectEndpoint:
         return cls._instance
 
     def __init__(self) -> None:
-        import tornado.httpserver
-        import tornado.netutil
-        import tornado.web
+        _load_websockets()  # fails here (the comm carries everything) when the library is missing
 
         self.secret = secrets.token_urlsafe(32)
         self.widgets: weakref.WeakValueDictionary[str, DirectRoutes] = weakref.WeakValueDictionary()
-        self.connections = 0  # touched on the endpoint's thread only
-        self.unauthenticated = 0
+        self._counts = threading.Lock()  # the counts, bulk and open connections below
+        self.connections = 0  # websocket connections open (authenticated or not)
+        self.unauthenticated = 0  # of which not authenticated yet
+        self.handshakes = 0  # sockets whose HTTP request is not read yet
         self.refused = 0  # connections refused (diagnostic, for tests)
-        #: Buffers of kernel->page messages waiting to be fetched, by one-time key (endpoint thread only).
+        #: Buffers of kernel->page messages waiting to be fetched, by one-time key.
         self.bulk: dict[str, _Bulk] = {}
-        self.loop = asyncio.new_event_loop()
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port: int = sockets[0].getsockname()[1]
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            try:
-                app = tornado.web.Application(
-                    [
-                        (PATH, _DirectHandler, {"endpoint": self}),
-                        (BULK_PATH + r"([A-Za-z0-9_-]{1,64})", _BulkHandler, {"endpoint": self}),
-                    ],
-                    websocket_max_message_size=FRAME_BYTES,
-                )
-                self._server = tornado.httpserver.HTTPServer(app, max_body_size=AUTH_BYTES)
-                self._server.add_sockets(sockets)
-            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-                failure.append(exc)
-                ready.set()
-                return
-            self.loop.call_soon(ready.set)
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, name="ipybridge-direct", daemon=True)
+        self._open: set[_DirectHandler] = set()
+        self._stopped = False
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port: int = self._listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, name="ipybridge-direct", daemon=True)
         self.thread.start()
-        ready.wait(10)
-        if failure:
-            raise failure[0]
         self.announcement = _announce(self.port)
         atexit.register(self.stop)
 
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                if self._stopped:
+                    return
+                time.sleep(0.05)  # out of file descriptors, say: try again soon, without spinning
+                continue
+            with self._counts:
+                refuse = self._stopped or self.handshakes >= MAX_HANDSHAKES
+                if refuse:
+                    self.refused += 1
+                else:
+                    self.handshakes += 1
+            if refuse:
+                sock.close()
+                continue
+            conn = _DirectHandler(self, sock)
+            threading.Thread(target=conn.run, name="ipybridge-direct-conn", daemon=True).start()
+
     def register(self, key: str, routes: DirectRoutes) -> None:
         self.widgets[key] = routes
-
-    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting
-            self.loop.call_soon_threadsafe(fn, *args)
 
     def check_secret(self, token: Any) -> bool:
         return isinstance(token, str) and hmac.compare_digest(token.encode(), self.secret.encode())
@@ -262,16 +296,19 @@ class DirectEndpoint:
         return isinstance(proof, str) and hmac.compare_digest(proof.encode(), expected.encode())
 
     def stop(self) -> None:
+        """Stop listening and end every connection (their views fall back to the comm)."""
         if self.announcement:
             with contextlib.suppress(OSError):
                 os.unlink(self.announcement)
             self.announcement = None
-
-        def close() -> None:
-            self._server.stop()
-            self.loop.stop()
-
-        self.call_soon(close)
+        with self._counts:
+            self._stopped = True
+            conns = list(self._open)
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self._listener.close()
+        for conn in conns:
+            conn.abort()
 
 
 def _announce(port: int) -> str | None:
@@ -306,25 +343,20 @@ def _connection_file() -> str | None:
     return getattr(IPKernelApp.instance(), "abs_connection_file", None)
 
 
-def _handler_base() -> type:
-    import tornado.websocket
+class _DirectHandler:
+    """One connection to the endpoint (a page view's, a bulk fetch, or a refused one), served by its own thread."""
 
-    return tornado.websocket.WebSocketHandler
+    def __init__(self, endpoint: DirectEndpoint, sock: socket.socket) -> None:
+        from websockets.server import ServerProtocol
 
-
-def _request_handler_base() -> type:
-    import tornado.web
-
-    return tornado.web.RequestHandler
-
-
-class _DirectHandler(_handler_base()):  # type: ignore[misc]
-    """One page view's connection; lives on the endpoint's thread."""
-
-    def initialize(self, endpoint: DirectEndpoint) -> None:
         self.endpoint = endpoint
+        self.sock = sock
+        self.proto = ServerProtocol(max_size=AUTH_BYTES, logger=_ws_log)
+        #: Held around the protocol object: the reading thread feeds it, any thread may close it.
+        self._proto_lock = threading.Lock()
         self.routes: DirectRoutes | None = None
         self.view: str | None = None
+        self.nonce = ""
         self.counted = False
         self.refused = False
         #: Set when authenticated: this connection's number, named in its view's ``transport`` items.
@@ -339,55 +371,164 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         self._buffered_lock = threading.Lock()
         #: Held while a frame is written or queued (any thread): frames never interleave, and keep their order.
         self._write_lock = threading.Lock()
-        #: Frames waiting for the endpoint's thread: (bytes, size counted, buffers the page fetches or None).
-        self._pending: list[tuple[bytes | memoryview, int, tuple[str, _Bulk] | None]] = []
-        self._drain_scheduled = False
-        self._stream: Any = None  # tornado's stream of this connection, once open
-        self._socket: Any = None  # its socket, where other threads may write to it directly
+        #: What the socket did not take at once, in order, for the writing thread: (data, size counted) or _EOF.
+        self._pending: deque[Any] = deque()
+        self._writing = False  # a thread writes self._pending
+        self._writer: threading.Thread | None = None  # that thread, the last one started
+        #: The socket is closed (under the write lock): nothing may use it any more, as its descriptor may
+        #: already be another connection's.
+        self._sock_closed = False
+        self._writable = False  # the websocket is open for frames (set at the handshake, cleared at the close)
+        self._fragments: list[bytes] = []  # a fragmented message being read
+        self._fragment_opcode: Any = None
+        self._deadline = time.monotonic() + AUTH_TIMEOUT_S  # to be authenticated by (from the accept)
+        self._close_at: float | None = None  # closing: the page's end of the connection is awaited until then
+        self._handshaking = True  # counted in the endpoint's handshakes
+        self._thread: threading.Thread | None = None
 
-    def check_origin(self, origin: str) -> bool:
-        allowed = is_loopback_origin(origin)
-        if not allowed:
-            self.endpoint.refused += 1
-            log.info("ipybridge: refused a direct connection from origin %r", origin)
-        return allowed
+    # ------------------------------------------------------------ reading (this connection's thread)
+    def run(self) -> None:
+        self._thread = threading.current_thread()
+        try:
+            self._serve()
+        except Exception:  # a broken connection must not end the process's endpoint
+            log.debug("ipybridge: a direct connection failed", exc_info=True)
+        finally:
+            self._ended()
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def _serve(self) -> None:
+        from websockets.http11 import Request
+
         endpoint = self.endpoint
-        if endpoint.connections >= MAX_CONNECTIONS or endpoint.unauthenticated >= MAX_UNAUTHENTICATED:
-            endpoint.refused += 1
-            self.set_status(503)
-            self.finish("too many connections")
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        events: list[Any] = []
+        while not events:
+            data = self._recv()
+            if data is None:
+                return
+            events = self._feed(data)
+            with self._proto_lock:
+                out = self.proto.data_to_send()
+            for chunk in out:  # an answer to a malformed request
+                if chunk:
+                    self.sock.sendall(chunk)
+            if not events and (not data or self.proto.handshake_exc is not None):
+                return  # not an HTTP request
+        request, early = events[0], events[1:]  # frames a client sent before the handshake's answer
+        assert isinstance(request, Request)
+        with endpoint._counts:
+            endpoint.handshakes -= 1
+            self._handshaking = False
+        path = request.path.split("?", 1)[0]
+        if path.startswith(BULK_PATH):
+            self._serve_bulk(request, path[len(BULK_PATH) :])
             return
-        await super().get(*args, **kwargs)
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        self.endpoint.connections += 1
-        self.endpoint.unauthenticated += 1
-        self.counted = True
-        self.set_nodelay(True)
-        self._install_writer()
+        origin = request.headers.get("Origin")
+        response = None
+        if path != PATH:
+            response = self.proto.reject(404, "Not Found\n")
+        elif not is_loopback_origin(origin):
+            log.info("ipybridge: refused a direct connection from origin %r", origin)
+            response = self.proto.reject(403, "Forbidden\n")
+        with endpoint._counts:
+            if response is None and (
+                endpoint._stopped
+                or endpoint.connections >= MAX_CONNECTIONS
+                or endpoint.unauthenticated >= MAX_UNAUTHENTICATED
+            ):
+                response = self.proto.reject(503, "too many connections\n")
+            if response is None:
+                response = self.proto.accept(request)  # or 400/426 for a request that is no websocket handshake
+            if response.status_code == 101:
+                endpoint.connections += 1
+                endpoint.unauthenticated += 1
+                endpoint._open.add(self)
+                self.counted = True
+            elif response.status_code in (403, 503):
+                endpoint.refused += 1
+        with self._proto_lock:
+            self.proto.send_response(response)
+            out = self.proto.data_to_send()
+        for chunk in out:
+            if chunk:
+                self.sock.sendall(chunk)
+        if not self.counted:
+            return
+        self._writable = True
         # Until it authenticates, a frame longer than AUTH_BYTES closes the connection on its header (1009),
-        # before its payload is read: tornado reads each frame's length against these params.
-        self._bound_frames(AUTH_BYTES)
+        # before its payload is read (the protocol reads each frame's length against max_message_size).
         self.nonce = secrets.token_urlsafe(16)
-        self.write_message(json.dumps({"ipb": PROTOCOL_VERSION, "nonce": self.nonce}))  # for a proof
-        self.endpoint.loop.call_later(AUTH_TIMEOUT_S, self._auth_deadline)
+        with self._proto_lock:
+            self.proto.send_text(json.dumps({"ipb": PROTOCOL_VERSION, "nonce": self.nonce}).encode())  # for a proof
+        self._flush_protocol()
+        for event in early:
+            self._on_frame(event)
+        self._flush_protocol()
+        while True:
+            data = self._recv()
+            if data is None:  # a deadline passed
+                if self._close_at is None:
+                    self._refuse("no authentication in time")
+                return
+            for event in self._feed(data):
+                self._on_frame(event)
+            self._flush_protocol()
+            if not data or self.proto.state is _CLOSED:
+                return
 
-    def _bound_frames(self, limit: int) -> None:
-        params = getattr(self.ws_connection, "params", None)
-        if params is not None and hasattr(params, "max_message_size"):
-            params.max_message_size = limit
+    def _recv(self) -> bytes | None:
+        """The next bytes from the socket (b"" at its end); None when the authentication deadline passed."""
+        if self.routes is None or self._close_at is not None:  # a deadline applies: wait for it at most
+            deadline = self._close_at if self._close_at is not None else self._deadline
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if not _readable(self.sock, remaining):
+                return None
+        try:
+            return self.sock.recv(_RECV_BYTES)
+        except OSError:
+            return b""
 
-    def _auth_deadline(self) -> None:
-        if self.routes is None and self.ws_connection is not None:
-            self._refuse("no authentication in time")
+    def _feed(self, data: bytes) -> list[Any]:
+        with self._proto_lock:
+            if data:
+                self.proto.receive_data(data)
+            else:
+                self.proto.receive_eof()
+            return self.proto.events_received()
+
+    def _on_frame(self, frame: Any) -> None:
+        """One frame the protocol read (pings, pongs and closing it answered itself): join a message's fragments."""
+        if frame.opcode is _TEXT or frame.opcode is _BINARY:
+            if not frame.fin:
+                self._fragments, self._fragment_opcode = [frame.data], frame.opcode
+                return
+            data, opcode = frame.data, frame.opcode
+        elif frame.opcode is _CONT:
+            self._fragments.append(frame.data)
+            if not frame.fin:
+                return
+            data, opcode = b"".join(self._fragments), self._fragment_opcode
+            self._fragments = []
+        else:
+            return
+        if opcode is _TEXT:
+            try:
+                message: str | bytes = data.decode()
+            except UnicodeDecodeError:
+                self._refuse("text that is not UTF-8")
+                return
+        else:
+            message = data
+        self.on_message(message)
 
     def _refuse(self, why: str) -> None:
         if self.refused:
             return
         self.refused = True
-        self.endpoint.refused += 1
+        with self.endpoint._counts:
+            self.endpoint.refused += 1
         log.info("ipybridge: refused a direct connection: %s", why)
         self.close(1008, "refused")
 
@@ -448,51 +589,87 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
         if routes is None or not isinstance(view, str) or not routes.knows_view(view):
             self._refuse("unknown widget or view")
             return
-        self.endpoint.unauthenticated -= 1
-        self._bound_frames(FRAME_BYTES)
+        with self.endpoint._counts:
+            self.endpoint.unauthenticated -= 1
+        _bound_messages(self.proto, FRAME_BYTES)
         self.routes, self.view = routes, view
         self.conn_id = routes.opened(self)
         # "ready": the page may send here now. Nothing else is sent here before the page uses it.
         ready = {"type": "transport", "view": view, "transport": "direct", "conn": self.conn_id}
-        self.write_message(pack(envelope([ready]), []), binary=True)
+        self.send_packed(pack(envelope([ready]), []))
 
-    def on_close(self) -> None:
-        if not self.counted:
-            return
-        self.counted = False
-        self.endpoint.connections -= 1
-        if self.routes is None:
-            self.endpoint.unauthenticated -= 1
-            if not self.refused:  # closed before authenticating (e.g. by tornado, for a long first frame)
-                self.refused = True
-                self.endpoint.refused += 1
-        elif self.view is not None:
+    def _ended(self) -> None:
+        """The connection is over (its thread ends here): close the socket, let its view fall back."""
+        endpoint = self.endpoint
+        with self._write_lock:
+            self._writable = False
+            pending, self._pending = list(self._pending), deque()
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)  # a write in progress on another thread fails now
+            writer = self._writer
+        for item in pending:
+            if item is not _EOF:
+                self._written(item[1])
+        if writer is not None:
+            writer.join(10)  # it writes outside the lock: the descriptor must not be reused under it
+        with self._write_lock:
+            self._sock_closed = True
+            self.sock.close()
+        with endpoint._counts:
+            if self._handshaking:
+                endpoint.handshakes -= 1
+                self._handshaking = False
+            endpoint._open.discard(self)
+            counted, self.counted = self.counted, False
+            if counted:
+                endpoint.connections -= 1
+                if self.routes is None:
+                    endpoint.unauthenticated -= 1
+                    if not self.refused:  # closed before authenticating (e.g. for a long first frame)
+                        self.refused = True
+                        endpoint.refused += 1
+            bulks = [k for k, b in endpoint.bulk.items() if b.conn is self]
+            dropped = [endpoint.bulk.pop(k) for k in bulks]
+        for bulk in dropped:
+            bulk.done()  # never fetched now: the page asks again over the comm
+        if counted and self.routes is not None and self.view is not None:
             self.routes.detach(self.view, self)
-        for key in [k for k, b in self.endpoint.bulk.items() if b.conn is self]:
-            self.endpoint.bulk.pop(key).done()  # never fetched now: the page asks again over the comm
 
-    # kernel -> page (any thread)
-    def _install_writer(self) -> None:
-        """Route every frame tornado writes on this connection through this connection's write lock.
+    # ------------------------------------------------------------ bulk fetch (this connection's thread)
+    def _serve_bulk(self, request: Any, key: str) -> None:
+        """``GET /ipybridge/direct/bulk/<key>``: the buffers of one kernel->page message, once."""
+        endpoint = self.endpoint
+        origin = request.headers.get("Origin")
+        bulk = None
+        if _BULK_KEY.fullmatch(key) and is_loopback_origin(origin):
+            with endpoint._counts:
+                bulk = endpoint.bulk.pop(key, None)
+        if bulk is None:  # unknown, fetched already, its connection gone, or a page of another site
+            with endpoint._counts:
+                endpoint.refused += 1
+            self.sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        try:
+            _, length = bulk_offsets([v.nbytes for v in bulk.views])
+            head = [
+                "HTTP/1.1 200 OK",
+                "Content-Type: application/octet-stream",
+                "Cache-Control: no-store",
+                f"Content-Length: {length}",
+                "Connection: close",
+            ]
+            if origin is not None:
+                head += [f"Access-Control-Allow-Origin: {origin}", "Vary: Origin"]
+            self.sock.settimeout(60.0)  # a page that stops reading the body does not hold this thread for ever
+            self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            for piece in bulk.slices():
+                self.sock.sendall(piece)  # straight from the buffer, one slice at a time
+        except (OSError, UnicodeEncodeError):  # the page went away mid-body: it falls back and asks again
+            log.debug("ipybridge: a direct fetch ended early", exc_info=True)
+        finally:
+            bulk.done()
 
-        Answers are written by the thread that produced them (the widget's worker, usually), straight to
-        the socket when nothing is queued in tornado's stream (:meth:`send_packed`): no hop to the
-        endpoint's thread per answer. Tornado's own frames (the handshake's messages, pongs, close) are
-        written on the endpoint's thread; under the same lock, after whatever the other threads queued,
-        so the bytes of two frames never interleave and frames leave in the order they were given.
-        """
-        conn = self.ws_connection
-        original = conn._write_frame
-
-        def write_frame(fin: bool, opcode: int, data: bytes, flags: int = 0) -> Any:
-            with self._write_lock:
-                self._drain_pending()
-                return original(fin, opcode, data, flags)
-
-        conn._write_frame = write_frame
-        self._stream = conn.stream
-        self._socket = conn.stream.socket if _plain_stream(conn.stream) else None
-
+    # ------------------------------------------------------------ kernel -> page (any thread)
     def send(self, content: dict[str, Any], buffers: list[memoryview]) -> None:
         """Send one envelope: inline, or with its buffers to fetch (see :data:`BULK_BYTES`)."""
         views = [memoryview(b).cast("B") for b in buffers]
@@ -507,130 +684,180 @@ class _DirectHandler(_handler_base()):  # type: ignore[misc]
     def send_packed(self, data: bytes, bulk: tuple[str, _Bulk] | None = None) -> None:
         """Send one binary websocket message (``pack``'s bytes) to the page; any thread, never blocks.
 
-        In order per connection: the frame goes straight to the socket when tornado has nothing queued
-        for it and the socket takes it whole; else (a full socket, frames already waiting, or a message
-        whose buffers the page fetches, registered on the endpoint's thread) the rest waits in order for
-        the endpoint's thread, which hands it to tornado's stream.
+        In order per connection: the frame goes straight to the socket when nothing is waiting for it and
+        the socket takes it whole; else what is left waits in order for a thread that writes it (started
+        for that, it ends when nothing waits).
         """
         size = len(data)
+        extra = bulk[1].total if bulk else 0
         with self._buffered_lock:
-            over = self._buffered > 0 and self._buffered + size + (bulk[1].total if bulk else 0) > WRITE_BUFFER_BYTES
+            over = self._buffered > 0 and self._buffered + size + extra > WRITE_BUFFER_BYTES
             if not over:
-                self._buffered += size + (bulk[1].total if bulk else 0)
+                self._buffered += size + extra
         if over:  # the page does not keep up: no unbounded buffer in the kernel
-            self.endpoint.call_soon(self._too_slow)
+            self._too_slow()
             return
-        frame = _frame(data)
-        schedule = False
+        self._write([_frame_header(size), data], size, bulk)
+
+    def _write(self, parts: list[Any], size: int, bulk: tuple[str, _Bulk] | None = None) -> None:
         with self._write_lock:
-            stream = self._stream
-            if stream is None or stream.closed():
-                self._dropped(size, bulk)
+            if not self._writable:
+                self._written(size)
+                if bulk:
+                    bulk[1].done()
                 return  # the page falls back and asks again for what it did not get
-            rest: bytes | memoryview = frame
-            if bulk is None and not self._pending and self._socket is not None and not stream.writing():
+            if bulk:  # fetchable from now until fetched or this connection closes; counted as unread till then
+                with self.endpoint._counts:
+                    self.endpoint.bulk[bulk[0]] = bulk[1]
+            if _DONTWAIT is None:  # no send that never blocks (Windows): the writing thread writes every frame
+                self._pending.append((parts, size))
+                if not self._writing:
+                    self._start_writer()
+                return
+            if not self._pending and not self._writing:
                 try:
-                    sent = self._socket.send(frame)
+                    sent = self.sock.sendmsg(parts, [], _DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
-                except OSError:  # closed meanwhile: tornado notices on its thread
+                except OSError:  # closed meanwhile: the reading thread notices
                     self._written(size)
                     return
-                if sent == len(frame):
+                rest = _rest(parts, sent)
+                if not rest:
                     self._written(size)
                     return
-                rest = memoryview(frame)[sent:]
-            self._pending.append((rest, size, bulk))
-            if not self._drain_scheduled:
-                self._drain_scheduled = schedule = True
-        if schedule:
-            self.endpoint.call_soon(self._drain_later)
+                self._pending.append((rest, size))
+                self._start_writer()
+            else:
+                self._pending.append((parts, size))
 
-    def _dropped(self, size: int, bulk: tuple[str, _Bulk] | None) -> None:
-        self._written(size)
-        if bulk:
-            bulk[1].done()
+    def _start_writer(self) -> None:
+        """Start the thread that writes what waits (write lock held)."""
+        self._writing = True
+        self._writer = threading.Thread(target=self._write_pending, name="ipybridge-direct-write", daemon=True)
+        self._writer.start()
 
-    def _drain_later(self) -> None:
-        with self._write_lock:
-            self._drain_scheduled = False
-            self._drain_pending()
-
-    def _drain_pending(self) -> None:
-        """Hand the frames other threads queued to tornado's stream (endpoint thread, write lock held)."""
-        pending, self._pending = self._pending, []
-        for data, size, bulk in pending:
-            if self.ws_connection is None or self._stream is None or self._stream.closed():
-                self._dropped(size, bulk)
+    def _write_pending(self) -> None:
+        """Write what waits, in order, blocking (this thread only); end when nothing waits."""
+        while True:
+            with self._write_lock:
+                if not self._pending:
+                    self._writing = False
+                    return
+                item = self._pending.popleft()
+            if item is _EOF:
+                self._shutdown(socket.SHUT_WR)
                 continue
-            if bulk:  # fetchable from now until fetched or this connection closes; counted as unread till then
-                self.endpoint.bulk[bulk[0]] = bulk[1]
+            parts, size = item
             try:
-                future = self._stream.write(data)
-            except Exception:  # noqa: BLE001 - closed meanwhile: the page falls back and asks again
+                for part in parts:
+                    self.sock.sendall(part)
+            except OSError:  # closed: the reading thread notices and drops the rest
+                pass
+            finally:
                 self._written(size)
-                continue
 
-            def done(f: Any, size: int = size) -> None:
-                self._written(size)
-                _ignore_result(f)
+    def _flush_protocol(self) -> None:
+        """Send what the protocol has to send (its frames: the nonce, pongs, a close), in order with the rest."""
+        with self._proto_lock:  # held while queued: two threads' protocol frames keep the protocol's order
+            for data in self.proto.data_to_send():
+                if data:
+                    self._write([data], 0)
+                else:
+                    self._end_output()
 
-            future.add_done_callback(done)
+    def _end_output(self) -> None:
+        """The close frame is out: end the TCP connection once it is written; wait a little for the page's end."""
+        if self._close_at is None:
+            self._close_at = time.monotonic() + CLOSE_GRACE_S
+        with self._write_lock:
+            self._writable = False
+            if self._pending or self._writing:
+                self._pending.append(_EOF)
+                return
+        self._shutdown(socket.SHUT_WR)
+
+    def _shutdown(self, how: int) -> None:
+        """End one or both directions of the connection (any thread), unless its socket is closed already."""
+        with self._write_lock:
+            if not self._sock_closed:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(how)
 
     def _written(self, size: int) -> None:
         with self._buffered_lock:
             self._buffered -= size
 
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the websocket with ``code`` (any thread): a close frame, then the end of the connection."""
+        with self._proto_lock:
+            if self.proto.state is not _OPEN:
+                return
+            self.proto.fail(code, reason)  # a server ends the TCP connection right after its close frame
+        self._flush_protocol()
+        if threading.current_thread() is not self._thread:
+            # The reading thread may wait in recv() with no deadline: end the reading side too.
+            self._shutdown(socket.SHUT_RD)
+
     def _too_slow(self) -> None:
-        if self.ws_connection is not None:
-            log.info("ipybridge: a page reads its direct connection too slowly; its view goes back to the comm")
-            self.close(1013, "the page reads too slowly")
+        log.info("ipybridge: a page reads its direct connection too slowly; its view goes back to the comm")
+        self.abort()
+
+    def abort(self) -> None:
+        """End the connection now, without a close frame (any thread): its view goes back to the comm."""
+        with self._write_lock:
+            self._writable = False
+        self._shutdown(socket.SHUT_RDWR)
 
     def shut(self) -> None:
-        self.endpoint.call_soon(self._shut)
-
-    def _shut(self) -> None:
-        if self.ws_connection is not None:
-            self.close(1000, "closed")
+        self.close(1000, "closed")
 
 
-def _frame(data: bytes) -> bytes:
-    """One binary websocket frame from the server (unmasked, uncompressed) carrying ``data``: tornado's framing."""
-    frame: bytes = _FRAMER._write_frame(True, 0x2, data)
-    return frame
+#: The flag of a send that never blocks (POSIX; None on Windows, where every frame goes to a writing thread).
+_DONTWAIT: int | None = getattr(socket, "MSG_DONTWAIT", None) if hasattr(socket.socket, "sendmsg") else None
 
 
-class _Framer:
-    """Borrows tornado's ``WebSocketProtocol13._write_frame`` to build a frame instead of writing it."""
-
-    FIN = 0x80
-    mask_outgoing = False
-    _wire_bytes_out = 0
-
-    class stream:  # noqa: N801 - the attribute tornado's method writes to
-        @staticmethod
-        def write(frame: bytes) -> bytes:
-            return frame
-
-    def __init__(self) -> None:
-        import tornado.websocket
-
-        self._write_frame = tornado.websocket.WebSocketProtocol13._write_frame.__get__(self)
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether ``sock`` has something to read (or its end) within ``timeout`` seconds."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    return bool(select.select([sock], [], [], timeout)[0])  # Windows
 
 
-_FRAMER = _Framer()
+def _bound_messages(proto: Any, limit: int) -> None:
+    """The most one incoming message may carry from now on (checked on each frame's header)."""
+    if hasattr(proto, "max_message_size"):
+        proto.max_message_size = limit
+    else:  # websockets before 16
+        proto.max_size = limit
 
 
-def _plain_stream(stream: Any) -> bool:
-    """Whether other threads may write frames straight to this stream's socket (plain TCP, not TLS)."""
-    import tornado.iostream
+def _frame_header(size: int) -> bytes:
+    """The header of one final, unmasked binary websocket frame of ``size`` bytes (RFC 6455, 5.2)."""
+    if size < 126:
+        return bytes((0x82, size))
+    if size < 1 << 16:
+        return _FRAME16.pack(0x82, 126, size)
+    return _FRAME64.pack(0x82, 127, size)
 
-    return type(stream) is tornado.iostream.IOStream and getattr(stream, "socket", None) is not None
+
+_FRAME16 = struct.Struct("!BBH")
+_FRAME64 = struct.Struct("!BBQ")
 
 
-def _ignore_result(future: Any) -> None:
-    with contextlib.suppress(BaseException):
-        future.result()
+def _rest(parts: list[Any], sent: int) -> list[Any]:
+    """What is left of ``parts`` once ``sent`` bytes of them went out."""
+    rest = []
+    for part in parts:
+        n = len(part) if not isinstance(part, memoryview) else part.nbytes
+        if sent >= n:
+            sent -= n
+            continue
+        rest.append(memoryview(part)[sent:] if sent else part)
+        sent = 0
+    return rest
 
 
 class _Bulk:
@@ -659,36 +886,6 @@ class _Bulk:
             self._done = True
             self.views = []
             self.conn._written(self.total)
-
-
-class _BulkHandler(_request_handler_base()):  # type: ignore[misc]
-    """``GET /ipybridge/direct/bulk/<key>``: the buffers of one kernel->page message, once."""
-
-    def initialize(self, endpoint: DirectEndpoint) -> None:
-        self.endpoint = endpoint
-
-    async def get(self, key: str) -> None:
-        origin = self.request.headers.get("Origin")
-        bulk = self.endpoint.bulk.pop(key, None) if is_loopback_origin(origin) else None
-        if bulk is None:  # unknown, fetched already, its connection gone, or a page of another site
-            self.endpoint.refused += 1
-            self.set_status(404)
-            return
-        try:
-            _, length = bulk_offsets([v.nbytes for v in bulk.views])
-            if origin is not None:
-                self.set_header("Access-Control-Allow-Origin", origin)
-                self.set_header("Vary", "Origin")
-            self.set_header("Content-Type", "application/octet-stream")
-            self.set_header("Cache-Control", "no-store")
-            self.set_header("Content-Length", str(length))
-            for piece in bulk.slices():
-                self.write(bytes(piece))  # one slice copied at a time, written before the next
-                await self.flush()
-        except Exception:  # the page went away mid-body: it falls back and asks again
-            log.debug("ipybridge: a direct fetch ended early", exc_info=True)
-        finally:
-            bulk.done()
 
 
 # ------------------------------------------------------------------ routes

@@ -144,6 +144,9 @@ def test_zarr_xarray_and_dask_arrays_play_as_imshow_paints_them(jupyter, ui):
         "ValueError: Player plays frames of shape (T, H, W) or (T, H, W, 3|4); this array has shape (10, 3, 64, 64)"
     )
     expect(nb.output(4)).to_contain_text("channels first?")
+    # The error's reply first: a cell sent before it is aborted by the kernel (stop_on_error; its prompt goes
+    # back to [ ], seen once under load).
+    nb.wait_cell_done(4)
     nb.run_cell(5)
     expect(nb.output(5)).to_contain_text("TypeError: Player colours real numbers")
     expect(nb.output(5)).to_contain_text("complex numbers")

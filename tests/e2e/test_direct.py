@@ -180,6 +180,7 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
         f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS,
         PLAYER, "print('player-transport', v.transport)", RELAY, "armed.set()", KERNEL_COUNT, KERNEL_SENT,
         'print("frame", v.frame, "page_frame", v.stats["page_frame"])',
+        'at_play = v.frame\nprint("at_play", at_play)', "v.frame = at_play",
     ]  # fmt: skip
     arm = 9  # the cell that lets slow() print
     nb = jupyter.open(ui, cells, name="direct")
@@ -334,6 +335,8 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
     expect(nb.output(12)).to_have_text(re.compile(rf"frame {at} page_frame {at}"))
 
     # While it plays, Python's `frame` follows the frame painted (from the page's counters, nothing sent back).
+    nb.run_cell(13)
+    expect(nb.output(13)).to_have_text(f"at_play {at}")
     play.click()
     nb.page.wait_for_function(
         "([c, at]) => Number(c.dataset.frame) >= at + 10", arg=[canvas.element_handle(), at], timeout=60_000
@@ -346,6 +349,19 @@ def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None
         followed = int(re.search(r"frame (\d+)", nb.output(12).inner_text())[1])
     assert followed > at, (followed, at)
     assert play.get_attribute("aria-pressed") == "true"  # still playing: not a sync on pause
+    # Python seeks back to where Play started, which is still the model's value in a page that has not synced
+    # `frame` since: it must seek all the same, and play on from there (a jump back to exactly that frame;
+    # looping around would come back to it only through frame 0).
+    assert at > 0
+    canvas.evaluate(
+        """c => { c.__jumps = []; let prev = Number(c.dataset.frame);
+                  new MutationObserver(() => { const f = Number(c.dataset.frame);
+                    if (f < prev) c.__jumps.push(f); prev = f; }).observe(c, {attributes: true}); }"""
+    )
+    nb.run_cell(14)
+    canvas.evaluate("(c, at) => new Promise((ok, no) => { const t0 = Date.now(); const poll = () => "
+                    "c.__jumps.includes(at) ? ok() : Date.now() - t0 > 15000 ? no(new Error('no seek: ' + "
+                    "c.__jumps)) : setTimeout(poll, 20); poll(); })", at)  # fmt: skip
 
     # Its socket dies mid-playback: it goes on playing over the comm (lost frame requests are asked again).
     nb.page.evaluate(f"{ipb_sockets}.filter(s => s.readyState === 1).forEach(s => s.close())")

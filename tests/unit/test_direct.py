@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import hmac
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -991,3 +993,189 @@ def test_a_page_that_does_not_fetch_gets_big_answers_inline_and_unfetched_ones_g
         assert (await fetch_bulk(endpoint, key)).code == 404  # gone with its connection
 
     run(unfetched())
+
+
+# --------------------------------------------------------------- the socket layer
+class RawClient:
+    """A websocket client on a plain socket, with the ``websockets`` library's sans-I/O client protocol: it sends
+    what browsers may but tornado's client does not (fragmented messages, nothing at all, no handshake)."""
+
+    def __init__(self, endpoint: DirectEndpoint) -> None:
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        self.sock = socket.create_connection(("127.0.0.1", endpoint.port), timeout=10)
+        self.proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{endpoint.port}{_direct.PATH}"), max_size=None)
+        self.proto.send_request(self.proto.connect())
+        self.flush()
+        self.events: list[Any] = []
+        response = self.next_event()
+        assert response.status_code == 101, response
+        self.nonce = json.loads(self.next_event().data)["nonce"]
+
+    def flush(self) -> None:
+        for data in self.proto.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def next_event(self) -> Any:
+        """The next response or frame from the endpoint; None when the connection ended."""
+        while not self.events:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                self.proto.receive_eof()
+                return None
+            self.proto.receive_data(data)
+            self.events += self.proto.events_received()
+            self.flush()
+        return self.events.pop(0)
+
+    def send_fragments(self, pieces: list[bytes], text: bool = False) -> None:
+        first, *rest = pieces
+        (self.proto.send_text if text else self.proto.send_binary)(first, fin=not rest)
+        for i, piece in enumerate(rest):
+            self.proto.send_continuation(piece, fin=i == len(rest) - 1)
+        self.flush()
+
+
+def test_fragmented_messages_are_joined_and_bounded_as_a_whole(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 6455 lets a client split a message into frames: the endpoint joins them, and the bound on one message
+    (FRAME_BYTES) holds for the whole message, not per frame."""
+    ran: list[int] = []
+    core.expose(lambda data: ran.append(len(data)) or len(data), "sink")
+    monkeypatch.setattr(_direct, "FRAME_BYTES", 64 << 10)
+    client = RawClient(endpoint)
+    hello_text = hello(endpoint).encode()
+    client.send_fragments([hello_text[:10], hello_text[10:20], hello_text[20:]], text=True)
+    ready = unpack(client.next_event().data)[0]["msgs"][0]
+    assert is_marker(ready, "direct"), ready
+    client.send_fragments([pack(*envelope({"type": "transport", "transport": "direct"}))])
+    message = pack(*envelope(call_item(1, "sink", b"x" * 40_000)))
+    client.send_fragments([message[:7], message[7:30_000], message[30_000:]])
+    answer = unpack(client.next_event().data)[0]["msgs"][0]
+    assert (answer["id"], answer["value"]) == (1, 40_000)
+    # 3 x 30 kB frames: each under the bound, the message over it
+    too_big = pack(*envelope(call_item(2, "sink", b"y" * 90_000)))
+    client.send_fragments([too_big[:30_000], too_big[30_000:60_000], too_big[60_000:]])
+    close = client.next_event()
+    assert close.opcode.name == "CLOSE", close
+    assert int.from_bytes(close.data[:2], "big") == 1009, close  # message too big
+    assert client.next_event() is None
+    assert ran == [40_000]
+    page.wait_for(lambda i: is_marker(i, "comm"))
+
+
+def test_answers_of_every_frame_length_class_arrive_whole(endpoint: DirectEndpoint, core: BridgeCore) -> None:
+    """The kernel frames its messages itself: 7-bit, 16-bit and 64-bit payload lengths (RFC 6455, 5.2)."""
+    sizes = [0, 1, 125, 126, 127, 65_535, 65_536, 65_537, 3 << 20]
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint, use=False)
+        conn = core.direct._conns[ws.conn]
+        for n in sizes:
+            conn.send_packed(bytes([n % 251]) * n)
+        for n in sizes:
+            assert await ws.read_message() == bytes([n % 251]) * n, n
+        ws.close()
+
+    run(scenario())
+
+
+def test_sockets_that_never_finish_a_handshake_are_closed_and_bounded(
+    endpoint: DirectEndpoint, core: BridgeCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_direct, "AUTH_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(_direct, "MAX_HANDSHAKES", 2)
+    silent = [socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) for _ in range(2)]
+    for _ in range(500):  # both accepted (bounded wait)
+        if endpoint.handshakes == 2:
+            break
+        time.sleep(0.01)
+    extra = socket.create_connection(("127.0.0.1", endpoint.port), timeout=10)
+    started = time.monotonic()
+    assert extra.recv(10) == b""  # over the bound: closed at once
+    assert time.monotonic() - started < 0.5
+    for sock in silent:
+        assert sock.recv(10) == b""  # closed at the deadline, without a word
+        sock.close()
+    extra.close()
+    # Trickling the request a byte at a time does not move the deadline (it is the accept's, not per read).
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # closed while trickling
+            for byte in b"GET /ipybridge/direct HTTP/1.1\r\nHost: 127.0.0.1\r\n" * 10:
+                sock.send(bytes([byte]))
+                time.sleep(0.02)
+                if time.monotonic() - started > 3:
+                    break
+        assert sock.recv(10) == b""
+        assert time.monotonic() - started < 2
+    for request in [b"POST /ipybridge/direct HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01 not http\r\n\r\n"]:
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
+            sock.sendall(request)
+            assert not sock.recv(1 << 16).startswith(b"HTTP/1.1 101")
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
+        sock.sendall(b"GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(1 << 16).startswith(b"HTTP/1.1 404")
+    for _ in range(500):
+        if endpoint.handshakes == 0:
+            break
+        time.sleep(0.01)
+    assert endpoint.handshakes == 0
+
+    async def still_served() -> None:
+        ws = await authenticated(endpoint)
+        ws.close()
+
+    run(still_served())
+
+
+def test_stopping_the_endpoint_ends_its_connections_and_their_views_go_back_to_the_comm(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    before = set(threading.enumerate())
+
+    def ours() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t not in before and t.name.startswith("ipybridge-direct")]
+
+    async def scenario() -> Any:
+        ws = await authenticated(endpoint)
+        page.wait_for(lambda i: is_marker(i, "direct"))
+        assert ours()  # the connection's thread
+        endpoint.stop()
+        return await ws.read_message()
+
+    assert run(scenario()) is None
+    page.wait_for(lambda i: is_marker(i, "comm"))
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", endpoint.port), timeout=2)
+    for _ in range(500):  # its connection's threads ended (bounded wait)
+        if not ours():
+            break
+        time.sleep(0.01)
+    assert not ours()
+
+
+def test_without_a_send_that_never_blocks_every_frame_goes_through_the_writing_thread(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows sockets have no MSG_DONTWAIT (nor poll): the same calls, big answers and deadlines work there."""
+    monkeypatch.setattr(_direct, "_DONTWAIT", None)
+    monkeypatch.delattr(_direct.select, "poll", raising=False)
+    monkeypatch.setattr(_direct, "AUTH_TIMEOUT_S", 0.5)
+    core.expose(lambda n: b"z" * n, "blob")
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        for ident, n in enumerate([10, 5 << 20, 0, 70_000], start=1):
+            await ws.write_message(pack(*envelope(call_item(ident, "blob", n))), binary=True)
+        got = await answers(ws, 4)
+        assert sorted(got) == [1, 2, 3, 4]
+        assert all(item["type"] == "result" for item in got.values()), got
+        silent = await connect(endpoint)  # the authentication deadline still holds
+        assert await silent.read_message() is None
+        ws.close()
+
+    run(scenario())

@@ -339,3 +339,42 @@ def test_frame_follows_the_page_while_playing_without_a_message_back():
     p.frame = 3  # a seek from Python still goes to the page
     assert any(m.get("state", {}).get("frame") == 3 for m in sent)
     p.close()
+
+
+def test_a_report_made_before_the_page_saw_a_python_seek_is_not_followed():
+    """``p.frame = 3`` while playing over the direct transport: a stats report the page made before that seek
+    reached it (it painted frame 15 then) must not set ``frame`` back to 15; one made after it is followed."""
+    import ipybridge
+
+    p = ipybridge.Player(np.zeros((20, 4, 6, 3), dtype=np.uint8))
+    sent = []
+    p._send = lambda msg, buffers=None: sent.append(msg)
+    if getattr(p.comm, "kernel", True) is None:
+        p.comm.kernel = object()
+    core = p._player_core
+
+    def stats(frame, seq):
+        core.receive(*envelope({"type": "player_stats", "stats": {"frame": frame, "seq": seq}}, view="v-seek"))
+
+    p.playing = True
+    stats(10, 0)
+    assert p.frame == 10
+    sent.clear()
+    p.frame = 3  # Python seeks
+    states = [m.get("state", {}) for m in sent]
+    frame_at = next(i for i, s in enumerate(states) if s.get("frame") == 3)
+    seq_at = next(i for i, s in enumerate(states) if "_frame_seq" in s)
+    assert frame_at < seq_at  # the page has the frame by the time it reports the new seq
+    seq = states[seq_at]["_frame_seq"]
+    assert seq == 1
+    stats(15, 0)  # painted before the page saw the seek
+    assert p.frame == 3
+    stats(5, seq)  # after it
+    assert p.frame == 5
+    sent.clear()
+    p.frame = 5  # no change: no seek, the seq stays (the page could never report a seq it is not sent)
+    assert p._frame_seq == seq
+    assert not sent
+    stats(6, seq)
+    assert p.frame == 6
+    p.close()

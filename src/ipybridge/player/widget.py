@@ -129,8 +129,9 @@ class PlayerCore(BridgeCore):
         super().__init__(send, name=name, **kwargs)
         self.source: FrameSource | None = None
         self.on_length: Callable[[int], None] | None = None
-        #: Told the frame the page painted last, as its ``player_stats`` report it (every second while playing).
-        self.on_page_frame: Callable[[int], None] | None = None
+        #: Told the frame the page painted last and the page's ``_frame_seq``, as its ``player_stats`` report
+        #: them (every second while playing; the seq is None from a page that does not send it).
+        self.on_page_frame: Callable[[int, int | None], None] | None = None
         self._encoder = _runtime.SerialWorker(f"{name}-encoder")
         self._pending: set[tuple[str, int]] = set()
         # Requests whose frame the source started ahead of need (sources with prefetch/cancel), by key.
@@ -174,7 +175,7 @@ class PlayerCore(BridgeCore):
                 }
                 shown = _int(stats.get("frame"))
                 if shown is not None and shown >= 0 and self.on_page_frame is not None:
-                    self.on_page_frame(shown)
+                    self.on_page_frame(shown, _int(stats.get("seq")))
 
     def _request(self, view: str, data: dict[str, Any]) -> None:
         ident = data.get("id") if is_valid_id(data.get("id")) else None  # as for every request: [0, 2**53)
@@ -487,6 +488,9 @@ class Player(BridgeWidget):
     title = traitlets.Unicode("", help="shown above the frames (xarray: variable and units)").tag(sync=True)
     _colorbar = traitlets.Bytes(b"", help="PNG of the colour bar, or empty").tag(sync=True)
     _base_fps = traitlets.Float(30.0).tag(sync=True)
+    #: Python's seeks (``frame`` set from Python, not from the page) so far, synced after each one: the page
+    #: sends it back in its stats, so a report made before the page saw a seek is not followed.
+    _frame_seq = traitlets.Int(0).tag(sync=True)
     _generation = traitlets.Int(0).tag(sync=True)
     #: The frame drawn for the output's static picture (PNG), sent with the widget's state so that a
     #: view paints it at once instead of asking the kernel to draw it again (see _repr_mimebundle_).
@@ -586,7 +590,23 @@ class Player(BridgeWidget):
         with lock:
             super().set_state(sync_data)
 
-    def _follow_page_frame(self, shown: int) -> None:
+    #: Python's seeks counted as they are validated, before ``frame`` changes (``_frame_seq`` follows it once
+    #: the change is sent): a page report read meanwhile on another thread is already seen as older.
+    _seeks = 0
+
+    @traitlets.validate("frame")
+    def _valid_frame(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value != self.frame and "frame" not in self._property_lock:  # Python's own seek
+            self._seeks += 1
+        return value
+
+    @traitlets.observe("frame")
+    def _sent_seek(self, change: Any) -> None:
+        if self._frame_seq != self._seeks:
+            self._frame_seq = self._seeks  # after the frame: the page reports this seq once it has the frame
+
+    def _follow_page_frame(self, shown: int, seq: int | None = None) -> None:
         """While playing, ``frame`` follows the frame the page painted (its stats, every second), without a
         message back: the page plays over the direct transport without syncing ``frame`` (docs/player.md),
         yet ``p.frame`` and ``observe(..., "frame")`` follow playback within a second, as on the comm.
@@ -600,6 +620,8 @@ class Player(BridgeWidget):
         try:
             if not self.playing or self.frame == shown or (self.frames is not None and shown >= self.frames):
                 return
+            if seq is not None and seq != self._seeks:
+                return  # painted before the page saw Python's last seek: the next report will be after it
             with self._lock_property(frame=shown):  # the page painted it: nothing to send back
                 self.frame = shown
         finally:

@@ -2126,8 +2126,18 @@ ${trace}` : header;
       late_waiting: lateWaiting,
       late_decoding: lateDecoding,
       inflight: inflight.size,
-      frame: shown
+      frame: shown,
+      seq: model.get("_frame_seq") ?? 0
+      // the kernel follows `frame` only from reports made after its last seek
     };
+    if (playing && client.transport === "direct" && shown >= 0 && model.get("frame") !== shown) {
+      ownChange = true;
+      try {
+        model.set("frame", shown);
+      } finally {
+        ownChange = false;
+      }
+    }
     client._post({ type: "player_stats", stats });
   }
   first.onclick = () => {
