@@ -224,14 +224,20 @@ SCREEN_COUNT_JS = """([selector, nth, ms]) => new Promise((resolve) => {
              readout: parseFloat(readout)}); }, ms);
 })"""
 
+#: Pause between first-frame samples (ms).
+SETTLE_MS = 1500
+
+#: From the Shift+Enter keydown that runs the cell (the user's Run; what the test driver does before
+#: it, selecting the cell, is not counted) to the first frame painted on the canvas.
 TTFF_ANY_JS = """([selector, nth]) => { window.__ttff = new Promise((resolve) => {
-  const t0 = performance.now();
-  let appeared = 0;
+  let t0 = 0, appeared = 0;
+  const onKey = (event) => { if (event.key === "Enter" && event.shiftKey && !t0) t0 = performance.now(); };
+  window.addEventListener("keydown", onKey, true);
   const check = () => {
     const canvas = document.querySelectorAll(selector)[nth];
     if (canvas && !appeared) appeared = performance.now();
-    if (canvas && canvas.dataset.frame === "0") { obs.disconnect(); const now = performance.now();
-      resolve({from_run_ms: now - t0, from_output_ms: now - appeared}); }
+    if (canvas && canvas.dataset.frame === "0") { obs.disconnect(); window.removeEventListener("keydown", onKey, true);
+      const now = performance.now(); resolve({from_run_ms: now - t0, from_output_ms: now - appeared}); }
   };
   const obs = new MutationObserver(check);
   obs.observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["data-frame"]});
@@ -266,6 +272,11 @@ def startup_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any
         nb.run_cell(cell)
         times.setdefault(key, []).append(nb.page.evaluate("window.__ttff"))
         seen[kind] += 1
+        # Each sample starts settled, as a user's next Run does: what a viewer does after its first frame
+        # (the Player asks for the frames around it and opens its direct connection) is not charged to the
+        # next sample, which is the other viewer's. A measurement condition, not a synchronisation.
+        nb.wait_cell_done(cell)
+        nb.page.wait_for_timeout(SETTLE_MS)
     out: dict[str, Any] = {"first_frame": {}}
     for key, samples in times.items():
         # the first sample of each kind also loads its ES module: report it apart
@@ -273,6 +284,7 @@ def startup_section(jupyter: Jupyter, args: argparse.Namespace) -> dict[str, Any
         out["first_frame"][key] = {
             "from_run_ms": statistics.median(x["from_run_ms"] for x in rest),
             "from_output_ms": statistics.median(x["from_output_ms"] for x in rest),
+            "best_from_run_ms": min(x["from_run_ms"] for x in rest),  # the least disturbed by a loaded machine
             "cold_from_run_ms": samples[0]["from_run_ms"],
             "samples": samples,
         }
@@ -307,7 +319,8 @@ def report_startup(results: dict[str, Any]) -> None:
         p, v = s["first_frame"][f"player_{n}"], s["first_frame"][f"seed_{n}"]
         print(f"  {n:>5} frames: Player {p['from_run_ms']:6.0f} ({p['from_output_ms']:.0f} after the output appears)"
               f"   seed-style viewer {v['from_run_ms']:6.0f} ({v['from_output_ms']:.0f})"
-              f"   ratio {p['from_run_ms'] / max(v['from_run_ms'], 1e-9):.2f}")  # fmt: skip
+              f"   ratio {p['from_run_ms'] / max(v['from_run_ms'], 1e-9):.2f}"
+              f"   best: {p['best_from_run_ms']:.0f} vs {v['best_from_run_ms']:.0f}")  # fmt: skip
     print("\nReference animation, counted in the page over each window (median):")
     print(f"  {'asked':>6} {'drawn fps':>10} {'displayed fps':>14} {'readout':>8} "
           f"{'stats displayed_fps':>20} {'dropped':>8}")  # fmt: skip

@@ -1,5 +1,6 @@
 // The Player's pure logic: frame order under the loop modes, which frames to
-// fetch next, the byte-bounded frame cache and the displayed-fps meter.
+// fetch next, the byte-bounded frame cache, the displayed-fps meter and the
+// reader of the kernel's own PNGs.
 // No DOM, no kernel: node tests drive these directly (tests/js/player.test.mjs).
 
 /** @typedef {"loop"|"once"|"reflect"} LoopMode */
@@ -292,4 +293,89 @@ export class FrameClock {
   advance(now) {
     this.next = Math.max(this.next + this.interval, now + this.interval * 0.5);
   }
+}
+
+/**
+ * Inflate zlib-format `bytes` with DecompressionStream, read through a stream reader: the data is
+ * there from the start, so this finishes in microtasks of the current task (no task of its own to
+ * wait for behind a busy page's other work, as an image decoder's answer does).
+ * @param {Uint8Array} bytes @param {number} expected the inflated size @returns {Promise<Uint8Array>}
+ */
+export async function inflateHere(bytes, expected) {
+  const stream = new DecompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  writer.write(/** @type {any} */ (bytes)).catch(() => {}); // a failure rejects the read below
+  writer.close().catch(() => {});
+  const reader = stream.readable.getReader();
+  const out = new Uint8Array(expected);
+  let at = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (at + value.byteLength > expected) {
+      reader.cancel().catch(() => {});
+      throw new Error("more pixel data than the PNG's size");
+    }
+    out.set(value, at);
+    at += value.byteLength;
+  }
+  if (at !== expected) throw new Error(`${at} bytes of pixel data for ${expected}`);
+  return out;
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * The pixels of an 8-bit RGBA PNG with filter 0 ("none") on every row, no interlace and no chunk
+ * but IHDR, IDAT and IEND: what codecs.fast_png writes, whose pixels are its deflated rows. Null
+ * for any other PNG (another colour type or bit depth, colour chunks such as gAMA or iCCP that a
+ * browser's decoder applies, a malformed file): the browser's decoder is for those. The promise
+ * rejects when the pixel data is not what the header says (or a row uses another filter).
+ * @param {Uint8Array} bytes
+ * @returns {Promise<{width: number, height: number, rgba: Uint8ClampedArray<ArrayBuffer>}> | null}
+ */
+export function readPlainPng(bytes) {
+  if (typeof DecompressionStream === "undefined" || bytes.byteLength < 45) return null;
+  if (PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = (/** @type {number} */ at) => String.fromCharCode(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]);
+  if (view.getUint32(8) !== 13 || type(12) !== "IHDR") return null;
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  // 8 bits, RGBA, deflate, filter method 0, no interlace
+  if (bytes[24] !== 8 || bytes[25] !== 6 || bytes[26] || bytes[27] || bytes[28] || !width || !height) return null;
+  if (width * height > 1 << 28) return null;
+  /** @type {Uint8Array[]} */
+  const data = [];
+  let at = 33;
+  for (;;) {
+    if (at + 12 > bytes.byteLength) return null;
+    const length = view.getUint32(at);
+    const name = type(at + 4);
+    if (at + 12 + length > bytes.byteLength) return null;
+    if (name === "IEND") break;
+    if (name !== "IDAT") return null;
+    data.push(bytes.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  if (!data.length) return null;
+  let body = data[0];
+  if (data.length > 1) {
+    body = new Uint8Array(data.reduce((n, d) => n + d.byteLength, 0));
+    let to = 0;
+    for (const d of data) {
+      body.set(d, to);
+      to += d.byteLength;
+    }
+  }
+  const stride = width * 4;
+  return inflateHere(body, height * (stride + 1)).then((rows) => {
+    const rgba = new Uint8ClampedArray(height * stride);
+    for (let y = 0; y < height; y++) {
+      const start = y * (stride + 1);
+      if (rows[start] !== 0) throw new Error(`PNG row ${y} uses filter ${rows[start]}`);
+      rgba.set(rows.subarray(start + 1, start + 1 + stride), y * stride);
+    }
+    return { width, height, rgba };
+  });
 }

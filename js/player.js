@@ -8,7 +8,7 @@
 // docs/player.md.
 
 import { BridgeClient } from "./protocol.js";
-import { FrameCache, FrameClock, ScreenCounter, framesToRequest, nextFrame, stepTarget, upcomingFrames } from "./player-logic.js";
+import { FrameCache, FrameClock, ScreenCounter, framesToRequest, nextFrame, readPlainPng, stepTarget, upcomingFrames } from "./player-logic.js";
 
 /** Requests out at once: enough to cover the round trip plus the kernel's batching hold ... */
 const MAX_INFLIGHT = 16;
@@ -134,6 +134,26 @@ async function decodeFrame(frame) {
   return createImageBitmap(new Blob([/** @type {BlobPart} */ (frame.bytes)], { type }));
 }
 
+/**
+ * An 8-bit RGBA PNG with filter 0 on every row and no colour chunks (as codecs.fast_png writes the
+ * kernel's frames) decoded here, within the current task (see readPlainPng); null for any other PNG.
+ * @param {Uint8Array} bytes @returns {Promise<ImageData> | null}
+ */
+function decodePlainPng(bytes) {
+  const read = readPlainPng(bytes);
+  return read && read.then(({ width, height, rgba }) => new ImageData(rgba, width, height));
+}
+
+/**
+ * The poster, decoded for the first paint: a PNG the kernel wrote is inflated here (see
+ * decodePlainPng), any other frame as usual; a PNG the page cannot read so goes to the browser.
+ * @param {EncodedFrame} frame @returns {Promise<DecodedFrame>}
+ */
+function decodePoster(frame) {
+  const plain = frame.codec === "png" ? decodePlainPng(frame.bytes) : null;
+  return plain ? plain.catch(() => decodeFrame(frame)) : decodeFrame(frame);
+}
+
 /** @param {DecodedFrame} frame */
 function decodedBytes(frame) {
   return "indices" in frame ? frame.indices.byteLength + 1024 : frame.width * frame.height * 4;
@@ -141,6 +161,73 @@ function decodedBytes(frame) {
 
 /** Device pixels per CSS pixel: frames are drawn at this scale, so the picture is crisp on HiDPI screens. */
 const pageScale = () => Math.min(8, Math.max(0.25, window.devicePixelRatio || 1));
+
+/**
+ * The poster (the frame the kernel drew for the output's static picture, in the widget's state) as the
+ * page's cache keeps a frame, or null when there is none or it does not fit a page at `scale`.
+ * @param {any} model @param {number} scale
+ * @returns {{poster: any, index: number, gen: number, encoded: EncodedFrame} | null}
+ */
+function posterOf(model, scale) {
+  const poster = model.get("_poster");
+  if (!poster || !poster.byteLength) return null;
+  // A figure's poster is drawn at its dpi: a HiDPI page asks for its own, crisp, frame.
+  if (scale !== 1 && !model.get("_poster_any_scale")) return null;
+  const bytes = bytesOf(poster);
+  const codec = String(model.get("_poster_codec") || "png");
+  let width = 0;
+  let height = 0;
+  if (codec === "png") {
+    if (bytes.byteLength < 24) return null;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, 24); // PNG signature, then IHDR: width, height
+    width = header.getUint32(16);
+    height = header.getUint32(20);
+  } else {
+    [width, height] = model.get("_poster_size") ?? [0, 0];
+  }
+  if (!(width > 0 && height > 0)) return null;
+  return { poster, index: model.get("_poster_frame"), gen: model.get("_poster_gen") ?? 0, encoded: { codec, width, height, bytes } };
+}
+
+/**
+ * Posters whose decoding began as they reached the model, before its view exists (the page is then
+ * busy creating the output and the view: the image decoder works meanwhile), by the state's poster
+ * object (anywidget hands each call its own proxy of the model). The first view takes it.
+ * @type {WeakMap<object, {scale: number, frame: Promise<DecodedFrame>, image?: DecodedFrame}>}
+ */
+const earlyPosters = new WeakMap();
+
+/** @param {object | null} poster */
+function dropEarlyPoster(poster) {
+  const early = poster && earlyPosters.get(poster);
+  if (!poster || !early) return;
+  earlyPosters.delete(poster);
+  early.frame.then((f) => f instanceof ImageBitmap && f.close(), () => {});
+}
+
+/** anywidget calls this once per model, when the model is created. @param {{model: any}} ctx */
+function initialize({ model }) {
+  /** @type {object | null} */
+  let current = null;
+  const onPoster = () => {
+    dropEarlyPoster(current);
+    current = null;
+    const scale = pageScale();
+    const found = posterOf(model, scale);
+    if (!found) return;
+    /** @type {{scale: number, frame: Promise<DecodedFrame>, image?: DecodedFrame}} */
+    const early = { scale, frame: decodePoster(found.encoded) };
+    early.frame.then((image) => (early.image = image), () => {}); // the view decodes it again and shows the error
+    current = found.poster;
+    earlyPosters.set(found.poster, early);
+  };
+  onPoster();
+  model.on("change:_poster", onPoster);
+  return () => {
+    model.off("change:_poster", onPoster);
+    dropEarlyPoster(current);
+  };
+}
 
 /** @param {string} text */
 const stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
@@ -238,6 +325,7 @@ function render({ model, el }) {
   let ownChange = false; // model changes made by this view, not to be handled as Python's
   let scale = pageScale(); // device pixels per CSS pixel asked of the kernel
   let frameScale = 1; // device pixels per CSS pixel of the frames received (1 for a video's)
+  let posterPending = false; // the poster is in the cache, not painted yet: no other frame asked for meanwhile
 
   /** The length learnt from the kernel before the `frames` trait arrives (a generator that ran out). */
   let learntLength = /** @type {number|null} */ (null);
@@ -328,29 +416,35 @@ function render({ model, el }) {
 
   /**
    * The frame the kernel drew for the output's static picture arrives with the widget's state:
-   * put it in the cache, so the first paint needs neither a request nor a second draw.
+   * put it in the cache, so the first paint needs neither a request nor a second draw. It was
+   * usually decoded already, as it reached the model (initialize). Until it is painted no other
+   * frame is asked for: the kernel would draw them while the page decodes and paints this one.
    */
   function usePoster() {
-    const poster = model.get("_poster");
-    const index = model.get("_poster_frame");
-    if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
-    // A figure's poster is drawn at its dpi: a HiDPI page asks for its own, crisp, frame.
-    if (scale !== 1 && !model.get("_poster_any_scale")) return;
-    if ((model.get("_poster_gen") ?? 0) !== generation || cache.has(index)) return;
-    const bytes = bytesOf(poster);
-    const codec = String(model.get("_poster_codec") || "png");
-    if (codec === "png") {
-      if (bytes.byteLength < 24) return;
-      const header = new DataView(bytes.buffer, bytes.byteOffset, 24); // PNG signature, then IHDR: width, height
-      cache.set(index, { codec, width: header.getUint32(16), height: header.getUint32(20), bytes });
-    } else {
-      const [width, height] = model.get("_poster_size") ?? [0, 0];
-      if (!(width > 0 && height > 0)) return;
-      cache.set(index, { codec, width, height, bytes });
-    }
+    const found = posterOf(model, scale);
+    if (!found || found.index !== target || shown >= 0) return;
+    if (found.gen !== generation || cache.has(found.index)) return;
+    cache.set(found.index, found.encoded);
     const label = model.get("_poster_label");
-    if (label) labels.set(index, String(label));
+    if (label) labels.set(found.index, String(label));
+    posterPending = true;
+    const early = earlyPosters.get(found.poster);
+    if (early?.scale === scale) earlyPosters.delete(found.poster); // this view's now (it closes it when evicted)
+    if (early?.scale === scale && early.image) {
+      decoded.set(found.index, early.image);
+      paintPoster(found.index);
+    } else {
+      startDecode(found.index, found.encoded, early?.scale === scale ? early.frame : decodePoster(found.encoded));
+    }
     schedule();
+  }
+
+  /** The poster is here: paint it now, not at the next display refresh (it is the frame to show). @param {number} index */
+  function paintPoster(index) {
+    if (!posterPending || playing || disposed || index !== target || shown === target) return;
+    paint(index);
+    // The refresh that shows it counts it displayed (painted outside one, it would count as dropped).
+    if (!refreshId) refreshId = requestAnimationFrame(onRefresh);
   }
 
   // -------------------------------------------------------------- pipeline
@@ -391,7 +485,9 @@ function render({ model, el }) {
         missing.push(index);
       }
     }
-    if (!client.closed) {
+    // Paused on the poster: the neighbours are asked for once it is on screen.
+    const holding = posterPending && !playing && !missing.includes(target);
+    if (!client.closed && !holding) {
       const asked = framesToRequest(missing, inflight.size, inflightLimit(), playing, target);
       for (const index of asked) request(index, index === target);
       // The counters ride along with the requests (one message); see STATS_EVERY_MS.
@@ -412,20 +508,25 @@ function render({ model, el }) {
     }, BUFFERING_AFTER_MS);
   }
 
-  /** @param {number} index @param {EncodedFrame} encoded */
-  function startDecode(index, encoded) {
+  /** @param {number} index @param {EncodedFrame} encoded @param {Promise<DecodedFrame>} [started] its decode, if begun */
+  function startDecode(index, encoded, started) {
     decoding.add(index);
     const gen = generation;
-    decodeFrame(encoded).then(
+    (started ?? decodeFrame(encoded)).then(
       (image) => {
         decoding.delete(index);
-        if (disposed || gen !== generation) return;
+        if (disposed || gen !== generation) {
+          if (image instanceof ImageBitmap) image.close();
+          return;
+        }
         decoded.set(index, image);
+        paintPoster(index);
         schedule();
       },
       (error) => {
         decoding.delete(index);
         cache.delete(index);
+        posterPending = false;
         if (gen !== generation) return;
         const info = { ename: error?.name ?? "Error", evalue: `the page could not decode frame ${index}: ${error?.message ?? error}`, traceback: [] };
         failed.set(index, info);
@@ -445,6 +546,7 @@ function render({ model, el }) {
     cache.clear();
     decoded.clear();
     failed.clear();
+    posterPending = false;
     if (!playing) shown = -1; // repaint the current frame
     schedule();
   }
@@ -487,6 +589,10 @@ function render({ model, el }) {
     else ctx.drawImage(image, 0, 0); // "copy": replaces the canvas, no blending, earlier draws dropped
     shown = index;
     canvas.dataset.frame = String(index);
+    if (posterPending) {
+      posterPending = false; // on screen: now the frames around it
+      schedule();
+    }
     const now = performance.now();
     screen.drew(now);
     lateSince = 0;
@@ -891,4 +997,4 @@ function render({ model, el }) {
   };
 }
 
-export default { render };
+export default { initialize, render };

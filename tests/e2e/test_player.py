@@ -175,7 +175,11 @@ def test_controls_keyboard_python_methods_and_saved_fallback(jupyter, ui):
     deadline = time.monotonic() + 30
     outputs: list = []
     while time.monotonic() < deadline:
-        saved = json.loads(nb.path.read_text())
+        try:
+            saved = json.loads(nb.path.read_text())
+        except json.JSONDecodeError:  # read while the server was writing it
+            nb.page.wait_for_timeout(200)  # polling the file, bounded by the deadline
+            continue
         outputs = saved["cells"][0].get("outputs", [])
         if any("image/png" in o.get("data", {}) for o in outputs):
             break

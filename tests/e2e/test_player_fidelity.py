@@ -183,3 +183,78 @@ def check_ui(jupyter, ui: str) -> None:
 
 def test_players_paint_matplotlibs_frames_at_ratio_2(jupyter, ui):
     check_ui(jupyter, ui)
+
+
+# The first frame a displayed Player paints is its poster: the frame the kernel drew for the output's
+# static picture, sent with the widget's state and decoded by the page itself (docs/player.md, "First
+# frame"). At devicePixelRatio 1 it must be matplotlib's frame 0 too, painted as the view renders.
+POSTER_CASES = ["wave_blit_init", "random_walk_reset_in_init", "decaying_trace_3d", "imshow_and_pcolormesh",
+                "pyplot_text_blit", "bayes_update"]  # fmt: skip
+
+POSTER_REFERENCES = f"""
+import hashlib, json, warnings
+import matplotlib.pyplot as plt
+POSTER_CASES = {POSTER_CASES!r}
+sha = {{}}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
+    for name in POSTER_CASES:
+        entry = ZOO[name]
+        grab = window_frames if entry.reference == "window" else reference_frames
+        sha[name] = hashlib.sha256(grab(lambda: as_animation(entry.make()), 1, 1.0)[0].tobytes()).hexdigest()
+plt.close("all")
+print(json.dumps(sha))
+"""
+
+POSTER_PLAYERS = """
+import ipybridge
+from IPython.display import display
+posters = [player_of(ZOO[name], ipybridge.Player) for name in POSTER_CASES]
+for p in posters:
+    display(p)
+"""
+
+#: Every Player canvas the page shows: its pixels when it first shows frame 0, and whether frame 0 was
+#: already painted when the canvas was first seen (the poster, painted as the view renders).
+FIRST_PAINTS = """
+() => {
+  window.__first = [];
+  const seen = new Set();
+  const look = () => {
+    for (const canvas of document.querySelectorAll(".ipybridge-player canvas")) {
+      const first = !seen.has(canvas);
+      seen.add(canvas);
+      if (canvas.__recorded || canvas.dataset.frame !== "0") continue;
+      canvas.__recorded = true;
+      const entry = { atOnce: first, sha: null };
+      window.__first.push(entry);
+      const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+      crypto.subtle.digest("SHA-256", pixels).then((d) => {
+        entry.sha = Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+      });
+    }
+  };
+  new MutationObserver(look).observe(document.body, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["data-frame"],
+  });
+}
+"""
+
+
+def test_the_first_frame_is_the_poster_and_matplotlibs_frame_0(jupyter, ui):
+    nb = jupyter.open(ui, [SETUP, POSTER_REFERENCES, POSTER_PLAYERS], name="poster")
+    for cell in range(2):
+        nb.run_cell(cell)
+        nb.wait_cell_done(cell)
+    want = json.loads(nb.output(1).inner_text())
+    nb.page.evaluate(FIRST_PAINTS)
+    nb.run_cell(2)
+    nb.wait_cell_done(2)
+    expect(nb.output(2).locator(".ipybridge-player canvas")).to_have_count(len(POSTER_CASES))
+    nb.page.wait_for_function(
+        "n => window.__first.length === n && window.__first.every(e => e.sha)", arg=len(POSTER_CASES)
+    )
+    first = nb.page.evaluate("window.__first")
+    assert [e["atOnce"] for e in first] == [True] * len(POSTER_CASES), first
+    wrong = [name for name, e in zip(POSTER_CASES, first, strict=True) if e["sha"] != want[name]]
+    assert not wrong, f"first frames differ from matplotlib's frame 0: {wrong}"

@@ -539,6 +539,12 @@ class Player(BridgeWidget):
         if colorbar and not isinstance(frame_source, ArraySource):
             raise TypeError("colorbar=True goes with an array of scalar data; a figure draws its own colorbar")
         chosen_fps = float(default_fps if fps is None else fps)
+        # Everything the page needs is in the state the comm opens with: no update message follows.
+        known: dict[str, Any] = {"frames": frame_source.length}
+        if isinstance(frame_source, ArraySource):
+            known["title"] = frame_source.title or ""
+            if colorbar:
+                known["_colorbar"] = colorbar_png(frame_source)
         super().__init__(
             fps=chosen_fps,
             _base_fps=chosen_fps if chosen_fps > 0 else 30.0,
@@ -546,14 +552,9 @@ class Player(BridgeWidget):
             codec=codec,
             quality=quality,
             cache_mb=cache_mb,
-            **kwargs,
+            **{**known, **kwargs},
         )
-        self.frames = frame_source.length
         self._want_colorbar = bool(colorbar)
-        if isinstance(frame_source, ArraySource):
-            self.title = frame_source.title or ""
-            if colorbar:
-                self._colorbar = colorbar_png(frame_source)
         core = self._player_core
         core.source = frame_source
         core.shown.max_bytes = int(max(cache_mb, 1.0) * (1 << 20))

@@ -1562,6 +1562,77 @@ var FrameClock = class {
     this.next = Math.max(this.next + this.interval, now + this.interval * 0.5);
   }
 };
+async function inflateHere(bytes, expected) {
+  const stream = new DecompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  writer.write(
+    /** @type {any} */
+    bytes
+  ).catch(() => {
+  });
+  writer.close().catch(() => {
+  });
+  const reader = stream.readable.getReader();
+  const out = new Uint8Array(expected);
+  let at = 0;
+  for (; ; ) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (at + value.byteLength > expected) {
+      reader.cancel().catch(() => {
+      });
+      throw new Error("more pixel data than the PNG's size");
+    }
+    out.set(value, at);
+    at += value.byteLength;
+  }
+  if (at !== expected) throw new Error(`${at} bytes of pixel data for ${expected}`);
+  return out;
+}
+var PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+function readPlainPng(bytes) {
+  if (typeof DecompressionStream === "undefined" || bytes.byteLength < 45) return null;
+  if (PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) return null;
+  const view2 = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = (at2) => String.fromCharCode(bytes[at2], bytes[at2 + 1], bytes[at2 + 2], bytes[at2 + 3]);
+  if (view2.getUint32(8) !== 13 || type(12) !== "IHDR") return null;
+  const width = view2.getUint32(16);
+  const height = view2.getUint32(20);
+  if (bytes[24] !== 8 || bytes[25] !== 6 || bytes[26] || bytes[27] || bytes[28] || !width || !height) return null;
+  if (width * height > 1 << 28) return null;
+  const data = [];
+  let at = 33;
+  for (; ; ) {
+    if (at + 12 > bytes.byteLength) return null;
+    const length = view2.getUint32(at);
+    const name = type(at + 4);
+    if (at + 12 + length > bytes.byteLength) return null;
+    if (name === "IEND") break;
+    if (name !== "IDAT") return null;
+    data.push(bytes.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  if (!data.length) return null;
+  let body = data[0];
+  if (data.length > 1) {
+    body = new Uint8Array(data.reduce((n, d) => n + d.byteLength, 0));
+    let to = 0;
+    for (const d of data) {
+      body.set(d, to);
+      to += d.byteLength;
+    }
+  }
+  const stride = width * 4;
+  return inflateHere(body, height * (stride + 1)).then((rows) => {
+    const rgba = new Uint8ClampedArray(height * stride);
+    for (let y = 0; y < height; y++) {
+      const start = y * (stride + 1);
+      if (rows[start] !== 0) throw new Error(`PNG row ${y} uses filter ${rows[start]}`);
+      rgba.set(rows.subarray(start + 1, start + 1 + stride), y * stride);
+    }
+    return { width, height, rgba };
+  });
+}
 
 // js/player.js
 var MAX_INFLIGHT = 16;
@@ -1642,10 +1713,66 @@ async function decodeFrame(frame2) {
     frame2.bytes
   ], { type }));
 }
+function decodePlainPng(bytes) {
+  const read = readPlainPng(bytes);
+  return read && read.then(({ width, height, rgba }) => new ImageData(rgba, width, height));
+}
+function decodePoster(frame2) {
+  const plain = frame2.codec === "png" ? decodePlainPng(frame2.bytes) : null;
+  return plain ? plain.catch(() => decodeFrame(frame2)) : decodeFrame(frame2);
+}
 function decodedBytes(frame2) {
   return "indices" in frame2 ? frame2.indices.byteLength + 1024 : frame2.width * frame2.height * 4;
 }
 var pageScale = () => Math.min(8, Math.max(0.25, window.devicePixelRatio || 1));
+function posterOf(model, scale) {
+  const poster = model.get("_poster");
+  if (!poster || !poster.byteLength) return null;
+  if (scale !== 1 && !model.get("_poster_any_scale")) return null;
+  const bytes = bytesOf2(poster);
+  const codec = String(model.get("_poster_codec") || "png");
+  let width = 0;
+  let height = 0;
+  if (codec === "png") {
+    if (bytes.byteLength < 24) return null;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
+    width = header.getUint32(16);
+    height = header.getUint32(20);
+  } else {
+    [width, height] = model.get("_poster_size") ?? [0, 0];
+  }
+  if (!(width > 0 && height > 0)) return null;
+  return { poster, index: model.get("_poster_frame"), gen: model.get("_poster_gen") ?? 0, encoded: { codec, width, height, bytes } };
+}
+var earlyPosters = /* @__PURE__ */ new WeakMap();
+function dropEarlyPoster(poster) {
+  const early = poster && earlyPosters.get(poster);
+  if (!poster || !early) return;
+  earlyPosters.delete(poster);
+  early.frame.then((f) => f instanceof ImageBitmap && f.close(), () => {
+  });
+}
+function initialize({ model }) {
+  let current = null;
+  const onPoster = () => {
+    dropEarlyPoster(current);
+    current = null;
+    const scale = pageScale();
+    const found = posterOf(model, scale);
+    if (!found) return;
+    const early = { scale, frame: decodePoster(found.encoded) };
+    early.frame.then((image) => early.image = image, () => {
+    });
+    current = found.poster;
+    earlyPosters.set(found.poster, early);
+  };
+  onPoster();
+  model.on("change:_poster", onPoster);
+  return () => {
+    model.off("change:_poster", onPoster);
+    dropEarlyPoster(current);
+  };
+}
 var stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
 var CONTROL_KEYS = /* @__PURE__ */ new Set([" ", "Enter", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"]);
 function render({ model, el }) {
@@ -1737,6 +1864,7 @@ function render({ model, el }) {
   let ownChange = false;
   let scale = pageScale();
   let frameScale = 1;
+  let posterPending = false;
   let learntLength = (
     /** @type {number|null} */
     null
@@ -1819,25 +1947,27 @@ function render({ model, el }) {
     schedule();
   }
   function usePoster() {
-    const poster = model.get("_poster");
-    const index = model.get("_poster_frame");
-    if (!poster || !poster.byteLength || index !== target || shown >= 0) return;
-    if (scale !== 1 && !model.get("_poster_any_scale")) return;
-    if ((model.get("_poster_gen") ?? 0) !== generation || cache.has(index)) return;
-    const bytes = bytesOf2(poster);
-    const codec = String(model.get("_poster_codec") || "png");
-    if (codec === "png") {
-      if (bytes.byteLength < 24) return;
-      const header = new DataView(bytes.buffer, bytes.byteOffset, 24);
-      cache.set(index, { codec, width: header.getUint32(16), height: header.getUint32(20), bytes });
-    } else {
-      const [width, height] = model.get("_poster_size") ?? [0, 0];
-      if (!(width > 0 && height > 0)) return;
-      cache.set(index, { codec, width, height, bytes });
-    }
+    const found = posterOf(model, scale);
+    if (!found || found.index !== target || shown >= 0) return;
+    if (found.gen !== generation || cache.has(found.index)) return;
+    cache.set(found.index, found.encoded);
     const label = model.get("_poster_label");
-    if (label) labels.set(index, String(label));
+    if (label) labels.set(found.index, String(label));
+    posterPending = true;
+    const early = earlyPosters.get(found.poster);
+    if (early?.scale === scale) earlyPosters.delete(found.poster);
+    if (early?.scale === scale && early.image) {
+      decoded.set(found.index, early.image);
+      paintPoster(found.index);
+    } else {
+      startDecode(found.index, found.encoded, early?.scale === scale ? early.frame : decodePoster(found.encoded));
+    }
     schedule();
+  }
+  function paintPoster(index) {
+    if (!posterPending || playing || disposed || index !== target || shown === target) return;
+    paint(index);
+    if (!refreshId) refreshId = requestAnimationFrame(onRefresh);
   }
   function schedule() {
     if (pumpQueued || disposed) return;
@@ -1871,7 +2001,8 @@ function render({ model, el }) {
         missing.push(index);
       }
     }
-    if (!client.closed) {
+    const holding = posterPending && !playing && !missing.includes(target);
+    if (!client.closed && !holding) {
       const asked = framesToRequest(missing, inflight.size, inflightLimit(), playing, target);
       for (const index of asked) request(index, index === target);
       const now = performance.now();
@@ -1888,19 +2019,24 @@ function render({ model, el }) {
       if (!disposed && !playing && !client.closed && shown !== target && !failed.has(target)) buffering.hidden = false;
     }, BUFFERING_AFTER_MS);
   }
-  function startDecode(index, encoded) {
+  function startDecode(index, encoded, started) {
     decoding.add(index);
     const gen = generation;
-    decodeFrame(encoded).then(
+    (started ?? decodeFrame(encoded)).then(
       (image) => {
         decoding.delete(index);
-        if (disposed || gen !== generation) return;
+        if (disposed || gen !== generation) {
+          if (image instanceof ImageBitmap) image.close();
+          return;
+        }
         decoded.set(index, image);
+        paintPoster(index);
         schedule();
       },
       (error) => {
         decoding.delete(index);
         cache.delete(index);
+        posterPending = false;
         if (gen !== generation) return;
         const info = { ename: error?.name ?? "Error", evalue: `the page could not decode frame ${index}: ${error?.message ?? error}`, traceback: [] };
         failed.set(index, info);
@@ -1916,6 +2052,7 @@ function render({ model, el }) {
     cache.clear();
     decoded.clear();
     failed.clear();
+    posterPending = false;
     if (!playing) shown = -1;
     schedule();
   }
@@ -1951,6 +2088,10 @@ function render({ model, el }) {
     else ctx.drawImage(image, 0, 0);
     shown = index;
     canvas.dataset.frame = String(index);
+    if (posterPending) {
+      posterPending = false;
+      schedule();
+    }
     const now = performance.now();
     screen.drew(now);
     lateSince = 0;
@@ -2306,7 +2447,7 @@ ${trace}` : header;
     client.dispose();
   };
 }
-var player_default = { render };
+var player_default = { initialize, render };
 export {
   player_default as default
 };
