@@ -140,6 +140,17 @@ PLAYER = textwrap.dedent(
     v
     """
 )
+# The view connects directly once it said hello over the comm, after its first paint: a user asking at once may
+# still see "comm"; this cell asks until it is "direct" (bounded).
+PLAYER_TRANSPORT = textwrap.dedent(
+    """
+    import time
+    deadline = time.monotonic() + 30
+    while v.transport != "direct" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print("player-transport", v.transport)
+    """
+)
 # Counts every message the kernel sends (shell replies, iopub: status, comm messages, streams) by type.
 KERNEL_COUNT = textwrap.dedent(
     """
@@ -178,7 +189,7 @@ def wait_transport(nb: NotebookPage, name: str, transport: str) -> None:
 def test_direct_path_calls_falls_back_and_refuses_strangers(jupyter, ui) -> None:  # type: ignore[no-untyped-def]
     cells = [
         f"HTML = {HTML!r}\nJS = {JS!r}", SETUP, "print('py-transport', b.transport)", BUSY_CELL, COMM_ONLY, RUNS,
-        PLAYER, "print('player-transport', v.transport)", RELAY, "armed.set()", KERNEL_COUNT, KERNEL_SENT,
+        PLAYER, PLAYER_TRANSPORT, RELAY, "armed.set()", KERNEL_COUNT, KERNEL_SENT,
         'print("frame", v.frame, "page_frame", v.stats["page_frame"])',
         'at_play = v.frame\nprint("at_play", at_play)', "v.frame = at_play",
     ]  # fmt: skip
