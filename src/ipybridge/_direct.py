@@ -936,14 +936,14 @@ class DirectRoutes:
         return view in self.core.views and not self.core.closed
 
     def opened(self, conn: _DirectHandler) -> int:
-        """A connection authenticated (endpoint thread): its number. Nothing is routed to it yet."""
+        """A connection authenticated (the connection's thread): its number. Nothing is routed to it yet."""
         with self._lock:
             self._next_conn += 1
             self._conns[self._next_conn] = conn
             return self._next_conn
 
     def attach(self, view: str, conn: _DirectHandler) -> None:
-        """The page started using ``conn`` for ``view`` (endpoint thread): move the view off the comm."""
+        """The page started using ``conn`` for ``view`` (the connection's thread): move the view off the comm."""
         with self._order:
             with self._lock:
                 accept = conn.state == "open" and view not in self._used and self.knows_view(view)
@@ -1009,7 +1009,7 @@ class DirectRoutes:
         """Items in outbox order -> [(send or None for the comm, items)], switching views at their markers."""
         comm: list[Any] = []
         per_conn: dict[_DirectHandler, list[Any]] = {}
-        views = list(self.core.views)  # one copy: the comm and endpoint threads add and remove views meanwhile
+        views = list(self.core.views)  # one copy: the comm's and the connections' threads add and remove views meanwhile
         with self._lock:
             for entry in items:
                 item = entry[0]
