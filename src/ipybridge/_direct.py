@@ -1009,7 +1009,7 @@ class DirectRoutes:
         """Items in outbox order -> [(send or None for the comm, items)], switching views at their markers."""
         comm: list[Any] = []
         per_conn: dict[_DirectHandler, list[Any]] = {}
-        views = list(self.core.views)  # one copy: the comm's and the connections' threads add and remove views meanwhile
+        views = list(self.core.views)  # one copy: other threads add and remove views meanwhile
         with self._lock:
             for entry in items:
                 item = entry[0]
