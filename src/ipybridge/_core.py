@@ -684,9 +684,6 @@ class BridgeCore:
     def _output_sink(self, view: str, ident: int) -> Callable[[str, str], None]:
         return _CallOutput(self, view, ident).stream
 
-    def _display_as_text(self, view: str, ident: int) -> Callable[[dict[str, Any]], None]:
-        return _CallOutput(self, view, ident).display
-
     def _submit_sync(
         self,
         view: str,

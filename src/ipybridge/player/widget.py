@@ -580,14 +580,10 @@ class Player(BridgeWidget):
 
     #: Held while the page's trait changes are applied (ipywidgets' ``set_state``), and while the kernel's
     #: ``frame`` follows the page's painted frame: both use ipywidgets' property lock, which is one dict.
-    _state_lock: threading.RLock | None = None
+    _state_lock: threading.RLock  # set first in __init__, before the comm opens
 
     def set_state(self, sync_data: Any) -> None:
-        lock = self._state_lock
-        if lock is None:
-            super().set_state(sync_data)
-            return
-        with lock:
+        with self._state_lock:
             super().set_state(sync_data)
 
     #: Python's seeks counted as they are validated, before ``frame`` changes (``_frame_seq`` follows it once
@@ -615,7 +611,7 @@ class Player(BridgeWidget):
         this runs on the thread that reads the page's messages, which must never wait.
         """
         lock = self._state_lock
-        if lock is None or not lock.acquire(blocking=False):
+        if not lock.acquire(blocking=False):
             return
         try:
             if not self.playing or self.frame == shown or (self.frames is not None and shown >= self.frames):
