@@ -484,8 +484,13 @@ class BridgeCore:
         return self._namespace
 
     # --------------------------------------------------------------- receive
-    def receive(self, content: Any, buffers: Sequence[Any], channel: str = "comm") -> None:
-        """Handle one message from the page (any thread); ``channel`` is ``"comm"`` or ``"direct"``."""
+    def receive(self, content: Any, buffers: Sequence[Any], channel: str = "comm", runner: Any = None) -> None:
+        """Handle one message from the page (any thread); ``channel`` is ``"comm"`` or ``"direct"``.
+
+        ``runner`` (a direct connection, on its reading thread) may run the message's sync job itself when the
+        message carries just one and the worker is idle (``run_inline``, see SerialWorker.run_here): a tiny
+        call then costs no wake-up of the worker thread. Several jobs go to the worker together, as always.
+        """
         direct = self.direct
         if channel == "comm":
             self.delivered_on_main = threading.current_thread() is threading.main_thread()
@@ -544,6 +549,8 @@ class BridgeCore:
             # The message's sync jobs go to the worker together, once all its items are read: the worker
             # wakes once per message and does not contend with this thread for the GIL while it reads.
             jobs, envelope.jobs = envelope.jobs, []  # each job refers to its envelope: no cycle left behind
+            if runner is not None and len(jobs) == 1 and runner.run_inline(self._worker, jobs[0]):
+                jobs = []
             for job in jobs:
                 self._worker.submit(job)
             if not envelope.done():  # its jobs all ran already, and other messages are still being worked on

@@ -6,7 +6,11 @@ carries the same envelopes (docs/protocol.md, "Direct transport") over a
 websocket to an endpoint inside the kernel process, listening on 127.0.0.1
 only: the thread ``ipybridge-direct`` accepts connections, each connection's
 own thread reads it (the websocket protocol is the ``websockets`` library's
-sans-I/O ``ServerProtocol``), and whichever thread has an answer writes it. The comm stays
+sans-I/O ``ServerProtocol``), and whichever thread has an answer writes it. A
+tiny call that finds its widget's worker idle runs on the reading thread
+itself, which then writes its answer: one thread wakes per call. A call there
+that waits or takes long (:data:`HANDOFF_AFTER_S`) hands the reading to a new
+thread, so the connection is always read. The comm stays
 the control channel and the fallback: the endpoint is offered in ``welcome``;
 a page that cannot reach it keeps using the comm.
 
@@ -96,6 +100,13 @@ RESENT_TYPES = frozenset({"output", "event"})
 #: Bytes of those items kept per connection (the newest; an older one lost with the socket is reported by the
 #: page as a gap in the numbers).
 RESENT_BYTES = 4 << 20
+#: A call run on its connection's reading thread (SerialWorker.run_here) that still runs after this long
+#: (seconds) hands the reading to a new thread: the page's later messages (cancels, replies to call_js,
+#: async calls) are not held up behind it. One that waits in wait_serving hands it over at once.
+HANDOFF_AFTER_S = 0.02
+#: The watchdog that makes those hand-overs looks every HANDOFF_AFTER_S / 2 while calls run that way,
+#: and sleeps (until the next one) after this long without any.
+WATCH_IDLE_S = 2.0
 #: Environment variable that turns the direct path off for a kernel (``0``, ``false``, ``no``, ``off``).
 ENV_SWITCH = "IPYBRIDGE_DIRECT"
 _HEADER = struct.Struct("<I")
@@ -221,7 +232,9 @@ class DirectEndpoint:
     frame parsing, pings, closing) from the ``websockets`` library's sans-I/O ``ServerProtocol``: the thread
     ``ipybridge-direct`` accepts connections; each connection has a thread that reads its socket (blocking)
     and hands each message to the Bridge as it is read. No event loop: a message costs one wake of that
-    thread and a ``recv`` (tornado on its own loop cost ~4x the kernel CPU per message, issue 14).
+    thread and a ``recv`` (tornado on its own loop cost ~4x the kernel CPU per message, issue 14). A tiny
+    call often runs on that thread too (see the module doc); the thread ``ipybridge-direct-watch`` hands a
+    connection's reading to a new thread when such a call takes long.
     """
 
     _instance: DirectEndpoint | None = None
@@ -256,6 +269,12 @@ class DirectEndpoint:
         self.bulk: dict[str, _Bulk] = {}
         self._open: set[_DirectHandler] = set()
         self._stopped = False
+        #: Hand-overs of a connection's reading to a new thread (a diagnostic, for tests).
+        self.handoffs = 0
+        self._watch = threading.Condition()
+        self._watcher: threading.Thread | None = None
+        self._watch_asleep = False  # the watchdog waits for the next call run on a reading thread
+        self._last_inline = 0.0  # when the last call run on a reading thread started (time.monotonic)
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port: int = self._listener.getsockname()[1]
         self.thread = threading.Thread(target=self._accept, name="ipybridge-direct", daemon=True)
@@ -287,6 +306,45 @@ class DirectEndpoint:
     def register(self, key: str, routes: DirectRoutes) -> None:
         self.widgets[key] = routes
 
+    def inline_started(self, now: float) -> None:
+        """A call starts on a connection's reading thread (that thread): make sure the watchdog looks."""
+        self._last_inline = now
+        if self._watch_asleep or self._watcher is None:
+            with self._watch:
+                if self._watcher is None and not self._stopped:
+                    self._watcher = threading.Thread(target=self._watchdog, name="ipybridge-direct-watch", daemon=True)
+                    self._watcher.start()
+                self._watch_asleep = False
+                self._watch.notify()
+
+    def _watchdog(self) -> None:
+        """Hand the reading of a connection whose reading thread runs a call for HANDOFF_AFTER_S to a new thread.
+
+        It polls while calls run on reading threads, rather than being told of each (a wake-up and a GIL
+        hand-over per call, which is what running calls there saves); after WATCH_IDLE_S without any it
+        sleeps until inline_started wakes it.
+        """
+        while True:
+            with self._watch:
+                if self._stopped:
+                    return
+                if time.monotonic() - self._last_inline > WATCH_IDLE_S:
+                    self._watch_asleep = True
+                    # A call that started after the check above and saw _watch_asleep still False: look again.
+                    while self._watch_asleep and not self._stopped:
+                        if time.monotonic() - self._last_inline <= WATCH_IDLE_S:
+                            self._watch_asleep = False
+                            break
+                        self._watch.wait()
+                    continue
+            time.sleep(HANDOFF_AFTER_S / 2)
+            now = time.monotonic()
+            with self._counts:
+                conns = list(self._open)
+            for conn in conns:
+                if conn.reading_thread_held_since(now) >= HANDOFF_AFTER_S:
+                    conn.hand_off()
+
     def check_secret(self, token: Any) -> bool:
         return isinstance(token, str) and hmac.compare_digest(token.encode(), self.secret.encode())
 
@@ -304,6 +362,8 @@ class DirectEndpoint:
         with self._counts:
             self._stopped = True
             conns = list(self._open)
+        with self._watch:
+            self._watch.notify()
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
         self._listener.close()
@@ -384,7 +444,15 @@ class _DirectHandler:
         self._deadline = time.monotonic() + AUTH_TIMEOUT_S  # to be authenticated by (from the accept)
         self._close_at: float | None = None  # closing: the page's end of the connection is awaited until then
         self._handshaking = True  # counted in the endpoint's handshakes
+        #: The thread that reads the socket now (hand_off changes it; the one before then stops reading).
         self._thread: threading.Thread | None = None
+        self._read_lock = threading.Lock()  # around _thread and taking frames off _events
+        #: Frames read and not handled yet, for whichever thread reads next.
+        self._events: deque[Any] = deque()
+        self._at_end = False  # the socket's end was read (or the protocol closed): handle _events, then end
+        #: The reading thread that runs a call itself (run_inline), and since when (time.monotonic).
+        self._inline_thread: threading.Thread | None = None
+        self._inline_since = 0.0
 
     # ------------------------------------------------------------ reading (this connection's thread)
     def run(self) -> None:
@@ -394,7 +462,79 @@ class _DirectHandler:
         except Exception:  # a broken connection must not end the process's endpoint
             log.debug("ipybridge: a direct connection failed", exc_info=True)
         finally:
-            self._ended()
+            if self._reads_here():  # not when it handed the reading to another thread
+                self._ended()
+
+    def _read_on(self) -> None:
+        """A new reading thread (hand_off): go on where the one before stopped."""
+        try:
+            self._read_loop()
+        except Exception:
+            log.debug("ipybridge: a direct connection failed", exc_info=True)
+        finally:
+            if self._reads_here():
+                self._ended()
+
+    def _reads_here(self) -> bool:
+        with self._read_lock:
+            return self._thread is threading.current_thread()
+
+    def _read_loop(self) -> None:
+        """Handle the frames read, read more, until the connection ends or another thread reads it."""
+        me = threading.current_thread()
+        events = self._events
+        while True:
+            while True:
+                with self._read_lock:
+                    if self._thread is not me:
+                        return  # handed off while this thread ran a call: the new thread reads on
+                    if not events:
+                        break
+                    event = events.popleft()
+                self._on_frame(event)
+            self._flush_protocol()
+            if self._at_end:
+                return
+            data = self._recv()
+            if data is None:  # a deadline passed
+                if self._close_at is None:
+                    self._refuse("no authentication in time")
+                return
+            events.extend(self._feed(data))  # only the reading thread adds, and only here
+            if not data or self.proto.state is _CLOSED:
+                self._at_end = True
+
+    def run_inline(self, worker: Any, job: Callable[[], None]) -> bool:
+        """Run a call's job on this reading thread if its worker is idle (see SerialWorker.run_here)."""
+        me = threading.current_thread()
+        now = time.monotonic()
+        self._inline_since = now
+        self._inline_thread = me
+        self.endpoint.inline_started(now)
+        try:
+            return bool(worker.run_here(job, self.hand_off))
+        finally:
+            if self._inline_thread is me:
+                self._inline_thread = None
+
+    def reading_thread_held_since(self, now: float) -> float:
+        """For how long (seconds) the thread reading this connection has been running a call; 0 if it is not."""
+        thread, since = self._inline_thread, self._inline_since
+        if thread is None or thread is not self._thread:
+            return 0.0
+        return now - since
+
+    def hand_off(self) -> None:
+        """A new thread reads this connection from now on: its reading thread is held by a call (any thread)."""
+        with self._read_lock:
+            held = self._inline_thread
+            if held is None or held is not self._thread or not self._writable:
+                return  # not held (any more), handed off already, or over
+            thread = threading.Thread(target=self._read_on, name="ipybridge-direct-conn", daemon=True)
+            self._thread = thread
+            thread.start()
+        with self.endpoint._counts:
+            self.endpoint.handoffs += 1
 
     def _serve(self) -> None:
         from websockets.http11 import Request
@@ -460,21 +600,8 @@ class _DirectHandler:
         self.nonce = secrets.token_urlsafe(16)
         with self._proto_lock:
             self.proto.send_text(json.dumps({"ipb": PROTOCOL_VERSION, "nonce": self.nonce}).encode())  # for a proof
-        self._flush_protocol()
-        for event in early:
-            self._on_frame(event)
-        self._flush_protocol()
-        while True:
-            data = self._recv()
-            if data is None:  # a deadline passed
-                if self._close_at is None:
-                    self._refuse("no authentication in time")
-                return
-            for event in self._feed(data):
-                self._on_frame(event)
-            self._flush_protocol()
-            if not data or self.proto.state is _CLOSED:
-                return
+        self._events.extend(early)
+        self._read_loop()
 
     def _recv(self) -> bytes | None:
         """The next bytes from the socket (b"" at its end); None when the authentication deadline passed."""
@@ -564,7 +691,7 @@ class _DirectHandler:
             if not msgs:
                 return
             content = {**content, "msgs": msgs}
-        self.routes.core.receive(content, buffers, channel="direct")
+        self.routes.core.receive(content, buffers, channel="direct", runner=self)
 
     def _authenticate(self, message: str | bytes) -> None:
         if not isinstance(message, str) or len(message) > AUTH_BYTES:

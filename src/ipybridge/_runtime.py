@@ -12,6 +12,9 @@
   thread, one at a time, in the order the page called them. One that blocks on
   the page (``call_js(...).result()``) runs the calls queued meanwhile, nested
   (:func:`wait_serving`), so calls may nest in both directions without deadlock.
+  A call that reaches an idle worker over the direct transport runs on the
+  thread that read it instead (:meth:`SerialWorker.run_here`), still one at a
+  time: waking a second thread for it would cost more than the call.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def _raise_in_thread(thread: threading.Thread | None, exc_type: type[BaseExcepti
 class _Lane:
     """One thread serving a worker's queue, and what it is doing."""
 
-    __slots__ = ("abandoned", "in_user_code", "interrupt_aimed", "job", "thread")
+    __slots__ = ("abandoned", "in_user_code", "interrupt_aimed", "job", "on_block", "thread")
 
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
@@ -96,6 +99,9 @@ class _Lane:
         self.in_user_code = False  # only then may an interrupt raise KeyboardInterrupt in it
         self.interrupt_aimed = False  # a KeyboardInterrupt was aimed at it and may still be pending
         self.abandoned = False
+        #: Set for a lane lent by another thread (SerialWorker.run_here): called when its job waits or is
+        #: abandoned, so that whatever that thread was doing before (reading a connection) goes on elsewhere.
+        self.on_block: Callable[[], None] | None = None
 
 
 _thread_state = threading.local()
@@ -158,25 +164,75 @@ class SerialWorker:
     A job the caller gave up on (:meth:`release_later`, :meth:`interrupt`) that
     still runs :data:`RELEASE_AFTER_S` later is abandoned: it finishes on its
     old thread in the background while a new thread serves the queue.
+
+    A thread may also lend itself to run one job when the worker is idle
+    (:meth:`run_here`): the job is then the worker's, as if it were queued,
+    and whatever is submitted meanwhile waits for it.
     """
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        #: Notified when the worker is free again (no lane holds it).
+        self._free = threading.Condition(self._lock)
         self._lane: _Lane | None = None
+        #: The lane running a job now, nested ones included: the worker thread's, or a lent one
+        #: (run_here). Others wait for it to be None. Changed under the lock.
+        self._holder: _Lane | None = None
+        self._queued = 0  # jobs submitted and not taken off the queue yet
+        self._reclaiming = 0  # lent lanes waiting to take the worker back after a wait: they go first
         self._abandoned: set[_Lane] = set()
         self._local = threading.local()
         self._stopped = False
         self._interrupts = 0  # bumped by interrupt(): a job waiting in wait_serving stops waiting
         self.threads_started = 0
-        self.on_idle: Callable[[], None] | None = None
+        #: Jobs run by run_here (a diagnostic for tests and benchmarks).
+        self.jobs_run_here = 0
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
             if self._lane is None and not self._stopped:
                 self._start_lane()
+            self._queued += 1
         self._queue.put(job)
+
+    def run_here(self, job: Callable[[], None], on_block: Callable[[], None]) -> bool:
+        """Run ``job`` on the calling thread now if the worker is idle; False (nothing run) if it is not.
+
+        Idle: nothing queued, running or waiting to resume. The job then runs
+        exactly as on the worker thread (interruptible, given up on with
+        :meth:`release_later`, :func:`wait_serving` works in it) and jobs
+        submitted meanwhile wait for it, so the order and one-at-a-time stay.
+        It saves the wake-up of the worker thread and the hand-over of the GIL
+        that a queued job costs (a good part of a tiny call's time).
+
+        ``on_block`` is called (on any thread) when the job waits in
+        :func:`wait_serving`, or is abandoned: the calling thread is then held
+        for long, and whatever else it serves (a connection it reads) must go
+        on without it. While it waits, the worker serves other jobs; it takes
+        the worker back, before any queued job, when its wait ends.
+        """
+        lane = _Lane()
+        lane.thread = threading.current_thread()
+        lane.on_block = on_block
+        with self._lock:
+            if self._stopped or self._queued or self._holder is not None or self._reclaiming:
+                return False
+            self._holder = lane
+            lane.job = job
+            self.jobs_run_here += 1
+        local = self._local
+        outer_lane, outer_worker = getattr(local, "lane", None), getattr(_thread_state, "worker", None)
+        local.lane, _thread_state.worker = lane, self
+        try:
+            job()
+        except BaseException:  # the lending thread must survive any job, as a worker does
+            log.exception("ipybridge worker job failed")
+        finally:
+            local.lane, _thread_state.worker = outer_lane, outer_worker
+            self._end_job(lane)
+        return True
 
     def _start_lane(self) -> None:
         """A new thread for the queue (call with the lock held)."""
@@ -194,8 +250,8 @@ class SerialWorker:
         return getattr(self._local, "lane", None) is not None
 
     def running(self) -> Callable[[], None] | None:
-        """The job the worker's current thread runs, if any."""
-        lane = self._lane
+        """The job the worker runs now (the innermost one, when jobs are nested), if any."""
+        lane = self._holder
         return lane.job if lane is not None else None
 
     def stop(self) -> None:
@@ -260,6 +316,8 @@ class SerialWorker:
         if lane is None or lane.abandoned:
             return _plain_wait(future, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        if lane.on_block is not None:
+            return self._wait_lent(lane, future, deadline)
         future.add_done_callback(lambda _f: self._queue.put(_WAKE))
         # While it waits, the job is not "in user code": an interrupt reaches it through
         # self._interrupts, checked between jobs, never as an asynchronous exception that
@@ -295,8 +353,50 @@ class SerialWorker:
             self._run_nested(lane, job)
         return True
 
+    def _wait_lent(self, lane: _Lane, future: concurrent.futures.Future[Any], deadline: float | None) -> bool:
+        """wait_serving for a job run by run_here: let the worker thread serve the queue meanwhile.
+
+        The lending thread cannot serve the queue itself (the worker thread takes
+        jobs off it too): the job lets go of the worker while it waits, and takes
+        it back, before any queued job, when the wait ends (the worker thread's
+        job of the moment finishes first, as a nested one would).
+        """
+        assert lane.on_block is not None
+        lane.on_block()  # what the lending thread served (a connection, where the awaited answer may come) goes on
+        with self._lock:
+            interrupts = self._interrupts
+            if self._holder is lane:
+                self._holder = None
+                self._free.notify_all()
+        with self.outside_user_code():
+            try:
+                while not future.done():
+                    if self._interrupts != interrupts:
+                        raise KeyboardInterrupt("the kernel was interrupted")
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    _plain_wait(future, _WAIT_POLL_S if remaining is None else min(remaining, _WAIT_POLL_S))
+                return True
+            finally:
+                self._take_back(lane)
+
+    def _take_back(self, lane: _Lane) -> None:
+        """A lent lane's wait ended: hold the worker again once its current job ends (not if abandoned)."""
+        with self._lock:
+            self._reclaiming += 1
+            try:
+                while self._holder is not None and not (lane.abandoned or self._stopped):
+                    self._free.wait()
+                if not (lane.abandoned or self._stopped):
+                    self._holder = lane
+            finally:
+                self._reclaiming -= 1
+                self._free.notify_all()  # the worker thread may wait for the reclaiming to end
+
     def _run_nested(self, lane: _Lane, job: Callable[[], None]) -> None:
         with self._lock:
+            self._queued -= 1
             outer_job, lane.job = lane.job, job
         try:
             job()
@@ -311,11 +411,11 @@ class SerialWorker:
         runs (abandoned jobs included); abandon the job if it does not stop soon."""
         with self._lock:
             self._interrupts += 1
-            for lane in [self._lane, *self._abandoned]:
+            for lane in {self._lane, self._holder, *self._abandoned}:
                 if lane is not None and lane.in_user_code:
                     lane.interrupt_aimed = True
                     _raise_in_thread(lane.thread, KeyboardInterrupt)
-            job = self._lane.job if self._lane is not None else None
+            job = self._holder.job if self._holder is not None else None
         if job is not None:
             self.release_later(job)
 
@@ -327,12 +427,17 @@ class SerialWorker:
 
     def _release(self, job: Callable[[], None]) -> None:
         with self._lock:
-            lane = self._lane
+            lane = self._holder
             if lane is None or lane.job is not job or self._stopped:
                 return
             lane.abandoned = True
             self._abandoned.add(lane)
-            self._start_lane()
+            self._holder = None
+            if lane is self._lane:
+                self._start_lane()
+            self._free.notify_all()
+        if lane.on_block is not None:
+            lane.on_block()
         log.warning(
             "ipybridge: a call given up on is still running on %s; later calls run on a new thread",
             lane.thread.name if lane.thread is not None else "?",
@@ -348,6 +453,10 @@ class SerialWorker:
             if job is _WAKE:
                 continue
             with self._lock:
+                self._queued -= 1
+                while (self._holder is not None and self._holder is not lane) or self._reclaiming:
+                    self._free.wait()  # a job run by run_here goes on (it came first)
+                self._holder = lane
                 lane.job = job
             try:
                 job()
@@ -356,8 +465,6 @@ class SerialWorker:
             self._end_job(lane)
             if lane.abandoned:
                 return  # a newer thread serves the queue now
-            if self.on_idle is not None and self._queue.empty():
-                self.on_idle()
 
     def _end_job(self, lane: _Lane) -> None:
         # No KeyboardInterrupt can land here: interrupts only aim at user code,
@@ -365,6 +472,9 @@ class SerialWorker:
         with self._lock:
             lane.job = None
             self._abandoned.discard(lane)
+            if self._holder is lane:
+                self._holder = None
+                self._free.notify_all()
 
 
 # ------------------------------------------------------------------ interrupts

@@ -335,6 +335,78 @@ def test_a_drop_mid_call_answers_once_over_the_comm_and_runs_once(
     assert sorted(answers) == [(1, "result"), (2, "result"), (3, "result")]
 
 
+def test_a_tiny_call_runs_on_the_reading_thread_and_a_long_one_hands_the_reading_on(
+    endpoint: DirectEndpoint, core: BridgeCore
+) -> None:
+    """One thread wake per call, without ever leaving the connection unread behind a call that takes long."""
+    release, runs = expose_slow(core)
+    core.expose(lambda: threading.current_thread().name, "where")
+
+    async def ping() -> str:
+        return "pong"
+
+    core.expose(ping)
+    answers: dict[int, Any] = {}
+
+    async def answer(ws: Any, ident: int) -> Any:
+        while ident not in answers:
+            items, _ = await read_items(ws)
+            answers.update({i["id"]: i for i in items if i.get("type") in ("result", "error")})
+        return answers[ident]
+
+    async def scenario() -> None:
+        ws = await authenticated(endpoint)
+        await ws.write_message(pack(*envelope(call_item(1, "where"))), binary=True)
+        assert (await answer(ws, 1))["value"] == "ipybridge-direct-conn"  # the reading thread ran it
+        assert endpoint.handoffs == 0
+        await ws.write_message(pack(*envelope(call_item(2, "slow", 1))), binary=True)
+        await ws.write_message(pack(*envelope(call_item(3, "ping"))), binary=True)
+        assert (await answer(ws, 3))["value"] == "pong"  # read and answered while slow(1) holds that thread
+        assert runs == [1] and 2 not in answers
+        assert endpoint.handoffs == 1
+        # A page timeout: the call is given up on, the worker freed, later calls answered while it still hangs.
+        await ws.write_message(pack(*envelope({"type": "cancel", "id": 2, "reason": "timeout"})), binary=True)
+        await ws.write_message(pack(*envelope(call_item(4, "where"))), binary=True)
+        assert (await answer(ws, 4))["type"] == "result"
+        assert 2 not in answers
+        release.set()
+        await ws.write_message(pack(*envelope(call_item(5, "where"))), binary=True)
+        await answer(ws, 5)
+        assert 2 not in answers  # cancelled: its answer is dropped
+        ws.close()
+
+    run(scenario())
+    assert core._worker.jobs_run_here >= 3
+
+
+def test_a_call_on_the_reading_thread_that_calls_javascript_gets_the_reply_over_the_same_connection(
+    endpoint: DirectEndpoint, core: BridgeCore
+) -> None:
+    """call_js(...).result() in a def: the reply comes on the connection whose reading thread runs that def."""
+
+    def ask(n: int) -> int:
+        return int(core.call_js("double", [n], timeout=10).result()) + 1
+
+    core.expose(ask)
+
+    async def scenario() -> Any:
+        ws = await authenticated(endpoint)
+        await ws.write_message(pack(*envelope(call_item(1, "ask", 20))), binary=True)
+        while True:
+            items, _ = await read_items(ws)
+            for item in items:
+                if item.get("type") == "call":
+                    reply = {"type": "reply", "id": item["id"], "ok": True, "value": item["args"][0] * 2}
+                    await ws.write_message(pack(*envelope(reply)), binary=True)
+                if item.get("type") in ("result", "error") and item.get("id") == 1:
+                    ws.close()
+                    return item
+
+    assert run(scenario())["value"] == 41
+    assert core._worker.jobs_run_here == 1
+    assert endpoint.handoffs == 1  # at once, when it started waiting
+
+
 def test_output_and_events_sent_on_a_connection_that_drops_come_again_over_the_comm_after_its_switch(
     endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
 ) -> None:
@@ -694,6 +766,11 @@ def test_a_long_first_message_is_refused_on_its_header_without_reading_it(
     # Cut off on the frame's header: tornado says 1009 "message too big" and aborts, so the client may see
     # no close frame at all. A first message read whole and then refused gets 1008.
     assert run(scenario()) in (1009, None)
+    # Counted when the connection ends (its thread sees the page's end of it, or CLOSE_GRACE_S passes): after
+    # the page saw the close frame, not necessarily before.
+    deadline = time.monotonic() + 10
+    while endpoint.refused != refused + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert endpoint.refused == refused + 1
     assert not ran.is_set()
 
