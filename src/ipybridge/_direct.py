@@ -449,6 +449,7 @@ class _DirectHandler:
         self._read_lock = threading.Lock()  # around _thread and taking frames off _events
         #: Frames read and not handled yet, for whichever thread reads next.
         self._events: deque[Any] = deque()
+        self._recv_buffer: memoryview | None = None  # what the reading thread reads the socket into
         self._at_end = False  # the socket's end was read (or the protocol closed): handle _events, then end
         #: The reading thread that runs a call itself (run_inline), and since when (time.monotonic).
         self._inline_thread: threading.Thread | None = None
@@ -612,10 +613,15 @@ class _DirectHandler:
                 return None
             if not _readable(self.sock, remaining):
                 return None
+        if self._recv_buffer is None:
+            # Read into a buffer kept for the connection: recv(n) allocates n bytes for every read, ~9 us
+            # for 256 KiB, a tenth of a tiny call's kernel time (its pages stay unmapped until written).
+            self._recv_buffer = memoryview(bytearray(_RECV_BYTES))
         try:
-            return self.sock.recv(_RECV_BYTES)
+            n = self.sock.recv_into(self._recv_buffer)
         except OSError:
             return b""
+        return bytes(self._recv_buffer[:n])
 
     def _feed(self, data: bytes) -> list[Any]:
         with self._proto_lock:

@@ -174,8 +174,9 @@ class SerialWorker:
         self._name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        #: Notified when the worker is free again (no lane holds it).
+        #: Notified when the worker is free again (no lane holds it), if anyone waits (_free_waiters).
         self._free = threading.Condition(self._lock)
+        self._free_waiters = 0
         self._lane: _Lane | None = None
         #: The lane running a job now, nested ones included: the worker thread's, or a lent one
         #: (run_here). Others wait for it to be None. Changed under the lock.
@@ -367,7 +368,7 @@ class SerialWorker:
             interrupts = self._interrupts
             if self._holder is lane:
                 self._holder = None
-                self._free.notify_all()
+                self._notify_free()
         with self.outside_user_code():
             try:
                 while not future.done():
@@ -387,12 +388,25 @@ class SerialWorker:
             self._reclaiming += 1
             try:
                 while self._holder is not None and not (lane.abandoned or self._stopped):
-                    self._free.wait()
+                    self._wait_free()
                 if not (lane.abandoned or self._stopped):
                     self._holder = lane
             finally:
                 self._reclaiming -= 1
-                self._free.notify_all()  # the worker thread may wait for the reclaiming to end
+                self._notify_free()  # the worker thread may wait for the reclaiming to end
+
+    def _wait_free(self) -> None:
+        """Wait (lock held) until the worker may be free."""
+        self._free_waiters += 1
+        try:
+            self._free.wait()
+        finally:
+            self._free_waiters -= 1
+
+    def _notify_free(self) -> None:
+        """The worker may be free (lock held): wake whoever waits for it (nobody, nearly always)."""
+        if self._free_waiters:
+            self._free.notify_all()
 
     def _run_nested(self, lane: _Lane, job: Callable[[], None]) -> None:
         with self._lock:
@@ -435,7 +449,7 @@ class SerialWorker:
             self._holder = None
             if lane is self._lane:
                 self._start_lane()
-            self._free.notify_all()
+            self._notify_free()
         if lane.on_block is not None:
             lane.on_block()
         log.warning(
@@ -455,7 +469,7 @@ class SerialWorker:
             with self._lock:
                 self._queued -= 1
                 while (self._holder is not None and self._holder is not lane) or self._reclaiming:
-                    self._free.wait()  # a job run by run_here goes on (it came first)
+                    self._wait_free()  # a job run by run_here goes on (it came first)
                 self._holder = lane
                 lane.job = job
             try:
@@ -474,7 +488,7 @@ class SerialWorker:
             self._abandoned.discard(lane)
             if self._holder is lane:
                 self._holder = None
-                self._free.notify_all()
+                self._notify_free()
 
 
 # ------------------------------------------------------------------ interrupts
