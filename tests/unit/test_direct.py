@@ -408,6 +408,47 @@ def test_a_call_on_the_reading_thread_that_calls_javascript_gets_the_reply_over_
     assert endpoint.handoffs == 1  # at once, when it started waiting
 
 
+def test_calls_nest_both_ways_over_the_direct_path_while_a_def_on_the_reading_thread_waits(
+    endpoint: DirectEndpoint, core: BridgeCore
+) -> None:
+    """def ask -> JS handler -> def double (and back): the page's handler calls Python before it replies."""
+
+    def ask(n: int) -> int:
+        return int(core.call_js("viaPython", [n], timeout=10).result()) + 1
+
+    def double(n: int) -> list[Any]:
+        return [n * 2, threading.current_thread().name]
+
+    core.expose(ask)
+    core.expose(double)
+
+    async def scenario() -> tuple[Any, Any]:
+        ws = await authenticated(endpoint)
+        await ws.write_message(pack(*envelope(call_item(1, "ask", 20))), binary=True)
+        js_call = None
+        nested = None
+        while True:
+            items, _ = await read_items(ws)
+            for item in items:
+                if item.get("type") == "call":  # the JS handler: calls Python, then replies with its result
+                    js_call = item
+                    await ws.write_message(pack(*envelope(call_item(2, "double", item["args"][0]))), binary=True)
+                if item.get("type") == "result" and item.get("id") == 2:
+                    nested = item["value"]
+                    assert js_call is not None
+                    reply = {"type": "reply", "id": js_call["id"], "ok": True, "value": nested[0]}
+                    await ws.write_message(pack(*envelope(reply)), binary=True)
+                if item.get("type") in ("result", "error") and item.get("id") == 1:
+                    ws.close()
+                    return item, nested
+
+    outer, nested = run(scenario())
+    assert outer["value"] == 41
+    # The nested call ran while ask waited, on the thread that read it (the worker was free meanwhile).
+    assert nested == [40, "ipybridge-direct-conn"]
+    assert core._worker.jobs_run_here == 2
+
+
 def test_output_and_events_sent_on_a_connection_that_drops_come_again_over_the_comm_after_its_switch(
     endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
 ) -> None:
