@@ -529,7 +529,9 @@ class _DirectHandler:
         """A new thread reads this connection from now on: its reading thread is held by a call (any thread)."""
         with self._read_lock:
             held = self._inline_thread
-            if held is None or held is not self._thread or not self._writable:
+            # Also once the socket is aborted (not writable): its end must be read now, so that the view falls
+            # back to the comm (_ended) before the call answers, or the answer would go to the dead socket.
+            if held is None or held is not self._thread or self._sock_closed:
                 return  # not held (any more), handed off already, or over
             thread = threading.Thread(target=self._read_on, name="ipybridge-direct-conn", daemon=True)
             self._thread = thread
