@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hmac
 import ipaddress
 import json
@@ -342,8 +343,12 @@ class DirectEndpoint:
             with self._counts:
                 conns = list(self._open)
             for conn in conns:
-                if conn.reading_thread_held_since(now) >= HANDOFF_AFTER_S:
-                    conn.hand_off()
+                try:
+                    reader = conn.held_reader(now, HANDOFF_AFTER_S)
+                    if reader is not None:
+                        conn.hand_off(reader)
+                except Exception:  # noqa: PERF203 - the watchdog must outlive any one connection
+                    log.warning("ipybridge: the direct watchdog failed on a connection", exc_info=True)
 
     def check_secret(self, token: Any) -> bool:
         return isinstance(token, str) and hmac.compare_digest(token.encode(), self.secret.encode())
@@ -508,34 +513,43 @@ class _DirectHandler:
     def run_inline(self, worker: Any, job: Callable[[], None]) -> bool:
         """Run a call's job on this reading thread if its worker is idle (see SerialWorker.run_here)."""
         me = threading.current_thread()
-        now = time.monotonic()
-        self._inline_since = now
-        self._inline_thread = me
-        self.endpoint.inline_started(now)
+
+        def started() -> None:  # only once the worker took the job: a declined one holds nothing
+            now = time.monotonic()
+            self._inline_since = now
+            self._inline_thread = me
+            self.endpoint.inline_started(now)
+
         try:
-            return bool(worker.run_here(job, self.hand_off))
+            return bool(worker.run_here(job, functools.partial(self.hand_off, me), started))
         finally:
-            if self._inline_thread is me:
-                self._inline_thread = None
+            with self._read_lock:
+                if self._inline_thread is me:
+                    self._inline_thread = None
 
-    def reading_thread_held_since(self, now: float) -> float:
-        """For how long (seconds) the thread reading this connection has been running a call; 0 if it is not."""
+    def held_reader(self, now: float, at_least: float) -> threading.Thread | None:
+        """The thread reading this connection, if it has been running a call for ``at_least`` seconds."""
         thread, since = self._inline_thread, self._inline_since
-        if thread is None or thread is not self._thread:
-            return 0.0
-        return now - since
+        if thread is None or thread is not self._thread or now - since < at_least:
+            return None
+        return thread
 
-    def hand_off(self) -> None:
-        """A new thread reads this connection from now on: its reading thread is held by a call (any thread)."""
+    def hand_off(self, reader: threading.Thread) -> None:
+        """A new thread reads this connection from now on, if ``reader`` still does and runs a call (any thread).
+
+        Also once the socket is aborted (not writable): its end must be read now, so that the view falls back
+        to the comm (_ended) while the call runs.
+        """
         with self._read_lock:
-            held = self._inline_thread
-            # Also once the socket is aborted (not writable): its end must be read now, so that the view falls
-            # back to the comm (_ended) before the call answers, or the answer would go to the dead socket.
-            if held is None or held is not self._thread or self._sock_closed:
+            if self._thread is not reader or self._inline_thread is not reader or self._sock_closed:
                 return  # not held (any more), handed off already, or over
             thread = threading.Thread(target=self._read_on, name="ipybridge-direct-conn", daemon=True)
+            try:
+                thread.start()  # it reads only once it is _thread: it waits for this lock first
+            except RuntimeError:  # no thread to be had: the reading goes on when the call returns
+                log.warning("ipybridge: could not start a thread to read a direct connection", exc_info=True)
+                return
             self._thread = thread
-            thread.start()
         with self.endpoint._counts:
             self.endpoint.handoffs += 1
 

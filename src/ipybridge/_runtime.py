@@ -198,7 +198,9 @@ class SerialWorker:
             self._queued += 1
         self._queue.put(job)
 
-    def run_here(self, job: Callable[[], None], on_block: Callable[[], None]) -> bool:
+    def run_here(
+        self, job: Callable[[], None], on_block: Callable[[], None], on_start: Callable[[], None] | None = None
+    ) -> bool:
         """Run ``job`` on the calling thread now if the worker is idle; False (nothing run) if it is not.
 
         Idle: nothing queued, running or waiting to resume. The job then runs
@@ -213,6 +215,7 @@ class SerialWorker:
         for long, and whatever else it serves (a connection it reads) must go
         on without it. While it waits, the worker serves other jobs; it takes
         the worker back, before any queued job, when its wait ends.
+        ``on_start`` is called on the calling thread once the job is accepted, just before it runs.
         """
         lane = _Lane()
         lane.thread = threading.current_thread()
@@ -223,6 +226,8 @@ class SerialWorker:
             self._holder = lane
             lane.job = job
             self.jobs_run_here += 1
+        if on_start is not None:
+            on_start()
         local = self._local
         outer_lane, outer_worker = getattr(local, "lane", None), getattr(_thread_state, "worker", None)
         local.lane, _thread_state.worker = lane, self
@@ -363,9 +368,10 @@ class SerialWorker:
         job of the moment finishes first, as a nested one would).
         """
         assert lane.on_block is not None
+        with self._lock:
+            interrupts = self._interrupts  # before on_block: an interrupt meanwhile is not missed
         lane.on_block()  # what the lending thread served (a connection, where the awaited answer may come) goes on
         with self._lock:
-            interrupts = self._interrupts
             if self._holder is lane:
                 self._holder = None
                 self._notify_free()
@@ -467,9 +473,10 @@ class SerialWorker:
             if job is _WAKE:
                 continue
             with self._lock:
-                self._queued -= 1
                 while (self._holder is not None and self._holder is not lane) or self._reclaiming:
                     self._wait_free()  # a job run by run_here goes on (it came first)
+                # Counted as queued until it holds the worker: run_here must not start a later job meanwhile.
+                self._queued -= 1
                 self._holder = lane
                 lane.job = job
             try:

@@ -157,3 +157,38 @@ def test_a_stuck_job_run_here_is_abandoned_and_its_thread_freed_for_other_work(w
     runner.join(10)
     assert worker.run_here(lambda: later.append("here again"), lambda: None)
     assert later[-1] == "here again"
+
+
+def _held_then_next_message(worker: SerialWorker) -> list[str]:
+    """A reading thread runs a job here, then at once the next message's; a job is submitted in between."""
+    order: list[str] = []
+    release = threading.Event()
+    started = threading.Event()
+
+    def held() -> None:
+        started.set()
+        release.wait(10)
+        order.append("held")
+
+    def reading_thread() -> None:
+        worker.run_here(held, lambda: None)
+        if not worker.run_here(lambda: order.append("later"), lambda: None):
+            worker.submit(lambda: order.append("later"))
+
+    runner = threading.Thread(target=reading_thread)
+    runner.start()
+    assert started.wait(10)
+    worker.submit(lambda: order.append("submitted"))  # the worker thread takes it, and waits for "held"
+    wait_until(lambda: worker._free_waiters > 0, "the worker thread waiting with its job")
+    release.set()
+    runner.join(10)
+    wait_until(lambda: len(order) == 3, "all three jobs")
+    return order
+
+
+def test_a_job_the_worker_took_and_waits_to_run_is_not_overtaken_by_a_later_one_run_here(
+    worker: SerialWorker,
+) -> None:
+    # The overtaking needs the worker thread to be slower than the reading thread to get going: try often.
+    for _ in range(20):
+        assert _held_then_next_message(worker) == ["held", "submitted", "later"]
