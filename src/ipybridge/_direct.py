@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import hmac
 import ipaddress
 import json
@@ -61,6 +60,7 @@ from ._protocol import PROTOCOL_VERSION, Hello, envelope, simple_error
 
 if TYPE_CHECKING:
     from ._core import BridgeCore
+    from ._runtime import SerialWorker
 
 log = logging.getLogger("ipybridge")
 _ws_log = logging.getLogger("ipybridge.websockets")  # the websocket protocol's own messages
@@ -463,22 +463,17 @@ class _DirectHandler:
     # ------------------------------------------------------------ reading (this connection's thread)
     def run(self) -> None:
         self._thread = threading.current_thread()
+        self._read_with(self._serve)
+
+    def _read_with(self, serve: Callable[[], None]) -> None:
+        """Run a reading thread's ``serve`` (the first thread's ``_serve``, or, after hand_off, ``_read_loop``
+        going on where the thread before stopped); the thread that reads last ends the connection."""
         try:
-            self._serve()
+            serve()
         except Exception:  # a broken connection must not end the process's endpoint
             log.debug("ipybridge: a direct connection failed", exc_info=True)
         finally:
             if self._reads_here():  # not when it handed the reading to another thread
-                self._ended()
-
-    def _read_on(self) -> None:
-        """A new reading thread (hand_off): go on where the one before stopped."""
-        try:
-            self._read_loop()
-        except Exception:
-            log.debug("ipybridge: a direct connection failed", exc_info=True)
-        finally:
-            if self._reads_here():
                 self._ended()
 
     def _reads_here(self) -> bool:
@@ -510,22 +505,21 @@ class _DirectHandler:
             if not data or self.proto.state is _CLOSED:
                 self._at_end = True
 
-    def run_inline(self, worker: Any, job: Callable[[], None]) -> bool:
+    def run_inline(self, worker: SerialWorker, job: Callable[[], None]) -> bool:
         """Run a call's job on this reading thread if its worker is idle (see SerialWorker.run_here)."""
-        me = threading.current_thread()
-
-        def started() -> None:  # only once the worker took the job: a declined one holds nothing
-            now = time.monotonic()
-            self._inline_since = now
-            self._inline_thread = me
-            self.endpoint.inline_started(now)
-
         try:
-            return bool(worker.run_here(job, functools.partial(self.hand_off, me), started))
+            return worker.run_here(job, self.hand_off, self._held_by_call)
         finally:
             with self._read_lock:
-                if self._inline_thread is me:
+                if self._inline_thread is threading.current_thread():
                     self._inline_thread = None
+
+    def _held_by_call(self) -> None:
+        """The worker took this reading thread's job (run_here's on_start): from now on the thread is held."""
+        now = time.monotonic()
+        self._inline_since = now
+        self._inline_thread = threading.current_thread()
+        self.endpoint.inline_started(now)
 
     def held_reader(self, now: float, at_least: float) -> threading.Thread | None:
         """The thread reading this connection, if it has been running a call for ``at_least`` seconds."""
@@ -543,7 +537,9 @@ class _DirectHandler:
         with self._read_lock:
             if self._thread is not reader or self._inline_thread is not reader or self._sock_closed:
                 return  # not held (any more), handed off already, or over
-            thread = threading.Thread(target=self._read_on, name="ipybridge-direct-conn", daemon=True)
+            thread = threading.Thread(
+                target=self._read_with, args=(self._read_loop,), name="ipybridge-direct-conn", daemon=True
+            )
             try:
                 thread.start()  # it reads only once it is _thread: it waits for this lock first
             except RuntimeError:  # no thread to be had: the reading goes on when the call returns
@@ -630,8 +626,8 @@ class _DirectHandler:
             if not _readable(self.sock, remaining):
                 return None
         if self._recv_buffer is None:
-            # Read into a buffer kept for the connection: recv(n) allocates n bytes for every read, ~9 us
-            # for 256 KiB, a tenth of a tiny call's kernel time (its pages stay unmapped until written).
+            # Read into a buffer kept for the connection (256 KiB from its first read on): recv(n) allocates
+            # n bytes for every read, ~9 us for 256 KiB, a tenth of a tiny call's kernel time.
             self._recv_buffer = memoryview(bytearray(_RECV_BYTES))
         try:
             n = self.sock.recv_into(self._recv_buffer)

@@ -99,9 +99,10 @@ class _Lane:
         self.in_user_code = False  # only then may an interrupt raise KeyboardInterrupt in it
         self.interrupt_aimed = False  # a KeyboardInterrupt was aimed at it and may still be pending
         self.abandoned = False
-        #: Set for a lane lent by another thread (SerialWorker.run_here): called when its job waits or is
-        #: abandoned, so that whatever that thread was doing before (reading a connection) goes on elsewhere.
-        self.on_block: Callable[[], None] | None = None
+        #: Set for a lane lent by another thread (SerialWorker.run_here): called with that thread when its job
+        #: waits or is abandoned, so that whatever the thread was doing before (reading a connection) goes on
+        #: elsewhere.
+        self.on_block: Callable[[threading.Thread], None] | None = None
 
 
 _thread_state = threading.local()
@@ -199,7 +200,10 @@ class SerialWorker:
         self._queue.put(job)
 
     def run_here(
-        self, job: Callable[[], None], on_block: Callable[[], None], on_start: Callable[[], None] | None = None
+        self,
+        job: Callable[[], None],
+        on_block: Callable[[threading.Thread], None],
+        on_start: Callable[[], None] | None = None,
     ) -> bool:
         """Run ``job`` on the calling thread now if the worker is idle; False (nothing run) if it is not.
 
@@ -210,7 +214,7 @@ class SerialWorker:
         It saves the wake-up of the worker thread and the hand-over of the GIL
         that a queued job costs (a good part of a tiny call's time).
 
-        ``on_block`` is called (on any thread) when the job waits in
+        ``on_block`` is called (on any thread, with the calling thread) when the job waits in
         :func:`wait_serving`, or is abandoned: the calling thread is then held
         for long, and whatever else it serves (a connection it reads) must go
         on without it. While it waits, the worker serves other jobs; it takes
@@ -337,12 +341,9 @@ class SerialWorker:
         self, lane: _Lane, future: concurrent.futures.Future[Any], deadline: float | None, interrupts: int
     ) -> bool:
         while not future.done():
-            if self._interrupts != interrupts:
-                raise KeyboardInterrupt("the kernel was interrupted")
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            wait = self._wait_slice(interrupts, deadline)
+            if wait is None:
                 return False
-            wait = _WAIT_POLL_S if remaining is None else min(remaining, _WAIT_POLL_S)
             if lane.abandoned or self._stopped:  # a newer thread serves the queue: only wait
                 _plain_wait(future, wait)
                 continue
@@ -368,9 +369,10 @@ class SerialWorker:
         job of the moment finishes first, as a nested one would).
         """
         assert lane.on_block is not None
+        assert lane.thread is not None
         with self._lock:
             interrupts = self._interrupts  # before on_block: an interrupt meanwhile is not missed
-        lane.on_block()  # what the lending thread served (a connection, where the awaited answer may come) goes on
+        lane.on_block(lane.thread)  # what the lending thread served (a connection, where the answer may come) goes on
         with self._lock:
             if self._holder is lane:
                 self._holder = None
@@ -378,15 +380,22 @@ class SerialWorker:
         with self.outside_user_code():
             try:
                 while not future.done():
-                    if self._interrupts != interrupts:
-                        raise KeyboardInterrupt("the kernel was interrupted")
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
+                    wait = self._wait_slice(interrupts, deadline)
+                    if wait is None:
                         return False
-                    _plain_wait(future, _WAIT_POLL_S if remaining is None else min(remaining, _WAIT_POLL_S))
+                    _plain_wait(future, wait)
                 return True
             finally:
                 self._take_back(lane)
+
+    def _wait_slice(self, interrupts: int, deadline: float | None) -> float | None:
+        """The next slice of a wait (seconds); None when ``deadline`` passed. KeyboardInterrupt after an interrupt."""
+        if self._interrupts != interrupts:
+            raise KeyboardInterrupt("the kernel was interrupted")
+        if deadline is None:
+            return _WAIT_POLL_S
+        remaining = deadline - time.monotonic()
+        return None if remaining <= 0 else min(remaining, _WAIT_POLL_S)
 
     def _take_back(self, lane: _Lane) -> None:
         """A lent lane's wait ended: hold the worker again once its current job ends (not if abandoned)."""
@@ -456,8 +465,8 @@ class SerialWorker:
             if lane is self._lane:
                 self._start_lane()
             self._notify_free()
-        if lane.on_block is not None:
-            lane.on_block()
+        if lane.on_block is not None and lane.thread is not None:
+            lane.on_block(lane.thread)
         log.warning(
             "ipybridge: a call given up on is still running on %s; later calls run on a new thread",
             lane.thread.name if lane.thread is not None else "?",

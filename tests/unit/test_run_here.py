@@ -37,7 +37,7 @@ def worker() -> Iterator[SerialWorker]:
 
 def test_an_idle_worker_runs_the_job_on_the_calling_thread(worker: SerialWorker) -> None:
     ran: list[str] = []
-    assert worker.run_here(lambda: ran.append(threading.current_thread().name), lambda: None)
+    assert worker.run_here(lambda: ran.append(threading.current_thread().name), lambda _thread: None)
     assert ran == [threading.current_thread().name]
     assert worker.jobs_run_here == 1
     assert worker.threads_started == 0  # no worker thread was needed
@@ -50,13 +50,13 @@ def test_a_busy_worker_runs_nothing_here_and_the_order_holds(worker: SerialWorke
     gate = threading.Event()
     worker.submit(lambda: (gate.wait(10), order.append("queued first")))
     wait_until(lambda: worker.running() is not None, "the first job starting")
-    assert not worker.run_here(lambda: order.append("here"), lambda: None)
+    assert not worker.run_here(lambda: order.append("here"), lambda _thread: None)
     worker.submit(lambda: order.append("queued second"))
     gate.set()
     wait_until(lambda: len(order) == 2, "both queued jobs")
     assert order == ["queued first", "queued second"]
     wait_until(lambda: worker.running() is None, "the worker to be idle")
-    assert worker.run_here(lambda: order.append("here"), lambda: None)
+    assert worker.run_here(lambda: order.append("here"), lambda _thread: None)
     assert order[-1] == "here"
 
 
@@ -70,11 +70,11 @@ def test_jobs_submitted_while_a_job_runs_here_wait_for_it(worker: SerialWorker) 
         release.wait(10)
         order.append("here")
 
-    runner = threading.Thread(target=lambda: worker.run_here(here, lambda: None))
+    runner = threading.Thread(target=lambda: worker.run_here(here, lambda _thread: None))
     runner.start()
     assert started.wait(10)
     worker.submit(lambda: order.append("submitted"))  # the worker thread takes it and must wait
-    time.sleep(0.1)  # room for a wrong order to show
+    wait_until(lambda: worker._free_waiters == 1, "the worker thread waiting with the submitted job")
     assert order == []
     release.set()
     runner.join(10)
@@ -93,7 +93,7 @@ def test_a_job_run_here_that_waits_lets_the_worker_serve_and_resumes_first(worke
         assert _runtime.wait_serving(answer, 10)  # what BridgeCore's call_js futures do
         order.append(f"got {answer.result()}")
 
-    def on_block() -> None:
+    def on_block(_thread: threading.Thread) -> None:
         blocked.set()
 
     runner = threading.Thread(target=lambda: worker.run_here(asks_the_page, on_block))
@@ -107,7 +107,8 @@ def test_a_job_run_here_that_waits_lets_the_worker_serve_and_resumes_first(worke
     wait_until(lambda: order[-1:] == ["served meanwhile"] and worker.running() is not None, "the long job")
     worker.submit(lambda: order.append("queued later"))
     answer.set_result(42)
-    time.sleep(0.1)  # the waiting job resumes only when the worker's job of the moment ends
+    # The waiting job resumes only when the worker's job of the moment ends: it waits to take the worker back.
+    wait_until(lambda: worker._reclaiming == 1, "the waiting job asking for the worker back")
     assert "got 42" not in order
     gate.set()
     runner.join(10)
@@ -126,7 +127,7 @@ def test_a_kernel_interrupt_reaches_a_job_run_here(worker: SerialWorker) -> None
             except KeyboardInterrupt:
                 outcome.append("interrupted")
 
-    runner = threading.Thread(target=lambda: worker.run_here(spin, lambda: None))
+    runner = threading.Thread(target=lambda: worker.run_here(spin, lambda _thread: None))
     runner.start()
     wait_until(lambda: worker.running() is spin, "spin starting")
     worker.interrupt()
@@ -143,7 +144,7 @@ def test_a_stuck_job_run_here_is_abandoned_and_its_thread_freed_for_other_work(w
     def hangs() -> None:
         stuck.wait(10)  # in C: no KeyboardInterrupt can stop it
 
-    runner = threading.Thread(target=lambda: worker.run_here(hangs, blocked.set))
+    runner = threading.Thread(target=lambda: worker.run_here(hangs, lambda _thread: blocked.set()))
     runner.start()
     wait_until(lambda: worker.running() is hangs, "the hung job starting")
     worker.release_later(hangs, after=0.05)
@@ -155,7 +156,7 @@ def test_a_stuck_job_run_here_is_abandoned_and_its_thread_freed_for_other_work(w
     assert runner.is_alive()  # still stuck, in the background
     stuck.set()
     runner.join(10)
-    assert worker.run_here(lambda: later.append("here again"), lambda: None)
+    assert worker.run_here(lambda: later.append("here again"), lambda _thread: None)
     assert later[-1] == "here again"
 
 
@@ -171,8 +172,8 @@ def _held_then_next_message(worker: SerialWorker) -> list[str]:
         order.append("held")
 
     def reading_thread() -> None:
-        worker.run_here(held, lambda: None)
-        if not worker.run_here(lambda: order.append("later"), lambda: None):
+        worker.run_here(held, lambda _thread: None)
+        if not worker.run_here(lambda: order.append("later"), lambda _thread: None):
             worker.submit(lambda: order.append("later"))
 
     runner = threading.Thread(target=reading_thread)
