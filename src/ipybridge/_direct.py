@@ -111,7 +111,10 @@ WATCH_IDLE_S = 2.0
 #: Environment variable that turns the direct path off for a kernel (``0``, ``false``, ``no``, ``off``).
 ENV_SWITCH = "IPYBRIDGE_DIRECT"
 _HEADER = struct.Struct("<I")
-_KEEP_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+#: Compact JSON (the page's messages are ours or our widget's; no cycles in them), and its reader, made once:
+#: json.dumps(..., separators=...) builds an encoder per call.
+_JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_JSON_DECODE = json.JSONDecoder().raw_decode
 _FORGOTTEN = object()  # a remembered request whose answer was dropped to stay within REMEMBERED_BYTES
 _ON_COMM = object()  # a remembered request answered over the comm (delivered there: never sent again)
 
@@ -119,10 +122,13 @@ _ON_COMM = object()  # a remembered request answered over the comm (delivered th
 # ------------------------------------------------------------------ framing
 def pack(content: Any, buffers: Sequence[Any]) -> bytes:
     """One websocket message: u32 LE length of a JSON ``[envelope, sizes]`` header, the header, the buffers."""
+    if not buffers:
+        head = _JSON_ENCODE([content, []]).encode()
+        return _HEADER.pack(len(head)) + head
     views = [memoryview(b).cast("B") for b in buffers]
-    head = json.dumps([content, [v.nbytes for v in views]], separators=(",", ":")).encode()
-    if views:  # JSON may end in spaces: the first buffer starts 8-aligned, so the page views a float64 array in place
-        head += b" " * (-(_HEADER.size + len(head)) % 8)
+    head = _JSON_ENCODE([content, [v.nbytes for v in views]]).encode()
+    # JSON may end in spaces: the first buffer starts 8-aligned, so the page views a float64 array in place.
+    head += b" " * (-(_HEADER.size + len(head)) % 8)
     return b"".join([_HEADER.pack(len(head)), head, *views])
 
 
@@ -150,8 +156,13 @@ def bulk_offsets(sizes: Sequence[int]) -> tuple[list[int], int]:
 
 
 def unpack(data: bytes | bytearray | memoryview) -> tuple[Any, list[memoryview]]:
-    """The envelope and buffers of one websocket message; ``ValueError`` when it is malformed."""
-    view = memoryview(data).cast("B")
+    """The envelope and buffers of one websocket message; ``ValueError`` when it is malformed.
+
+    The header is UTF-8 JSON (what the page's TextEncoder makes); JSON whitespace may follow it.
+    """
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
     if view.nbytes < _HEADER.size:
         raise ValueError("a direct message needs a 4-byte header length")
     (head_bytes,) = _HEADER.unpack_from(view)
@@ -159,12 +170,19 @@ def unpack(data: bytes | bytearray | memoryview) -> tuple[Any, list[memoryview]]
     if end > view.nbytes:
         raise ValueError("the header is longer than the message")
     try:
-        head = json.loads(bytes(view[_HEADER.size : end]))
+        text = str(view[_HEADER.size : end], "utf-8")
+        head, stop = _JSON_DECODE(text)
+        if stop != len(text) and text[stop:].strip(" \t\n\r"):
+            raise ValueError(f"extra data after the JSON at character {stop}")
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"the header is not JSON: {exc}") from None
-    if not isinstance(head, list) or len(head) != 2 or not isinstance(head[1], list):
+    if type(head) is not list or len(head) != 2 or type(head[1]) is not list:
         raise ValueError("the header must be [envelope, sizes]")
     content, sizes = head
+    if not sizes:
+        if end != view.nbytes:
+            raise ValueError("the buffer sizes do not add up to the message")
+        return content, []
     if not all(type(n) is int and n >= 0 for n in sizes) or end + sum(sizes) != view.nbytes:
         raise ValueError("the buffer sizes do not add up to the message")
     buffers = []
@@ -817,14 +835,22 @@ class _DirectHandler:
     # ------------------------------------------------------------ kernel -> page (any thread)
     def send(self, content: dict[str, Any], buffers: list[memoryview]) -> None:
         """Send one envelope: inline, or with its buffers to fetch (see :data:`BULK_BYTES`)."""
-        views = [memoryview(b).cast("B") for b in buffers]
-        total = sum(v.nbytes for v in views)
-        if not self.fetches or total < BULK_BYTES:
-            self.send_packed(pack(content, views))
-            return
-        key = secrets.token_urlsafe(32)
-        bulk = _Bulk(self, views, total)
-        self.send_packed(pack_reference(content, [v.nbytes for v in views], key), bulk=(key, bulk))
+        try:
+            if not buffers:
+                self.send_packed(pack(content, buffers))
+                return
+            views = [memoryview(b).cast("B") for b in buffers]
+            total = sum(v.nbytes for v in views)
+            if not self.fetches or total < BULK_BYTES:
+                self.send_packed(pack(content, views))
+                return
+            key = secrets.token_urlsafe(32)
+            bulk = _Bulk(self, views, total)
+            self.send_packed(pack_reference(content, [v.nbytes for v in views], key), bulk=(key, bulk))
+        finally:
+            routes = self.routes
+            if routes is not None and routes._unencoded:
+                routes.keep_sent()  # the answers in it, now that they are on their way
 
     def send_packed(self, data: bytes, bulk: tuple[str, _Bulk] | None = None) -> None:
         """Send one binary websocket message (``pack``'s bytes) to the page; any thread, never blocks.
@@ -1059,11 +1085,14 @@ class DirectRoutes:
         self._markers: dict[int, _DirectHandler] = {}  # conn id -> connection, until split() passes its "comm"
         self._live: dict[str, _DirectHandler] = {}  # view -> connection, as of the outbox's last flush
         #: Per view: request id -> how it was answered (None: not yet; _ON_COMM; _FORGOTTEN; or the answer as
-        #: (JSON text of its item, its buffers), sent directly and kept to send again).
+        #: (JSON text of its item, its buffers), sent directly and kept to send again; until keep_sent,
+        #: (the item, its buffers)).
         self._remembered: dict[str, OrderedDict[int, Any]] = {}
         self._answer_bytes: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._sent: dict[_DirectHandler, _Sent] = {}  # output and events routed to a connection, numbered
         self._bytes = 0
+        #: Answers remembered as items, to be turned into JSON text after they were sent (keep_sent).
+        self._unencoded: list[tuple[str, int, tuple[dict[str, Any], tuple[memoryview, ...]]]] = []
         self.last_view: str | None = None
         endpoint.register(key, self)
 
@@ -1223,7 +1252,11 @@ class DirectRoutes:
         return [({**item, "view": view, "resent": conn.conn_id}, buffers) for (item, buffers), _ in sent.items]
 
     def _remember_answer(self, view: str, ident: Any, entry: tuple[dict[str, Any], list[memoryview]] | None) -> None:
-        """Note how request ``ident`` was answered: ``entry`` sent directly (kept to send again), None: on the comm."""
+        """Note how request ``ident`` was answered: ``entry`` sent directly (kept to send again), None: on the comm.
+
+        Called under the lock, before the answer is sent. The item is kept as it is until :meth:`keep_sent`
+        (after the send) turns it into JSON text: the encoding is not on the call's way to the page.
+        """
         remembered = self._remembered.get(view)
         if remembered is None or ident not in remembered:
             return
@@ -1233,14 +1266,37 @@ class DirectRoutes:
             remembered[ident] = _ON_COMM  # the comm delivers it: never sent again
             return
         item, buffers = entry
-        # Kept as JSON text, not as the item's dicts: thousands of answers a second kept this way would
-        # each add containers to the garbage collector's oldest generation and make its full collections
-        # (pauses of the whole kernel) come with the call rate. Read back only when sent again (rare).
-        kept = (_KEEP_JSON(item), tuple(buffers))
-        size = sum(b.nbytes for b in buffers) + len(kept[0]) + 64
+        kept = (item, tuple(buffers))
+        size = sum(b.nbytes for b in buffers) + 64  # + the JSON's length, once keep_sent knows it
         remembered[ident] = kept
+        self._unencoded.append((view, ident, kept))
         self._answer_bytes[(view, ident)] = size
         self._bytes += size
+        self._forget_over()
+
+    def keep_sent(self) -> None:
+        """Turn the answers remembered since the last call into JSON text (any thread; after they were sent).
+
+        Kept as text, not as the items' dicts: thousands of answers a second kept as dicts would each add
+        containers to the garbage collector's oldest generation and make its full collections (pauses of the
+        whole kernel) come with the call rate. Read back only when sent again (rare).
+        """
+        with self._lock:
+            unencoded, self._unencoded = self._unencoded, []
+            for view, ident, kept in unencoded:
+                remembered = self._remembered.get(view)
+                if remembered is None or remembered.get(ident) is not kept:
+                    continue  # forgotten, or answered again meanwhile
+                text = _JSON_ENCODE(kept[0])
+                remembered[ident] = (text, kept[1])
+                key = (view, ident)
+                if key in self._answer_bytes:
+                    self._answer_bytes[key] += len(text)
+                    self._bytes += len(text)
+            self._forget_over()
+
+    def _forget_over(self) -> None:
+        """Drop the oldest answers kept beyond REMEMBERED_BYTES (lock held)."""
         while self._bytes > REMEMBERED_BYTES and self._answer_bytes:
             (old_view, old_id), old_size = self._answer_bytes.popitem(last=False)
             self._bytes -= old_size
@@ -1305,7 +1361,9 @@ class DirectRoutes:
                     )
                     again.append(({"type": "error", "view": view, "id": ident, "error": error}, []))
                 elif answer is not None and answer is not _ON_COMM and channel == "comm":
-                    again.append((json.loads(answer[0]), list(answer[1])))
+                    kept_item = answer[0]
+                    item_again = json.loads(kept_item) if type(kept_item) is str else dict(kept_item)
+                    again.append((item_again, list(answer[1])))
                 # None: still running, its answer goes to the view's current channel; _ON_COMM: delivered
         for item, buffers in again:
             self.core.outbox.post(item, buffers)
