@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import concurrent.futures
-import contextlib
 import inspect
 import itertools
 import keyword
@@ -21,7 +20,6 @@ import os
 import sys
 import threading
 import types
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -429,6 +427,7 @@ class BridgeCore:
         self.allow_execute = bool(allow_execute)
         self._namespace = namespace
         self.functions: dict[str, Callable[..., Any]] = {}
+        self._kinds: dict[str, tuple[Callable[..., Any], bool]] = {}  # name -> (its function, is it async)
         self.views: set[str] = set()
         self._lock = threading.RLock()
         self._before_view: list[tuple[dict[str, Any], list[memoryview]]] = []
@@ -498,14 +497,13 @@ class BridgeCore:
             self._delivery_seen.set()
             if direct is not None:
                 direct.heard_on_comm(content)
-        limit = self.message_limit()
         if _is_part(content):
-            whole, refusals = self.parts.add(content["msgs"][0], buffers, limit, channel)
+            whole, refusals = self.parts.add(content["msgs"][0], buffers, self.message_limit(), channel)
             self._refuse(refusals)
             if whole is None:
                 return
             content, buffers = whole
-        elif buffers and (size := sum(memoryview(b).nbytes for b in buffers)) > limit:
+        elif buffers and (size := sum(memoryview(b).nbytes for b in buffers)) > (limit := self.message_limit()):
             # Only a page that ignores the limit it was told sends this (ours splits and checks first).
             msgs = content.get("msgs") if isinstance(content, dict) else None
             reason = (
@@ -531,7 +529,7 @@ class BridgeCore:
             return
         if direct is not None:
             items = direct.admit(items, channel, _is_request)
-        requests = sum(_is_request(item) for item in items)
+        requests = sum(map(_is_request, items))
         with self._lock:
             self._messages_received += 1
             self._requests_received += requests
@@ -549,12 +547,17 @@ class BridgeCore:
             # The message's sync jobs go to the worker together, once all its items are read: the worker
             # wakes once per message and does not contend with this thread for the GIL while it reads.
             jobs, envelope.jobs = envelope.jobs, []  # each job refers to its envelope: no cycle left behind
-            if runner is not None and len(jobs) == 1 and runner.run_inline(self._worker, jobs[0]):
-                jobs = []
-            for job in jobs:
-                self._worker.submit(job)
-            if not envelope.done():  # its jobs all ran already, and other messages are still being worked on
-                self.outbox.deadline(DEFERRED_FLUSH_S)
+            if runner is not None and len(jobs) == 1:
+                # This message's hold goes first (its one job is pending: nothing leaves yet), so the job's own
+                # done() is the last: run here, it sends its answer before the lending thread's bookkeeping.
+                envelope.done()
+                if not runner.run_inline(self._worker, jobs[0]):
+                    self._worker.submit(jobs[0])
+            else:
+                for job in jobs:
+                    self._worker.submit(job)
+                if not envelope.done():  # its jobs all ran already, and other messages are still being worked on
+                    self.outbox.deadline(DEFERRED_FLUSH_S)
 
     def _refuse(self, refusals: list[Refusal]) -> None:
         with self._lock:  # refused requests were received too: debug_stats stays balanced
@@ -674,7 +677,10 @@ class BridgeCore:
         if fn is None:
             self._reply_error_to(item.view, item.id, NameError(self._not_exposed(item.name)))
             return
-        if _is_async(fn):
+        kind = self._kinds.get(item.name)
+        if kind is None or kind[0] is not fn:  # first call of this name, or another function under it now
+            kind = self._kinds[item.name] = (fn, _is_async(fn))
+        if kind[1]:
             self._spawn_async(item, fn)
         else:
             self._submit_sync(item.view, item.id, fn, item.args, item.kwargs, f"{item.name}()")
@@ -973,19 +979,9 @@ def _is_part(content: Any) -> bool:
     return isinstance(msgs, list) and len(msgs) == 1 and isinstance(msgs[0], dict) and msgs[0].get("type") == "part"
 
 
-_async_functions: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-
-
 def _is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling ``fn`` gives a coroutine (an ``async def``, or an object whose ``__call__`` is one)."""
-    try:
-        return _async_functions[fn]
-    except (KeyError, TypeError):  # not seen yet, or not weakly referable / hashable
-        pass
-    answer = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
-    with contextlib.suppress(TypeError):
-        _async_functions[fn] = answer
-    return answer
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
 def _settle(future: concurrent.futures.Future[Any], value: Any = None, exc: BaseException | None = None) -> bool:

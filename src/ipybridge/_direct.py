@@ -1183,7 +1183,7 @@ class DirectRoutes:
         """Items in outbox order -> [(send or None for the comm, items)], switching views at their markers."""
         comm: list[Any] = []
         per_conn: dict[_DirectHandler, list[Any]] = {}
-        views = list(self.core.views)  # one copy: other threads add and remove views meanwhile
+        views: list[str] | None = None  # the core's views, copied once if needed (other threads change them)
         with self._lock:
             for entry in items:
                 item = entry[0]
@@ -1211,6 +1211,8 @@ class DirectRoutes:
                     else:
                         comm.append(entry)
                     continue
+                if views is None:
+                    views = list(self.core.views)
                 live = set(self._live.values())
                 for conn in live:
                     per_conn.setdefault(conn, []).append(self._numbered(conn, entry) if kind in RESENT_TYPES else entry)
