@@ -1221,7 +1221,7 @@ class DirectRoutes:
                 if not live or kind == "protocol_error" or any(v not in self._live for v in views):
                     comm.append(entry)
         out: list[Any] = [(None, comm)] if comm else []
-        out += [(_sender(conn), group) for conn, group in per_conn.items()]
+        out += [(conn.send, group) for conn, group in per_conn.items()]
         return out
 
     def _numbered(
@@ -1269,12 +1269,13 @@ class DirectRoutes:
             return
         item, buffers = entry
         kept = (item, tuple(buffers))
-        size = sum(b.nbytes for b in buffers) + 64  # + the JSON's length, once keep_sent knows it
+        size = (sum(b.nbytes for b in buffers) if buffers else 0) + 64  # + the JSON's length (keep_sent)
         remembered[ident] = kept
         self._unencoded.append((view, ident, kept))
         self._answer_bytes[(view, ident)] = size
         self._bytes += size
-        self._forget_over()
+        if self._bytes > REMEMBERED_BYTES:
+            self._forget_over()
 
     def keep_sent(self) -> None:
         """Turn the answers remembered since the last call into JSON text (any thread; after they were sent).
@@ -1421,7 +1422,3 @@ class _Sent:
         self.n = 0
         self.items: deque[tuple[tuple[dict[str, Any], list[memoryview]], int]] = deque()
         self.bytes = 0
-
-
-def _sender(conn: _DirectHandler) -> Callable[[dict[str, Any], list[memoryview]], None]:
-    return conn.send
