@@ -125,6 +125,15 @@ def test_pack_and_unpack_are_inverse_and_refuse_malformed_messages() -> None:
     for bad in [b"", b"\x05\x00\x00\x00{}", b"\x02\x00\x00\x00{}", data[:-1], data + b"x", b"\x02\x00\x00\x00[]"]:
         with pytest.raises(ValueError, match=r"header|sizes"):
             unpack(bad)
+    # The header is UTF-8 JSON, JSON whitespace may pad it; anything else after it, or other bytes, is refused.
+    head = json.dumps([{"ipb": 1, "msgs": [{"type": "call", "name": "é"}]}, []], ensure_ascii=False).encode()
+    assert unpack(len(head + b" \n").to_bytes(4, "little") + head + b" \n")[0]["msgs"][0]["name"] == "é"
+    for tail in [b"x", b" 1", b"\x0b"]:
+        with pytest.raises(ValueError, match="not JSON"):
+            unpack(len(head + tail).to_bytes(4, "little") + head + tail)
+    latin1 = head.decode().encode("latin-1")
+    with pytest.raises(ValueError, match="not JSON"):
+        unpack(len(latin1).to_bytes(4, "little") + latin1)
 
 
 def test_only_loopback_origins_are_browsers_we_accept() -> None:
@@ -748,6 +757,32 @@ def test_an_answer_remembered_again_is_counted_once(endpoint: DirectEndpoint, co
         routes._remember_answer("v1", 5, entry)
     assert routes._bytes == once
     assert routes._answer_bytes == {("v1", 5): once}
+
+
+def test_an_answer_is_kept_as_json_once_sent_and_sent_again_the_same_in_either_form(
+    endpoint: DirectEndpoint, core: BridgeCore, page: FakePage
+) -> None:
+    # The routes remember an answer as its item when they route it, and keep it as JSON text once it was sent
+    # (keep_sent): a page that falls back in between gets it again all the same.
+    import collections
+
+    routes: DirectRoutes = core.direct
+    routes._remembered["v1"] = collections.OrderedDict({5: None, 6: None})
+    values = {5: {"a": [1.5, "é", None]}, 6: [True, {"$ipb": "bytes", "i": 0}]}
+    buffer = memoryview(b"\x01\x02\x03")
+    routes._remember_answer("v1", 5, ({"type": "result", "view": "v1", "id": 5, "value": values[5]}, []))
+    routes.keep_sent()
+    routes._remember_answer("v1", 6, ({"type": "result", "view": "v1", "id": 6, "value": values[6]}, [buffer]))
+    kept5, kept6 = routes._remembered["v1"][5], routes._remembered["v1"][6]
+    assert isinstance(kept5[0], str)
+    assert json.loads(kept5[0])["value"] == values[5]
+    assert isinstance(kept6[0], dict)  # not sent yet
+    assert routes._answer_bytes[("v1", 5)] == len(kept5[0]) + 64
+    content, buffers = envelope(call_item(5, "never-run"), call_item(6, "never-run"))
+    core.receive(content, buffers)  # over the comm: answered again, not run
+    assert page.value_of(page.answer("v1", 5)) == values[5]
+    assert page.value_of(page.answer("v1", 6)) == [True, b"\x01\x02\x03"]
+    assert not any(i.get("type") == "error" for i, _ in page.items())
 
 
 def test_a_cell_blocked_on_call_js_over_a_dropped_connection_fails_at_once_instead_of_hanging(
