@@ -531,6 +531,8 @@ class BridgeCore:
             return
         if direct is not None:
             items = direct.admit(items, channel, _is_request)
+        if runner is not None and len(items) == 1 and type(items[0]) is Call and self._call_here(items[0], runner):
+            return
         requests = sum(map(_is_request, items))
         with self._lock:
             self._messages_received += 1
@@ -560,6 +562,34 @@ class BridgeCore:
                     self._worker.submit(job)
                 if not envelope.done():  # its jobs all ran already, and other messages are still being worked on
                     self.outbox.deadline(DEFERRED_FLUSH_S)
+
+    def _call_here(self, item: Call, runner: Any) -> bool:
+        """A message that is one call of an exposed ``def``, read by a direct connection's thread: run it there.
+
+        The short way of :meth:`receive` for the commonest message: when the widget's worker is idle the
+        connection's reading thread runs the call itself (``runner.run_inline``) and sends its answer as soon
+        as it returns; else the call goes to the worker as it would in a message of its own. False (nothing
+        done) for anything else (a name not exposed, an ``async def``): :meth:`receive` handles it.
+        """
+        fn = self.functions.get(item.name)
+        if fn is None:
+            return False
+        if self._is_async(item.name, fn):
+            return False
+        with self._lock:
+            self._messages_received += 1
+            self._requests_received += 1
+        key = (item.view, item.id)
+        job = _SyncCall(self, item.view, item.id, fn, item.args, item.kwargs or _NO_KWARGS, f"{item.name}()", None)
+        self._running[key] = job
+        if runner.run_inline(self._worker, job):
+            return True
+        # The worker is busy: the call waits for it, its answer for the other messages' (see _Envelope).
+        envelope = job.envelope = _Envelope(self.outbox, self._open_envelopes)
+        envelope.add()
+        self._worker.submit(job)
+        envelope.done()  # never the last: the job is pending
+        return True
 
     def _refuse(self, refusals: list[Refusal]) -> None:
         with self._lock:  # refused requests were received too: debug_stats stays balanced
@@ -679,13 +709,17 @@ class BridgeCore:
         if fn is None:
             self._reply_error_to(item.view, item.id, NameError(self._not_exposed(item.name)))
             return
-        kind = self._kinds.get(item.name)
-        if kind is None or kind[0] is not fn:  # first call of this name, or another function under it now
-            kind = self._kinds[item.name] = (fn, _is_async(fn))
-        if kind[1]:
+        if self._is_async(item.name, fn):
             self._spawn_async(item, fn)
         else:
             self._submit_sync(item.view, item.id, fn, item.args, item.kwargs, f"{item.name}()")
+
+    def _is_async(self, name: str, fn: Callable[..., Any]) -> bool:
+        """Whether ``fn``, exposed as ``name``, is async (known per name, as long as the name keeps its function)."""
+        kind = self._kinds.get(name)
+        if kind is None or kind[0] is not fn:  # first call of this name, or another function under it now
+            kind = self._kinds[name] = (fn, _is_async(fn))
+        return kind[1]
 
     def _not_exposed(self, name: str) -> str:
         message = f"no Python function named {shown_name(name)} is exposed by this Bridge"

@@ -394,6 +394,44 @@ def test_a_tiny_call_runs_on_the_reading_thread_and_a_long_one_hands_the_reading
     assert core._worker.jobs_run_here >= 3
 
 
+def test_a_call_that_finds_the_worker_busy_waits_for_it_and_runs_on_the_worker(
+    endpoint: DirectEndpoint, core: BridgeCore
+) -> None:
+    gate = threading.Event()
+    order: list[str] = []
+
+    def before() -> None:
+        gate.wait(10)
+        order.append("before")
+
+    def where() -> str:
+        order.append("call")
+        return threading.current_thread().name
+
+    core._worker.submit(before)  # what a cell's or another message's call would hold it with
+    core.expose(where)
+
+    async def scenario() -> Any:
+        ws = await authenticated(endpoint)
+        await ws.write_message(pack(*envelope(call_item(1, "where"))), binary=True)
+        await asyncio.sleep(0.2)
+        assert order == []  # it waits for the worker, in order
+        gate.set()
+        while True:
+            items, _ = await read_items(ws)
+            for item in items:
+                if item.get("type") in ("result", "error"):
+                    ws.close()
+                    return item
+
+    answer = run(scenario())
+    assert answer["value"].startswith("ipybridge-worker"), answer
+    assert order == ["before", "call"]
+    stats = core.debug_stats()
+    assert stats["requests_received"] == stats["answers_posted"] == 1
+    assert stats["running"] == 0
+
+
 def test_a_call_on_the_reading_thread_that_calls_javascript_gets_the_reply_over_the_same_connection(
     endpoint: DirectEndpoint, core: BridgeCore
 ) -> None:
