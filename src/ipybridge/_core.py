@@ -232,7 +232,7 @@ class _SyncCall:
             envelope = self.envelope
             if envelope is not None:
                 sent = envelope.done()
-            elif core._worker.idle():
+            elif core._worker.idle() and not core._open_envelopes.value:  # else it leaves with theirs
                 core.outbox.flush()
                 sent = True
             else:
@@ -362,6 +362,10 @@ class _OpenCount:
         self._lock = threading.Lock()
         self._value = 0
 
+    @property
+    def value(self) -> int:
+        return self._value
+
     def add(self, delta: int) -> int:
         with self._lock:
             self._value += delta
@@ -463,6 +467,7 @@ class BridgeCore:
         if not isinstance(name, str) or not name or name == "<lambda>":
             raise ValueError("give the function a name: expose(fn, name='...')")
         self.functions[name] = fn
+        self._kinds.pop(name, None)  # what was known of the function it replaces (and that function) goes
 
     def expose_many(self, functions: Mapping[str, Callable[..., Any]] | Iterable[Callable[..., Any]]) -> None:
         if isinstance(functions, Mapping):
@@ -574,7 +579,10 @@ class BridgeCore:
         fn = self.functions.get(item.name)
         if fn is None:
             return False
-        if self._is_async(item.name, fn):
+        try:
+            if self._is_async(item.name, fn):
+                return False
+        except Exception:  # noqa: BLE001 - a callable that cannot be inspected: the long way answers the error
             return False
         with self._lock:
             self._messages_received += 1
@@ -584,11 +592,10 @@ class BridgeCore:
         self._running[key] = job
         if runner.run_inline(self._worker, job):
             return True
-        # The worker is busy: the call waits for it, its answer for the other messages' (see _Envelope).
-        envelope = job.envelope = _Envelope(self.outbox, self._open_envelopes)
-        envelope.add()
+        # The worker is busy: the call waits for it, its answer for the other messages' (see _Envelope). The
+        # envelope's one count stands for the job: its done() is the last, whenever the worker runs it.
+        job.envelope = _Envelope(self.outbox, self._open_envelopes)
         self._worker.submit(job)
-        envelope.done()  # never the last: the job is pending
         return True
 
     def _refuse(self, refusals: list[Refusal]) -> None:

@@ -115,6 +115,7 @@ _HEADER = struct.Struct("<I")
 #: json.dumps(..., separators=...) builds an encoder per call.
 _JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 _JSON_DECODE = json.JSONDecoder().raw_decode
+_JSON_SPACE = " \t\n\r"
 _FORGOTTEN = object()  # a remembered request whose answer was dropped to stay within REMEMBERED_BYTES
 _ON_COMM = object()  # a remembered request answered over the comm (delivered there: never sent again)
 
@@ -158,7 +159,7 @@ def bulk_offsets(sizes: Sequence[int]) -> tuple[list[int], int]:
 def unpack(data: bytes | bytearray | memoryview) -> tuple[Any, list[memoryview]]:
     """The envelope and buffers of one websocket message; ``ValueError`` when it is malformed.
 
-    The header is UTF-8 JSON (what the page's TextEncoder makes); JSON whitespace may follow it.
+    The header is UTF-8 JSON (what the page's TextEncoder makes); JSON whitespace may surround it.
     """
     view = memoryview(data)
     if view.format != "B" or view.ndim != 1:
@@ -171,8 +172,9 @@ def unpack(data: bytes | bytearray | memoryview) -> tuple[Any, list[memoryview]]
         raise ValueError("the header is longer than the message")
     try:
         text = str(view[_HEADER.size : end], "utf-8")
-        head, stop = _JSON_DECODE(text)
-        if stop != len(text) and text[stop:].strip(" \t\n\r"):
+        start = 0 if not text or text[0] not in _JSON_SPACE else len(text) - len(text.lstrip(_JSON_SPACE))
+        head, stop = _JSON_DECODE(text, start)
+        if stop != len(text) and text[stop:].strip(_JSON_SPACE):
             raise ValueError(f"extra data after the JSON at character {stop}")
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"the header is not JSON: {exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from typing import Any
@@ -346,3 +347,90 @@ def test_calls_leave_no_reference_cycles(core: BridgeCore, page: FakePage) -> No
     calls(5)  # first use: caches, threads, imports
     few, many = _cyclic_garbage(lambda: calls(5)), _cyclic_garbage(lambda: calls(55))
     assert many - few < 50, f"{many - few} objects left in cycles by 200 more calls"
+
+
+# ------------------------------------------- a message of one call, on a direct connection's reading thread
+class ReadingThread:
+    """What a direct connection gives BridgeCore.receive as ``runner``: it runs a lone call itself when it can."""
+
+    def run_inline(self, worker: Any, job: Any) -> bool:
+        return bool(worker.run_here(job, lambda _thread: None))
+
+
+def direct_call(core: BridgeCore, ident: int, name: str, *args: Any) -> None:
+    item = {"type": "call", "id": ident, "name": name, "args": list(args), "kwargs": {}}
+    core.receive(*envelope(item), channel="direct", runner=ReadingThread())
+
+
+def test_a_lone_call_that_finds_the_worker_busy_is_answered_when_the_worker_ran_it_whatever_the_timing(
+    core: BridgeCore, page: FakePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A def waits for the page on the worker (call_js(...).result()); the page calls another def meanwhile.
+
+    The worker runs the second call, nested, while the first waits. Its answer must leave even when the worker
+    ran it before the reading thread that submitted it got the CPU back (here: it waits for that on purpose).
+    """
+    from ipybridge import _runtime
+
+    page_reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def ask() -> str:
+        _runtime.wait_serving(page_reply, 10)
+        return "asked"
+
+    core.expose(ask)
+    core.expose(lambda: "pong", "ping")
+    call(core, 1, "ask")  # over the comm: it runs on the worker and waits there
+    deadline = time.monotonic() + 10
+    while ("v1", 1) not in core._running and time.monotonic() < deadline:
+        time.sleep(0.005)
+    submit = core._worker.submit
+
+    def submit_then_lose_the_cpu(job: Any) -> None:
+        submit(job)
+        end = time.monotonic() + 10
+        while ("v1", 2) in core._running and time.monotonic() < end:
+            time.sleep(0.001)
+
+    monkeypatch.setattr(core._worker, "submit", submit_then_lose_the_cpu)
+    direct_call(core, 2, "ping")
+    pong = page.wait_for(lambda i: i.get("id") == 2 and i["type"] in ("result", "error"), timeout=2)
+    assert page.value_of(pong) == "pong"  # not held until ask() returns
+    page_reply.set_result(None)
+    assert page.value_of(page.answer("v1", 1)) == "asked"
+
+
+def test_a_lone_call_of_a_callable_that_cannot_be_inspected_is_answered_not_dropped(
+    core: BridgeCore, page: FakePage
+) -> None:
+    class Odd:
+        def __call__(self) -> int:
+            return 1
+
+        def __getattr__(self, name: str) -> Any:
+            raise KeyError(name)  # inspect.iscoroutinefunction looks up attributes
+
+    core.expose(Odd(), "odd")
+    direct_call(core, 1, "odd")  # must not raise out of receive (that would end the connection)
+    assert page.answer("v1", 1)["type"] in ("result", "error")
+
+
+def test_exposing_a_name_again_lets_the_function_it_replaces_go(core: BridgeCore, page: FakePage) -> None:
+    import gc
+    import weakref
+
+    class Big:
+        pass
+
+    def make() -> tuple[Any, weakref.ref[Big]]:
+        big = Big()
+        return (lambda: id(big)), weakref.ref(big)
+
+    fn, ref = make()
+    core.expose(fn, "f")
+    direct_call(core, 1, "f")
+    page.answer("v1", 1)
+    core.expose(lambda: 0, "f")  # the cell that defined it ran again
+    del fn
+    gc.collect()
+    assert ref() is None

@@ -127,7 +127,8 @@ def test_pack_and_unpack_are_inverse_and_refuse_malformed_messages() -> None:
             unpack(bad)
     # The header is UTF-8 JSON, JSON whitespace may pad it; anything else after it, or other bytes, is refused.
     head = json.dumps([{"ipb": 1, "msgs": [{"type": "call", "name": "é"}]}, []], ensure_ascii=False).encode()
-    assert unpack(len(head + b" \n").to_bytes(4, "little") + head + b" \n")[0]["msgs"][0]["name"] == "é"
+    for padded in [head + b" \n", b"\n\t " + head, b" " + head + b" "]:
+        assert unpack(len(padded).to_bytes(4, "little") + padded)[0]["msgs"][0]["name"] == "é"
     for tail in [b"x", b" 1", b"\x0b"]:
         with pytest.raises(ValueError, match="not JSON"):
             unpack(len(head + tail).to_bytes(4, "little") + head + tail)
