@@ -850,7 +850,11 @@ def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
     variants = results["variants"]
     label = {"ipybridge": "ipybridge (comm)", "ipybridge-direct": "ipybridge direct", "ipybridge-relay":
              "ipybridge direct, relay"}  # fmt: skip
-    fig, axes = plt.subplots(1, 3, figsize=(19, 5.6))
+    keys = [(mb, d, e) for mb in sizes for d in ("up", "down") for e in ("binary", "base64")]
+    transfers = any(
+        f"mbps_{mb}mb_{d}_{e}" in measured for mb, d, e in keys for measured in variants["stock"]["contenders"].values()
+    )  # a --calls-only run has none: no empty panel for them
+    fig, axes = plt.subplots(1, 3 if transfers else 2, figsize=(19 if transfers else 13, 5.6))
 
     def bars(ax: Any, groups: list[Any], value: Any, names: list[str]) -> None:
         width = 0.8 / len(names)
@@ -883,19 +887,22 @@ def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
     ax.set_ylabel("calls/s (log, higher is better)")
     ax.set_title("throughput of tiny calls")
 
-    ax = axes[2]
-    keys = [(mb, d, e) for mb in sizes for d in ("up", "down") for e in ("binary", "base64")]
-    movers = [c for c in names if c != "jchannel" and c in variants["stock"]["contenders"]]
-    bars(ax, keys, lambda c, k: med("stock", c, f"mbps_{k[0]}mb_{k[1]}_{k[2]}"), movers)
-    ax.set_xticks(np.arange(len(keys)), [f"{mb}MB\n{d}\n{'bin' if e == 'binary' else 'b64'}" for mb, d, e in keys],
-                  fontsize=8)  # fmt: skip
-    ax.set_ylabel("MB/s (higher is better)")
-    ax.set_title("float64 array transfer (stock server)")
+    if transfers:
+        ax = axes[2]
+        movers = [c for c in names if c != "jchannel" and c in variants["stock"]["contenders"]]
+        bars(ax, keys, lambda c, k: med("stock", c, f"mbps_{k[0]}mb_{k[1]}_{k[2]}"), movers)
+        ax.set_xticks(np.arange(len(keys)), [f"{mb}MB\n{d}\n{'bin' if e == 'binary' else 'b64'}" for mb, d, e in keys],
+                      fontsize=8)  # fmt: skip
+        ax.set_ylabel("MB/s (higher is better)")
+        ax.set_title("float64 array transfer (stock server)")
 
     m = results["machine"]
+    load = ""
+    if m.get("loadavg_start") and m.get("loadavg_end"):
+        load = f", load average {m['loadavg_start'][0]:.1f} -> {m['loadavg_end'][0]:.1f}"
     fig.suptitle(
         f"ipybridge RPC benchmark: JupyterLab {m['jupyterlab']}, ipykernel {m['ipykernel']}, "
-        f"anywidget {m['anywidget']}, Chromium {m['chromium']}, {m['cpu_count']} CPUs (shared, loaded)",
+        f"anywidget {m['anywidget']}, Chromium {m['chromium']}, {m['cpu_count']} CPUs{load}",
         fontsize=10,
     )
     fig.tight_layout()
