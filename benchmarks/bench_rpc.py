@@ -876,7 +876,7 @@ def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
     ax.set_xticks(np.arange(len(groups)), [f"{p}\n{v}" for v, p in groups])
     ax.set_ylabel("ms (log, lower is better)")
     ax.set_title("tiny call round trip, sequential")
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()  # one legend for the figure, below it: none covers a bar
 
     ax = axes[1]
     groups2 = [(v, k) for v in variants for k in INFLIGHT]
@@ -905,7 +905,8 @@ def chart(results: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
         f"anywidget {m['anywidget']}, Chromium {m['chromium']}, {m['cpu_count']} CPUs{load}",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
