@@ -126,6 +126,18 @@ export function frame(content, buffers) {
 }
 
 /**
+ * The envelope of a text message (the kernel sends a message without buffers as its envelope's JSON).
+ * @param {string} data @returns {{content: any, buffers: DataView[]}}
+ */
+export function unpackText(data) {
+  const content = JSON.parse(data);
+  if (content === null || typeof content !== "object" || !Array.isArray(content.msgs)) {
+    throw new Error("a text message must be an envelope {ipb, msgs}");
+  }
+  return { content, buffers: [] };
+}
+
+/**
  * The envelope and buffers (views into `data`, no copy) of one websocket message. A message whose buffers
  * are to be fetched (a header `[envelope, sizes, key]` and nothing after it) has `buffers: null`, `fetch`
  * (the key) and `sizes`.
@@ -404,14 +416,19 @@ export class DirectLink {
    * @param {string[]} texts @param {number} textBytes @param {Uint8Array[]} buffers
    */
   sendTexts(texts, textBytes, buffers) {
+    if (buffers.length === 0) {
+      // No buffers: a text message, the envelope's JSON (the browser encodes it; no length header, no copy).
+      this.ws.send(`{"ipb":1,"msgs":[${texts.length === 1 ? texts[0] : texts.join(",")}]}`);
+      return;
+    }
     this.ws.send(frameTexts(texts, textBytes, buffers));
   }
 
-  /** @param {ArrayBuffer} data */
+  /** @param {ArrayBuffer|string} data a binary message (`unpack`), or a text one: an envelope without buffers */
   _fromDirect(data) {
     let message;
     try {
-      message = unpack(data);
+      message = typeof data === "string" ? unpackText(data) : unpack(data);
     } catch (error) {
       console.error("ipybridge: bad message on the direct connection", error);
       return;

@@ -277,21 +277,19 @@ class Outbox:
     def post(self, item: dict[str, Any], buffers: list[memoryview] | None = None, delay: float | None = 0.0) -> None:
         """Queue an item; it leaves within ``delay`` seconds (None: the caller sets a deadline, see ``deadline``)."""
         buffers = buffers or []
-        kind = item.get("type")
         with self._lock:
-            if kind == "output" and self._items:
-                last = self._items[-1][0]
-                if last.get("type") == "output" and (last["view"], last["id"], last["stream"]) == (
-                    item["view"],
-                    item["id"],
-                    item["stream"],
-                ):
-                    last["text"] += item["text"]
-                    return
+            last = self._items[-1][0] if self._items else None
+            if (
+                item.get("type") == "output"
+                and last is not None
+                and last.get("type") == "output"
+                and (last["view"], last["id"], last["stream"]) == (item["view"], item["id"], item["stream"])
+            ):
+                last["text"] += item["text"]
+                return
             self._items.append((item, buffers))
-            if buffers:
-                self._bytes += _size(buffers)
-            if kind in _ANSWER_TYPES:
+            self._bytes += _size(buffers)
+            if item.get("type") in _ANSWER_TYPES:
                 self.answers_posted += 1
             big = self._bytes >= FLUSH_BYTES
             schedule = not big and delay is not None and (self._scheduled is None or delay < self._scheduled)

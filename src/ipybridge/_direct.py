@@ -156,6 +156,23 @@ def bulk_offsets(sizes: Sequence[int]) -> tuple[list[int], int]:
     return offsets, end
 
 
+def _read_json(text: str) -> Any:
+    """One JSON value with only JSON whitespace around it; ValueError (or RecursionError) when it is not."""
+    start = 0 if not text or text[0] not in _JSON_SPACE else len(text) - len(text.lstrip(_JSON_SPACE))
+    value, stop = _JSON_DECODE(text, start)
+    if stop != len(text) and text[stop:].strip(_JSON_SPACE):
+        raise ValueError(f"extra data after the JSON at character {stop}")
+    return value
+
+
+def unpack_text(text: str) -> Any:
+    """The envelope of a text message (a message without buffers is its envelope's JSON); ``ValueError`` if not JSON."""
+    try:
+        return _read_json(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"the message is not JSON: {exc}") from None
+
+
 def unpack(data: bytes | bytearray | memoryview) -> tuple[Any, list[memoryview]]:
     """The envelope and buffers of one websocket message; ``ValueError`` when it is malformed.
 
@@ -171,11 +188,7 @@ def unpack(data: bytes | bytearray | memoryview) -> tuple[Any, list[memoryview]]
     if end > view.nbytes:
         raise ValueError("the header is longer than the message")
     try:
-        text = str(view[_HEADER.size : end], "utf-8")
-        start = 0 if not text or text[0] not in _JSON_SPACE else len(text) - len(text.lstrip(_JSON_SPACE))
-        head, stop = _JSON_DECODE(text, start)
-        if stop != len(text) and text[stop:].strip(_JSON_SPACE):
-            raise ValueError(f"extra data after the JSON at character {stop}")
+        head = _read_json(str(view[_HEADER.size : end], "utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"the header is not JSON: {exc}") from None
     if type(head) is not list or len(head) != 2 or type(head[1]) is not list:
@@ -703,11 +716,9 @@ class _DirectHandler:
         if self.routes is None:
             self._authenticate(message)
             return
-        if isinstance(message, str):
-            self._refuse("text after authentication")
-            return
         try:
-            content, buffers = unpack(message)
+            # A message without buffers may come as text: its envelope's JSON (no header, no sizes).
+            content, buffers = (unpack_text(message), []) if isinstance(message, str) else unpack(message)
         except ValueError as exc:
             content, buffers, error = None, [], str(exc)
         msgs = content.get("msgs") if isinstance(content, dict) else None
@@ -836,10 +847,14 @@ class _DirectHandler:
 
     # ------------------------------------------------------------ kernel -> page (any thread)
     def send(self, content: dict[str, Any], buffers: list[memoryview]) -> None:
-        """Send one envelope: inline, or with its buffers to fetch (see :data:`BULK_BYTES`)."""
+        """Send one envelope: as text when it has no buffers, else inline or with its buffers to fetch (BULK_BYTES).
+
+        Text is the envelope's JSON, what the page's ``JSON.parse`` reads straight from the message event: a
+        binary message would need a length header, a copy into a buffer and a ``TextDecoder`` on each side.
+        """
         try:
             if not buffers:
-                self.send_packed(pack(content, buffers))
+                self.send_packed(_JSON_ENCODE(content).encode(), text=True)
                 return
             views = [memoryview(b).cast("B") for b in buffers]
             total = sum(v.nbytes for v in views)
@@ -854,8 +869,8 @@ class _DirectHandler:
             if routes is not None and routes._unencoded:
                 routes.keep_sent()  # the answers in it, now that they are on their way
 
-    def send_packed(self, data: bytes, bulk: tuple[str, _Bulk] | None = None) -> None:
-        """Send one binary websocket message (``pack``'s bytes) to the page; any thread, never blocks.
+    def send_packed(self, data: bytes, bulk: tuple[str, _Bulk] | None = None, text: bool = False) -> None:
+        """Send one websocket message to the page: binary (``pack``'s bytes) or ``text``; any thread, never blocks.
 
         In order per connection: the frame goes straight to the socket when nothing is waiting for it and
         the socket takes it whole; else what is left waits in order for a thread that writes it (started
@@ -870,7 +885,7 @@ class _DirectHandler:
         if over:  # the page does not keep up: no unbounded buffer in the kernel
             self._too_slow()
             return
-        self._write([_frame_header(size), data], size, bulk)
+        self._write([_frame_header(size, _TEXT_FIN if text else _BINARY_FIN), data], size, bulk)
 
     def _write(self, parts: list[Any], size: int, bulk: tuple[str, _Bulk] | None = None) -> None:
         with self._write_lock:
@@ -1007,13 +1022,20 @@ def _bound_messages(proto: Any, limit: int) -> None:
         proto.max_size = limit
 
 
-def _frame_header(size: int) -> bytes:
-    """The header of one final, unmasked binary websocket frame of ``size`` bytes (RFC 6455, 5.2)."""
+def _frame_header(size: int, first: int = 0x82) -> bytes:
+    """The header of one final, unmasked websocket frame of ``size`` bytes (RFC 6455, 5.2).
+
+    ``first``: its first byte, FIN and the opcode (``_BINARY_FIN`` or ``_TEXT_FIN``).
+    """
     if size < 126:
-        return bytes((0x82, size))
+        return bytes((first, size))
     if size < 1 << 16:
-        return _FRAME16.pack(0x82, 126, size)
-    return _FRAME64.pack(0x82, 127, size)
+        return _FRAME16.pack(first, 126, size)
+    return _FRAME64.pack(first, 127, size)
+
+
+_BINARY_FIN = 0x82
+_TEXT_FIN = 0x81
 
 
 _FRAME16 = struct.Struct("!BBH")

@@ -67,7 +67,14 @@ class FakeSocket {
   }
   /** Everything the page sent after authenticating, its `use` item included. */
   items() {
-    return this.sent.filter((d) => typeof d !== "string").flatMap((d) => unpack(d.buffer.slice(d.byteOffset)).content.msgs);
+    // Text after the authentication (which has no msgs) is an envelope without buffers.
+    return this.sent.flatMap((d) =>
+      typeof d === "string" ? (JSON.parse(d).msgs ?? []) : unpack(d.buffer.slice(d.byteOffset)).content.msgs,
+    );
+  }
+  /** A message without buffers as the kernel sends it: text, its envelope's JSON. */
+  fromKernelText(msgs) {
+    this.onmessage?.({ data: JSON.stringify({ ipb: 1, msgs }) });
   }
   requests() {
     return this.items().filter((i) => i.type !== "transport");
@@ -202,6 +209,31 @@ test("calls go over the socket once it is ready, answers come back on it", async
   model.fromKernel([marker(client, "direct")]);
   ws.fromKernel([{ type: "result", view: client.viewId, id: call.id, value: 3 }]);
   assert.equal(await answer, 3);
+});
+
+test("a message without buffers goes and comes as text, one with buffers as binary; a bad text message is dropped", async (t) => {
+  const { model, client, ws } = await connected();
+  model.fromKernel([marker(client, "direct")]);
+  const plain = client.call("echo", [{ a: 1, s: "é" }]);
+  await tick();
+  const withArray = client.call("sum", [new Float64Array([1, 2])]);
+  await tick();
+  const sent = ws.sent.slice(2); // after the authentication (text) and the "use" item (binary)
+  assert.equal(sent.length, 2);
+  assert.equal(typeof sent[0], "string");
+  const text = JSON.parse(sent[0]);
+  assert.equal(text.ipb, 1);
+  assert.deepEqual([text.msgs.length, text.msgs[0].name, text.msgs[0].args], [1, "echo", [{ a: 1, s: "é" }]]);
+  assert.ok(sent[1] instanceof Uint8Array);
+  const [echo, sum] = ws.requests();
+  const errors = t.mock.method(console, "error", () => {});
+  ws.onmessage?.({ data: "not json" });
+  ws.onmessage?.({ data: JSON.stringify({ ipb: 1 }) });
+  assert.equal(errors.mock.callCount(), 2);
+  ws.fromKernelText([{ type: "result", view: client.viewId, id: echo.id, value: { a: 1, s: "é" } }]);
+  ws.fromKernel([{ type: "result", view: client.viewId, id: sum.id, value: 3 }]);
+  assert.deepEqual(await plain, { a: 1, s: "é" });
+  assert.equal(await withArray, 3);
 });
 
 test("direct items wait for the comm's marker, so output never overtakes what the comm sent first", async () => {

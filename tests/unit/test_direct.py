@@ -26,7 +26,7 @@ import tornado.websocket
 
 from ipybridge import _direct
 from ipybridge._core import BridgeCore
-from ipybridge._direct import DirectEndpoint, DirectRoutes, pack, unpack
+from ipybridge._direct import DirectEndpoint, DirectRoutes, pack, unpack, unpack_text
 
 from .fakepage import FakePage, envelope
 
@@ -106,7 +106,8 @@ def is_marker(item: dict[str, Any], transport: str, view: str = "v1") -> bool:
 async def read_items(ws: Any) -> tuple[list[dict[str, Any]], list[memoryview]]:
     message = await ws.read_message()
     assert message is not None, "the connection closed"
-    content, buffers = unpack(message)
+    # A message without buffers comes as text (its envelope's JSON), one with buffers as binary.
+    content, buffers = (unpack_text(message), []) if isinstance(message, str) else unpack(message)
     return content["msgs"], buffers
 
 
@@ -135,6 +136,41 @@ def test_pack_and_unpack_are_inverse_and_refuse_malformed_messages() -> None:
     latin1 = head.decode().encode("latin-1")
     with pytest.raises(ValueError, match="not JSON"):
         unpack(len(latin1).to_bytes(4, "little") + latin1)
+
+
+def test_a_message_without_buffers_goes_both_ways_as_text_and_a_bad_one_gets_a_protocol_error(
+    endpoint: DirectEndpoint, core: BridgeCore
+) -> None:
+    core.expose(lambda a, b: a + b, "add")
+    core.expose(lambda n: np.arange(n, dtype=np.uint8), "bytes_of")
+
+    async def scenario() -> list[Any]:
+        ws = await authenticated(endpoint)
+        got = []
+        content, _ = envelope(call_item(1, "add", 2, 3))
+        await ws.write_message(json.dumps(content))  # text: the envelope's JSON
+        got.append(await ws.read_message())
+        await ws.write_message(pack(*envelope(call_item(2, "bytes_of", 3))), binary=True)
+        got.append(await ws.read_message())
+        for bad in ["{", "[1, 2]", '{"ipb": 1, "msgs": [{"type": "call", "view": "v1", "id": 3}]} x']:
+            await ws.write_message(bad)
+            got.append(await ws.read_message())
+        await ws.write_message(json.dumps(envelope(call_item(4, "add", 1, 1))[0]))  # still open, still served
+        got.append(await ws.read_message())
+        ws.close()
+        return got
+
+    answer, array, *bad, last = run(scenario())
+    assert isinstance(answer, str)
+    assert unpack_text(answer)["msgs"] == [{"type": "result", "view": "v1", "id": 1, "value": 5}]
+    assert isinstance(array, bytes)  # buffers: binary
+    content, buffers = unpack(array)
+    assert content["msgs"][0]["id"] == 2
+    assert [bytes(b) for b in buffers] == [b"\x00\x01\x02"]
+    for message in bad:
+        (item,) = unpack_text(message)["msgs"]
+        assert item["type"] == "protocol_error", item
+    assert unpack_text(last)["msgs"][0]["value"] == 2
 
 
 def test_only_loopback_origins_are_browsers_we_accept() -> None:
@@ -1252,7 +1288,9 @@ def test_fragmented_messages_are_joined_and_bounded_as_a_whole(
     client.send_fragments([pack(*envelope({"type": "transport", "transport": "direct"}))])
     message = pack(*envelope(call_item(1, "sink", b"x" * 40_000)))
     client.send_fragments([message[:7], message[7:30_000], message[30_000:]])
-    answer = unpack(client.next_event().data)[0]["msgs"][0]
+    event = client.next_event()
+    assert event.opcode.name == "TEXT"  # an answer without buffers: its envelope's JSON
+    answer = unpack_text(event.data.decode())["msgs"][0]
     assert (answer["id"], answer["value"]) == (1, 40_000)
     # 3 x 30 kB frames: each under the bound, the message over it
     too_big = pack(*envelope(call_item(2, "sink", b"y" * 90_000)))

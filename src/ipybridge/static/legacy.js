@@ -279,6 +279,13 @@ function frame(content, buffers) {
     [parts.head, ...parts.views]
   );
 }
+function unpackText(data) {
+  const content = JSON.parse(data);
+  if (content === null || typeof content !== "object" || !Array.isArray(content.msgs)) {
+    throw new Error("a text message must be an envelope {ipb, msgs}");
+  }
+  return { content, buffers: [] };
+}
 function unpack(data) {
   const length = data.byteLength;
   if (length < 4) throw new Error("a direct message needs a 4-byte header length");
@@ -493,13 +500,17 @@ var DirectLink = class {
    * @param {string[]} texts @param {number} textBytes @param {Uint8Array[]} buffers
    */
   sendTexts(texts, textBytes, buffers) {
+    if (buffers.length === 0) {
+      this.ws.send(`{"ipb":1,"msgs":[${texts.length === 1 ? texts[0] : texts.join(",")}]}`);
+      return;
+    }
     this.ws.send(frameTexts(texts, textBytes, buffers));
   }
-  /** @param {ArrayBuffer} data */
+  /** @param {ArrayBuffer|string} data a binary message (`unpack`), or a text one: an envelope without buffers */
   _fromDirect(data) {
     let message;
     try {
-      message = unpack(data);
+      message = typeof data === "string" ? unpackText(data) : unpack(data);
     } catch (error) {
       console.error("ipybridge: bad message on the direct connection", error);
       return;
