@@ -585,9 +585,8 @@ class BridgeCore:
         with self._lock:
             self._messages_received += 1
             self._requests_received += 1
-        key = (item.view, item.id)
         job = _SyncCall(self, item.view, item.id, fn, item.args, item.kwargs or _NO_KWARGS, f"{item.name}()", None)
-        self._running[key] = job
+        self._running[(item.view, item.id)] = job
         if runner.run_inline(self._worker, job):
             return True
         # The worker is busy: the call waits for it, its answer for the other messages' (see _Envelope). The

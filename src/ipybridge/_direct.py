@@ -1022,7 +1022,11 @@ def _bound_messages(proto: Any, limit: int) -> None:
         proto.max_size = limit
 
 
-def _frame_header(size: int, first: int = 0x82) -> bytes:
+_BINARY_FIN = 0x82  # a frame's first byte: FIN, and the binary or the text opcode
+_TEXT_FIN = 0x81
+
+
+def _frame_header(size: int, first: int = _BINARY_FIN) -> bytes:
     """The header of one final, unmasked websocket frame of ``size`` bytes (RFC 6455, 5.2).
 
     ``first``: its first byte, FIN and the opcode (``_BINARY_FIN`` or ``_TEXT_FIN``).
@@ -1032,10 +1036,6 @@ def _frame_header(size: int, first: int = 0x82) -> bytes:
     if size < 1 << 16:
         return _FRAME16.pack(first, 126, size)
     return _FRAME64.pack(first, 127, size)
-
-
-_BINARY_FIN = 0x82
-_TEXT_FIN = 0x81
 
 
 _FRAME16 = struct.Struct("!BBH")

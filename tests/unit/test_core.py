@@ -382,8 +382,9 @@ def test_a_lone_call_that_finds_the_worker_busy_is_answered_when_the_worker_ran_
     core.expose(lambda: "pong", "ping")
     call(core, 1, "ask")  # over the comm: it runs on the worker and waits there
     deadline = time.monotonic() + 10
-    while ("v1", 1) not in core._running and time.monotonic() < deadline:
+    while core._worker.running() is None and time.monotonic() < deadline:
         time.sleep(0.005)
+    assert core._worker.running() is not None  # ask() holds the worker
     submit = core._worker.submit
 
     def submit_then_lose_the_cpu(job: Any) -> None:

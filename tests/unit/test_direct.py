@@ -451,8 +451,11 @@ def test_a_call_that_finds_the_worker_busy_waits_for_it_and_runs_on_the_worker(
     async def scenario() -> Any:
         ws = await authenticated(endpoint)
         await ws.write_message(pack(*envelope(call_item(1, "where"))), binary=True)
-        await asyncio.sleep(0.2)
-        assert order == []  # it waits for the worker, in order
+        deadline = time.monotonic() + 10
+        while ("v1", 1) not in core._running and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert ("v1", 1) in core._running  # received...
+        assert order == []  # ...and waiting for the worker, in order
         gate.set()
         while True:
             items, _ = await read_items(ws)
